@@ -1,0 +1,227 @@
+"""`pepm`: the command line, thin over the same functions the Dagster assets call.
+
+Every stage runs through Dagster on the project's instance (DAGSTER_HOME=<project>/.dagster by
+default), so what you run here shows in `pepm dev` (the Dagster UI).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .core import dvc
+from .core.config import ConfigError, list_profiles, load_common, project_root, resolve_profile
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Raw corpora: import the shipped copy, version with DVC.")
+app.add_typer(data_app, name="data")
+console = Console(soft_wrap=True)
+
+PROFILE = typer.Option(..., "--profile", "-p", help="configs/profiles/<name>.yml")
+OVERRIDE = typer.Option(None, "--override", "-o", help="key.sub=value on top of the profile (repeatable)")
+SHIPPED = Path("data") / "shipped" / "corpora.tar.xz"
+
+
+def _root() -> Path:
+    try:
+        return project_root()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _instance(root: Path):
+    from .defs.instance import ensure_dagster_home
+
+    ensure_dagster_home(root)
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+@app.command()
+def validate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+    """Check a profile + overrides against every config, without running anything."""
+    root = _root()
+    try:
+        params = resolve_profile(root, profile, override or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+    console.print(f"[green]ok[/] {profile}: dataset {params.dataset_id}, view {params.view}, params hash {params.params_hash}")
+
+
+@app.command()
+def prepare(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+    """Parse, label, balance, split and write model formats for the profile's dataset x view."""
+    _run_prepare(_root(), profile, override or [])
+
+
+def _run_prepare(root: Path, profile: str, overrides: list[str]) -> None:
+    from .defs import runner
+
+    try:
+        params = resolve_profile(root, profile, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    instance = _instance(root)
+    steps = 2 + len(params.dataset.corpus_ids) + 1
+    started = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        task = progress.add_task(f"prepare {profile}", total=steps)
+
+        def on_step(name: str) -> None:
+            if progress.tasks[task].description != f"prepare {profile}":
+                progress.advance(task)
+            progress.update(task, description=f"prepare {profile}: {name}")
+
+        try:
+            report = runner.prepare(root, profile, overrides, instance, on_step=on_step)
+        except (runner.StageFailed, ConfigError) as exc:
+            _fail(str(exc), 1)
+        progress.update(task, completed=steps, description=f"prepare {profile}: done")
+    _print_report(root, report, time.perf_counter() - started)
+
+
+def _print_report(root: Path, report, seconds: float) -> None:
+    import json
+
+    from .core.paths import ProjectPaths
+
+    params = report.params
+    paths = ProjectPaths(root)
+    meta = json.loads((paths.view_dir(params.dataset_id, params.view) / "meta_view.json").read_text(encoding="utf-8"))
+    table = Table(title=f"{params.dataset_id} / {params.view}  (params {params.params_hash}, seed {params.seed})")
+    table.add_column("label")
+    table.add_column("train", justify="right")
+    table.add_column("job", justify="right")
+    for label, n in meta["split"]["train_label_counts"].items():
+        table.add_row(label, str(n), str(meta["split"]["job_label_counts"].get(label, 0)))
+    console.print(table)
+    failed = [name for name, ok in report.checks.items() if not ok]
+    console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {failed}[/]" if failed else ""))
+    if report.skipped:
+        console.print(f"fresh, not re-run: {', '.join(report.skipped)}")
+    console.print(f"excluded: {meta['excluded_by_reason']}")
+    console.print(f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/")
+    console.print(f"{len(report.runs)} Dagster runs in {seconds:.1f}s; see them with `pepm dev`")
+
+
+@app.command()
+def run(
+    stage: str = typer.Option("prepare", "--stage", "-s", help="prepare (train/evaluate/pipeline come with the training stage)"),
+    profile: str = PROFILE,
+    override: Optional[List[str]] = OVERRIDE,
+) -> None:
+    """The older interface (`make run STAGE=... PROFILE=...`): run one stage of a profile."""
+    if stage != "prepare":
+        _fail(f"stage {stage!r} is not available yet (available: prepare)")
+    _run_prepare(_root(), profile, override or [])
+
+
+@app.command()
+def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", help="profiles to show (default: all)")) -> None:
+    """Show which partitions Dagster considers fresh, stale or missing."""
+    from .definitions import build_definitions
+    from .defs.partitions import view_key
+    from .defs.staleness import stale_status
+
+    root = _root()
+    instance = _instance(root)
+    defs = build_definitions(root)
+    table = Table(title="staleness (after `pepm observe`)")
+    for col in ("asset", "partition", "status", "why"):
+        table.add_column(col)
+    for name in profile or list_profiles(root):
+        params = resolve_profile(root, name)
+        for cid in params.dataset.corpus_ids:
+            st, why = stale_status(instance, defs, "corpus_docs", cid)
+            table.add_row("corpus_docs", cid, st, "; ".join(why))
+        key = str(view_key(params.dataset_id, params.view))
+        for asset in ("view_split", "model_formats"):
+            st, why = stale_status(instance, defs, asset, key)
+            table.add_row(asset, key, st, "; ".join(why))
+    console.print(table)
+
+
+@app.command()
+def observe() -> None:
+    """Record current DVC hashes and params hashes (what the hourly schedules do)."""
+    from .definitions import build_definitions
+    from .defs import runner
+    from .defs.jobs import OBSERVE_PARAMS, OBSERVE_RAW
+
+    root = _root()
+    instance = _instance(root)
+    defs = build_definitions(root)
+    for job in (OBSERVE_RAW, OBSERVE_PARAMS):
+        runner._execute(defs, job, instance)
+    console.print("observed raw_tei and view_params")
+
+
+@data_app.command("import")
+def data_import(no_dvc: bool = typer.Option(False, "--no-dvc", help="only unpack, do not dvc add/push")) -> None:
+    """Unpack the shipped corpora into data/raw/<corpus>/, then `dvc add` and `dvc push` them."""
+    root = _root()
+    common = load_common(root)
+    archive = root / SHIPPED
+    if not archive.is_file():
+        _fail(f"{SHIPPED} not found")
+    written = dvc.unpack_shipped(archive, root / "data" / "raw", [cid for cid, c in common.corpora.items() if c.path.startswith("data/raw/")])
+    console.print(f"unpacked: {[str(p.relative_to(root)) for p in written] or 'nothing (already there)'}")
+    if not no_dvc:
+        try:
+            dvc.track_and_push(root, [c.path for c in common.corpora.values()])
+        except dvc.DvcError as exc:
+            _fail(str(exc), 1)
+        console.print("tracked with DVC and pushed to the default remote (.dvc-storage/)")
+
+
+@app.command()
+def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
+    """Start the Dagster UI (`dagster dev`) on the project's instance."""
+    from .defs.instance import ensure_dagster_home
+
+    root = _root()
+    ensure_dagster_home(root)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
+    raise typer.Exit(subprocess.call(cmd, cwd=root, env={**os.environ, "PEPM_ROOT": str(root)}))
+
+
+@app.command()
+def bench(
+    what: str = typer.Argument("extract", help="extract"),
+    corpus: str = typer.Option("mpt", help="corpus to measure"),
+    replicas: int = typer.Option(20, help="largest replication factor for the memory test"),
+) -> None:
+    """Benchmarks with their plain baselines measured in the same run (benchmarks/)."""
+    root = _root()
+    script = root / "benchmarks" / f"bench_{what}.py"
+    if not script.is_file():
+        _fail(f"no benchmark {what!r} ({script} not found)")
+    raise typer.Exit(subprocess.call([sys.executable, str(script), "--corpus", corpus, "--replicas", str(replicas)], cwd=root))
+
+
+@app.command()
+def demo() -> None:
+    """README command 1: import the shipped corpora, then prepare every profile flagged for the demo."""
+    root = _root()
+    data_import(no_dvc=False)
+    for name in ("ideo_quick", "ideo_multi"):
+        _run_prepare(root, name, [])
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,34 @@
+"""Resample the train set up to the largest class (`target: max`) or to a fixed count.
+
+Applied to train only, after the split: duplicated rows must never land in the job set.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from . import LABEL, REGISTRY, Strategy, StrategyParams
+
+
+class OversampleParams(StrategyParams):
+    target: int | Literal["max"] = Field("max")
+
+
+@REGISTRY.register("oversample")
+class Oversample(Strategy):
+    params_model = OversampleParams
+    stage = "train"
+
+    def resample(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        counts = df[LABEL].value_counts()
+        target = int(counts.max()) if self.params.target == "max" else int(self.params.target)
+        parts = []
+        for label, group in df.groupby(LABEL, sort=True):
+            extra = max(0, target - len(group))
+            parts.append(group)
+            if extra:
+                parts.append(group.iloc[rng.integers(0, len(group), size=extra)])
+        return pd.concat(parts)

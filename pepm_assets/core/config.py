@@ -1,0 +1,404 @@
+"""Configuration as validated data: YAML files -> typed objects, errors that name the file and the key.
+
+A *profile* (configs/profiles/<name>.yml) is a preset of every parameter of a run; *overrides*
+(`key.sub=value`) are applied on top of it before validation, so a bad override fails exactly like a
+bad file. `resolve_profile` cross-checks the profile against the common configs (corpora, datasets,
+hardware, balance, label map) and returns `ResolvedParams`, whose `params_hash` identifies the
+content of everything downstream. Nothing is read from disk after this point that is not in it.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+FAMILIES = ("check", "sklearn", "spacy", "hf", "cluster")
+MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before any work starts. Its message names file and key."""
+
+    def __init__(self, source: str, key: str | None, message: str) -> None:
+        self.source, self.key, self.message = source, key, message
+        where = f"{source}: key '{key}'" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- common configs
+class CorpusConfig(Strict):
+    path: str = Field(description="folder of TEI files, relative to the project root")
+    dialect: str
+    dialect_options: dict[str, Any] = {}
+    glob: str = "*.xml"
+    language: str = "fr"
+    max_reject_rate: float = Field(0.05, ge=0, le=1, description="quality gate on parse rejects")
+    description: str = ""
+
+
+class DatasetConfig(Strict):
+    corpus_ids: list[str] = Field(min_length=1)
+    merge_mode: Literal["single", "merged", "juxtaposed", "separate"] = "single"
+    source_field: str = "corpus_id"
+    compare_by: list[str] = []
+    description: str = ""
+
+
+class HardwarePreset(Strict):
+    threads: int = Field(1, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(256, ge=8)
+    ram_gb: float = Field(4.0, gt=0)
+    max_train_docs_check: int | None = None
+    max_train_docs_sklearn: int | None = None
+    max_train_docs_spacy: int | None = None
+    max_train_docs_hf: int | None = None
+    max_train_docs_cluster: int | None = None
+
+
+class CommonConfig(Strict):
+    corpora: dict[str, CorpusConfig]
+    datasets: dict[str, DatasetConfig]
+    hardware: dict[str, HardwarePreset]
+    balance_presets: dict[str, dict[str, dict[str, Any]]]
+    models: dict[str, dict[str, Any]] = {}
+
+
+# ---------------------------------------------------------------- profiles
+class DataOverride(Strict):
+    corpus_ids: list[str] | None = None
+    merge_mode: Literal["single", "merged", "juxtaposed", "separate"] | None = None
+    source_field: str | None = None
+
+
+class AnalysisConfig(Strict):
+    compare_by: list[str] | None = None
+
+
+class SplitConfig(Strict):
+    stratify: bool = True
+    group_by: str | None = Field(None, description="column kept on one side of the split (e.g. speaker)")
+
+
+class FilterConfig(Strict):
+    min_tokens: int = Field(1, ge=0)
+    max_docs_per_corpus: int | None = Field(None, ge=1)
+    dedup: bool = True
+
+
+class FormatsConfig(Strict):
+    spacy_shard_size: int = Field(2000, ge=1)
+    spacy_language: str = "fr"
+
+
+class QualityConfig(Strict):
+    min_docs_per_class: int = Field(20, ge=1)
+    max_reject_rate: float = Field(0.05, ge=0, le=1)
+
+
+class Profile(Strict):
+    profile: str
+    description: str = ""
+    dataset_id: str
+    view: str
+    label_map: str = "ideology.yml"
+    data: DataOverride = DataOverride()
+    analysis: AnalysisConfig = AnalysisConfig()
+    families: list[str] = list(FAMILIES)
+    models: list[str] | None = None
+    hardware_preset: str = "small"
+    balance_strategy: str = "none"
+    balance_preset: str = "default"
+    balance_params: dict[str, Any] = {}
+    train_prop: float = Field(0.8, gt=0, lt=1)
+    seed: int = 42
+    split: SplitConfig = SplitConfig()
+    filters: FilterConfig = FilterConfig()
+    formats: FormatsConfig = FormatsConfig()
+    quality: QualityConfig = QualityConfig()
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        unknown = [f for f in value if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {list(FAMILIES)}")
+        return value
+
+
+class ResolvedParams(Strict):
+    """Everything a prepare run depends on, resolved; `params_hash` fingerprints it."""
+
+    profile: str
+    overrides: list[str]
+    dataset_id: str
+    dataset: DatasetConfig
+    corpora: dict[str, CorpusConfig]
+    view: str
+    label_map: str
+    label_map_sha256: str
+    families: list[str]
+    models: list[str] | None
+    hardware_preset: str
+    hardware: HardwarePreset
+    balance_strategy: str
+    balance_preset: str
+    balance: dict[str, Any]
+    train_prop: float
+    seed: int
+    split: SplitConfig
+    filters: FilterConfig
+    formats: FormatsConfig
+    quality: QualityConfig
+
+    @property
+    def compare_by(self) -> list[str]:
+        return list(self.dataset.compare_by)
+
+    def hashed_part(self) -> dict[str, Any]:
+        """What decides the content of a view: the profile name and the wording of overrides do not."""
+        data = self.model_dump(mode="json")
+        for key in ("profile", "overrides", "families", "models", "hardware_preset", "hardware"):
+            data.pop(key)
+        return data
+
+    @property
+    def params_hash(self) -> str:
+        blob = json.dumps(self.hashed_part(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- loading helpers
+def project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """PEPM_ROOT, else the nearest folder above `start` (or cwd) holding configs/common/corpora.yml."""
+    env = os.environ.get("PEPM_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "configs" / "common" / "corpora.yml").is_file():
+            return candidate
+    package_parent = Path(__file__).resolve().parents[2]
+    if (package_parent / "configs" / "common" / "corpora.yml").is_file():
+        return package_parent
+    raise ConfigError(str(here), None, "no pepm project here (configs/common/corpora.yml not found); set PEPM_ROOT")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
+    shown = _rel(path, root) if root else str(path)
+    if not path.is_file():
+        raise ConfigError(shown, None, "file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(shown, None, f"invalid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(shown, None, f"expected a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def validate(model: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:
+    """Validate `data` into `model`; the first error becomes a ConfigError naming the dotted key."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and err["type"] not in ("missing",):
+            msg = f"{msg} (got {err['input']!r})"
+        raise ConfigError(source, key or None, msg) from None
+
+
+class _CorporaFile(Strict):
+    corpora: dict[str, CorpusConfig]
+
+
+class _DatasetsFile(Strict):
+    datasets: dict[str, DatasetConfig]
+
+
+class _HardwareFile(Strict):
+    hardware: dict[str, HardwarePreset]
+
+
+class _BalanceFile(Strict):
+    presets: dict[str, dict[str, dict[str, Any]]]
+
+
+class _ModelsFile(Strict):
+    models: dict[str, dict[str, Any]] = {}
+
+
+def load_common(root: Path) -> CommonConfig:
+    """Read and validate configs/common/*.yml (models.yml is optional until models are trained)."""
+    common = root / "configs" / "common"
+
+    def read(filename: str, model: type[Strict], optional: bool = False) -> Any:
+        path = common / filename
+        if optional and not path.exists():
+            return model()
+        return validate(model, load_yaml(path, root), _rel(path, root))
+
+    return CommonConfig(
+        corpora=read("corpora.yml", _CorporaFile).corpora,
+        datasets=read("datasets.yml", _DatasetsFile).datasets,
+        hardware=read("hardware.yml", _HardwareFile).hardware,
+        balance_presets=read("balance.yml", _BalanceFile).presets,
+        models=read("models.yml", _ModelsFile, optional=True).models,
+    )
+
+
+# ---------------------------------------------------------------- overrides
+def parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}", None, "expected key.sub=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r}", key or None, "empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}", ".".join(path), f"'{part}' is not a mapping")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+# ---------------------------------------------------------------- resolution
+def profile_path(root: Path, name: str) -> Path:
+    return root / "configs" / "profiles" / f"{name}.yml"
+
+
+def list_profiles(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / "configs" / "profiles").glob("*.yml"))
+
+
+def load_profile(root: Path, name: str, overrides: list[str] | None = None) -> Profile:
+    path = profile_path(root, name)
+    shown = _rel(path, root)
+    if not path.is_file():
+        known = ", ".join(list_profiles(root)) or "none"
+        raise ConfigError(shown, None, f"profile {name!r} not found (known: {known})")
+    raw = load_yaml(path, root)
+    raw.setdefault("profile", name)
+    overrides = list(overrides or [])
+    if overrides:
+        shown = f"{shown} + overrides {overrides}"
+    return validate(Profile, apply_overrides(raw, overrides), shown)
+
+
+def default_profile(dataset_id: str, view: str) -> Profile:
+    """The parameters a dataset x view partition gets when no profile is named (e.g. from the UI)."""
+    return Profile(profile="default", dataset_id=dataset_id, view=view)
+
+
+def resolve_profile(
+    root: Path,
+    profile: Profile | str,
+    overrides: list[str] | None = None,
+    common: CommonConfig | None = None,
+) -> ResolvedParams:
+    """Profile + overrides + common configs -> ResolvedParams, or a ConfigError before any work."""
+    from . import balance, labels  # local: keeps `config` importable on its own
+    from .tei import dialects
+
+    overrides = list(overrides or [])
+    if isinstance(profile, str):
+        prof = load_profile(root, profile, overrides)
+    else:
+        prof = validate(Profile, apply_overrides(profile.model_dump(), overrides), f"profile {profile.profile!r}") if overrides else profile
+    source = _rel(profile_path(root, prof.profile), root) if prof.profile != "default" else "default profile"
+    if overrides:
+        source += f" + overrides {overrides}"
+    common = common or load_common(root)
+
+    if prof.dataset_id not in common.datasets:
+        raise ConfigError(source, "dataset_id", f"unknown dataset {prof.dataset_id!r} (declared in configs/common/datasets.yml: {sorted(common.datasets)})")
+    dataset = common.datasets[prof.dataset_id]
+    patch = {k: v for k, v in prof.data.model_dump().items() if v is not None}
+    if prof.analysis.compare_by is not None:
+        patch["compare_by"] = prof.analysis.compare_by
+    if patch:
+        dataset = dataset.model_copy(update=patch)
+    for i, cid in enumerate(dataset.corpus_ids):
+        if cid not in common.corpora:
+            raise ConfigError(source, f"data.corpus_ids.{i}", f"unknown corpus {cid!r} (declared in configs/common/corpora.yml: {sorted(common.corpora)})")
+    if dataset.merge_mode == "single" and len(dataset.corpus_ids) != 1:
+        raise ConfigError(source, "data.merge_mode", f"'single' needs exactly one corpus, got {dataset.corpus_ids}")
+    corpora = {cid: common.corpora[cid] for cid in dataset.corpus_ids}
+    for cid, corpus in corpora.items():
+        if corpus.dialect not in dialects.REGISTRY:
+            raise ConfigError("configs/common/corpora.yml", f"corpora.{cid}.dialect", f"unknown dialect {corpus.dialect!r} (known: {dialects.REGISTRY.names()})")
+
+    if prof.hardware_preset not in common.hardware:
+        raise ConfigError(source, "hardware_preset", f"unknown hardware preset {prof.hardware_preset!r} (known: {sorted(common.hardware)})")
+
+    label_map_path = root / "configs" / "label_maps" / prof.label_map
+    label_map = labels.load_label_map(label_map_path, root)
+    if prof.view not in label_map.views:
+        raise ConfigError(source, "view", f"unknown view {prof.view!r} (views of {prof.label_map}: {sorted(label_map.views)})")
+
+    balance_params = balance.resolve(prof.balance_strategy, prof.balance_preset, prof.balance_params, common.balance_presets, source)
+
+    return ResolvedParams(
+        profile=prof.profile,
+        overrides=overrides,
+        dataset_id=prof.dataset_id,
+        dataset=dataset,
+        corpora=corpora,
+        view=prof.view,
+        label_map=prof.label_map,
+        label_map_sha256=label_map.fingerprint,
+        families=prof.families,
+        models=prof.models,
+        hardware_preset=prof.hardware_preset,
+        hardware=common.hardware[prof.hardware_preset],
+        balance_strategy=prof.balance_strategy,
+        balance_preset=prof.balance_preset,
+        balance=balance_params,
+        train_prop=prof.train_prop,
+        seed=prof.seed,
+        split=prof.split,
+        filters=prof.filters,
+        formats=prof.formats,
+        quality=prof.quality,
+    )

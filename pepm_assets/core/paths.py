@@ -1,0 +1,37 @@
+"""Where every output lives (spec paths). One place, so assets, CLI and tests agree."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    root: Path
+
+    def raw(self, corpus_path: str) -> Path:
+        return self.root / corpus_path
+
+    def dvc_pointer(self, corpus_path: str) -> Path:
+        return self.root / f"{corpus_path}.dvc"
+
+    def corpus_dir(self, corpus_id: str) -> Path:
+        """Parsed corpus: docs.parquet, rejects.parquet, parse_stats.json."""
+        return self.root / "data" / "interim" / "_corpora" / corpus_id
+
+    def actors_dir(self, corpus_id: str) -> Path:
+        return self.root / "data" / "interim" / "_actors" / corpus_id
+
+    def view_dir(self, dataset_id: str, view: str) -> Path:
+        """train.tsv, job.tsv, meta_view.json."""
+        return self.root / "data" / "interim" / dataset_id / view
+
+    def processed_dir(self, dataset_id: str, view: str) -> Path:
+        """Model formats and meta_formats.json."""
+        return self.root / "data" / "processed" / dataset_id / view
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(self.root))
+        except ValueError:
+            return str(path)

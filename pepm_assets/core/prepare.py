@@ -1,0 +1,152 @@
+"""A view of a dataset: parsed corpora -> labels -> quality filters -> balance -> split -> TSV files.
+
+`build_view` is the whole prepare stage for one dataset x view, as one plain function: the Dagster
+asset `view_split` and the tests call it the same way.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import balance, labels, split
+from .atomic import atomic_path, write_json
+from .config import ResolvedParams
+from .paths import ProjectPaths
+
+TSV_BASE = ["doc_id", "label", "speaker", "group", "date", "n_tokens"]
+
+
+class ViewError(ValueError):
+    """The view cannot be built from this data (e.g. no document gets a label)."""
+
+
+@dataclass
+class ViewResult:
+    train: pd.DataFrame
+    job: pd.DataFrame
+    meta: dict[str, Any]
+    train_path: Path
+    job_path: Path
+    meta_path: Path
+
+
+def tsv_columns(params: ResolvedParams) -> list[str]:
+    cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, "text"]
+    return list(dict.fromkeys(cols))
+
+
+def effective_compare_by(params: ResolvedParams) -> list[str]:
+    fields = list(params.compare_by)
+    if params.dataset.merge_mode == "juxtaposed" and params.dataset.source_field not in fields:
+        fields.insert(0, params.dataset.source_field)
+    return fields
+
+
+def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
+    frames = []
+    for i, cid in enumerate(params.dataset.corpus_ids):
+        df = pd.read_parquet(docs_files[cid])
+        cap = params.filters.max_docs_per_corpus
+        if cap is not None and len(df) > cap:
+            rng = np.random.default_rng([params.seed, 7, i])
+            df = df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))]
+        df[params.dataset.source_field] = cid
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    strategy = balance.build(params.balance_strategy, params.balance)
+    if strategy.stage == "pool":
+        pool = strategy.resample(pool, np.random.default_rng([params.seed, 1, salt]))
+    train, job = split.split_train_job(pool, params.train_prop, params.seed + salt, params.split.stratify, params.split.group_by)
+    if strategy.stage == "train":
+        train = strategy.resample(train, np.random.default_rng([params.seed, 2, salt]))
+    return train, job
+
+
+def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) -> ViewResult:
+    started = time.perf_counter()
+    paths = ProjectPaths(root)
+    label_map = labels.load_label_map(root / "configs" / "label_maps" / params.label_map, root)
+    if label_map.fingerprint != params.label_map_sha256:
+        raise ViewError(f"label map {params.label_map} changed since the parameters were resolved; resolve again")
+    docs = load_docs(params, docs_files)
+    n_in = len(docs)
+    for field in effective_compare_by(params) + ([params.split.group_by] if params.split.group_by else []):
+        if field not in docs.columns:
+            raise ViewError(f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})")
+
+    labelled = labels.assign_labels(docs, label_map, params.view)
+    excluded: Counter = Counter(labelled["exclusion"].dropna().value_counts().to_dict())
+    pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
+    short = pool["n_tokens"] < params.filters.min_tokens
+    if short.any():
+        excluded["too_short"] = int(short.sum())
+        pool = pool[~short]
+    if params.filters.dedup:
+        pool, dup_reasons = split.drop_duplicates(pool)
+        excluded.update(dup_reasons)
+    if pool.empty:
+        raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
+    before = pool["label"].value_counts().sort_index()
+
+    if params.dataset.merge_mode == "separate":
+        parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(params.dataset.source_field, sort=True))]
+        train = pd.concat([p[0] for p in parts])
+        job = pd.concat([p[1] for p in parts])
+    else:
+        train, job = _balance_and_split(pool, params, salt=0)
+
+    strategy = balance.build(params.balance_strategy, params.balance)
+    view_dir = paths.view_dir(params.dataset_id, params.view)
+    cols = tsv_columns(params)
+    train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
+    for df, target in ((train, train_path), (job, job_path)):
+        with atomic_path(target) as tmp:
+            df[cols].to_csv(tmp, sep="\t", index=False)
+
+    def counts(df: pd.DataFrame) -> dict[str, int]:
+        return {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()}
+
+    meta = {
+        "dataset_id": params.dataset_id,
+        "view": params.view,
+        "profile": params.profile,
+        "overrides": params.overrides,
+        "source_corpora": params.dataset.corpus_ids,
+        "source_field": params.dataset.source_field,
+        "merge_mode": params.dataset.merge_mode,
+        "compare_by": effective_compare_by(params),
+        "label_map": {"file": params.label_map, "fingerprint": label_map.fingerprint, "view": label_map.views[params.view].model_dump()},
+        "n_docs_in": n_in,
+        "n_docs_labelled": int(before.sum()),
+        "excluded_by_reason": dict(excluded.most_common()),
+        "label_counts_before_balance": {str(k): int(v) for k, v in before.items()},
+        "label_counts_after_balance": counts(pd.concat([train, job])),
+        "balance": {"strategy": params.balance_strategy, "preset": params.balance_preset, "params": params.balance,
+                    "stage": strategy.stage, "class_weights": strategy.class_weights(train)},
+        "split": {"train_prop": params.train_prop, "stratify": params.split.stratify, "group_by": params.split.group_by,
+                  "n_train": len(train), "n_job": len(job), "train_label_counts": counts(train), "job_label_counts": counts(job),
+                  "by_source": {str(k): int(v) for k, v in pd.concat([train, job])[params.dataset.source_field].value_counts().sort_index().items()}},
+        "leakage": split.leakage(train, job, params.split.group_by),
+        "seed": params.seed,
+        "params_hash": params.params_hash,
+        "params": params.model_dump(mode="json"),
+        "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path)},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_json(meta_path, meta)
+    return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
+
+
+def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
+    read = lambda name: pd.read_csv(view_dir / name, sep="\t", dtype={"label": str, "text": str}, keep_default_na=False)  # noqa: E731
+    return read("train.tsv"), read("job.tsv")

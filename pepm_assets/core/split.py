@@ -1,0 +1,97 @@
+"""Leak-free train/job split.
+
+- Duplicates first: texts equal after normalisation are one unit. If all copies agree on the label
+  one copy is kept, if they disagree all are dropped ("Très bien !" from both sides teaches nothing);
+  either way the same normalised text can never sit in both train and job.
+- Stratified by label with `train_prop`, seeded.
+- Optionally grouped (`group_by: speaker`): each speaker's documents stay on one side, so a
+  classifier cannot score by recognising who speaks rather than which side they are on.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+LABEL = "label"
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_for_dedup(text: str) -> str:
+    return _NON_WORD.sub(" ", text.casefold()).strip()
+
+
+def text_key(texts: pd.Series) -> pd.Series:
+    return texts.map(lambda t: hashlib.blake2b(normalize_for_dedup(t).encode("utf-8"), digest_size=12).hexdigest())
+
+
+def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
+    """Keep one copy of texts whose copies agree on the label, none of those that disagree."""
+    keys = text_key(df["text"])
+    labels_per_key = df.groupby(keys)[LABEL].nunique()
+    conflicting = keys.map(labels_per_key).gt(1)
+    repeated = keys.duplicated(keep="first") & ~conflicting
+    reasons: Counter = Counter()
+    if conflicting.any():
+        reasons["conflicting_duplicate"] = int(conflicting.sum())
+    if repeated.any():
+        reasons["duplicate_text"] = int(repeated.sum())
+    kept = df[~(conflicting | repeated)].copy()
+    kept["text_key"] = keys[kept.index]
+    return kept, reasons
+
+
+def _stratified(df: pd.DataFrame, train_prop: float, rng: np.random.Generator) -> np.ndarray:
+    in_train = np.zeros(len(df), dtype=bool)
+    positions = np.arange(len(df))
+    for _, idx in df.groupby(LABEL, sort=True).indices.items():
+        idx = positions[idx]
+        n_train = int(round(len(idx) * train_prop))
+        if len(idx) >= 2:
+            n_train = min(max(n_train, 1), len(idx) - 1)  # both sides see every class
+        in_train[rng.permutation(idx)[:n_train]] = True
+    return in_train
+
+
+def _grouped(df: pd.DataFrame, train_prop: float, rng: np.random.Generator, group_by: str) -> np.ndarray:
+    """Assign whole groups (e.g. speakers) to train until each label reaches its train share."""
+    groups = df[group_by].fillna("").astype(str).to_numpy()
+    sizes = df.groupby([group_by, LABEL]).size()
+    main_label = sizes.groupby(level=0).idxmax().map(lambda pair: pair[1])
+    per_group = df.groupby(group_by).size()
+    train_groups: set[str] = set()
+    for label in sorted(main_label.unique()):
+        members = np.array(sorted(main_label[main_label == label].index))
+        target = train_prop * per_group[members].sum()
+        taken = 0
+        for g in rng.permutation(members):
+            if taken == 0 or taken + per_group[g] <= target:  # a speaker that would overshoot goes to job
+                train_groups.add(g)
+                taken += per_group[g]
+    return np.isin(groups, list(train_groups))
+
+
+def split_train_job(df: pd.DataFrame, train_prop: float, seed: int, stratify: bool = True, group_by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    if group_by:
+        if group_by not in df.columns:
+            raise KeyError(f"split.group_by: no column {group_by!r} (columns: {sorted(df.columns)})")
+        in_train = _grouped(df, train_prop, rng, group_by)
+    elif stratify:
+        in_train = _stratified(df, train_prop, rng)
+    else:
+        in_train = np.zeros(len(df), dtype=bool)
+        in_train[rng.permutation(len(df))[: int(round(len(df) * train_prop))]] = True
+    return df[in_train], df[~in_train]
+
+
+def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None) -> dict[str, int]:
+    """Counts of what is shared between train and job (all zero when the split is clean)."""
+    shared = {"shared_texts": len(set(text_key(train["text"])) & set(text_key(job["text"]))),
+              "shared_doc_ids": len(set(train["doc_id"]) & set(job["doc_id"]))}
+    if group_by:
+        shared[f"shared_{group_by}"] = len(set(train[group_by]) & set(job[group_by]))
+    return shared

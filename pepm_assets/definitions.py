@@ -1,0 +1,43 @@
+"""The one Definitions object of the code location (workspace.yaml -> pepm_assets.definitions).
+
+Partitions come from the project's configs, so the definitions are built for a project root:
+`build_definitions(root)`; `defs` is the one for the current project.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import dagster as dg
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)  # observable_source_asset is beta in 1.13
+
+from .core.config import load_common, project_root
+from .core.labels import load_label_map
+from .defs.assets.prepare import build_prepare_assets
+from .defs.jobs import build_jobs
+from .defs.resources import PepmProject
+from .defs.schedules import build_schedules
+
+
+def build_definitions(root: Path | None = None) -> dg.Definitions:
+    root = Path(root).resolve() if root else project_root()
+    common = load_common(root)
+    label_map = load_label_map(root / "configs" / "label_maps" / "ideology.yml", root)
+    # Runs launched from the UI: one process per step, started by a forkserver with pepm preloaded
+    # (cheaper than spawn); the CLI and tests execute in process. Swap for celery/dask/k8s here.
+    executor = dg.multiprocess_executor.configured({
+        "max_concurrent": int(os.environ.get("PEPM_MAX_CONCURRENT", "2")),
+        "start_method": {"forkserver": {"preload_modules": ["pepm_assets.definitions"]}},
+    })
+    return dg.Definitions(
+        assets=build_prepare_assets(common, label_map),
+        jobs=build_jobs(),
+        schedules=build_schedules(),
+        resources={"project": PepmProject(root=str(root))},
+        executor=executor,
+    )
+
+
+defs = build_definitions()

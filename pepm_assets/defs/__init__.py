@@ -1,0 +1,1 @@
+"""Thin Dagster layer over `pepm_assets.core`: partitions, assets, checks, jobs, schedules."""

@@ -1,0 +1,22 @@
+"""Jobs: one per partitioning, so a run covers exactly one corpus or one dataset x view."""
+from __future__ import annotations
+
+import dagster as dg
+
+PREPARE_CORPUS = "prepare_corpus"
+PREPARE_VIEW = "prepare_view"
+OBSERVE_RAW = "observe_raw_tei"
+OBSERVE_PARAMS = "observe_view_params"
+
+
+def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
+    return [
+        dg.define_asset_job(PREPARE_CORPUS, selection=dg.AssetSelection.assets("corpus_docs", "actor_counts"),
+                            description="Parse one corpus and count its actors."),
+        dg.define_asset_job(PREPARE_VIEW, selection=dg.AssetSelection.assets("view_split", "model_formats"),
+                            description="Label, balance, split one dataset x view and write the model formats."),
+        dg.define_asset_job(OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"),
+                            description="Record the DVC hash of every raw corpus."),
+        dg.define_asset_job(OBSERVE_PARAMS, selection=dg.AssetSelection.assets("view_params"),
+                            description="Record the params hash of every dataset x view (after editing a profile)."),
+    ]

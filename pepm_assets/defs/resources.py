@@ -1,0 +1,24 @@
+"""The project resource: where the configs and data live. Swapped by configuration in tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from ..core.config import CommonConfig, load_common, project_root
+from ..core.paths import ProjectPaths
+
+
+class PepmProject(dg.ConfigurableResource):
+    root: str = ""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root).resolve() if self.root else project_root()
+
+    @property
+    def paths(self) -> ProjectPaths:
+        return ProjectPaths(self.path)
+
+    def common(self) -> CommonConfig:
+        return load_common(self.path)
