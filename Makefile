@@ -1,0 +1,45 @@
+# pepm: `make demo` (README command 1), `make test` (README command 2), and the older interface
+# `make run STAGE=prepare PROFILE=ideo_quick OVERRIDES="train_prop=0.7 seed=1"`.
+PYTHON ?= python3
+VENV   := .venv
+PEPM   := $(VENV)/bin/pepm
+DVC    := .venv-dvc/bin/dvc
+STAGE    ?= prepare
+PROFILE  ?= ideo_quick
+OVERRIDES ?=
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export PEPM_ROOT ?= $(CURDIR)
+
+.PHONY: setup demo test run dev bench clean
+
+# Two environments on purpose: DVC (hydra -> antlr4 4.9) and Dagster (antlr4 4.13) cannot share one.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+$(DVC):
+	$(PYTHON) -m venv .venv-dvc
+	.venv-dvc/bin/pip install -q --upgrade pip
+	.venv-dvc/bin/pip install -q "dvc==3.67.1"
+
+setup: $(VENV)/.installed $(DVC)
+
+demo: setup
+	$(PEPM) demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -q
+
+run: setup
+	$(PEPM) run --stage $(STAGE) --profile $(PROFILE) $(foreach o,$(OVERRIDES),--override $(o))
+
+dev: setup
+	$(PEPM) dev
+
+bench: setup
+	$(PEPM) bench extract --corpus mpt --replicas 20
+
+clean:
+	rm -rf data/interim data/processed .dagster

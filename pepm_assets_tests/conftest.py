@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .fixtures import REPO, make_project
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "proj")
+
+
+@pytest.fixture()
+def dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real Dagster instance on SQLite in a temp DAGSTER_HOME (not an ephemeral in-memory one)."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+@pytest.fixture(autouse=True)
+def _dvc_executable(monkeypatch: pytest.MonkeyPatch) -> None:
+    candidate = REPO / ".venv-dvc" / "bin" / "dvc"
+    if "PEPM_DVC" not in os.environ and candidate.is_file():
+        monkeypatch.setenv("PEPM_DVC", str(candidate))

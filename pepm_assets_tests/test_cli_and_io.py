@@ -1,0 +1,52 @@
+"""The command line (help, validation exit codes) and atomic writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pepm_assets.cli import app
+from pepm_assets.core.atomic import atomic_dir, atomic_path, write_text
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("prepare", "run", "validate", "status", "observe", "data", "dev", "bench", "demo"):
+        assert command in result.output
+
+
+def test_validate_reports_config_errors_with_file_and_key(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEPM_ROOT", str(project))
+    ok = CliRunner().invoke(app, ["validate", "-p", "tiny_quick"])
+    assert ok.exit_code == 0 and "tiny_mpt" in ok.output
+    bad = CliRunner().invoke(app, ["validate", "-p", "tiny_quick", "-o", "balance_strategy=smote"])
+    assert bad.exit_code == 2
+    assert "configs/profiles/tiny_quick.yml" in bad.output and "balance_strategy" in bad.output
+
+
+def test_run_rejects_unknown_stage_before_work(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEPM_ROOT", str(project))
+    result = CliRunner().invoke(app, ["run", "--stage", "dance", "-p", "tiny_quick"])
+    assert result.exit_code == 2 and "dance" in result.output
+    assert not (project / "data" / "interim").exists()
+
+
+def test_atomic_writes_keep_the_old_file_when_interrupted(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "train.tsv"
+    write_text(target, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half a fi")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old\n" and list(target.parent.iterdir()) == [target]
+
+    folder = tmp_path / "shards"
+    with atomic_dir(folder) as tmp:
+        (tmp / "part-0001.spacy").write_text("a")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            (tmp / "part-0001.spacy").write_text("b")
+            raise RuntimeError("killed")
+    assert (folder / "part-0001.spacy").read_text() == "a" and [p.name for p in tmp_path.iterdir()] == ["out", "shards"]

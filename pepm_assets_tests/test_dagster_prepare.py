@@ -1,0 +1,100 @@
+"""The prepare stage through Dagster on a real (SQLite, temp DAGSTER_HOME) instance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from pepm_assets.core.paths import ProjectPaths
+from pepm_assets.definitions import build_definitions
+from pepm_assets.defs import runner
+from pepm_assets.defs.staleness import stale_status
+
+KEY = "tiny_mpt|left_right"
+
+
+def _latest(instance: dg.DagsterInstance, asset: str, partition: str):
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    assert event is not None, f"{asset} was never materialized"
+    mat = event.asset_materialization
+    return mat
+
+
+def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(project)
+    report = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
+    paths = ProjectPaths(project)
+    view_dir, processed = paths.view_dir("tiny_mpt", "left_right"), paths.processed_dir("tiny_mpt", "left_right")
+    assert {p.name for p in view_dir.iterdir()} >= {"train.tsv", "job.tsv", "meta_view.json"}
+    meta = json.loads((view_dir / "meta_view.json").read_text())
+    assert meta["seed"] == 7 and meta["params_hash"] == report.params.params_hash
+    assert meta["label_counts_before_balance"] == {"left": 36, "right": 48}
+    assert meta["split"]["n_train"] == 63 and meta["split"]["n_job"] == 21
+    formats = json.loads((processed / "meta_formats.json").read_text())
+    assert set(formats["families"]) == {"check", "sklearn", "spacy", "hf", "cluster"}
+    assert formats["families"]["spacy"]["train"] == [f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 8)]
+    assert all((project / p).is_file() for p in formats["families"]["spacy"]["job"])
+    hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
+    assert len(hf_rows) == 63 and {r["label"] for r in hf_rows} == {"left", "right"}
+    # every check ran and passed, and the UI gets the params hash as metadata
+    assert len(report.checks) == 4 and all(report.checks.values())
+    mat = _latest(dagster_instance, "view_split", KEY)
+    assert mat.partition == KEY and mat.metadata["params_hash"].value == report.params.params_hash
+    assert (paths.actors_dir("mpt") / "actors_counts_mpt.tsv").is_file()
+    # no temp files left behind by the atomic writes
+    assert not [p for p in project.rglob("*.tmp")]
+
+
+def test_train_prop_override_makes_split_and_formats_stale(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(project)
+    runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
+    for asset in ("view_split", "model_formats"):
+        assert stale_status(dagster_instance, defs, asset, KEY)[0] == "FRESH"
+    first_train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
+
+    # what `pepm prepare -o train_prop=0.5` does before running: record the selection, observe params
+    from pepm_assets.core.selection import write_selection
+
+    write_selection(project, "tiny_mpt", "left_right", "tiny_quick", ["train_prop=0.5"])
+    runner._execute(defs, "observe_view_params", dagster_instance)
+    for asset in ("view_split", "model_formats"):
+        status, causes = stale_status(dagster_instance, defs, asset, KEY)
+        assert status == "STALE" and any("view_params" in c or "dependency data version" in c for c in causes), causes
+    # corpora did not change: still fresh
+    assert stale_status(dagster_instance, defs, "corpus_docs", "mpt")[0] == "FRESH"
+
+    report = runner.prepare(project, "tiny_quick", ["train_prop=0.5"], dagster_instance, defs)
+    assert "corpus_docs[mpt]" in report.skipped
+    train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
+    assert len(train) == 42 and len(first_train) == 63
+    for asset in ("view_split", "model_formats"):
+        assert stale_status(dagster_instance, defs, asset, KEY)[0] == "FRESH"
+
+
+def test_editing_a_profile_file_is_seen_as_stale(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(project)
+    runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
+    profile = project / "configs" / "profiles" / "tiny_quick.yml"
+    profile.write_text(profile.read_text().replace("seed: 7", "seed: 8"))
+    runner._execute(defs, "observe_view_params", dagster_instance)
+    assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "STALE"
+
+
+def test_failing_blocking_check_stops_the_formats(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    defs = build_definitions(project)
+    with pytest.raises(runner.StageFailed, match="enough_docs_per_class|blocking"):
+        runner.prepare(project, "tiny_quick", ["quality.min_docs_per_class=1000"], dagster_instance, defs)
+    assert not (ProjectPaths(project).processed_dir("tiny_mpt", "left_right") / "meta_formats.json").exists()
+    records = dagster_instance.get_latest_materialization_event(dg.AssetKey("model_formats"))
+    assert records is None
+
+
+def test_config_error_stops_before_any_run(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    from pepm_assets.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="train_prop"):
+        runner.prepare(project, "tiny_quick", ["train_prop=7"], dagster_instance, build_definitions(project))
+    assert dagster_instance.get_runs() == []

@@ -1,0 +1,44 @@
+"""The one real-corpus path: MPT from the shipped archive, prepared through Dagster."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from pepm_assets.core import dvc
+from pepm_assets.core.paths import ProjectPaths
+from pepm_assets.definitions import build_definitions
+from pepm_assets.defs import runner
+from pepm_assets_tests.fixtures import REPO
+
+
+def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> None:
+    root = tmp_path / "pepm"
+    shutil.copytree(REPO / "configs", root / "configs")
+    dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", root / "data" / "raw", ["mpt"])
+    defs = build_definitions(root)
+    report = runner.prepare(root, "ideo_quick", [], dagster_instance, defs)
+    assert all(report.checks.values()) and len(report.checks) == 4
+
+    paths = ProjectPaths(root)
+    stats = json.loads((paths.corpus_dir("mpt") / "parse_stats.json").read_text())
+    assert stats["n_files"] == 25 and stats["n_docs"] > 19000 and stats["reject_rate"] < 0.001
+    assert stats["groups"]["UMP"] > 7700 and stats["groups"]["SRC"] > 3800
+
+    meta = json.loads((paths.view_dir("mpt", "left_right") / "meta_view.json").read_text())
+    excluded = meta["excluded_by_reason"]
+    assert excluded["chair_speaker"] > 4000 and excluded["government_speaker"] > 1000 and excluded["collective_speaker"] > 300
+    counts = meta["label_counts_before_balance"]
+    assert set(counts) == {"left", "right"} and counts["right"] > counts["left"] > 3000
+    assert abs(meta["split"]["n_train"] / (meta["split"]["n_train"] + meta["split"]["n_job"]) - 0.8) < 0.005
+    assert meta["leakage"] == {"shared_texts": 0, "shared_doc_ids": 0}
+
+    train = pd.read_csv(paths.view_dir("mpt", "left_right") / "train.tsv", sep="\t")
+    assert len(train) == meta["split"]["n_train"] and train["text"].str.len().min() > 0
+    formats = json.loads((paths.processed_dir("mpt", "left_right") / "meta_formats.json").read_text())
+    shards = formats["families"]["spacy"]["train"]
+    assert len(shards) == -(-meta["split"]["n_train"] // 2000) and all((root / s).is_file() for s in shards)
+    assert sum(1 for _ in open(root / formats["families"]["hf"]["job"], encoding="utf-8")) == meta["split"]["n_job"]
