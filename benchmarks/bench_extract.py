@@ -37,7 +37,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from pepm_assets.core.config import load_common, project_root
-from pepm_assets.core.corpus import corpus_files, extract_corpus, iter_corpus
+from pepm_assets.core.corpus import corpus_files, extract_corpus, iter_batches, resolve_workers
 from pepm_assets.core.tei.dialects import build
 
 THROUGHPUT_TARGET = 0.8   # pepm / baseline, at least
@@ -55,8 +55,8 @@ def plain_baseline(files: list[Path]) -> int:
     return n
 
 
-def pepm_documents(dialect, files: list[Path]) -> int:
-    return sum(1 for _ in iter_corpus(dialect, files))
+def pepm_documents(dialect, files: list[Path], workers: int = 1) -> int:
+    return sum(batch.docs.num_rows + len(batch.rejects) for batch in iter_batches(dialect, files, workers))
 
 
 def timed(fn, *args) -> tuple[float, int]:
@@ -81,8 +81,9 @@ def child(corpus_id: str, corpus_dir: str, out_dir: str) -> None:
     root = project_root(Path(__file__).resolve().parent)
     cfg = load_common(root).corpora[corpus_id].model_copy(update={"path": corpus_dir})
     _, stats = extract_corpus(corpus_id, cfg, root, Path(out_dir))  # root / absolute = absolute
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"rss_mib": rss_kib / 1024, "docs": stats.n_docs, "rejects": stats.n_rejects,
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest parse worker
+    print(json.dumps({"rss_mib": own + workers, "rss_parent_mib": own, "rss_worker_mib": workers, "docs": stats.n_docs, "rejects": stats.n_rejects,
                       "files": stats.n_files, "seconds": stats.seconds}))
 
 
@@ -120,16 +121,19 @@ def main() -> None:
     for path in files:  # warm the OS file cache
         path.read_bytes()
 
-    base_s, pepm_s, ext_s = [], [], []
+    workers = resolve_workers(cfg.parse_workers)
+    base_s, pepm_s, pepm1_s, ext_s = [], [], [], []
     n_elems = n_docs = 0
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"throughput ({args.corpus})", total=args.repeats * 3)
+        task = progress.add_task(f"throughput ({args.corpus})", total=args.repeats * 4)
         for _ in range(args.repeats):
             seconds, n_elems = timed(plain_baseline, files)
             base_s.append(seconds)
             progress.advance(task)
-            seconds, n_docs = timed(pepm_documents, dialect, files)
+            seconds, n_docs = timed(pepm_documents, dialect, files, workers)
             pepm_s.append(seconds)
+            progress.advance(task)
+            pepm1_s.append(timed(pepm_documents, dialect, files, 1)[0])
             progress.advance(task)
             with tempfile.TemporaryDirectory(prefix="pepm_bench_out_") as out:
                 seconds, _ = timed(extract_corpus, args.corpus, cfg, root, Path(out))
@@ -144,8 +148,8 @@ def main() -> None:
             progress.advance(task)
 
     mb = total_bytes / 1e6
-    base_tp, pepm_tp, ext_tp = (mb / statistics.median(s) for s in (base_s, pepm_s, ext_s))
-    ratio, ext_ratio = pepm_tp / base_tp, ext_tp / base_tp
+    base_tp, pepm_tp, pepm1_tp, ext_tp = (mb / statistics.median(s) for s in (base_s, pepm_s, pepm1_s, ext_s))
+    ratio, ratio1, ext_ratio = pepm_tp / base_tp, pepm1_tp / base_tp, ext_tp / base_tp
     rss_ratio = mem[1]["rss_mib"] / mem[0]["rss_mib"]
     docs_ok = mem[1]["docs"] == args.replicas * mem[0]["docs"]
 
@@ -155,12 +159,14 @@ def main() -> None:
     table.add_row("corpus", f"{args.corpus}: {len(files)} files, {mb:.2f} MB", "", "")
     table.add_row("docs (+ rejects) / elements", f"{n_docs} / {n_elems}", "", "")
     table.add_row("baseline: plain iterparse", f"{base_tp:.1f} MB/s", "", "")
-    table.add_row("pepm: iter_corpus", f"{pepm_tp:.1f} MB/s", "", "")
+    table.add_row(f"pepm: iter_batches, {workers} workers (default)", f"{pepm_tp:.1f} MB/s", "", "")
     table.add_row("ratio pepm / baseline", f"{ratio:.2f}", f">= {THROUGHPUT_TARGET}",
                   verdict(ratio >= THROUGHPUT_TARGET))
+    table.add_row("pepm: iter_batches, 1 process", f"{pepm1_tp:.1f} MB/s ({ratio1:.2f} x baseline)", "", "info")
     table.add_row("extract_corpus (+ Parquet)", f"{ext_tp:.1f} MB/s ({ext_ratio:.2f} x baseline)", "", "info")
-    table.add_row("peak RSS 1x", f"{mem[0]['rss_mib']:.1f} MiB ({mem[0]['docs']} docs)", "", "")
-    table.add_row(f"peak RSS {args.replicas}x", f"{mem[1]['rss_mib']:.1f} MiB ({mem[1]['docs']} docs)", "", "")
+    for m in mem:
+        table.add_row(f"peak RSS {m['factor']}x (parent + largest worker)",
+                      f"{m['rss_mib']:.1f} MiB = {m['rss_parent_mib']:.1f} + {m['rss_worker_mib']:.1f} ({m['docs']} docs)", "", "")
     growth = mem[1]["rss_mib"] - mem[0]["rss_mib"]
     table.add_row(f"ratio RSS {args.replicas}x / 1x", f"{rss_ratio:.2f} ({growth:+.1f} MiB)",
                   f"<= {RSS_TARGET}", verdict(rss_ratio <= RSS_TARGET))
@@ -171,8 +177,10 @@ def main() -> None:
         results = {
             "corpus": args.corpus, "files": len(files), "bytes": total_bytes, "elements": n_elems,
             "docs_and_rejects": n_docs, "repeats": args.repeats,
-            "seconds": {"baseline": base_s, "pepm": pepm_s, "extract_corpus": ext_s},
-            "mb_per_s": {"baseline": base_tp, "pepm": pepm_tp, "extract_corpus": ext_tp},
+            "workers": workers,
+            "seconds": {"baseline": base_s, "pepm": pepm_s, "pepm_1_process": pepm1_s, "extract_corpus": ext_s},
+            "mb_per_s": {"baseline": base_tp, "pepm": pepm_tp, "pepm_1_process": pepm1_tp, "extract_corpus": ext_tp},
+            "throughput_ratio_1_process": ratio1,
             "throughput_ratio": ratio, "throughput_target": THROUGHPUT_TARGET,
             "throughput_pass": ratio >= THROUGHPUT_TARGET, "extract_ratio": ext_ratio,
             "memory": mem, "replicas": args.replicas, "rss_ratio": rss_ratio,

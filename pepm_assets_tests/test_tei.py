@@ -130,18 +130,30 @@ def test_error_message_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_memory_is_released_while_streaming(tmp_path: Path) -> None:
-    """After each document the tree is pruned: what stays in memory is bounded by lxml's read-ahead
-    buffer, not by the file (20,000 documents, never more than a couple of thousand elements held)."""
-    from pepm_assets.core.tei import reader
-
+    """Streaming prunes what the caller is done with: what stays in memory is bounded by lxml's
+    read-ahead buffer, not by the file (20,000 documents, never more than a couple of thousand held)."""
     n_docs = 20000
     body = "".join(f'<u who="#a"><seg>texte {i}</seg></u>' for i in range(n_docs))
     path = tmp_path / "big.xml"
     path.write_text(f'<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>{body}</body></text></TEI>', encoding="utf-8")
-    widths = []
-    for elem in reader.safe_iterparse(path, [TEI_NS + "u"]):
-        widths.append(len(elem.getparent()))
-        reader.release(elem)
+    widths = [len(elem.getparent()) for elem in safe_iterparse(path, [TEI_NS + "u"], whole_file_max=0)]
     assert len(widths) == n_docs
     assert max(widths) < n_docs / 10
-    assert len(build("x", tmp_path, "tei", {"element": "u"}).iter_file(path).__next__()["text"]) > 0
+
+
+@pytest.mark.parametrize("cid", ["mpt", "an"])
+def test_whole_file_and_streaming_modes_read_the_same_documents(project: Path, cid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pepm_assets.core.tei import reader
+
+    common = load_common(project)
+    cfg = common.corpora[cid]
+    dialect = build(cid, project / cfg.path, cfg.dialect, cfg.dialect_options)
+    files = corpus.corpus_files(project / cfg.path, cfg.glob)
+    def documents(workers: int) -> list:
+        return [(b.source_file, b.docs.to_pylist(), b.rejects) for b in corpus.iter_batches(dialect, files, workers)]
+
+    whole = documents(workers=1)
+    assert documents(workers=2) == whole  # the process pool changes nothing but speed
+    monkeypatch.setattr(reader, "WHOLE_FILE_MAX", 0)
+    streamed = documents(workers=1)
+    assert sum(len(docs) for _, docs, _ in whole) > 30 and whole == streamed

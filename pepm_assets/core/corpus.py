@@ -1,15 +1,23 @@
 """Corpus extraction: every TEI file of a corpus -> one Parquet table of documents, one of rejects,
-and parse statistics. Streaming: documents go to the Parquet writer in batches, never all in memory.
+and parse statistics.
+
+Documents travel as Arrow tables of at most BATCH_ROWS rows, one or more per file, so memory is
+bounded by a batch and a file, never by the corpus. Files are independent, so they are parsed by a
+pool of forked worker processes (`parse_workers` in corpora.yml, default one per core, max 4);
+each worker hands back Arrow tables, which cross the process boundary almost for free.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path, write_json
@@ -18,6 +26,7 @@ from .tei import TeiFileError
 from .tei.dialects import Dialect, Reject, build
 
 BATCH_ROWS = 4096
+PARALLEL_MAX_BYTES = 64 * 1024 * 1024  # larger files are streamed in the parent, batch by batch
 REJECT_FIELDS = ("corpus_id", "source_file", "source_line", "reason", "detail", "doc_id")
 INT_FIELDS = {"source_line", "n_tokens"}
 
@@ -60,41 +69,67 @@ def corpus_files(corpus_dir: Path, pattern: str) -> list[Path]:
     return sorted(p for p in corpus_dir.glob(pattern) if p.is_file())
 
 
-def iter_corpus(dialect: Dialect, files: list[Path]) -> Iterator[dict[str, Any]]:
-    """Documents and Rejects of every file; an unreadable file becomes one Reject and the rest goes on."""
-    for path in files:
-        try:
-            yield from dialect.iter_file(path)
-        except TeiFileError as exc:
-            yield dialect.reject(path, exc.line, exc.reason, exc.message)
-
-
-def _schema(fields: tuple[str, ...]) -> pa.Schema:
+def schema(fields: tuple[str, ...]) -> pa.Schema:
     return pa.schema([(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in fields])
 
 
-class _BatchWriter:
-    """Buffers rows and writes them as Parquet row groups."""
+@dataclass
+class Batch:
+    """Up to BATCH_ROWS documents of one file, and that file's rejects so far."""
 
-    def __init__(self, path: Path, fields: tuple[str, ...]) -> None:
-        self.fields, self.schema = fields, _schema(fields)
-        self.writer = pq.ParquetWriter(str(path), self.schema, compression="zstd")
-        self.rows: list[dict[str, Any]] = []
+    source_file: str
+    docs: pa.Table
+    rejects: list[dict[str, Any]]
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= BATCH_ROWS:
-            self.flush()
 
-    def flush(self) -> None:
-        if self.rows:
-            cols = {name: [r.get(name) for r in self.rows] for name in self.fields}
-            self.writer.write_table(pa.table(cols, schema=self.schema))
-            self.rows.clear()
+def _to_table(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema(fields))  # 4x faster than building columns in Python
 
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
+
+def file_batches(dialect: Dialect, path: Path) -> Iterator[Batch]:
+    """One file as batches; an unreadable file ends with one Reject naming it (and the line)."""
+    docs: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    try:
+        for row in dialect.iter_file(path):
+            if isinstance(row, Reject):
+                rejects.append(row)
+                continue
+            docs.append(row)
+            if len(docs) >= BATCH_ROWS:
+                yield Batch(path.name, _to_table(docs, dialect.fields), rejects)
+                docs, rejects = [], []
+    except TeiFileError as exc:
+        rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
+    yield Batch(path.name, _to_table(docs, dialect.fields), rejects)
+
+
+_WORKER_DIALECT: Dialect | None = None
+
+
+def _whole_file(path: Path) -> list[Batch]:
+    assert _WORKER_DIALECT is not None, "worker started without a dialect"
+    return list(file_batches(_WORKER_DIALECT, path))
+
+
+def resolve_workers(workers: int) -> int:
+    return workers if workers > 0 else max(1, min(4, os.cpu_count() or 1))
+
+
+def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Iterator[Batch]:
+    """Batches of every file, in file order; a broken file never stops the others."""
+    workers = resolve_workers(workers)
+    small = [p for p in files if p.stat().st_size <= PARALLEL_MAX_BYTES]
+    if workers == 1 or len(small) < 2 or "fork" not in mp.get_all_start_methods():
+        for path in files:
+            yield from file_batches(dialect, path)
+        return
+    global _WORKER_DIALECT
+    _WORKER_DIALECT = dialect  # inherited by the forked workers
+    with mp.get_context("fork").Pool(min(workers, len(small))) as pool:
+        parsed = pool.imap(_whole_file, small, chunksize=1)
+        for path in files:
+            yield from next(parsed) if path.stat().st_size <= PARALLEL_MAX_BYTES else file_batches(dialect, path)
 
 
 @dataclass(frozen=True)
@@ -108,13 +143,11 @@ def corpus_outputs(out_dir: Path) -> CorpusOutputs:
     return CorpusOutputs(out_dir / "docs.parquet", out_dir / "rejects.parquet", out_dir / "parse_stats.json")
 
 
-def extract_corpus(
-    corpus_id: str,
-    corpus: CorpusConfig,
-    root: Path,
-    out_dir: Path,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[CorpusOutputs, ParseStats]:
+def _count(table: pa.Table, column: str) -> Counter:
+    return Counter({str(v["values"]) or "(none)": int(v["counts"]) for v in pc.value_counts(table[column]).to_pylist()})
+
+
+def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Path) -> tuple[CorpusOutputs, ParseStats]:
     """Parse a corpus into `out_dir`/{docs,rejects}.parquet and parse_stats.json, atomically."""
     corpus_dir = root / corpus.path
     if not corpus_dir.is_dir():
@@ -125,28 +158,23 @@ def extract_corpus(
     stats = ParseStats(corpus_id=corpus_id, n_files=len(files))
     started = time.perf_counter()
     failed_files: set[str] = set()
+    all_rejects: list[dict[str, Any]] = []
     with atomic_path(outputs.docs) as docs_tmp, atomic_path(outputs.rejects) as rej_tmp:
-        docs = _BatchWriter(docs_tmp, dialect.fields)
-        rejects = _BatchWriter(rej_tmp, REJECT_FIELDS)
-        current = None
-        for row in iter_corpus(dialect, files):
-            if progress is not None and row["source_file"] != current:
-                current = row["source_file"]
-                progress(1)
-            if isinstance(row, Reject):
-                rejects.add(row)
-                stats.n_rejects += 1
-                stats.rejects_by_reason[row["reason"]] += 1
-                if not row["doc_id"]:
-                    failed_files.add(row["source_file"])
-                continue
-            docs.add(row)
-            stats.n_docs += 1
-            stats.n_tokens += row["n_tokens"]
-            stats.groups[row["group"] or "(none)"] += 1
-            stats.roles[row["role"]] += 1
-        docs.close()
-        rejects.close()
+        with pq.ParquetWriter(str(docs_tmp), schema(dialect.fields), compression="zstd") as writer:
+            for batch in iter_batches(dialect, files, corpus.parse_workers):
+                if batch.docs.num_rows:
+                    writer.write_table(batch.docs)
+                    stats.n_docs += batch.docs.num_rows
+                    stats.n_tokens += int(pc.sum(batch.docs["n_tokens"]).as_py() or 0)
+                    stats.groups.update(_count(batch.docs, "group"))
+                    stats.roles.update(_count(batch.docs, "role"))
+                for reject in batch.rejects:
+                    stats.rejects_by_reason[reject["reason"]] += 1
+                    if not reject["doc_id"]:
+                        failed_files.add(reject["source_file"])
+                all_rejects.extend(batch.rejects)  # rejects are few: a broken file adds one row
+        stats.n_rejects = len(all_rejects)
+        pq.write_table(_to_table(all_rejects, REJECT_FIELDS), str(rej_tmp), compression="zstd")
         stats.n_files_failed = len(failed_files)
         stats.seconds = time.perf_counter() - started
     write_json(outputs.stats, stats.as_dict())

@@ -3,8 +3,12 @@
 Safety: DTDs are refused outright (a TEI corpus never needs one, and a DTD is how XXE and
 entity-expansion bombs get in); the parser itself is also configured to load nothing, resolve no
 entity and touch no network, so even a declaration we failed to spot is inert.
-Streaming: callers receive `end` events for the tags they ask for and must free what they are done
-with (`release`), so memory stays bounded by the largest document, not the corpus.
+
+Memory: a file up to `WHOLE_FILE_MAX` bytes is parsed in one go (lxml's event machinery costs
+more than the parse itself on files of a few MB); a larger one is streamed with iterparse and
+every element the caller has finished with is pruned. Either way memory is bounded by
+WHOLE_FILE_MAX, never by the corpus. A file that is broken is re-read streaming, so the documents
+before the break are still delivered, then TeiFileError says where it broke.
 """
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ from lxml import etree
 
 TEI_NS = "http://www.tei-c.org/ns/1.0"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+WHOLE_FILE_MAX = 32 * 1024 * 1024
 _PROLOG_BYTES = 65536
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
+_PARSER_OPTIONS = dict(resolve_entities=False, load_dtd=False, dtd_validation=False, no_network=True,
+                       huge_tree=False, remove_comments=True, remove_pis=True)
 
 
 class TeiFileError(Exception):
@@ -30,7 +37,7 @@ class TeiFileError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-def _check_prolog(path: Path) -> None:
+def _check_prolog(path: Path) -> int:
     with open(path, "rb") as fh:
         head = fh.read(_PROLOG_BYTES)
     if not head.strip():
@@ -41,25 +48,36 @@ def _check_prolog(path: Path) -> None:
     if match:
         line = head[: match.start()].count(b"\n") + 1
         raise TeiFileError(path, "forbidden_dtd", "DTD / entity declarations are not allowed in TEI input (XXE and entity-expansion protection)", line)
+    return path.stat().st_size
 
 
-def safe_iterparse(path: str | Path, tags: Iterable[str]) -> Iterator[etree._Element]:
-    """Yield each element of `tags` (Clark notation) once it is complete, parsing with no DTD,
-    no entity resolution and no network. Raises TeiFileError for an unreadable file."""
+def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> TeiFileError:
+    message = str(getattr(exc, "msg", None) or exc)
+    truncated = "end of data" in message.lower() or "premature end" in message.lower()
+    return TeiFileError(path, "truncated_xml" if truncated else "xml_syntax_error", f"XML error: {message}", exc.lineno or None)
+
+
+def safe_iterparse(path: str | Path, tags: Iterable[str], whole_file_max: int | None = None) -> Iterator[etree._Element]:
+    """Yield each complete element of `tags` (Clark notation), in document order, parsing with no
+    DTD, no entity resolution and no network. An element may be freed once the next one is asked
+    for. Raises TeiFileError for an unreadable file (after the elements read before the error)."""
     path = Path(path)
-    _check_prolog(path)
-    context = etree.iterparse(
-        str(path),
-        events=("end",),
-        tag=list(tags),
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    tags = list(tags)
+    limit = WHOLE_FILE_MAX if whole_file_max is None else whole_file_max
+    if _check_prolog(path) <= limit:
+        try:
+            root = etree.parse(str(path), etree.XMLParser(collect_ids=False, **_PARSER_OPTIONS)).getroot()
+        except etree.XMLSyntaxError:
+            pass  # re-read streaming below: deliver what precedes the error, then report it
+        else:
+            _refuse_doctype(path, root)
+            yield from root.iter(*tags)
+            return
+    yield from _stream(path, tags)
+
+
+def _stream(path: Path, tags: list[str]) -> Iterator[etree._Element]:
+    context = etree.iterparse(str(path), events=("end",), tag=tags, **_PARSER_OPTIONS)
     checked = False
     try:
         for _, elem in context:
@@ -67,11 +85,9 @@ def safe_iterparse(path: str | Path, tags: Iterable[str]) -> Iterator[etree._Ele
                 _refuse_doctype(path, elem)
                 checked = True
             yield elem
+            _prune_before(elem)
     except etree.XMLSyntaxError as exc:
-        line = exc.lineno if exc.lineno else None
-        message = str(exc.msg if hasattr(exc, "msg") else exc)
-        reason = "truncated_xml" if "end of data" in message.lower() or "premature end" in message.lower() else "xml_syntax_error"
-        raise TeiFileError(path, reason, f"XML error: {message}", line) from None
+        raise _syntax_error(path, exc) from None
     if not checked and getattr(context, "root", None) is not None:
         _refuse_doctype(path, context.root)
 
@@ -82,17 +98,34 @@ def _refuse_doctype(path: Path, elem: etree._Element) -> None:
         raise TeiFileError(path, "forbidden_dtd", "DTD / entity declarations are not allowed in TEI input", 1)
 
 
-def release(elem: etree._Element) -> None:
-    """Free a processed element and the siblings before it, so the tree never grows."""
-    elem.clear(keep_tail=False)
-    parent = elem.getparent()
-    if parent is not None:
-        while elem.getprevious() is not None:
-            del parent[0]
+def _prune_before(elem: etree._Element) -> None:
+    """Free what precedes `elem` among its siblings (earlier documents, headers): while streaming,
+    only the current element and lxml's read-ahead buffer stay in memory."""
+    prev = elem.getprevious()
+    if prev is not None:
+        parent = elem.getparent()
+        while prev is not None:
+            parent.remove(prev)
+            prev = elem.getprevious()
 
 
 def normalize_space(text: str) -> str:
     return " ".join(text.split())
+
+
+def element_text(elem: etree._Element) -> str:
+    """All the text inside `elem`, exactly as in the source (no space added around inline tags
+    such as <w>), without the element's tail. Faster than joining itertext()."""
+    return etree.tostring(elem, method="text", encoding="unicode", with_tail=False)
+
+
+def words_of(raw: str, strip: str = "") -> tuple[str, int]:
+    """(whitespace-normalised text, number of whitespace tokens) in one split."""
+    words = raw.split()
+    if strip:
+        while words and not words[0].strip(strip):
+            del words[0]
+    return " ".join(words), len(words)
 
 
 def local_name(tag: str) -> str:

@@ -13,8 +13,9 @@ from .. import reader
 from . import REGISTRY, Dialect, DialectOptions
 
 TEI = "{%s}" % reader.TEI_NS
-MPT_NS = "http://mpt.ethelred.fr/ns/0.0/"
-MPT = "{%s}" % MPT_NS
+MPT = "{http://mpt.ethelred.fr/ns/0.0/}"
+SP, SPEAKER, METADATA = TEI + "sp", TEI + "speaker", MPT + "metadata"
+COLLECTIVE_PREFIXES = ("Plusieurs", "Un_député", "Une_députée")
 
 
 class MptOptions(DialectOptions):
@@ -40,55 +41,59 @@ class MptDialect(Dialect):
             return {row["id"]: row for row in csv.DictReader(fh)}
 
     def iter_file(self, path: Path) -> Iterator[dict[str, Any]]:
-        stem = path.stem
+        stem, name = path.stem, path.name
         sitting = self._sittings.get(stem, {})
         date, title = sitting.get("date", ""), sitting.get("seance", "")
         gov = self.options.government_group
-        for ordinal, sp in enumerate(reader.safe_iterparse(path, [TEI + "sp"]), start=1):
+        for ordinal, sp in enumerate(reader.safe_iterparse(path, [SP]), start=1):
             doc_id = f"{self.corpus_id}:{stem}:{ordinal:05d}"
             line = sp.sourceline
-            meta = sp.find(MPT + "metadata")
+            meta = speaker_el = None
+            for child in sp:  # two children: <speaker>, <mpt:metadata>
+                tag = child.tag
+                if tag == METADATA:
+                    meta = child
+                elif tag == SPEAKER:
+                    speaker_el = child
             if meta is None:
                 yield self.reject(path, line, "missing_metadata", "<sp> without <mpt:metadata>", doc_id)
-                reader.release(sp)
                 continue
-            attrs = meta.attrib
-            text = reader.normalize_space(" ".join(meta.itertext())).lstrip(". ")
-            speaker = attrs.get("auteur") or sp.get("who") or ""
-            speaker_el = sp.find(TEI + "speaker")
-            speaker_name = reader.normalize_space(speaker_el.text or "").rstrip(" ,.") if speaker_el is not None else ""
-            group = attrs.get("politicalgroup", "")
-            reader.release(sp)
+            get = meta.get
+            text, n_tokens = reader.words_of(reader.element_text(meta), strip=".")
+            speaker = get("auteur") or sp.get("who") or ""
+            speaker_name = (speaker_el.text or "").strip().rstrip(" ,.") if speaker_el is not None else ""
             if not text:
                 yield self.reject(path, line, "empty_text", f"speaker {speaker!r}", doc_id)
                 continue
-            if attrs.get("interventiontype") == "régulation" or speaker.startswith("le_président"):
-                role = "chair"
-            elif speaker.startswith("Plusieurs") or speaker.startswith("Un_député") or speaker.startswith("Une_députée"):
-                role = "collective"
-            elif group == gov:
-                role = "government"
-            elif not speaker:
-                role = "unknown"
-            else:
-                role = "member"
+            group = get("politicalgroup", "")
+            kind = get("interventiontype", "")
             yield {
                 "doc_id": doc_id,
                 "corpus_id": self.corpus_id,
-                "source_file": path.name,
+                "source_file": name,
                 "source_line": line,
                 "speaker": speaker,
                 "speaker_name": speaker_name,
                 "group": group,
-                "role": role,
+                "role": _role(speaker, group, kind, gov),
                 "date": date,
                 "text": text,
-                "n_tokens": len(text.split()),
-                "interventiontype": attrs.get("interventiontype", ""),
-                "wing": attrs.get("wing", ""),
-                "vote": attrs.get("vote", ""),
-                "gender": attrs.get("gender", ""),
-                "debat": attrs.get("debat", ""),
-                "subject": attrs.get("subject", ""),
+                "n_tokens": n_tokens,
+                "interventiontype": kind,
+                "wing": get("wing", ""),
+                "vote": get("vote", ""),
+                "gender": get("gender", ""),
+                "debat": get("debat", ""),
+                "subject": get("subject", ""),
                 "sitting": title,
             }
+
+
+def _role(speaker: str, group: str, kind: str, government_group: str) -> str:
+    if kind == "régulation" or speaker.startswith("le_président"):
+        return "chair"
+    if speaker.startswith(COLLECTIVE_PREFIXES):
+        return "collective"
+    if group == government_group:
+        return "government"
+    return "member" if speaker else "unknown"

@@ -41,18 +41,15 @@ class StandardTeiDialect(Dialect):
             if tag == doc_tag and (opts.type is None or elem.get("type") == opts.type):
                 ordinal += 1
                 yield self._document(path, elem, ordinal, persons, orgs, date, section)
-                reader.release(elem)
             elif tag == TEI + "person":
                 pid = elem.get(reader.XML_ID, "")
                 name_el = elem.find(TEI + "persName")
                 aff = elem.find(TEI + "affiliation")
                 ref = aff.get("ref", "") if aff is not None else ""
                 persons[pid] = (reader.normalize_space("".join(name_el.itertext())) if name_el is not None else pid, ref.lstrip("#"))
-                reader.release(elem)
             elif tag == TEI + "org":
                 name_el = elem.find(TEI + "orgName")
                 orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
-                reader.release(elem)
             elif tag == TEI + "date" and elem.get("when") and _parent_tag(elem) == TEI + "note":
                 date = elem.get("when", "")
             elif tag == TEI + "head" and _parent_tag(elem) == TEI + "div" and elem.getparent().get("type") != opts.type:
