@@ -119,14 +119,11 @@ def element_text(elem: etree._Element) -> str:
     return etree.tostring(elem, method="text", encoding="unicode", with_tail=False)
 
 
-def words_of(raw: str, strip: str = "") -> tuple[str, int]:
-    """(whitespace-normalised text, number of whitespace tokens) in one split."""
-    words = raw.split()
-    if strip:
-        while words and not words[0].strip(strip):
-            del words[0]
-    return " ".join(words), len(words)
-
-
 def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+def words_of(raw: str) -> tuple[str, int]:
+    """(whitespace-normalised text, number of whitespace tokens), with a single split."""
+    words = raw.split()
+    return " ".join(words), len(words)

@@ -59,7 +59,7 @@ class MptDialect(Dialect):
                 yield self.reject(path, line, "missing_metadata", "<sp> without <mpt:metadata>", doc_id)
                 continue
             get = meta.get
-            text, n_tokens = reader.words_of(reader.element_text(meta), strip=".")
+            text, n_tokens = reader.words_of(reader.element_text(meta).lstrip(" .\n\t\r"))  # "<p>. La séance..."
             speaker = get("auteur") or sp.get("who") or ""
             speaker_name = (speaker_el.text or "").strip().rstrip(" ,.") if speaker_el is not None else ""
             if not text:

@@ -61,15 +61,14 @@ class StandardTeiDialect(Dialect):
         doc_id = f"{self.corpus_id}:{path.stem}:{xml_id or f'{ordinal:05d}'}"
         line = elem.sourceline
         if opts.text_element is None:
-            parts = elem.itertext()
+            raw = reader.element_text(elem)
         else:
-            parts = (
-                t
+            raw = " ".join(
+                reader.element_text(child)
                 for child in elem.iter(TEI + opts.text_element)
                 if opts.text_type is None or child.get("type") == opts.text_type
-                for t in child.itertext()
             )
-        text = reader.normalize_space(" ".join(parts))
+        text, n_tokens = reader.words_of(raw)
         if not text:
             return self.reject(path, line, "empty_text", f"<{opts.element}> has no text", doc_id)
         speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
@@ -92,7 +91,7 @@ class StandardTeiDialect(Dialect):
             "role": role,
             "date": (own_date.get("when", "") if own_date is not None else "") or date,
             "text": text,
-            "n_tokens": len(text.split()),
+            "n_tokens": n_tokens,
             "section": section,
             "xml_id": xml_id,
             "number": elem.get("n", ""),
