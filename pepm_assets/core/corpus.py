@@ -175,9 +175,13 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
     all_rejects: list[dict[str, Any]] = []
     with atomic_path(outputs.docs) as docs_tmp, atomic_path(outputs.rejects) as rej_tmp:
         with pq.ParquetWriter(str(docs_tmp), schema(dialect.fields), compression="zstd") as writer:
+            pending: list[pa.Table] = []  # small files are gathered into row groups of >= BATCH_ROWS
             for batch in iter_batches(dialect, files, corpus.parse_workers):
                 if batch.docs.num_rows:
-                    writer.write_table(batch.docs)
+                    pending.append(batch.docs)
+                    if sum(t.num_rows for t in pending) >= BATCH_ROWS:
+                        writer.write_table(pa.concat_tables(pending))
+                        pending.clear()
                     stats.n_docs += batch.docs.num_rows
                     stats.n_tokens += int(pc.sum(batch.docs["n_tokens"]).as_py() or 0)
                     stats.groups.update(_count(batch.docs, "group"))
@@ -187,6 +191,8 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
                     if not reject["doc_id"]:
                         failed_files.add(reject["source_file"])
                 all_rejects.extend(batch.rejects)  # rejects are few: a broken file adds one row
+            if pending:
+                writer.write_table(pa.concat_tables(pending))
         stats.n_rejects = len(all_rejects)
         pq.write_table(_to_table(all_rejects, REJECT_FIELDS), str(rej_tmp), compression="zstd")
         stats.n_files_failed = len(failed_files)

@@ -21,6 +21,7 @@ from lxml import etree
 TEI_NS = "http://www.tei-c.org/ns/1.0"
 XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 WHOLE_FILE_MAX = 32 * 1024 * 1024
+PUNCTUATION = " .…!?,;:-–—"  # a text made only of these has no word: rejected as empty_text
 _PROLOG_BYTES = 65536
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_]")

@@ -61,8 +61,8 @@ class MptDialect(Dialect):
             get = meta.get
             text, n_tokens = reader.words_of(reader.element_text(meta).lstrip(" .\n\t\r"))  # "<p>. La séance..."
             speaker = get("auteur") or sp.get("who") or ""
-            speaker_name = (speaker_el.text or "").strip().rstrip(" ,.") if speaker_el is not None else ""
-            if not text:
+            speaker_name = reader.words_of(reader.element_text(speaker_el))[0].rstrip(" ,.") if speaker_el is not None else ""
+            if not text.strip(reader.PUNCTUATION):
                 yield self.reject(path, line, "empty_text", f"speaker {speaker!r}", doc_id)
                 continue
             group = get("politicalgroup", "")

@@ -69,7 +69,7 @@ class StandardTeiDialect(Dialect):
                 if opts.text_type is None or child.get("type") == opts.text_type
             )
         text, n_tokens = reader.words_of(raw)
-        if not text:
+        if not text.strip(reader.PUNCTUATION):
             return self.reject(path, line, "empty_text", f"<{opts.element}> has no text", doc_id)
         speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
         name, group_ref = persons.get(speaker, ("", ""))
