@@ -14,6 +14,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -111,10 +112,10 @@ def _print_report(root: Path, report, seconds: float) -> None:
         table.add_row(label, str(n), str(meta["split"]["job_label_counts"].get(label, 0)))
     console.print(table)
     failed = [name for name, ok in report.checks.items() if not ok]
-    console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {failed}[/]" if failed else ""))
+    console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {escape(str(failed))}[/]" if failed else ""))
     if report.skipped:
-        console.print(f"fresh, not re-run: {', '.join(report.skipped)}")
-    console.print(f"excluded: {meta['excluded_by_reason']}")
+        console.print(f"fresh, not re-run: {escape(', '.join(report.skipped))}")
+    console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")
     console.print(f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/")
     console.print(f"{len(report.runs)} Dagster runs in {seconds:.1f}s; see them with `pepm dev`")
 
@@ -195,9 +196,10 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
     from .defs.instance import ensure_dagster_home
 
     root = _root()
-    ensure_dagster_home(root)
+    home = ensure_dagster_home(root)
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
-    raise typer.Exit(subprocess.call(cmd, cwd=root, env={**os.environ, "PEPM_ROOT": str(root)}))
+    # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is)
+    raise typer.Exit(subprocess.call(cmd, cwd=home, env={**os.environ, "PEPM_ROOT": str(root)}))
 
 
 @app.command()
