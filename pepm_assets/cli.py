@@ -66,10 +66,22 @@ def validate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -
 @app.command()
 def prepare(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
     """Parse, label, balance, split and write model formats for the profile's dataset x view."""
-    _run_prepare(_root(), profile, override or [])
+    _run_stage(_root(), "prepare", profile, override or [])
 
 
-def _run_prepare(root: Path, profile: str, overrides: list[str]) -> None:
+@app.command()
+def train(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+    """Train the profile's models (models.yml) on its prepared dataset x view."""
+    _run_stage(_root(), "train", profile, override or [])
+
+
+@app.command()
+def evaluate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+    """Evaluate the profile's trained models on the job set, then refresh the leaderboard."""
+    _run_stage(_root(), "evaluate", profile, override or [])
+
+
+def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
     from .defs import runner
 
     try:
@@ -77,26 +89,27 @@ def _run_prepare(root: Path, profile: str, overrides: list[str]) -> None:
     except ConfigError as exc:
         _fail(str(exc))
     instance = _instance(root)
-    steps = 2 + len(params.dataset.corpus_ids) + 1
+    n_models = len(params.models) if stage != "prepare" else 0
+    steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=False) as progress:
-        task = progress.add_task(f"prepare {profile}", total=steps)
+        task = progress.add_task(f"{stage} {profile}", total=max(steps, 1))
 
         def on_step(name: str) -> None:
-            if progress.tasks[task].description != f"prepare {profile}":
+            if progress.tasks[task].description != f"{stage} {profile}":
                 progress.advance(task)
-            progress.update(task, description=f"prepare {profile}: {name}")
+            progress.update(task, description=f"{stage} {profile}: {name}")
 
         try:
-            report = runner.prepare(root, profile, overrides, instance, on_step=on_step)
+            report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step)
         except (runner.StageFailed, ConfigError) as exc:
             _fail(str(exc), 1)
-        progress.update(task, completed=steps, description=f"prepare {profile}: done")
-    _print_report(root, report, time.perf_counter() - started)
+        progress.update(task, completed=max(steps, 1), description=f"{stage} {profile}: done")
+    _print_report(root, report, time.perf_counter() - started, stage)
 
 
-def _print_report(root: Path, report, seconds: float) -> None:
+def _print_report(root: Path, report, seconds: float, stage: str = "prepare") -> None:
     import json
 
     from .core.paths import ProjectPaths
@@ -117,19 +130,81 @@ def _print_report(root: Path, report, seconds: float) -> None:
         console.print(f"fresh, not re-run: {escape(', '.join(report.skipped))}")
     console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")
     console.print(f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/")
+    if stage != "prepare":
+        _print_scores(root, report.params)
     console.print(f"{len(report.runs)} Dagster runs in {seconds:.1f}s; see them with `pepm dev`")
+
+
+def _print_scores(root: Path, params) -> None:
+    from .core.paths import ProjectPaths
+    from .core.training import read_index
+
+    paths = ProjectPaths(root)
+    entries = [e for e in read_index(paths) if e["dataset_id"] == params.dataset_id and e["view"] == params.view
+               and e["eval_dataset_id"] == params.dataset_id and e["model_id"] in params.models]
+    table = Table(title=f"job set of {params.dataset_id} / {params.view}")
+    for col in ("model", "family", "accuracy", "macro-F1 [95% CI]", "other"):
+        table.add_column(col)
+    for e in sorted(entries, key=lambda e: -e["metrics"].get("macro_f1", -1)):
+        m = e["metrics"]
+        if "macro_f1" in m:
+            table.add_row(e["model_id"], e["family"], f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f} [{m['macro_f1_ci95'][0]:.4f}, {m['macro_f1_ci95'][1]:.4f}]", "")
+        else:
+            table.add_row(e["model_id"], e["family"], "", "", " ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float)))
+    console.print(table)
+    console.print(f"leaderboard: {paths.rel(paths.reports / 'leaderboard.md')} (+ .tsv, .png); MLflow: `pepm mlflow`")
 
 
 @app.command()
 def run(
-    stage: str = typer.Option("prepare", "--stage", "-s", help="prepare (train/evaluate/pipeline come with the training stage)"),
+    stage: str = typer.Option("pipeline", "--stage", "-s", help="prepare | train | evaluate | pipeline (all three)"),
     profile: str = PROFILE,
     override: Optional[List[str]] = OVERRIDE,
 ) -> None:
     """The older interface (`make run STAGE=... PROFILE=...`): run one stage of a profile."""
-    if stage != "prepare":
-        _fail(f"stage {stage!r} is not available yet (available: prepare)")
-    _run_prepare(_root(), profile, override or [])
+    from .defs.runner import STAGES
+
+    if stage not in STAGES:
+        _fail(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+    _run_stage(_root(), stage, profile, override or [])
+
+
+@app.command("cross-corpus")
+def cross_corpus() -> None:
+    """Materialize the cross-corpus matrix of configs/common/cross_corpus.yml (heat map under reports/cross_corpus/)."""
+    from .defs import runner
+
+    root = _root()
+    common = load_common(root)
+    if common.cross_corpus is None:
+        _fail("configs/common/cross_corpus.yml is missing")
+    try:
+        runner.cross_corpus(root, _instance(root))
+    except runner.StageFailed as exc:
+        _fail(str(exc), 1)
+    cfg = common.cross_corpus
+    import json
+
+    out = root / "reports" / "cross_corpus" / cfg.view / cfg.model_id
+    data = json.loads((out / "matrix.json").read_text(encoding="utf-8"))
+    table = Table(title=f"{cfg.model_id}, view {cfg.view}: macro-F1 (rows: trained on, columns: evaluated on)")
+    table.add_column("")
+    for d in cfg.datasets:
+        table.add_column(d, justify="right")
+    for d, row in zip(cfg.datasets, data["macro_f1"]):
+        table.add_row(d, *[f"{v:.3f}" for v in row])
+    console.print(table)
+    console.print(f"heat map: {out.relative_to(root)}/matrix.png")
+
+
+@app.command("mlflow")
+def mlflow_ui(port: int = typer.Option(5000, help="web UI port")) -> None:
+    """Open the MLflow UI on the project's tracking backend (mlruns/mlflow.db)."""
+    from .core.tracking import default_uri
+
+    root = _root()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", default_uri(root), "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, cwd=root))
 
 
 @app.command()
@@ -216,13 +291,19 @@ def bench(
     raise typer.Exit(subprocess.call([sys.executable, str(script), "--corpus", corpus, "--replicas", str(replicas)], cwd=root))
 
 
+DEMO = [("pipeline", "ideo_quick"), ("prepare", "ideo_multi"), ("pipeline", "an_debats_lr"), ("pipeline", "an_amendements_lr")]
+
+
 @app.command()
 def demo() -> None:
-    """README command 1: import the shipped corpora, then prepare every profile flagged for the demo."""
+    """README command 1: import the shipped corpora; MPT through prepare -> train -> evaluate (five
+    families, `small` preset); the multi-corpus profile prepared; the cross-corpus matrix."""
     root = _root()
     data_import(no_dvc=False)
-    for name in ("ideo_quick", "ideo_multi"):
-        _run_prepare(root, name, [])
+    for stage, name in DEMO:
+        _run_stage(root, stage, name, [])
+    cross_corpus()
+    console.print(f"[bold]leaderboard:[/] {root / 'reports' / 'leaderboard.md'} (+ .tsv, .png)")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,42 @@ DATASETS_YML = """datasets:
     compare_by: [corpus_id]
 """
 
+MODELS_YML = """models:
+  check_default: {family: check}
+  tfidf_svm_quick:
+    family: sklearn
+    params: {estimator: linear_svc, ngram_max: 2, min_df: 1}
+    early_stop: {min_accuracy: 0.6, min_macro_f1: 0.6}
+  tfidf_logreg: {family: sklearn, params: {estimator: logreg, min_df: 1}}
+  tfidf_nb: {family: sklearn, params: {estimator: complement_nb, min_df: 1}}
+  spacy_bow:
+    family: spacy
+    params: {config: configs/spacy/spacy_bow.cfg, max_epochs: 2}
+  spacy_cnn_quick:
+    family: spacy
+    params: {config: configs/spacy/spacy_cnn_quick.cfg, max_epochs: 2}
+  hf_tiny:
+    family: hf
+    resource_class: heavy
+    params: {vocab_size: 200, hidden_size: 32, num_layers: 1, num_heads: 2, epochs: 4, learning_rate: 0.003}
+  kmeans_tfidf: {family: cluster, params: {algorithm: kmeans, svd_components: 10, min_df: 1}}
+  hdbscan_tfidf: {family: cluster, params: {algorithm: hdbscan, svd_components: 10, min_df: 1, min_cluster_size: 5}}
+"""
+
+CROSS_CORPUS_YML = """cross_corpus:
+  view: left_right
+  model_id: tfidf_svm_quick
+  datasets: [tiny_mpt, tiny_an]
+"""
+
+HARDWARE_YML = """hardware:
+  small:
+    threads: 1
+    batch_size: 8
+    max_length: 32
+    max_train_docs_hf: 50
+"""
+
 PROFILES = {
     "tiny_quick": """dataset_id: tiny_mpt
 view: left_right
@@ -116,6 +152,12 @@ train_prop: 0.75
 seed: 7
 formats: {spacy_shard_size: 10}
 quality: {min_docs_per_class: 5}
+""",
+    "tiny_an": """dataset_id: tiny_an
+view: left_right
+families: [sklearn]
+models: [tfidf_svm_quick]
+quality: {min_docs_per_class: 3}
 """,
     "tiny_multi": """dataset_id: tiny_multi
 view: left_right
@@ -133,8 +175,10 @@ def make_project(dest: Path, n_per_speaker: int = 6) -> Path:
     (dest / "configs" / "common").mkdir(parents=True)
     (dest / "configs" / "profiles").mkdir(parents=True)
     shutil.copytree(REPO / "configs" / "label_maps", dest / "configs" / "label_maps")
-    for name in ("hardware.yml", "balance.yml"):
-        shutil.copy(REPO / "configs" / "common" / name, dest / "configs" / "common" / name)
+    shutil.copytree(REPO / "configs" / "spacy", dest / "configs" / "spacy")
+    shutil.copy(REPO / "configs" / "common" / "balance.yml", dest / "configs" / "common" / "balance.yml")
+    for name, text in (("models.yml", MODELS_YML), ("cross_corpus.yml", CROSS_CORPUS_YML), ("hardware.yml", HARDWARE_YML)):
+        (dest / "configs" / "common" / name).write_text(text, encoding="utf-8")
     (dest / "configs" / "common" / "corpora.yml").write_text(CORPORA_YML, encoding="utf-8")
     (dest / "configs" / "common" / "datasets.yml").write_text(DATASETS_YML, encoding="utf-8")
     for name, text in PROFILES.items():

@@ -67,12 +67,36 @@ class HardwarePreset(Strict):
     max_train_docs_cluster: int | None = None
 
 
+class EarlyStop(Strict):
+    """Minimum scores of a model on the job set (the spec's early_stop): blocking evaluation checks."""
+
+    min_accuracy: float | None = Field(None, ge=0, le=1)
+    min_macro_f1: float | None = Field(None, ge=0, le=1)
+
+
+class ModelSpec(Strict):
+    family: str
+    params: dict[str, Any] = {}
+    resource_class: Literal["light", "medium", "heavy"] = "light"
+    early_stop: EarlyStop = EarlyStop()
+    description: str = ""
+
+
+class CrossCorpusConfig(Strict):
+    """Train one model on each dataset, evaluate it on each dataset's job set (same view)."""
+
+    view: str
+    model_id: str
+    datasets: list[str] = Field(min_length=2)
+
+
 class CommonConfig(Strict):
     corpora: dict[str, CorpusConfig]
     datasets: dict[str, DatasetConfig]
     hardware: dict[str, HardwarePreset]
     balance_presets: dict[str, dict[str, dict[str, Any]]]
-    models: dict[str, dict[str, Any]] = {}
+    models: dict[str, ModelSpec] = {}
+    cross_corpus: CrossCorpusConfig | None = None
 
 
 # ---------------------------------------------------------------- profiles
@@ -149,7 +173,7 @@ class ResolvedParams(Strict):
     label_map: str
     label_map_sha256: str
     families: list[str]
-    models: list[str] | None
+    models: list[str]
     hardware_preset: str
     hardware: HardwarePreset
     balance_strategy: str
@@ -251,7 +275,11 @@ class _BalanceFile(Strict):
 
 
 class _ModelsFile(Strict):
-    models: dict[str, dict[str, Any]] = {}
+    models: dict[str, ModelSpec] = {}
+
+
+class _CrossCorpusFile(Strict):
+    cross_corpus: CrossCorpusConfig | None = None
 
 
 def load_common(root: Path) -> CommonConfig:
@@ -264,13 +292,35 @@ def load_common(root: Path) -> CommonConfig:
             return model()
         return validate(model, load_yaml(path, root), _rel(path, root))
 
-    return CommonConfig(
+    models = read("models.yml", _ModelsFile, optional=True).models
+    _check_models(models)
+    common = CommonConfig(
         corpora=read("corpora.yml", _CorporaFile).corpora,
         datasets=read("datasets.yml", _DatasetsFile).datasets,
         hardware=read("hardware.yml", _HardwareFile).hardware,
         balance_presets=read("balance.yml", _BalanceFile).presets,
-        models=read("models.yml", _ModelsFile, optional=True).models,
+        models=models,
+        cross_corpus=read("cross_corpus.yml", _CrossCorpusFile, optional=True).cross_corpus,
     )
+    cross = common.cross_corpus
+    if cross is not None:
+        if cross.model_id not in models:
+            raise ConfigError("configs/common/cross_corpus.yml", "cross_corpus.model_id", f"unknown model {cross.model_id!r}")
+        for i, dataset_id in enumerate(cross.datasets):
+            if dataset_id not in common.datasets:
+                raise ConfigError("configs/common/cross_corpus.yml", f"cross_corpus.datasets.{i}", f"unknown dataset {dataset_id!r}")
+    return common
+
+
+def _check_models(models: dict[str, ModelSpec]) -> None:
+    """Every model names a known family and parameters that family accepts."""
+    from . import families  # light: families import their heavy libraries only when they run
+
+    source = "configs/common/models.yml"
+    for model_id, spec in models.items():
+        if spec.family not in families.REGISTRY:
+            raise ConfigError(source, f"models.{model_id}.family", f"unknown family {spec.family!r} (known: {families.REGISTRY.names()})")
+        validate(families.REGISTRY.get(spec.family).params_model, spec.params, source, f"models.{model_id}.params")
 
 
 # ---------------------------------------------------------------- overrides
@@ -380,6 +430,16 @@ def resolve_profile(
 
     balance_params = balance.resolve(prof.balance_strategy, prof.balance_preset, prof.balance_params, common.balance_presets, source)
 
+    if prof.models is None:
+        models = [m for m, spec in common.models.items() if spec.family in prof.families]
+    else:
+        models = list(prof.models)
+        for i, model_id in enumerate(models):
+            if model_id not in common.models:
+                raise ConfigError(source, f"models.{i}", f"unknown model {model_id!r} (configs/common/models.yml has: {sorted(common.models)})")
+            if common.models[model_id].family not in prof.families:
+                raise ConfigError(source, f"models.{i}", f"model {model_id!r} is of family {common.models[model_id].family!r}, which is not in families {prof.families}")
+
     return ResolvedParams(
         profile=prof.profile,
         overrides=overrides,
@@ -390,7 +450,7 @@ def resolve_profile(
         label_map=prof.label_map,
         label_map_sha256=label_map.fingerprint,
         families=prof.families,
-        models=prof.models,
+        models=models,
         hardware_preset=prof.hardware_preset,
         hardware=common.hardware[prof.hardware_preset],
         balance_strategy=prof.balance_strategy,

@@ -30,6 +30,21 @@ class ProjectPaths:
         """Model formats and meta_formats.json."""
         return self.root / "data" / "processed" / dataset_id / view
 
+    def model_dir(self, dataset_id: str, view: str, family: str, model_id: str) -> Path:
+        """A trained model and its meta_model.json."""
+        return self.root / "models" / dataset_id / view / family / model_id
+
+    def report_dir(self, dataset_id: str, view: str, family: str, model_id: str, eval_dataset_id: str | None = None) -> Path:
+        """metrics.json, classification_report.txt, meta_eval.json, metrics_by_<field>.json, plots.
+        Evaluated on another dataset's job set (cross-dataset): the sibling `<model_id>@<eval_dataset>/`
+        (a sibling, not a subfolder: each report folder is replaced as a whole)."""
+        name = model_id if eval_dataset_id in (None, dataset_id) else f"{model_id}@{eval_dataset_id}"
+        return self.root / "reports" / dataset_id / view / family / name
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
     def rel(self, path: Path) -> str:
         try:
             return str(Path(path).relative_to(self.root))

@@ -104,6 +104,10 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
     else:
         train, job = _balance_and_split(pool, params, salt=0)
 
+    # shuffled (seeded): corpus order is time order, and a family that caps its train set
+    # (hardware max_train_docs_*) takes the first rows
+    train = train.sample(frac=1.0, random_state=params.seed)
+    job = job.sample(frac=1.0, random_state=params.seed)
     strategy = balance.build(params.balance_strategy, params.balance)
     view_dir = paths.view_dir(params.dataset_id, params.view)
     cols = tsv_columns(params)

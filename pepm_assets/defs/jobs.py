@@ -1,10 +1,12 @@
-"""Jobs: one per partitioning, so a run covers exactly one corpus or one dataset x view."""
+"""Jobs: one per partitioning, so a run covers exactly one corpus, one dataset x view, or the reports."""
 from __future__ import annotations
 
 import dagster as dg
 
 PREPARE_CORPUS = "prepare_corpus"
 PREPARE_VIEW = "prepare_view"
+TRAIN_EVALUATE = "train_evaluate"
+REPORTS = "reports"
 OBSERVE_RAW = "observe_raw_tei"
 OBSERVE_PARAMS = "observe_view_params"
 
@@ -15,6 +17,10 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
                             description="Parse one corpus and count its actors."),
         dg.define_asset_job(PREPARE_VIEW, selection=dg.AssetSelection.assets("view_split", "model_formats"),
                             description="Label, balance, split one dataset x view and write the model formats."),
+        dg.define_asset_job(TRAIN_EVALUATE, selection=dg.AssetSelection.groups("train", "evaluate"),
+                            description="Train and evaluate models on one dataset x view (the CLI selects the profile's models)."),
+        dg.define_asset_job(REPORTS, selection=dg.AssetSelection.groups("reports"),
+                            description="Leaderboard and cross-corpus matrix."),
         dg.define_asset_job(OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"),
                             description="Record the DVC hash of every raw corpus."),
         dg.define_asset_job(OBSERVE_PARAMS, selection=dg.AssetSelection.assets("view_params"),

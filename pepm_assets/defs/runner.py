@@ -14,8 +14,8 @@ from typing import Callable
 import dagster as dg
 
 from ..core.config import ResolvedParams, resolve_profile
-from ..core.selection import write_selection
-from .jobs import OBSERVE_PARAMS, OBSERVE_RAW, PREPARE_CORPUS, PREPARE_VIEW
+from ..core.selection import resolve_partition, write_selection
+from .jobs import OBSERVE_PARAMS, OBSERVE_RAW, PREPARE_CORPUS, PREPARE_VIEW, REPORTS, TRAIN_EVALUATE
 from .partitions import view_key
 from .staleness import stale_status
 
@@ -35,9 +35,11 @@ class StageReport:
 
 
 def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition: str | None = None,
-             run_config: dict | None = None, quiet: bool = True) -> dg.ExecuteInProcessResult:
+             run_config: dict | None = None, quiet: bool = True, assets: list[str] | None = None) -> dg.ExecuteInProcessResult:
     config = {**(QUIET if quiet else {}), **(run_config or {})}
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config, raise_on_error=False)
+    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config,
+                                                          raise_on_error=False, asset_selection=selection)
     if not result.success:
         errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)]
@@ -86,3 +88,58 @@ def prepare(
     report.runs.append((PREPARE_VIEW, key, result.run_id))
     report.checks.update({f"{e.asset_key.to_user_string()}[{key}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
     return report
+
+
+STAGES = ("prepare", "train", "evaluate", "pipeline")
+
+
+def run_stage(
+    root: Path,
+    stage: str,
+    profile: str,
+    overrides: list[str],
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions | None = None,
+    on_step: Callable[[str], None] | None = None,
+    quiet: bool = True,
+    reports: bool = True,
+) -> StageReport:
+    """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view, then
+    (train/evaluate/pipeline) the leaderboard. Only the profile's models are selected."""
+    from ..definitions import build_definitions
+
+    if stage not in STAGES:
+        raise StageFailed(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+    defs = defs or build_definitions(root)
+    step = on_step or (lambda _name: None)
+    if stage in ("prepare", "pipeline"):
+        report = prepare(root, profile, overrides, instance, defs, on_step, quiet)
+    else:
+        params = resolve_profile(root, profile, overrides)
+        if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
+            raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
+        report = StageReport(params=params)
+    if stage == "prepare":
+        return report
+    params = report.params
+    key = str(view_key(params.dataset_id, params.view))
+    kinds = {"train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
+    assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
+    if assets:
+        step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
+        result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
+        report.runs.append((TRAIN_EVALUATE, key, result.run_id))
+        report.checks.update({f"{e.asset_key.to_user_string()}[{key}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
+    if reports and stage != "train":
+        step("leaderboard")
+        result = _execute(defs, REPORTS, instance, quiet=quiet, assets=["leaderboard"])
+        report.runs.append((REPORTS, "", result.run_id))
+    return report
+
+
+def cross_corpus(root: Path, instance: dg.DagsterInstance, defs: dg.Definitions | None = None, quiet: bool = True) -> str:
+    """Materialize cross_corpus_matrix (needs each dataset's model trained)."""
+    from ..definitions import build_definitions
+
+    defs = defs or build_definitions(root)
+    return _execute(defs, REPORTS, instance, quiet=quiet, assets=["cross_corpus_matrix"]).run_id

@@ -22,7 +22,7 @@ from ...core.selection import resolve_partition, write_selection
 from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions
 from ..resources import PepmProject
 
-CODE_VERSION = "prepare-1"
+CODE_VERSION = "prepare-2"
 GROUP = "prepare"
 
 

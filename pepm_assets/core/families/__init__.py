@@ -1,0 +1,84 @@
+"""Model families: one file each, one registry, an estimator-like interface.
+
+A family is a small object with explicit parameters (a pydantic model, validated from the entry's
+`params` in configs/common/models.yml before anything runs) and two methods:
+
+- `fit(data, model_dir)`: train on `data` (a `TrainData`) and write everything needed to predict
+  into `model_dir` (an empty temporary folder, swapped in atomically by the caller); return a dict
+  of facts for meta_model.json (epochs, vocabulary size, device, ...).
+- `predict(model_dir, texts)`: load what `fit` wrote and return one label per text (for an
+  unsupervised family, one cluster id per text).
+
+Optional: `top_terms(model_dir, k)` for linear models (most discriminative terms per class),
+`embed(model_dir, texts)` for families that have document vectors.
+No state is kept on the object between calls: train and evaluate are separate assets, often
+separate processes. Heavy libraries (spaCy models, torch, transformers) are imported inside the
+methods, never at module import.
+
+To add a family: write `families/<name>.py` with a `Family` subclass decorated by
+`@REGISTRY.register("<name>")`, import it at the bottom of this file, add entries to models.yml.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ..config import HardwarePreset
+from ..registry import Registry
+
+
+class FamilyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class TrainData:
+    """What a family gets to train on; everything already resolved and seeded."""
+
+    train: pd.DataFrame                     # columns: doc_id, label, text, ... (train.tsv, maybe truncated)
+    labels: list[str]                       # every label of the view, sorted (train and job)
+    seed: int
+    hardware: HardwarePreset
+    root: Path                              # project root: `formats` paths are relative to it
+    formats: dict[str, Any] = field(default_factory=dict)   # this family's entry of meta_formats.json
+    class_weights: dict[str, float] | None = None           # set when balance_strategy is class_weights
+    job: pd.DataFrame | None = None         # held-out set, for families that report dev scores while training
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+
+class Family:
+    params_model: ClassVar[type[FamilyParams]] = FamilyParams
+    supervised: ClassVar[bool] = True
+
+    def __init__(self, params: FamilyParams) -> None:
+        self.params = params
+
+    def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
+        return None
+
+    def embed(self, model_dir: Path, texts: list[str]) -> Any:
+        """Document vectors (for the silhouette of clusterings); None when the family has none."""
+        return None
+
+
+REGISTRY: Registry[type[Family]] = Registry("model family")
+
+
+def build(family: str, params: dict[str, Any]) -> Family:
+    cls = REGISTRY.get(family)
+    return cls(cls.params_model.model_validate(params))
+
+
+from . import check, cluster, hf, sklearn, spacy  # noqa: E402,F401  (registration)

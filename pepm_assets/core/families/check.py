@@ -1,0 +1,32 @@
+"""The `check` family: a control, not a classifier. It records label and length statistics of the
+train set (meta_model.json) and predicts the majority class, so its scores are the floor every
+real model must beat."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import REGISTRY, Family, TrainData
+
+
+@REGISTRY.register("check")
+class CheckFamily(Family):
+    def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
+        train = data.train
+        counts = train["label"].value_counts().sort_index()
+        tokens = train["text"].str.split().str.len()
+        stats = {
+            "n_docs": len(train),
+            "label_counts": {str(k): int(v) for k, v in counts.items()},
+            "majority_label": str(counts.idxmax()),
+            "tokens_per_doc": {str(label): {"mean": round(float(t.mean()), 2), "median": float(t.median()), "max": int(t.max())}
+                               for label, t in tokens.groupby(train["label"])},
+            "empty_texts": int((train["text"].str.strip() == "").sum()),
+        }
+        (model_dir / "check.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
+        return stats
+
+    def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        majority = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))["majority_label"]
+        return [majority] * len(texts)

@@ -1,0 +1,397 @@
+"""hf: a transformer classifier trained with transformers + torch, fully offline.
+
+Two starting points, both without any network access (`HF_HUB_OFFLINE` / `TRANSFORMERS_OFFLINE`
+are set, every load passes `local_files_only=True`):
+
+- `model_dir` given (a local folder, relative to the project root or absolute): tokenizer and
+  model are loaded from it with AutoTokenizer / AutoModelForSequenceClassification, with this
+  view's labels (a classification head of another size is re-initialised). A folder written by a
+  previous `fit` works too, so a pepm model can be fine-tuned again.
+- no `model_dir`: a WordPiece tokenizer is trained with `tokenizers` on the train texts only
+  (NFC + lowercase, accents kept), and a small BERT (`BertForSequenceClassification`) is built
+  from the params (`hidden_size`, `num_layers`, `num_heads`, `intermediate_size`, ...).
+
+Training is a plain PyTorch loop rather than `transformers.Trainer`: it starts in milliseconds
+instead of pulling in accelerate/datasets, every step is visible here (AdamW without decay on
+biases/LayerNorm, linear warmup then decay, gradient accumulation, gradient clipping at 1.0,
+autocast for bf16/fp16 with a GradScaler for fp16, class weights in the loss), and nothing is
+written besides what `fit` saves. Batches are random (seeded permutation per epoch, no sorting
+by length) and padded per batch to their longest text (dynamic padding), truncated to the
+hardware preset's `max_length`; batch size and CPU threads come from the preset too.
+
+Device `auto` is CUDA when present, else CPU; mixed precision `auto` is bf16 on CUDA when the GPU
+supports it, else fp16 on CUDA, and none on CPU. Reproducibility: `random`, `numpy` and torch
+(CPU and CUDA) are seeded; on CPU `torch.use_deterministic_algorithms` is switched on for the
+duration of the call (cheap there), so the same seed and thread count give identical models.
+On CUDA, reruns are close but not guaranteed bit-identical (cuBLAS/atomics).
+
+`fit` writes into `model_dir`: the model and tokenizer (`save_pretrained`) and `pepm_hf.json`
+(the params, labels, max_length, batch size, threads and precision used by `predict`).
+torch, transformers and tokenizers are imported inside the methods only.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from . import REGISTRY, Family, FamilyParams, TrainData
+
+log = logging.getLogger(__name__)
+
+PEPM_FILE = "pepm_hf.json"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_ROBERTA_LIKE = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}  # 2 position ids reserved
+
+
+class HfParams(FamilyParams):
+    model_dir: str | None = Field(None, description="local pretrained model folder (relative to the project root or absolute); None: build a small model")
+    vocab_size: int = Field(8000, ge=100, description="WordPiece vocabulary trained on train (without model_dir)")
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    intermediate_size: int | None = Field(None, ge=8, description="feed-forward size; None: 4 * hidden_size")
+    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    grad_accumulation: int = Field(1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "HfParams":
+        if self.model_dir is None and self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        return self
+
+
+# ---------------------------------------------------------------- helpers (torch passed in, never imported here)
+def _offline() -> None:
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
+
+
+def _device(torch: Any, requested: str) -> Any:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("hf: device 'cuda' requested but torch sees no CUDA device (use device: auto or cpu)")
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(requested)
+
+
+def _precision(torch: Any, requested: str, device: Any) -> str:
+    if requested == "auto":
+        if device.type != "cuda":
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if requested == "fp16" and device.type != "cuda":
+        raise RuntimeError("hf: mixed_precision 'fp16' needs CUDA; on CPU use 'bf16' or 'no'")
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise RuntimeError("hf: this GPU does not support bf16; use 'fp16' or 'auto'")
+    return requested
+
+
+def _autocast(torch: Any, device: Any, precision: str) -> Any:
+    if precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+@contextlib.contextmanager
+def _torch_settings(torch: Any, threads: int, device: Any, deterministic: bool):
+    """Threads (and deterministic algorithms on CPU) for the duration of a call, restored after."""
+    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    if deterministic and device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det)
+
+
+def _max_length(tokenizer: Any, config: Any, wanted: int) -> int:
+    limits = [wanted]
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 100_000:
+        limits.append(int(tokenizer.model_max_length))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        limits.append(positions - 2 if getattr(config, "model_type", "") in _ROBERTA_LIKE else positions)
+    return min(limits)
+
+
+def _pad(torch: Any, seqs: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _read_train(data: TrainData) -> tuple[list[str], list[str], dict[str, int]]:
+    """The first len(data.train) records of hf/train.jsonl (same order as train.tsv) and labels.json."""
+    fmt = data.formats
+    if fmt.get("format") != "jsonl":
+        raise ValueError(f"hf: expected the 'jsonl' format in meta_formats.json, got {fmt.get('format')!r}")
+    label2id = {str(k): int(v) for k, v in json.loads(data.path(fmt["label2id"]).read_text(encoding="utf-8"))["label2id"].items()}
+    missing = sorted(set(data.labels) - set(label2id))
+    if missing:
+        raise ValueError(f"hf: labels {missing} are not in {fmt['label2id']}")
+    n = len(data.train)
+    with open(data.path(fmt["train"]), encoding="utf-8") as fh:
+        records = [json.loads(line) for line in itertools.islice(fh, n)]
+    if len(records) < n:
+        raise ValueError(f"hf: {fmt['train']} has {len(records)} records, train has {n} documents")
+    expected_ids = [str(d) for d in data.train["doc_id"]]
+    expected_labels = [str(label) for label in data.train["label"]]
+    for i, rec in enumerate(records):
+        if str(rec["doc_id"]) != expected_ids[i] or rec["label"] != expected_labels[i]:
+            raise ValueError(f"hf: {fmt['train']} line {i + 1} is {rec['doc_id']!r}/{rec['label']!r}, train.tsv row {i + 1} is {expected_ids[i]!r}/{expected_labels[i]!r} (stale formats?)")
+        if label2id[rec["label"]] != rec["label_id"]:
+            raise ValueError(f"hf: {fmt['train']} line {i + 1}: label_id {rec['label_id']} disagrees with labels.json")
+    return [r["text"] for r in records], [r["label"] for r in records], label2id
+
+
+def _train_tokenizer(texts: list[str], vocab_size: int, model_max_length: int) -> Any:
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])  # accents kept
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", model_max_length=model_max_length,
+    )
+
+
+@REGISTRY.register("hf")
+class HfFamily(Family):
+    params_model = HfParams
+    params: HfParams
+
+    # ------------------------------------------------------------ fit
+    def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
+        _offline()
+        start = time.perf_counter()
+        import numpy as np
+        import tokenizers
+        import torch
+        import transformers
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
+
+        import_seconds = time.perf_counter() - start
+        transformers.utils.logging.disable_progress_bar()
+        p, hw = self.params, data.hardware
+        os.environ.setdefault("RAYON_NUM_THREADS", str(hw.threads))  # tokenizers' thread pool, bounded like torch
+        device = _device(torch, p.device)
+        precision = _precision(torch, p.mixed_precision, device)
+
+        texts, labels, label2id = _read_train(data)
+        if len(label2id) < 2:
+            raise ValueError(f"hf: needs at least 2 labels, got {sorted(label2id)}")
+        id2label = {i: label for label, i in label2id.items()}
+        y_all = [label2id[label] for label in labels]
+
+        random.seed(data.seed)
+        np.random.seed(data.seed)
+        torch.manual_seed(data.seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(data.seed)
+            torch.cuda.reset_peak_memory_stats()
+
+        with _torch_settings(torch, hw.threads, device, deterministic=True):
+            t0 = time.perf_counter()
+            if p.model_dir is not None:
+                source = Path(p.model_dir).expanduser()
+                source = source if source.is_absolute() else data.root / source
+                if not source.is_dir():
+                    raise FileNotFoundError(f"hf: model_dir {p.model_dir!r} is not a folder ({source})")
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    source, local_files_only=True, num_labels=len(label2id), id2label=id2label, label2id=label2id,
+                    ignore_mismatched_sizes=True,
+                )
+                if tokenizer.pad_token_id is None:
+                    tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+                if model.config.pad_token_id is None:
+                    model.config.pad_token_id = tokenizer.pad_token_id
+            else:
+                positions = max(512, hw.max_length)
+                tokenizer = _train_tokenizer(texts, p.vocab_size, positions)
+                config = BertConfig(
+                    vocab_size=len(tokenizer), hidden_size=p.hidden_size, num_hidden_layers=p.num_layers,
+                    num_attention_heads=p.num_heads, intermediate_size=p.intermediate_size or 4 * p.hidden_size,
+                    max_position_embeddings=positions, pad_token_id=tokenizer.pad_token_id,
+                    num_labels=len(label2id), id2label=id2label, label2id=label2id,
+                )
+                model = BertForSequenceClassification(config)
+            model.config.problem_type = "single_label_classification"
+            tokenizer_seconds = time.perf_counter() - t0
+            max_length = _max_length(tokenizer, model.config, hw.max_length)
+
+            encoded = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+            n_truncated = sum(len(ids) > max_length for ids in encoded)
+            encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if n_truncated else encoded
+
+            model.to(device)
+            weights = None
+            if data.class_weights:
+                weights = torch.tensor([float(data.class_weights.get(id2label[i], 1.0)) for i in range(len(id2label))], device=device)
+
+            no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+            named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+            optimizer = torch.optim.AdamW(
+                [
+                    {"params": [q for n, q in named if not n.endswith(no_decay)], "weight_decay": p.weight_decay},
+                    {"params": [q for n, q in named if n.endswith(no_decay)], "weight_decay": 0.0},
+                ],
+                lr=p.learning_rate,
+            )
+            n, bs, ga = len(encoded), hw.batch_size, p.grad_accumulation
+            batches_per_epoch = math.ceil(n / bs)
+            steps_per_epoch = math.ceil(batches_per_epoch / ga)
+            total_steps = steps_per_epoch * p.epochs
+            scheduler = get_linear_schedule_with_warmup(optimizer, round(p.warmup_ratio * total_steps), total_steps)
+            scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+            rng = np.random.default_rng(data.seed)
+            y_tensor = torch.tensor(y_all, dtype=torch.long)
+
+            t1 = time.perf_counter()
+            epoch_losses: list[float] = []
+            steps = 0
+            model.train()
+            for epoch in range(p.epochs):
+                te = time.perf_counter()
+                order = rng.permutation(n)
+                batches = [order[i: i + bs] for i in range(0, n, bs)]
+                running = torch.zeros((), device=device)
+                for g in range(0, len(batches), ga):
+                    group = batches[g: g + ga]
+                    group_docs = sum(len(b) for b in group)
+                    for batch in group:
+                        ids, mask = _pad(torch, [encoded[i] for i in batch], tokenizer.pad_token_id, device)
+                        target = y_tensor[batch].to(device)
+                        with _autocast(torch, device, precision):
+                            logits = model(input_ids=ids, attention_mask=mask).logits
+                        loss = torch.nn.functional.cross_entropy(logits.float(), target, weight=weights)
+                        scaler.scale(loss * (len(batch) / group_docs)).backward()
+                        running += loss.detach() * len(batch)
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    steps += 1
+                epoch_losses.append(round(float(running) / n, 5))
+                log.info("hf epoch %d/%d: loss %.4f (%d steps, %.1f s)", epoch + 1, p.epochs, epoch_losses[-1], steps_per_epoch, time.perf_counter() - te)
+            train_seconds = time.perf_counter() - t1
+
+            model.eval()
+            model_dir = Path(model_dir)
+            model_dir.mkdir(parents=True, exist_ok=True)
+            model.save_pretrained(model_dir)
+            tokenizer.save_pretrained(model_dir)
+            facts_for_predict = {
+                "params": p.model_dump(mode="json"),
+                "labels": [id2label[i] for i in range(len(id2label))],
+                "max_length": max_length,
+                "batch_size": bs,
+                "threads": hw.threads,
+                "mixed_precision": precision,
+                "seed": data.seed,
+            }
+            (model_dir / PEPM_FILE).write_text(json.dumps(facts_for_predict, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+        return {
+            "source": "model_dir" if p.model_dir is not None else "scratch",
+            "base_model_dir": p.model_dir,
+            "architecture": type(model).__name__,
+            "device": device.type,
+            "mixed_precision": precision,
+            "epochs": p.epochs,
+            "steps": steps,
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": bs,
+            "grad_accumulation": ga,
+            "effective_batch_size": bs * ga,
+            "max_length": max_length,
+            "threads": hw.threads,
+            "n_train_docs": n,
+            "n_truncated_docs": n_truncated,
+            "train_loss": epoch_losses[-1],
+            "epoch_losses": epoch_losses,
+            "class_weights": bool(weights is not None),
+            "seconds": round(time.perf_counter() - start, 2),
+            "import_seconds": round(import_seconds, 2),
+            "tokenizer_seconds": round(tokenizer_seconds, 2),
+            "train_seconds": round(train_seconds, 2),
+            "peak_rss_mb": _peak_rss_mb(),
+            "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,
+            "n_parameters": sum(q.numel() for q in model.parameters()),
+            "vocab_size": len(tokenizer),
+            "seed": data.seed,
+            "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__,
+            "tokenizers_version": tokenizers.__version__,
+        }
+
+    # ------------------------------------------------------------ predict
+    def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        _offline()
+        import torch
+        import transformers
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()
+        model_dir = Path(model_dir)
+        saved = json.loads((model_dir / PEPM_FILE).read_text(encoding="utf-8"))
+        labels: list[str] = saved["labels"]
+        if not texts:
+            return []
+        os.environ.setdefault("RAYON_NUM_THREADS", str(saved["threads"]))
+        device = _device(torch, saved["params"].get("device", "auto"))
+        precision = saved["mixed_precision"] if device.type == "cuda" else "no"
+        with _torch_settings(torch, saved["threads"], device, deterministic=False):
+            tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True).to(device).eval()
+            encoded = tokenizer([str(t) for t in texts], truncation=True, max_length=saved["max_length"])["input_ids"]
+            order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # length-sorted batches: less padding
+            predicted = [0] * len(encoded)
+            bs = saved["batch_size"]
+            with torch.inference_mode():
+                for k in range(0, len(order), bs):
+                    batch = order[k: k + bs]
+                    ids, mask = _pad(torch, [encoded[i] for i in batch], tokenizer.pad_token_id, device)
+                    with _autocast(torch, device, precision):
+                        logits = model(input_ids=ids, attention_mask=mask).logits
+                    for i, label_id in zip(batch, logits.argmax(dim=-1).tolist()):
+                        predicted[i] = label_id
+        return [labels[i] for i in predicted]

@@ -1,0 +1,89 @@
+"""scikit-learn family: TF-IDF (word n-grams, sublinear tf) + a linear classifier.
+
+`estimator`: linear_svc (LinearSVC), logreg (LogisticRegression) or complement_nb (ComplementNB,
+the naive Bayes variant that copes with unbalanced classes). Class weights are "balanced" when the
+view's balance strategy is class_weights (or when `class_weight: balanced` is set).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from . import REGISTRY, Family, FamilyParams, TrainData
+
+
+class SklearnParams(FamilyParams):
+    estimator: Literal["linear_svc", "logreg", "complement_nb"] = "linear_svc"
+    ngram_min: int = Field(1, ge=1)
+    ngram_max: int = Field(2, ge=1)
+    sublinear_tf: bool = True
+    lowercase: bool = True
+    min_df: int = Field(2, ge=1)
+    max_df: float = Field(1.0, gt=0, le=1)
+    max_features: int | None = Field(None, ge=1)
+    C: float = Field(1.0, gt=0)
+    alpha: float = Field(1.0, gt=0)
+    class_weight: Literal["auto", "balanced", "none"] = "auto"
+    max_iter: int = Field(2000, ge=1)
+
+
+def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
+    """The estimator as a plain scikit-learn Pipeline (also what benchmarks/ compare against)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
+
+    vectorizer = TfidfVectorizer(ngram_range=(params.ngram_min, params.ngram_max), sublinear_tf=params.sublinear_tf,
+                                 lowercase=params.lowercase, min_df=params.min_df, max_df=params.max_df,
+                                 max_features=params.max_features)
+    if params.estimator == "linear_svc":
+        clf = LinearSVC(C=params.C, class_weight=class_weight, random_state=seed, max_iter=params.max_iter)
+    elif params.estimator == "logreg":
+        clf = LogisticRegression(C=params.C, class_weight=class_weight, random_state=seed, max_iter=params.max_iter)
+    else:
+        clf = ComplementNB(alpha=params.alpha)
+    return Pipeline([("tfidf", vectorizer), ("clf", clf)])
+
+
+@REGISTRY.register("sklearn")
+class SklearnFamily(Family):
+    params_model = SklearnParams
+
+    def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
+        import joblib
+        from threadpoolctl import threadpool_limits
+
+        p: SklearnParams = self.params  # type: ignore[assignment]
+        class_weight = "balanced" if p.class_weight == "balanced" or (p.class_weight == "auto" and data.class_weights) else None
+        pipeline = build_pipeline(p, data.seed, class_weight)
+        with threadpool_limits(data.hardware.threads):
+            pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
+        joblib.dump(pipeline, model_dir / "model.joblib")
+        return {"n_features": len(pipeline.named_steps["tfidf"].vocabulary_), "class_weight": class_weight or "none",
+                "estimator": p.estimator}
+
+    def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        import joblib
+
+        return [str(y) for y in joblib.load(model_dir / "model.joblib").predict(texts)]
+
+    def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
+        import joblib
+        import numpy as np
+
+        pipeline = joblib.load(model_dir / "model.joblib")
+        clf, vocab = pipeline.named_steps["clf"], pipeline.named_steps["tfidf"].get_feature_names_out()
+        classes = [str(c) for c in clf.classes_]
+        if hasattr(clf, "coef_"):
+            weights = clf.coef_
+            if weights.shape[0] == 1:  # binary: one row, positive = classes[1]
+                weights = np.vstack([-weights[0], weights[0]])
+        else:  # naive Bayes: log-probability margin of each class over the mean of the others
+            logp = clf.feature_log_prob_
+            weights = logp - (logp.sum(axis=0) - logp) / max(1, len(classes) - 1)
+        return {label: [(str(vocab[i]), round(float(row[i]), 4)) for i in np.argsort(row)[::-1][:k]]
+                for label, row in zip(classes, weights)}

@@ -1,0 +1,122 @@
+"""Scores of predictions against gold labels: global, with bootstrap intervals, per group, for
+clusterings; plus the confusion-matrix plot. Pure functions over lists and arrays."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+
+
+def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k x k confusion matrix, gold codes, predicted codes with k = outside the label set)."""
+    index = {label: i for i, label in enumerate(labels)}
+    k = len(labels)
+    t = np.array([index[y] for y in y_true])
+    p = np.array([index.get(y, -1) for y in y_pred])
+    ok = p >= 0  # a prediction outside the label set counts as wrong for its gold class (recall)
+    cm = np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k)
+    return cm, t, np.where(ok, p, k)
+
+
+def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str, Any]:
+    cm, t, p = confusion(y_true, y_pred, labels)
+    n = len(y_true)
+    tp = np.diagonal(cm).astype(float)
+    gold, pred = np.bincount(t, minlength=len(labels)).astype(float), cm.sum(axis=0).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(tp / pred)
+        recall = np.nan_to_num(tp / gold)
+        f1 = np.nan_to_num(2 * tp / (pred + gold))
+    present = gold > 0
+    return {
+        "n": n,
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1 * gold).sum() / gold.sum()) if gold.sum() else 0.0,
+        "per_class": {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(gold[i])}
+                      for i, label in enumerate(labels)},
+        "labels": labels,
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def bootstrap_intervals(y_true: list[str], y_pred: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+    """Percentile bootstrap of accuracy and macro-F1 (documents resampled with replacement)."""
+    _, t, p = confusion(y_true, y_pred, labels)
+    k, n = len(labels), len(t)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    codes = t[idx] * (k + 1) + p[idx]  # p == k: outside the label set
+    cms = np.stack([np.bincount(row, minlength=k * (k + 1)) for row in codes]).reshape(n_boot, k, k + 1)[:, :, :k]
+    acc = np.trace(cms, axis1=1, axis2=2) / n
+    gold = np.stack([np.bincount(t[row], minlength=k) for row in idx])
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    pred = cms.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.nan_to_num(2 * tp / (pred + gold))
+    present = gold > 0
+    macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {"level": level, "n_boot": n_boot, "seed": seed,
+            "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
+            "macro_f1": [float(np.percentile(macro, lo)), float(np.percentile(macro, hi))]}
+
+
+def metrics_by_group(job: pd.DataFrame, y_pred: list[str], field: str, labels: list[str]) -> dict[str, Any]:
+    out = {}
+    pred = pd.Series(y_pred, index=job.index)
+    for value, group in job.groupby(field, sort=True):
+        m = classification_metrics(group["label"].tolist(), pred[group.index].tolist(), labels)
+        out[str(value)] = {key: m[key] for key in ("n", "accuracy", "macro_f1", "weighted_f1", "per_class")}
+    return out
+
+
+def cluster_metrics(y_true: list[str], clusters: list[str], embedding: Any = None, seed: int = 0, sample: int = 5000) -> dict[str, Any]:
+    from sklearn import metrics as skm
+
+    out: dict[str, Any] = {
+        "n": len(y_true),
+        "n_clusters": len(set(clusters) - {"noise"}),
+        "noise_fraction": float(np.mean([c == "noise" for c in clusters])) if clusters else 0.0,
+        "ari": float(skm.adjusted_rand_score(y_true, clusters)),
+        "nmi": float(skm.normalized_mutual_info_score(y_true, clusters)),
+        "homogeneity": float(skm.homogeneity_score(y_true, clusters)),
+        "completeness": float(skm.completeness_score(y_true, clusters)),
+        "contingency": pd.crosstab(pd.Series(y_true, name="label"), pd.Series(clusters, name="cluster")).to_dict(),
+    }
+    n_distinct = len(set(clusters))
+    if embedding is not None and 1 < n_distinct < len(clusters):
+        out["silhouette"] = float(skm.silhouette_score(embedding, clusters, sample_size=min(sample, len(clusters)), random_state=seed))
+    return out
+
+
+def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arr = np.asarray(cm, dtype=float)
+    norm = arr / np.maximum(arr.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.9 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize=10)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(arr[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of gold row")
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return target

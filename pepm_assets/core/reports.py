@@ -1,0 +1,103 @@
+"""Cross-model reports from reports/index.json: the leaderboard and the cross-corpus matrix."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import atomic_path, write_json, write_text
+from .paths import ProjectPaths
+from .training import read_index
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
+    """In-domain evaluations of supervised models, best macro-F1 first within each dataset x view."""
+    rows = []
+    for e in read_index(paths):
+        m = e["metrics"]
+        if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
+            continue
+        rows.append({"dataset_id": e["dataset_id"], "view": e["view"], "model_id": e["model_id"], "family": e["family"],
+                     "macro_f1": round(m["macro_f1"], 4), "macro_f1_low": round(m["macro_f1_ci95"][0], 4), "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
+                     "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),
+                     "n_job": e["n_job"], "n_train_used": e["n_train_used"], "truncated": e["truncated"], "seed": e["seed"],
+                     "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", "")})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values(["dataset_id", "view", "macro_f1"], ascending=[True, True, False], ignore_index=True)
+
+
+def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
+    table = leaderboard_table(paths)
+    out = paths.reports
+    tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
+    with atomic_path(tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    lines = ["# pepm leaderboard", "", "In-domain evaluation on each view's job set; 95% bootstrap intervals.", ""]
+    for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
+        lines += [f"## {dataset_id} / {view}", "", "| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | n job | train docs |", "|---|---|---|---|---|---|---|"]
+        for rank, r in enumerate(group.itertuples(index=False), start=1):
+            lines.append(f"| {rank} | {r.model_id} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
+                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
+        lines.append("")
+    write_text(md, "\n".join(lines) + "\n")
+    if not table.empty:
+        _plot_leaderboard(table, png)
+    return {"rows": len(table), "tsv": paths.rel(tsv), "md": paths.rel(md), "png": paths.rel(png) if not table.empty else None}
+
+
+def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
+    plt = _plt()
+    groups = list(table.groupby(["dataset_id", "view"], sort=True))
+    height = sum(max(2.0, 0.45 * len(g) + 1.0) for _, g in groups)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, height), squeeze=False)
+    for ax, ((dataset_id, view), g) in zip(axes[:, 0], groups):
+        g = g.iloc[::-1]
+        err = [g["macro_f1"] - g["macro_f1_low"], g["macro_f1_high"] - g["macro_f1"]]
+        ax.barh(g["model_id"], g["macro_f1"], xerr=err, color="#4C72B0", capsize=3)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{dataset_id} / {view}: macro-F1 with 95% bootstrap interval", fontsize=10)
+        for y, v in enumerate(g["macro_f1"]):
+            ax.text(min(v + 0.02, 0.9), y, f"{v:.3f}", va="center", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_cross_matrix(paths: ProjectPaths, view: str, model_id: str, datasets: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """cells[(train dataset, eval dataset)] = metrics summary -> matrix.json + heat map PNG."""
+    out_dir = paths.reports / "cross_corpus" / view / model_id
+    matrix = [[round(cells[(a, b)]["macro_f1"], 4) for b in datasets] for a in datasets]
+    data = {"view": view, "model_id": model_id, "rows_trained_on": datasets, "columns_evaluated_on": datasets, "metric": "macro_f1",
+            "macro_f1": matrix, "accuracy": [[round(cells[(a, b)]["accuracy"], 4) for b in datasets] for a in datasets],
+            "macro_f1_ci95": [[cells[(a, b)]["macro_f1_ci95"] for b in datasets] for a in datasets]}
+    write_json(out_dir / "matrix.json", data)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.6 * len(datasets) + 2.5, 1.3 * len(datasets) + 1.5))
+    im = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right")
+    ax.set_yticks(range(len(datasets)), datasets)
+    ax.set_xlabel("evaluated on (job set)")
+    ax.set_ylabel("trained on")
+    ax.set_title(f"{model_id}, view {view}: macro-F1", fontsize=10)
+    for i in range(len(datasets)):
+        for j in range(len(datasets)):
+            ax.text(j, i, f"{matrix[i][j]:.3f}", ha="center", va="center", color="white" if matrix[i][j] < 0.6 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    with atomic_path(out_dir / "matrix.png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return {"json": paths.rel(out_dir / "matrix.json"), "png": paths.rel(out_dir / "matrix.png"), "macro_f1": matrix}

@@ -1,0 +1,100 @@
+"""MLflow tracking: every training and every evaluation is an MLflow run.
+
+Embedded default: a SQLite backend and a local artifact folder inside the project
+(`mlruns/mlflow.db`, `mlruns/artifacts/`); `PEPM_MLFLOW_URI` (or the Dagster resource's
+`tracking_uri`) points the same code at a server or Postgres. Each trained model also gets a
+registered model version (`pepm.<dataset>.<view>.<model_id>`), whose source is the logged model
+folder. SQLite allows one writer at a time: writes are retried when the database is locked
+(parallel Dagster steps), see README.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+EXPERIMENT = "pepm"
+
+
+def default_uri(root: Path) -> str:
+    return os.environ.get("PEPM_MLFLOW_URI") or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = str(value)[:500]
+    return out
+
+
+def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001  (sqlite "database is locked" surfaces as several types)
+            if "locked" not in str(exc).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**i)
+    raise AssertionError("unreachable")
+
+
+class Tracker:
+    """Thin wrapper: one place that knows MLflow's API (imported lazily, it is heavy)."""
+
+    def __init__(self, root: Path, uri: str | None = None) -> None:
+        self.root = Path(root)
+        self.uri = uri or default_uri(self.root)
+
+    def _mlflow(self):
+        import mlflow
+
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.uri)
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None
+            _retry(lambda: mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts))
+        mlflow.set_experiment(EXPERIMENT)
+        return mlflow
+
+    def log_training(self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str]) -> dict[str, str]:
+        mlflow = self._mlflow()
+        name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
+
+        def log() -> dict[str, str]:
+            with mlflow.start_run(run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}") as run:
+                mlflow.set_tags({**tags, "stage": "train"})
+                mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved}))
+                mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
+                mlflow.log_artifacts(str(model_dir), artifact_path="model")
+                source = f"{run.info.artifact_uri}/model"
+            client = mlflow.MlflowClient()
+            if not client.search_registered_models(filter_string=f"name = '{name}'"):
+                client.create_registered_model(name, description="pepm model (see meta_model.json in the artifacts)")
+            version = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
+            return {"run_id": run.info.run_id, "registered_model": name, "version": str(version.version)}
+
+        return _retry(log)
+
+    def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
+        mlflow = self._mlflow()
+
+        def log() -> str:
+            name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
+            with mlflow.start_run(run_name=name) as run:
+                mlflow.set_tags({**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]})
+                mlflow.log_params({"model_id": meta_eval["model_id"], "params_hash": meta_eval["params_hash"], "seed": meta_eval["seed"]})
+                mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+                for key in ("accuracy_ci95", "macro_f1_ci95"):
+                    if key in summary:
+                        mlflow.log_metrics({f"{key}_low": summary[key][0], f"{key}_high": summary[key][1]})
+                mlflow.log_artifacts(str(report_dir), artifact_path="report")
+                return run.info.run_id
+
+        return _retry(log)

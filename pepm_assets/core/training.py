@@ -1,0 +1,187 @@
+"""Train and evaluate one model of models.yml on one dataset x view (spec §2.6-2.7).
+
+`train_model` and `evaluate_model` are what the Dagster assets `model__<id>` and
+`evaluation__<id>` call; each writes its outputs atomically and returns its meta dict.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import random
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from . import families, metrics
+from .atomic import atomic_dir, write_json, write_text
+from .config import ModelSpec, ResolvedParams
+from .paths import ProjectPaths
+from .prepare import read_split
+
+TOP_TERMS = 25
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path) -> dict[str, Any]:
+    """Fit `model_id` on train.tsv (capped by the hardware preset) into models/<ds>/<view>/<family>/<id>/."""
+    paths = ProjectPaths(root)
+    train, job = read_split(params, root)
+    meta_view = _read_json(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
+    meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
+    if meta_view["params_hash"] != params.params_hash or meta_formats["params_hash"] != params.params_hash:
+        raise RuntimeError(f"{params.dataset_id}/{params.view} was prepared with other parameters "
+                           f"({meta_view['params_hash']}); prepare it again before training (current {params.params_hash})")
+    cap = getattr(params.hardware, f"max_train_docs_{spec.family}", None)
+    used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
+    family = families.build(spec.family, spec.params)
+    labels = sorted(meta_formats["labels"])
+    data = families.TrainData(train=used.reset_index(drop=True), labels=labels, seed=params.seed, hardware=params.hardware, root=root,
+                              formats=meta_formats["families"].get(spec.family, {}), class_weights=meta_view["balance"]["class_weights"],
+                              job=job)
+    seed_everything(params.seed)
+    target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
+    started = time.perf_counter()
+    with atomic_dir(target) as tmp:
+        info = family.fit(data, tmp)
+        meta = {
+            "model_id": model_id,
+            "family": spec.family,
+            "model_params": spec.params,
+            "dataset_id": params.dataset_id,
+            "view": params.view,
+            "profile": params.profile,
+            "params_hash": params.params_hash,
+            "seed": params.seed,
+            "hardware_preset": params.hardware_preset,
+            "labels": labels,
+            "n_train_available": len(train),
+            "n_train_used": len(used),
+            "truncated": len(used) < len(train),
+            "max_train_docs": cap,
+            "train_seconds": round(time.perf_counter() - started, 3),
+            "fit": info,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(tmp / "meta_model.json", meta)
+    return meta
+
+
+def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None,
+                   n_boot: int = 1000) -> dict[str, Any]:
+    """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset)."""
+    paths = ProjectPaths(root)
+    eval_params = eval_params or params
+    if eval_params.view != params.view:
+        raise ValueError(f"cross-dataset evaluation needs the same view ({params.view} vs {eval_params.view})")
+    model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
+    if not (model_dir / "meta_model.json").is_file():
+        raise FileNotFoundError(f"{paths.rel(model_dir)}: no trained model; materialize model__{model_id} first")
+    meta_model = _read_json(model_dir / "meta_model.json")
+    _, job = read_split(eval_params, root)
+    family = families.build(spec.family, spec.params)
+    labels = sorted(set(meta_model["labels"]) | set(job["label"]))
+    texts = job["text"].tolist()
+    started = time.perf_counter()
+    pred = family.predict(model_dir, texts)
+    predict_seconds = time.perf_counter() - started
+    out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
+    title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
+    files: dict[str, str] = {}
+    with atomic_dir(out_dir) as tmp:
+        if family.supervised:
+            scores = metrics.classification_metrics(job["label"].tolist(), pred, labels)
+            scores["ci95"] = metrics.bootstrap_intervals(job["label"].tolist(), pred, labels, seed=params.seed, n_boot=n_boot)
+            write_text(tmp / "classification_report.txt", _report_text(job["label"].tolist(), pred, labels, scores, title))
+            metrics.plot_confusion(scores["confusion_matrix"], labels, tmp / "confusion_matrix.png", title)
+            for field in _compare_fields(params, eval_params, job):
+                write_json(tmp / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
+            terms = family.top_terms(model_dir, TOP_TERMS)
+            if terms:
+                write_json(tmp / "top_terms.json", terms)
+        else:
+            scores = metrics.cluster_metrics(job["label"].tolist(), pred, family.embed(model_dir, texts), seed=params.seed)
+            write_text(tmp / "classification_report.txt", f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n")
+        write_json(tmp / "metrics.json", scores)
+        pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}).to_csv(tmp / "predictions.tsv", sep="\t", index=False)
+        meta_eval = {
+            "model_id": model_id, "family": spec.family, "supervised": family.supervised,
+            "dataset_id": params.dataset_id, "eval_dataset_id": eval_params.dataset_id, "view": params.view,
+            "profile": params.profile, "params_hash": params.params_hash, "eval_params_hash": eval_params.params_hash,
+            "seed": params.seed, "n_job": len(job), "predict_seconds": round(predict_seconds, 3),
+            "model_created_at": meta_model["created_at"], "n_train_used": meta_model["n_train_used"], "truncated": meta_model["truncated"],
+            "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(tmp / "meta_eval.json", meta_eval)
+        files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
+    summary = _summary(scores, family.supervised)
+    update_index(paths, {**meta_eval, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)})
+    return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir}
+
+
+def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd.DataFrame) -> list[str]:
+    fields = list(dict.fromkeys(params.compare_by + eval_params.compare_by))
+    if eval_params.dataset.merge_mode == "juxtaposed" and eval_params.dataset.source_field not in fields:
+        fields.insert(0, eval_params.dataset.source_field)
+    return [f for f in fields if f in job.columns]
+
+
+def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
+    if supervised:
+        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "weighted_f1": scores["weighted_f1"],
+                "accuracy_ci95": scores["ci95"]["accuracy"], "macro_f1_ci95": scores["ci95"]["macro_f1"]}
+    return {k: scores[k] for k in ("ari", "nmi", "homogeneity", "completeness", "n_clusters") if k in scores} | (
+        {"silhouette": scores["silhouette"]} if "silhouette" in scores else {})
+
+
+def _report_text(y_true: list[str], y_pred: list[str], labels: list[str], scores: dict[str, Any], title: str) -> str:
+    from sklearn.metrics import classification_report
+
+    ci = scores["ci95"]
+    return (f"{title}\n\n" + classification_report(y_true, y_pred, labels=labels, digits=4, zero_division=0)
+            + f"\naccuracy {scores['accuracy']:.4f} (95% CI {ci['accuracy'][0]:.4f}-{ci['accuracy'][1]:.4f}), "
+            f"macro-F1 {scores['macro_f1']:.4f} (95% CI {ci['macro_f1'][0]:.4f}-{ci['macro_f1'][1]:.4f}), "
+            f"bootstrap n={ci['n_boot']} seed={ci['seed']}\n")
+
+
+# ---------------------------------------------------------------- reports/index.json
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of index.json between concurrent evaluation processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def index_path(paths: ProjectPaths) -> Path:
+    return paths.reports / "index.json"
+
+
+def read_index(paths: ProjectPaths) -> list[dict[str, Any]]:
+    path = index_path(paths)
+    return json.loads(path.read_text(encoding="utf-8"))["entries"] if path.is_file() else []
+
+
+def update_index(paths: ProjectPaths, entry: dict[str, Any]) -> None:
+    """One entry per (dataset, view, model, eval dataset): the latest evaluation replaces the older."""
+    key = lambda e: (e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"])  # noqa: E731
+    with _locked(index_path(paths)):
+        entries = [e for e in read_index(paths) if key(e) != key(entry)] + [entry]
+        entries.sort(key=key)
+        write_json(index_path(paths), {"entries": entries})

@@ -1,0 +1,142 @@
+"""Training and evaluation as partitioned assets: one `model__<id>` and one `evaluation__<id>` per
+models.yml entry (a factory: the one place where repetition is real), plus two cross-model
+assets, `cross_corpus_matrix` and `leaderboard`.
+
+    model_formats + view_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
+    evaluation__* -> leaderboard          model__<cross model> -> cross_corpus_matrix
+"""
+from typing import Any
+
+import dagster as dg
+
+from ...core import reports, training
+from ...core.config import CommonConfig, ModelSpec
+from ...core.selection import resolve_partition
+from ...core.tracking import Tracker
+from ..partitions import split_view_key
+from ..resources import PepmProject
+from .prepare import markdown_counts
+
+CODE_VERSION = "train-1"
+RESOURCE_CLASS_TAG = "pepm/resource_class"
+
+
+class MlflowTracking(dg.ConfigurableResource):
+    """MLflow on the project's SQLite file by default; `tracking_uri` for a server or Postgres."""
+
+    tracking_uri: str = ""
+    enabled: bool = True
+
+    def tracker(self, project: PepmProject) -> Tracker | None:
+        return Tracker(project.path, self.tracking_uri or None) if self.enabled else None
+
+
+def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelSpec) -> dict[str, str]:
+    return {"dataset": params.dataset_id, "view": params.view, "family": spec.family, "model": model_id,
+            "seed": str(params.seed), "params_hash": params.params_hash, "profile": params.profile,
+            "dagster_run_id": context.run_id, "partition": str(context.partition_key)}
+
+
+def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
+    @dg.asset(
+        name=f"model__{model_id}", partitions_def=views_pd, group_name="train", code_version=CODE_VERSION,
+        deps=["model_formats", "view_params"], kinds={spec.family}, op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
+        description=f"{model_id} ({spec.family}) trained on the partition's train set -> models/<dataset>/<view>/{spec.family}/{model_id}/. {spec.description}",
+    )
+    def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        dataset_id, view = split_view_key(context.partition_key)
+        params = resolve_partition(project.path, dataset_id, view)
+        meta = training.train_model(params, model_id, spec, project.path)
+        model_dir = project.paths.model_dir(dataset_id, view, spec.family, model_id)
+        tracker = mlflow.tracker(project)
+        logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, _tags(context, params, model_id, spec)) if tracker else {}
+        return dg.MaterializeResult(metadata={
+            "params_hash": params.params_hash, "seed": params.seed, "n_train_used": meta["n_train_used"],
+            "truncated": meta["truncated"], "train_seconds": meta["train_seconds"],
+            "fit": dg.MetadataValue.json(meta["fit"]), "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
+            **({"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"} if logged else {}),
+        })
+
+    checks = []
+    if spec.early_stop.min_accuracy is not None:
+        checks.append(dg.AssetCheckSpec("min_accuracy", asset=f"evaluation__{model_id}", description=f"accuracy >= {spec.early_stop.min_accuracy} (models.yml early_stop)"))
+    if spec.early_stop.min_macro_f1 is not None:
+        checks.append(dg.AssetCheckSpec("min_macro_f1", asset=f"evaluation__{model_id}", description=f"macro-F1 >= {spec.early_stop.min_macro_f1} (models.yml early_stop)"))
+
+    @dg.asset(
+        name=f"evaluation__{model_id}", partitions_def=views_pd, group_name="evaluate", code_version=CODE_VERSION,
+        deps=[model_asset], kinds={spec.family}, check_specs=checks,
+        description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, metrics_by_<field>.json, confusion_matrix.png under reports/.",
+    )
+    def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        dataset_id, view = split_view_key(context.partition_key)
+        params = resolve_partition(project.path, dataset_id, view)
+        result = training.evaluate_model(params, model_id, spec, project.path)
+        tracker = mlflow.tracker(project)
+        run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], _tags(context, params, model_id, spec)) if tracker else None
+        summary = result["metrics"]
+        check_results = [
+            dg.AssetCheckResult(check_name=name, passed=bool(summary.get(metric, 0.0) >= threshold), severity=dg.AssetCheckSeverity.ERROR,
+                                metadata={metric: summary.get(metric, 0.0), "threshold": threshold})
+            for name, metric, threshold in (("min_accuracy", "accuracy", spec.early_stop.min_accuracy), ("min_macro_f1", "macro_f1", spec.early_stop.min_macro_f1))
+            if threshold is not None
+        ]
+        return dg.MaterializeResult(
+            metadata={**{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
+                      **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
+                      "n_job": result["n_job"], "seed": params.seed, "params_hash": params.params_hash,
+                      "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+                      **({"mlflow_run_id": run_id} if run_id else {})},
+            check_results=check_results,
+        )
+
+    return [model_asset, evaluation_asset]
+
+
+def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> list[Any]:
+    assets: list[Any] = []
+    for model_id, spec in common.models.items():
+        assets.extend(_model_assets(model_id, spec, views_pd))
+    evaluations = [a for a in assets if a.key.path[0].startswith("evaluation__")]
+
+    @dg.asset(group_name="reports", deps=evaluations, description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals.")
+    def leaderboard(project: PepmProject) -> dg.MaterializeResult:
+        out = reports.write_leaderboard(project.paths)
+        table = reports.leaderboard_table(project.paths)
+        best = table.groupby(["dataset_id", "view"]).head(1) if not table.empty else table
+        return dg.MaterializeResult(metadata={
+            "rows": out["rows"], "markdown": dg.MetadataValue.path(out["md"]), "plot": dg.MetadataValue.path(out["png"] or ""),
+            "best_per_view": markdown_counts({f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f}" for r in best.itertuples()}, "dataset/view", "best model, macro-F1"),
+        })
+
+    if common.cross_corpus is not None:
+        assets.append(_cross_corpus_asset(common, views_pd))
+    return [*assets, leaderboard]
+
+
+def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> Any:
+    cfg = common.cross_corpus
+    spec = common.models[cfg.model_id]
+
+    @dg.asset(
+        group_name="reports", deps=[f"model__{cfg.model_id}"],
+        description=f"Train on each of {cfg.datasets}, evaluate on each one's job set ({cfg.model_id}, view {cfg.view}): reports/cross_corpus/... matrix.json + heat map.",
+    )
+    def cross_corpus_matrix(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        params = {d: resolve_partition(project.path, d, cfg.view) for d in cfg.datasets}
+        tracker = mlflow.tracker(project)
+        cells = {}
+        for a in cfg.datasets:
+            for b in cfg.datasets:
+                result = training.evaluate_model(params[a], cfg.model_id, spec, project.path, eval_params=params[b])
+                cells[(a, b)] = result["metrics"]
+                if tracker:
+                    tracker.log_evaluation(result, result["metrics"], result["report_dir"],
+                                           {"dataset": a, "view": cfg.view, "family": spec.family, "model": cfg.model_id,
+                                            "seed": str(params[a].seed), "dagster_run_id": context.run_id, "cross_corpus": "true"})
+        out = reports.write_cross_matrix(project.paths, cfg.view, cfg.model_id, cfg.datasets, cells)
+        rows = {f"{a} -> {b}": f"{cells[(a, b)]['macro_f1']:.4f}" for a in cfg.datasets for b in cfg.datasets}
+        return dg.MaterializeResult(metadata={"matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),
+                                              "heat_map": dg.MetadataValue.path(out["png"]), "json": dg.MetadataValue.path(out["json"])})
+
+    return cross_corpus_matrix

@@ -1,0 +1,116 @@
+"""Train and evaluate every family through Dagster on the tiny fixture; reports, MLflow, cross-dataset."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from pepm_assets.core import metrics
+from pepm_assets.core.paths import ProjectPaths
+from pepm_assets.core.training import read_index
+from pepm_assets.definitions import build_definitions
+from pepm_assets.defs import runner
+
+ALL_MODELS = ["check_default", "tfidf_svm_quick", "tfidf_logreg", "tfidf_nb", "spacy_bow", "spacy_cnn_quick", "hf_tiny", "kmeans_tfidf", "hdbscan_tfidf"]
+
+
+@pytest.fixture()
+def trained(project: Path, dagster_instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PEPM_MLFLOW_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    defs = build_definitions(project)
+    report = runner.run_stage(project, "pipeline", "tiny_quick", [], dagster_instance, defs)
+    return project, defs, report, tmp_path / "mlflow.db"
+
+
+def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
+    project, _, report, _ = trained
+    paths = ProjectPaths(project)
+    assert report.params.models == ALL_MODELS
+    index = {e["model_id"]: e for e in read_index(paths)}
+    assert set(index) == set(ALL_MODELS)
+    for model_id in ALL_MODELS:
+        entry = index[model_id]
+        family = entry["family"]
+        model_dir = paths.model_dir("tiny_mpt", "left_right", family, model_id)
+        meta_model = json.loads((model_dir / "meta_model.json").read_text())
+        assert meta_model["seed"] == 7 and meta_model["params_hash"] == report.params.params_hash
+        out = paths.report_dir("tiny_mpt", "left_right", family, model_id)
+        for name in ("metrics.json", "classification_report.txt", "meta_eval.json", "predictions.tsv"):
+            assert (out / name).is_file(), (model_id, name)
+        if family == "cluster":
+            assert {"ari", "nmi", "homogeneity"} <= set(entry["metrics"])
+        else:
+            assert (out / "confusion_matrix.png").stat().st_size > 1000
+            lo, hi = entry["metrics"]["macro_f1_ci95"]
+            assert lo <= entry["metrics"]["macro_f1"] <= hi
+    # the tiny corpora are separable by vocabulary: real models learn them, the control does not
+    for model_id in ("tfidf_svm_quick", "tfidf_logreg", "tfidf_nb", "spacy_bow", "hf_tiny"):
+        assert index[model_id]["metrics"]["macro_f1"] >= 0.9, (model_id, index[model_id]["metrics"])
+    assert index["check_default"]["metrics"]["macro_f1"] < 0.5
+    assert index["kmeans_tfidf"]["metrics"]["ari"] > 0.5
+    # hardware preset: hf capped at 50 train docs, and the cap is recorded
+    hf_meta = json.loads((paths.model_dir("tiny_mpt", "left_right", "hf", "hf_tiny") / "meta_model.json").read_text())
+    assert hf_meta["truncated"] and hf_meta["n_train_used"] == 50 and hf_meta["n_train_available"] == 63
+    terms = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "top_terms.json").read_text())
+    assert set(terms) == {"left", "right"} and terms["left"][0][0] in {"égalité", "droits", "couples", "familles", "progrès", "amour", "reconnaissance", "liberté"}
+    assert all(report.checks.values()), report.checks
+    board = (project / "reports" / "leaderboard.md").read_text()
+    assert "tfidf_svm_quick" in board and (project / "reports" / "leaderboard.png").is_file()
+
+
+def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) -> None:
+    import mlflow
+
+    project, _, report, db = trained
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("pepm")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    stages = sorted(r.data.tags["stage"] for r in runs)
+    assert stages.count("train") == len(ALL_MODELS) and stages.count("evaluate") == len(ALL_MODELS)
+    svm = next(r for r in runs if r.data.tags["stage"] == "evaluate" and r.data.tags["model"] == "tfidf_svm_quick")
+    assert svm.data.tags["dataset"] == "tiny_mpt" and svm.data.tags["seed"] == "7" and svm.data.tags["dagster_run_id"]
+    assert svm.data.metrics["macro_f1"] >= 0.9 and "macro_f1_ci95_low" in svm.data.metrics
+    train_run = next(r for r in runs if r.data.tags["stage"] == "train" and r.data.tags["model"] == "hf_tiny")
+    assert train_run.data.params["params.seed"] == "7" and train_run.data.params["model.hidden_size"] == "32"
+    versions = client.search_model_versions("name = 'pepm.tiny_mpt.left_right.tfidf_svm_quick'")
+    assert len(versions) == 1 and versions[0].run_id
+
+
+def test_cross_dataset_evaluation_and_matrix(trained, dagster_instance: dg.DagsterInstance) -> None:
+    project, defs, _, _ = trained
+    runner.run_stage(project, "pipeline", "tiny_an", [], dagster_instance, defs)
+    runner.cross_corpus(project, dagster_instance, defs)
+    paths = ProjectPaths(project)
+    data = json.loads((project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.json").read_text())
+    assert data["rows_trained_on"] == ["tiny_mpt", "tiny_an"] and len(data["macro_f1"]) == 2
+    cross = paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick", "tiny_an")
+    meta = json.loads((cross / "meta_eval.json").read_text())
+    assert meta["dataset_id"] == "tiny_mpt" and meta["eval_dataset_id"] == "tiny_an"
+    # the same vocabulary separates both corpora: a model trained on one transfers to the other
+    assert data["macro_f1"][0][1] >= 0.9
+    assert (project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.png").stat().st_size > 1000
+
+
+def test_same_seed_gives_identical_sklearn_metrics(trained, dagster_instance: dg.DagsterInstance) -> None:
+    project, defs, _, _ = trained
+    paths = ProjectPaths(project)
+    first = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "metrics.json").read_text())
+    runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_logreg]", "families=[sklearn]"], dagster_instance, defs)
+    second = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "metrics.json").read_text())
+    assert first == second
+
+
+def test_bootstrap_interval_brackets_the_score_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    gold = list(rng.choice(["a", "b", "c"], size=300))
+    pred = [g if rng.random() < 0.7 else "a" for g in gold]
+    m = metrics.classification_metrics(gold, pred, ["a", "b", "c"])
+    ci = metrics.bootstrap_intervals(gold, pred, ["a", "b", "c"], seed=1, n_boot=300)
+    assert ci["macro_f1"][0] < m["macro_f1"] < ci["macro_f1"][1] and ci["accuracy"][0] < m["accuracy"] < ci["accuracy"][1]
+    assert ci == metrics.bootstrap_intervals(gold, pred, ["a", "b", "c"], seed=1, n_boot=300)
+    from sklearn.metrics import f1_score
+
+    assert m["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro"))
