@@ -1,22 +1,22 @@
 # pepm: `make demo` (README command 1), `make test` (README command 2), and the older interface
-# `make run STAGE=prepare PROFILE=ideo_quick OVERRIDES="train_prop=0.7 seed=1"`.
+# `make run STAGE=pipeline PROFILE=ideo_quick OVERRIDES="train_prop=0.7 seed=1"` (prepare | train | evaluate | pipeline).
 PYTHON ?= python3
 VENV   := .venv
 PEPM   := $(VENV)/bin/pepm
 DVC    := .venv-dvc/bin/dvc
-STAGE    ?= prepare
+STAGE    ?= pipeline
 PROFILE  ?= ideo_quick
 OVERRIDES ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export PEPM_ROOT ?= $(CURDIR)
 
-.PHONY: setup demo test run dev bench clean
+.PHONY: setup demo test run dev mlflow bench clean
 
 # Two environments on purpose: DVC (hydra -> antlr4 4.9) and Dagster (antlr4 4.13) cannot share one.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[test]"
+	$(VENV)/bin/pip install -q -e ".[hf,test]"
 	touch $@
 
 $(DVC):
@@ -38,8 +38,12 @@ run: setup
 dev: setup
 	$(PEPM) dev
 
+mlflow: setup
+	$(PEPM) mlflow
+
 bench: setup
 	$(PEPM) bench extract --corpus mpt --replicas 20
+	$(VENV)/bin/python benchmarks/bench_pipeline.py --replicas 10
 
 clean:
-	rm -rf data/interim data/processed .dagster
+	rm -rf data/interim data/processed models reports mlruns .dagster

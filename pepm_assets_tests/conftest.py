@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -13,16 +15,21 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj")
 
 
-@pytest.fixture()
-def dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@contextlib.contextmanager
+def temporary_instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """A real Dagster instance on SQLite in a temp DAGSTER_HOME (not an ephemeral in-memory one)."""
     import dagster as dg
 
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    home.mkdir(parents=True)
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+@pytest.fixture()
+def dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with temporary_instance(tmp_path / "dagster_home", monkeypatch) as instance:
         yield instance
 
 

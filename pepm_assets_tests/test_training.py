@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pytest
 
@@ -13,20 +12,27 @@ from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.core.training import read_index
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
+from pepm_assets_tests.conftest import temporary_instance
+from pepm_assets_tests.fixtures import make_project
 
 ALL_MODELS = ["check_default", "tfidf_svm_quick", "tfidf_logreg", "tfidf_nb", "spacy_bow", "spacy_cnn_quick", "hf_tiny", "kmeans_tfidf", "hdbscan_tfidf"]
 
 
-@pytest.fixture()
-def trained(project: Path, dagster_instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("PEPM_MLFLOW_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    defs = build_definitions(project)
-    report = runner.run_stage(project, "pipeline", "tiny_quick", [], dagster_instance, defs)
-    return project, defs, report, tmp_path / "mlflow.db"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """One pipeline run of every model, shared by the tests of this module (training is the slow part)."""
+    tmp = tmp_path_factory.mktemp("training")
+    project = make_project(tmp / "proj")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PEPM_MLFLOW_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+        with temporary_instance(tmp / "dagster_home", mp) as instance:
+            defs = build_definitions(project)
+            report = runner.run_stage(project, "pipeline", "tiny_quick", [], instance, defs)
+            yield project, defs, report, tmp / "mlflow.db", instance
 
 
 def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
-    project, _, report, _ = trained
+    project, _, report, _, _ = trained
     paths = ProjectPaths(project)
     assert report.params.models == ALL_MODELS
     index = {e["model_id"]: e for e in read_index(paths)}
@@ -64,7 +70,7 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
 def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) -> None:
     import mlflow
 
-    project, _, report, db = trained
+    project, _, report, db, _ = trained
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("pepm")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
@@ -79,8 +85,8 @@ def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) ->
     assert len(versions) == 1 and versions[0].run_id
 
 
-def test_cross_dataset_evaluation_and_matrix(trained, dagster_instance: dg.DagsterInstance) -> None:
-    project, defs, _, _ = trained
+def test_cross_dataset_evaluation_and_matrix(trained) -> None:
+    project, defs, _, _, dagster_instance = trained
     runner.run_stage(project, "pipeline", "tiny_an", [], dagster_instance, defs)
     runner.cross_corpus(project, dagster_instance, defs)
     paths = ProjectPaths(project)
@@ -94,8 +100,8 @@ def test_cross_dataset_evaluation_and_matrix(trained, dagster_instance: dg.Dagst
     assert (project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.png").stat().st_size > 1000
 
 
-def test_same_seed_gives_identical_sklearn_metrics(trained, dagster_instance: dg.DagsterInstance) -> None:
-    project, defs, _, _ = trained
+def test_same_seed_gives_identical_sklearn_metrics(trained) -> None:
+    project, defs, _, _, dagster_instance = trained
     paths = ProjectPaths(project)
     first = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "metrics.json").read_text())
     runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_logreg]", "families=[sklearn]"], dagster_instance, defs)

@@ -70,5 +70,5 @@ class ClusterFamily(Family):
         if bundle["kmeans"] is not None:
             ids = bundle["kmeans"].predict(emb)
         else:
-            ids = HDBSCAN(min_cluster_size=bundle["params"]["min_cluster_size"]).fit_predict(emb)
+            ids = HDBSCAN(min_cluster_size=bundle["params"]["min_cluster_size"], copy=True).fit_predict(emb)
         return [f"c{i}" if i >= 0 else "noise" for i in ids]

