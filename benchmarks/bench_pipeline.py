@@ -274,7 +274,7 @@ def med(values: list[float]) -> float:
 
 
 def print_breakdown(label: str, pepm: dict) -> None:
-    table = Table(title=f"pepm in process, {label}: where the {pepm['seconds']:.1f} s go (first run; seconds)")
+    table = Table(title=f"pepm in process, {label}: where the {pepm['seconds']:.1f} s go (median run; seconds)")
     for col in ("Dagster run / step", "before run", "run", "steps", "in run, outside steps", "core work inside the step"):
         table.add_column(col, justify="left" if col.startswith(("Dagster", "core")) else "right")
     core = pepm["core"]
@@ -363,8 +363,8 @@ def main() -> int:
                     pepm = run_pepm(base / "pepm", corpus, on_step)
                     res["pepm_s"].append(pepm["seconds"])
                     console.log(f"{label}: pepm in process {pepm['seconds']:.1f}s ({len(pepm['runs']) - 1} Dagster runs)")
+                    res.setdefault("pepm_repeats", []).append({k: v for k, v in pepm.items() if k != "root"})
                     if rep == 0:
-                        res["pepm"] = {k: v for k, v in pepm.items() if k != "root"}
                         if pepm["models_removed"]:
                             console.log(f"models.yml of the temp project: removed {pepm['models_removed']} (family not registered)")
                         if case == "1x":
@@ -386,6 +386,8 @@ def main() -> int:
                     console.log(f"{label}: plain subprocess {seconds:.1f}s")
                     if not args.keep:
                         shutil.rmtree(base, ignore_errors=True)
+                # the breakdown shown is the one of the median pepm run
+                res["pepm"] = sorted(res["pepm_repeats"], key=lambda r: r["seconds"])[(len(res["pepm_repeats"]) - 1) // 2]
     except Exception:  # noqa: BLE001  (a measurement: report, keep what was measured, exit 0)
         error = traceback.format_exc()
         console.print("[bold red]benchmark failed:[/]")
@@ -420,6 +422,9 @@ def main() -> int:
             table.add_row(f"{n} pepm CLI, subprocess (start-up + imports)", f"{cli_s:.2f} s" + (f" (stage {med(stage):.1f} s as the CLI reports it)" if stage else ""), "", "info")
             table.add_row(f"{n} plain script, subprocess", f"{sub_s:.2f} s", "", "info")
             table.add_row(f"{n} ratio, subprocesses", f"{cli_s / sub_s:.2f}", "", "info")
+        checks = res.get("pepm", {}).get("checks", {})
+        if checks:
+            table.add_row(f"{n} pepm asset checks passed", f"{sum(checks.values())}/{len(checks)}", "", verdict(all(checks.values())))
         stores = res.get("pepm", {}).get("stores_s")
         if stores:
             table.add_row(f"{n} not timed: build_definitions / new Dagster instance / new MLflow DB",

@@ -55,6 +55,12 @@ def folder_fingerprint(folder: Path) -> str:
     return "sha256:" + digest.hexdigest()[:32]
 
 
+def corpus_version(root: Path, corpus_path: str) -> str:
+    """A raw corpus's version: its DVC hash, else (untracked) a content fingerprint."""
+    folder = root / corpus_path
+    return pointer_hash(root / f"{corpus_path}.dvc") or (folder_fingerprint(folder) if folder.is_dir() else "missing")
+
+
 def unpack_shipped(archive: Path, raw_dir: Path, corpus_ids: list[str]) -> list[Path]:
     """Unpack the shipped corpora archive into raw_dir/<corpus_id> (only missing folders)."""
     raw_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from .atomic import write_json
-from .config import ConfigError, ResolvedParams, default_profile, resolve_profile
+from .config import CommonConfig, ConfigError, ResolvedParams, default_profile, resolve_profile
 from .paths import ProjectPaths
 
 
@@ -31,15 +31,17 @@ def write_selection(root: Path, dataset_id: str, view: str, profile: str, overri
     write_json(selection_file(root, dataset_id, view), {"profile": profile, "overrides": overrides})
 
 
-def resolve_partition(root: Path, dataset_id: str, view: str, profile: str = "", overrides: list[str] | None = None) -> ResolvedParams:
-    """Params of a partition: the given profile, else the stored selection, else the defaults."""
+def resolve_partition(root: Path, dataset_id: str, view: str, profile: str = "", overrides: list[str] | None = None,
+                      common: CommonConfig | None = None) -> ResolvedParams:
+    """Params of a partition: the given profile, else the stored selection, else the defaults.
+    Pass `common` when resolving many partitions: the common configs are then read once."""
     if not profile and overrides is None:
         profile, overrides = read_selection(root, dataset_id, view)
     overrides = list(overrides or [])
     if profile:
-        params = resolve_profile(root, profile, overrides)
+        params = resolve_profile(root, profile, overrides, common)
     else:
-        params = resolve_profile(root, default_profile(dataset_id, view), overrides)
+        params = resolve_profile(root, default_profile(dataset_id, view), overrides, common)
     if (params.dataset_id, params.view) != (dataset_id, view):
         raise ConfigError(f"profile {params.profile!r}", "dataset_id/view",
                           f"targets {params.dataset_id}/{params.view}, not the partition {dataset_id}/{view}")

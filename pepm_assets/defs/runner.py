@@ -13,6 +13,7 @@ from typing import Callable
 
 import dagster as dg
 
+from ..core import dvc
 from ..core.config import ResolvedParams, resolve_profile
 from ..core.selection import resolve_partition, write_selection
 from .jobs import OBSERVE_PARAMS, OBSERVE_RAW, PREPARE_CORPUS, PREPARE_VIEW, REPORTS, TRAIN_EVALUATE
@@ -67,8 +68,16 @@ def prepare(
     step = on_step or (lambda _name: None)
 
     write_selection(root, params.dataset_id, params.view, params.profile, params.overrides)
-    for job in (OBSERVE_RAW, OBSERVE_PARAMS):
-        step(f"observe {job.removeprefix('observe_')}")
+    key = str(view_key(params.dataset_id, params.view))
+    current = {
+        OBSERVE_RAW: ("raw_tei", {cid: dvc.corpus_version(root, c.path) for cid, c in params.corpora.items()}),
+        OBSERVE_PARAMS: ("view_params", {key: params.params_hash}),
+    }
+    for job, (asset, versions) in current.items():
+        step(f"observe {asset}")
+        if all(recorded_version(instance, asset, partition) == version for partition, version in versions.items()):
+            report.skipped.append(f"{asset} (unchanged)")
+            continue
         report.runs.append((job, "", _execute(defs, job, instance, quiet=quiet).run_id))
 
     for cid in params.dataset.corpus_ids:
@@ -81,13 +90,24 @@ def prepare(
         report.runs.append((PREPARE_CORPUS, cid, result.run_id))
         report.checks.update({f"{e.asset_key.to_user_string()}[{cid}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
 
-    key = str(view_key(params.dataset_id, params.view))
     step(f"view {params.dataset_id}/{params.view}")
+    if all(stale_status(instance, defs, asset, key)[0] == "FRESH" for asset in ("view_split", "model_formats")):
+        report.skipped.append(f"view_split[{key}], model_formats[{key}]")
+        return report
     view_config = {"ops": {"view_split": {"config": {"profile": params.profile, "overrides": params.overrides}}}}
     result = _execute(defs, PREPARE_VIEW, instance, key, view_config, quiet=quiet)
     report.runs.append((PREPARE_VIEW, key, result.run_id))
     report.checks.update({f"{e.asset_key.to_user_string()}[{key}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
     return report
+
+
+def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
+    """The data version last observed for a source asset partition (None if never observed)."""
+    from dagster._core.definitions.data_version import extract_data_version_from_entry
+
+    record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
+    version = extract_data_version_from_entry(record.event_log_entry) if record else None
+    return version.value if version else None
 
 
 STAGES = ("prepare", "train", "evaluate", "pipeline")

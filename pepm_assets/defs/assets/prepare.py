@@ -52,20 +52,16 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
 
     @dg.observable_source_asset(partitions_def=corpora_pd, group_name=GROUP, description="Raw TEI folders under data/raw/<corpus>; data version = DVC content hash.")
     def raw_tei(project: PepmProject) -> dg.DataVersionsByPartition:
-        versions = {}
-        for cid, cfg in project.common().corpora.items():
-            pointer = project.paths.dvc_pointer(cfg.path)
-            folder = project.paths.raw(cfg.path)
-            versions[cid] = dvc.pointer_hash(pointer) or (dvc.folder_fingerprint(folder) if folder.is_dir() else "missing")
-        return dg.DataVersionsByPartition(versions)
+        return dg.DataVersionsByPartition({cid: dvc.corpus_version(project.path, cfg.path) for cid, cfg in project.common().corpora.items()})
 
     @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Resolved parameters of each dataset x view (profile + overrides + configs); data version = their hash. Observe after editing a profile to see what became stale.")
     def view_params(project: PepmProject) -> dg.DataVersionsByPartition:
         versions = {}
+        common_now = project.common()
         for key in views_pd.get_partition_keys():
             dataset_id, view = split_view_key(key)
             try:
-                versions[key] = resolve_partition(project.path, dataset_id, view).params_hash
+                versions[key] = resolve_partition(project.path, dataset_id, view, common=common_now).params_hash
             except ConfigError as exc:
                 versions[key] = "invalid:" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
         return dg.DataVersionsByPartition(versions)
