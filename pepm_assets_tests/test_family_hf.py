@@ -138,6 +138,7 @@ def test_meta_facts(tiny: Tiny, fitted: tuple[Path, dict, list[str]]) -> None:
     assert 0 < meta["n_truncated_docs"] < 80        # the long texts, and only them
     assert len(meta["epoch_losses"]) == 8 and meta["train_loss"] == meta["epoch_losses"][-1] < meta["epoch_losses"][0] / 2
     assert 5 < meta["vocab_size"] <= 300 and 0 < meta["n_parameters"] < 100_000
+    assert meta["initializer_range"] == pytest.approx(32 ** -0.5, abs=1e-3)  # narrow model: wider init than BERT's 0.02
     assert meta["seconds"] > 0 and meta["peak_rss_mb"] > 50 and meta["peak_gpu_memory_mb"] is None
     assert (meta["torch_version"], meta["transformers_version"], meta["tokenizers_version"]) == (torch.__version__, transformers.__version__, tokenizers.__version__)
     json.dumps(meta)                                # goes into meta_model.json as is

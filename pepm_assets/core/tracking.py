@@ -52,8 +52,12 @@ class Tracker:
         self.uri = uri or default_uri(self.root)
 
     def _mlflow(self):
+        import logging
+
         import mlflow
 
+        for name in ("mlflow", "alembic"):  # schema creation / migration chatter on first use
+            logging.getLogger(name).setLevel(logging.WARNING)
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.uri)
