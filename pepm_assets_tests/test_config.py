@@ -65,6 +65,7 @@ def test_broken_common_files_are_named(project: Path) -> None:
 
     corpora.write_text("corpora:\n  mpt: {path: data/raw/mpt, dialect: klingon}\n")
     (project / "configs" / "common" / "datasets.yml").write_text("datasets:\n  tiny_mpt: {corpus_ids: [mpt]}\n")
+    (project / "configs" / "common" / "cross_corpus.yml").unlink()
     err = _fails(project)
     assert err.key == "corpora.mpt.dialect" and "klingon" in err.message
 
@@ -75,6 +76,23 @@ def test_broken_common_files_are_named(project: Path) -> None:
     corpora.unlink()
     err = _fails(project)
     assert err.source == "configs/common/corpora.yml" and "not found" in err.message
+
+
+def test_broken_models_and_cross_corpus_are_named(project: Path) -> None:
+    models = project / "configs" / "common" / "models.yml"
+    models.write_text(models.read_text().replace("estimator: linear_svc", "estimator: random_forest"))
+    err = _fails(project)
+    assert err.source == "configs/common/models.yml" and err.key == "models.tfidf_svm_quick.params.estimator"
+    models.write_text(models.read_text().replace("family: check", "family: oracle"))
+    err = _fails(project)
+    assert err.key == "models.check_default.family" and "oracle" in err.message
+    models.write_text(models.read_text().replace("family: oracle", "family: check").replace("random_forest", "linear_svc"))
+    err = _fails(project, overrides=["models=[tfidf_svm_quick,ghost]"])
+    assert err.key == "models.1" and "ghost" in err.message
+    cross = project / "configs" / "common" / "cross_corpus.yml"
+    cross.write_text(cross.read_text().replace("tiny_an]", "nowhere]"))
+    err = _fails(project)
+    assert err.source == "configs/common/cross_corpus.yml" and err.key == "cross_corpus.datasets.1"
 
 
 def test_broken_label_map_is_named(project: Path) -> None:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 FAMILIES = ("check", "sklearn", "spacy", "hf", "cluster")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 8x faster
 MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
 
 
@@ -231,7 +232,7 @@ def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(shown, None, "file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""

@@ -141,9 +141,23 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
     global _WORKER_DIALECT
     _WORKER_DIALECT = dialect  # inherited by the forked workers
     tasks = _tasks(files, min(TASK_MAX_BYTES, total // (4 * workers)))
-    with mp.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+    pool = mp.get_context("fork").Pool(min(workers, len(tasks)), initializer=_reset_signals)
+    try:
         for batches in pool.imap(_read_files, tasks, chunksize=1):
             yield from batches
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _reset_signals() -> None:
+    """Forked workers must not inherit the parent's handlers (Dagster turns SIGTERM/SIGINT into
+    DagsterExecutionInterruptedError tracebacks when the pool shuts down)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @dataclass(frozen=True)

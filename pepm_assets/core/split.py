@@ -88,9 +88,13 @@ def split_train_job(df: pd.DataFrame, train_prop: float, seed: int, stratify: bo
     return df[in_train], df[~in_train]
 
 
+def _keys(df: pd.DataFrame) -> set[str]:
+    return set(df["text_key"]) if "text_key" in df.columns else set(text_key(df["text"]))
+
+
 def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None) -> dict[str, int]:
     """Counts of what is shared between train and job (all zero when the split is clean)."""
-    shared = {"shared_texts": len(set(text_key(train["text"])) & set(text_key(job["text"]))),
+    shared = {"shared_texts": len(_keys(train) & _keys(job)),
               "shared_doc_ids": len(set(train["doc_id"]) & set(job["doc_id"]))}
     if group_by:
         shared[f"shared_{group_by}"] = len(set(train[group_by]) & set(job[group_by]))
