@@ -100,7 +100,7 @@ def test_params_validated_before_anything_runs() -> None:
     cls = REGISTRY.get("hf")
     params = cls.params_model.model_validate({})
     assert (params.model_dir, params.intermediate_size, params.mixed_precision, params.device) == (None, None, "auto", "auto")
-    assert (params.grad_accumulation, params.weight_decay, params.warmup_ratio) == (1, 0.01, 0.1)
+    assert (params.grad_accumulation, params.weight_decay, params.warmup_ratio, params.initializer_range) == (1, 0.01, 0.1, 0.02)
     models_yml = yaml.safe_load((REPO / "configs" / "common" / "models.yml").read_text(encoding="utf-8"))
     for entry in models_yml["models"].values():
         if entry["family"] == "hf":
@@ -138,7 +138,7 @@ def test_meta_facts(tiny: Tiny, fitted: tuple[Path, dict, list[str]]) -> None:
     assert 0 < meta["n_truncated_docs"] < 80        # the long texts, and only them
     assert len(meta["epoch_losses"]) == 8 and meta["train_loss"] == meta["epoch_losses"][-1] < meta["epoch_losses"][0] / 2
     assert 5 < meta["vocab_size"] <= 300 and 0 < meta["n_parameters"] < 100_000
-    assert meta["initializer_range"] == pytest.approx(32 ** -0.5, abs=1e-3)  # narrow model: wider init than BERT's 0.02
+    assert meta["initializer_range"] == 0.02
     assert meta["seconds"] > 0 and meta["peak_rss_mb"] > 50 and meta["peak_gpu_memory_mb"] is None
     assert (meta["torch_version"], meta["transformers_version"], meta["tokenizers_version"]) == (torch.__version__, transformers.__version__, tokenizers.__version__)
     json.dumps(meta)                                # goes into meta_model.json as is
