@@ -125,7 +125,8 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
         table.add_row(label, str(n), str(meta["split"]["job_label_counts"].get(label, 0)))
     console.print(table)
     failed = [name for name, ok in report.checks.items() if not ok]
-    console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {escape(str(failed))}[/]" if failed else ""))
+    if report.checks:
+        console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {escape(str(failed))}[/]" if failed else ""))
     if report.skipped:
         console.print(f"fresh, not re-run: {escape(', '.join(report.skipped))}")
     console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")
