@@ -125,7 +125,7 @@ MODELS_YML = """models:
   hf_tiny:
     family: hf
     resource_class: heavy
-    params: {vocab_size: 200, hidden_size: 32, num_layers: 1, num_heads: 2, epochs: 4, learning_rate: 0.003}
+    params: {vocab_size: 200, hidden_size: 32, num_layers: 1, num_heads: 2, epochs: 4, learning_rate: 0.003, initializer_range: 0.2}
   kmeans_tfidf: {family: cluster, params: {algorithm: kmeans, svd_components: 10, min_df: 1}}
   hdbscan_tfidf: {family: cluster, params: {algorithm: hdbscan, svd_components: 10, min_df: 1, min_cluster_size: 5}}
 """

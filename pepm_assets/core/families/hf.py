@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import random
-import resource
 import sys
 import time
 from pathlib import Path
@@ -92,7 +91,12 @@ def _offline() -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
-def _peak_rss_mb() -> float:
+def _peak_rss_mb() -> float | None:
+    """Peak resident memory of this process so far (not only of the fit), in MiB."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
 
