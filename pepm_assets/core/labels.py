@@ -171,11 +171,6 @@ def assign_labels(docs: pd.DataFrame, label_map: LabelMap, view: str) -> pd.Data
     return out
 
 
-def view_supported(docs_columns: list[str], label_map: LabelMap, view: str) -> bool:
-    spec = label_map.views[view]
-    return not spec.field.startswith("meta:") or spec.field.split(":", 1)[1] in docs_columns
-
-
 def views_table(label_map: LabelMap, corpus_id: str, actors: pd.DataFrame) -> pd.DataFrame:
     """For the actor skeleton: each actor's category and its label (or reason) in every view."""
     out = actors.copy()
@@ -197,7 +192,3 @@ def _cell(label_map: LabelMap, view: str, category: str, cluster: str, reason: s
         return f"({reason})"
     label, why = view_label(label_map, view, category or None, cluster or None)
     return label or f"({why})"
-
-
-def describe(label_map: LabelMap) -> dict[str, Any]:
-    return {"views": {name: v.model_dump() for name, v in label_map.views.items()}, "fingerprint": label_map.fingerprint}

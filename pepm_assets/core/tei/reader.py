@@ -120,10 +120,6 @@ def element_text(elem: etree._Element) -> str:
     return etree.tostring(elem, method="text", encoding="unicode", with_tail=False)
 
 
-def local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def words_of(raw: str) -> tuple[str, int]:
     """(whitespace-normalised text, number of whitespace tokens), with a single split."""
     words = raw.split()

@@ -17,7 +17,6 @@ BASE_FIELDS = (
     "doc_id", "corpus_id", "source_file", "source_line", "speaker", "speaker_name",
     "group", "role", "date", "text", "n_tokens",
 )
-ROLES = ("member", "chair", "collective", "government", "unknown")
 
 
 class Reject(dict):
