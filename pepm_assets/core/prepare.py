@@ -150,7 +150,11 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
     return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
 
 
+def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
+    """train.tsv or job.tsv of a prepared view, texts and labels as strings."""
+    path = ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv"
+    return pd.read_csv(path, sep="\t", dtype={"label": str, "text": str}, keep_default_na=False)
+
+
 def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
-    read = lambda name: pd.read_csv(view_dir / name, sep="\t", dtype={"label": str, "text": str}, keep_default_na=False)  # noqa: E731
-    return read("train.tsv"), read("job.tsv")
+    return read_tsv(params, root, "train"), read_tsv(params, root, "job")

@@ -21,7 +21,7 @@ from . import families, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .paths import ProjectPaths
-from .prepare import read_split
+from .prepare import effective_compare_by, read_split, read_tsv
 
 TOP_TERMS = 25
 
@@ -90,7 +90,7 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
     if not (model_dir / "meta_model.json").is_file():
         raise FileNotFoundError(f"{paths.rel(model_dir)}: no trained model; materialize model__{model_id} first")
     meta_model = _read_json(model_dir / "meta_model.json")
-    _, job = read_split(eval_params, root)
+    job = read_tsv(eval_params, root, "job")
     family = families.build(spec.family, spec.params)
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     texts = job["text"].tolist()
@@ -132,9 +132,7 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
 
 
 def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd.DataFrame) -> list[str]:
-    fields = list(dict.fromkeys(params.compare_by + eval_params.compare_by))
-    if eval_params.dataset.merge_mode == "juxtaposed" and eval_params.dataset.source_field not in fields:
-        fields.insert(0, eval_params.dataset.source_field)
+    fields = dict.fromkeys(effective_compare_by(eval_params) + params.compare_by)
     return [f for f in fields if f in job.columns]
 
 

@@ -34,7 +34,7 @@ class MlflowTracking(dg.ConfigurableResource):
 def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelSpec) -> dict[str, str]:
     return {"dataset": params.dataset_id, "view": params.view, "family": spec.family, "model": model_id,
             "seed": str(params.seed), "params_hash": params.params_hash, "profile": params.profile,
-            "dagster_run_id": context.run.run_id, "partition": str(context.partition_key)}
+            "dagster_run_id": context.run.run_id, "partition": str(context.partition_key) if context.has_partition_key else ""}
 
 
 def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
@@ -132,8 +132,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 cells[(a, b)] = result["metrics"]
                 if tracker:
                     tracker.log_evaluation(result, result["metrics"], result["report_dir"],
-                                           {"dataset": a, "view": cfg.view, "family": spec.family, "model": cfg.model_id,
-                                            "seed": str(params[a].seed), "dagster_run_id": context.run.run_id, "cross_corpus": "true"})
+                                           {**_tags(context, params[a], cfg.model_id, spec), "cross_corpus": "true"})
         out = reports.write_cross_matrix(project.paths, cfg.view, cfg.model_id, cfg.datasets, cells)
         rows = {f"{a} -> {b}": f"{cells[(a, b)]['macro_f1']:.4f}" for a in cfg.datasets for b in cfg.datasets}
         return dg.MaterializeResult(metadata={"matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),
