@@ -127,6 +127,8 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
     failed = [name for name, ok in report.checks.items() if not ok]
     if report.checks:
         console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {escape(str(failed))}[/]" if failed else ""))
+    if report.observed:
+        console.print(f"new source versions recorded: {escape(', '.join(report.observed))}")
     if report.skipped:
         console.print(f"fresh, not re-run: {escape(', '.join(report.skipped))}")
     console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")

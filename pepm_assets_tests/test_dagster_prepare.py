@@ -68,6 +68,7 @@ def test_train_prop_override_makes_split_and_formats_stale(project: Path, dagste
 
     report = runner.prepare(project, "tiny_quick", ["train_prop=0.5"], dagster_instance, defs)
     assert "corpus_docs[mpt]" in report.skipped
+    assert report.observed == []  # the observe job above already recorded this params hash
     train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
     assert len(train) == 42 and len(first_train) == 63
     for asset in ("view_split", "model_formats"):
@@ -98,3 +99,17 @@ def test_config_error_stops_before_any_run(project: Path, dagster_instance: dg.D
     with pytest.raises(ConfigError, match="train_prop"):
         runner.prepare(project, "tiny_quick", ["train_prop=7"], dagster_instance, build_definitions(project))
     assert dagster_instance.get_runs() == []
+
+
+def test_the_runner_records_new_source_versions_itself(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """Without the observe job: the runner's own (runless) observation is what Dagster's staleness sees."""
+    defs = build_definitions(project)
+    first = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
+    assert first.observed == ["raw_tei[mpt]", f"view_params[{KEY}]"]
+    again = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
+    assert again.observed == [] and again.runs == []
+    second = runner.prepare(project, "tiny_quick", ["train_prop=0.5"], dagster_instance, defs)
+    assert second.observed == [f"view_params[{KEY}]"]
+    assert [job for job, _, _ in second.runs] == ["prepare_view"]
+    assert runner.recorded_version(dagster_instance, "view_params", KEY) == second.params.params_hash
+    assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "FRESH"

@@ -35,6 +35,9 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     project, _, report, _, _ = trained
     paths = ProjectPaths(project)
     assert report.params.models == ALL_MODELS
+    # one run per partitioning: the corpus, then split -> formats -> models -> evaluations, then the reports
+    assert [job for job, _, _ in report.runs] == ["prepare_corpus", "view_pipeline", "reports"]
+    assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]"]
     index = {e["model_id"]: e for e in read_index(paths)}
     assert set(index) == set(ALL_MODELS)
     for model_id in ALL_MODELS:

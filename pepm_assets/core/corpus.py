@@ -140,7 +140,7 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
         return
     global _WORKER_DIALECT
     _WORKER_DIALECT = dialect  # inherited by the forked workers
-    tasks = _tasks(files, min(TASK_MAX_BYTES, total // (4 * workers)))
+    tasks = _tasks(files, min(TASK_MAX_BYTES, total // (16 * workers)))  # small tasks: no worker idles long at the end
     pool = mp.get_context("fork").Pool(min(workers, len(tasks)), initializer=_reset_signals)
     try:
         for batches in pool.imap(_read_files, tasks, chunksize=1):

@@ -6,6 +6,7 @@ import dagster as dg
 PREPARE_CORPUS = "prepare_corpus"
 PREPARE_VIEW = "prepare_view"
 TRAIN_EVALUATE = "train_evaluate"
+VIEW_PIPELINE = "view_pipeline"
 REPORTS = "reports"
 OBSERVE_RAW = "observe_raw_tei"
 OBSERVE_PARAMS = "observe_view_params"
@@ -19,6 +20,8 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
                             description="Label, balance, split one dataset x view and write the model formats."),
         dg.define_asset_job(TRAIN_EVALUATE, selection=dg.AssetSelection.groups("train", "evaluate"),
                             description="Train and evaluate models on one dataset x view (the CLI selects the profile's models)."),
+        dg.define_asset_job(VIEW_PIPELINE, selection=dg.AssetSelection.assets("view_split", "model_formats") | dg.AssetSelection.groups("train", "evaluate"),
+                            description="One dataset x view from split to evaluations in one run (the pipeline stage; the CLI selects the profile's models)."),
         dg.define_asset_job(REPORTS, selection=dg.AssetSelection.groups("reports"),
                             description="Leaderboard and cross-corpus matrix."),
         dg.define_asset_job(OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"),

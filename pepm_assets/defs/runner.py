@@ -1,9 +1,15 @@
 """Run stages through Dagster from Python (the CLI, make and the tests all come here).
 
 A stage is a sequence of Dagster runs on the project's instance, so every run shows in the UI:
-observe the sources (DVC hashes, params hashes), parse each corpus the dataset needs (skipped when
-Dagster says it is fresh), then build the dataset x view partition. Runs execute in process: for a
-handful of steps that is 2-3x faster than one process per step (measured in benchmarks/).
+record the sources' versions (DVC hashes, params hash), parse each corpus the dataset needs
+(skipped when Dagster says it is fresh), then build and (pipeline) train and evaluate the
+dataset x view partition in one run, then the leaderboard. Runs execute in process: for a handful
+of steps that is 2-3x faster than one process per step (measured in benchmarks/).
+
+Source versions are recorded as runless observations (`report_runless_asset_event`): the runner
+has just computed the hashes of the partitions it needs, so launching a run to compute them again
+(the `observe_*` jobs, which the schedules and the UI use, and which observe every partition)
+would only add a run's fixed cost. Dagster's staleness reads both kinds of observation alike.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import dagster as dg
 from ..core import dvc
 from ..core.config import ResolvedParams, resolve_profile
 from ..core.selection import resolve_partition, write_selection
-from .jobs import OBSERVE_PARAMS, OBSERVE_RAW, PREPARE_CORPUS, PREPARE_VIEW, REPORTS, TRAIN_EVALUATE
+from .jobs import PREPARE_CORPUS, PREPARE_VIEW, REPORTS, TRAIN_EVALUATE, VIEW_PIPELINE
 from .partitions import view_key
 from .staleness import stale_status
 
@@ -32,6 +38,7 @@ class StageReport:
     params: ResolvedParams
     runs: list[tuple[str, str, str]] = field(default_factory=list)  # (job, partition, run_id)
     skipped: list[str] = field(default_factory=list)
+    observed: list[str] = field(default_factory=list)  # source partitions whose new version was recorded
     checks: dict[str, bool] = field(default_factory=dict)
 
 
@@ -48,6 +55,12 @@ def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, parti
     return result
 
 
+def _record(report: StageReport, job: str, partition: str, result: dg.ExecuteInProcessResult) -> None:
+    report.runs.append((job, partition, result.run_id))
+    report.checks.update({f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed
+                          for e in result.get_asset_check_evaluations()})
+
+
 def prepare(
     root: Path,
     profile: str,
@@ -56,7 +69,10 @@ def prepare(
     defs: dg.Definitions | None = None,
     on_step: Callable[[str], None] | None = None,
     quiet: bool = True,
+    then: list[str] | None = None,
 ) -> StageReport:
+    """Prepare the profile's dataset x view; `then` = assets of the same partition (models,
+    evaluations) to materialize in the same run as the view, after its blocking checks."""
     from ..definitions import build_definitions
 
     params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
@@ -69,16 +85,9 @@ def prepare(
 
     write_selection(root, params.dataset_id, params.view, params.profile, params.overrides)
     key = str(view_key(params.dataset_id, params.view))
-    current = {
-        OBSERVE_RAW: ("raw_tei", {cid: dvc.corpus_version(root, c.path) for cid, c in params.corpora.items()}),
-        OBSERVE_PARAMS: ("view_params", {key: params.params_hash}),
-    }
-    for job, (asset, versions) in current.items():
-        step(f"observe {asset}")
-        if all(recorded_version(instance, asset, partition) == version for partition, version in versions.items()):
-            report.skipped.append(f"{asset} (unchanged)")
-            continue
-        report.runs.append((job, "", _execute(defs, job, instance, quiet=quiet).run_id))
+    step("observe sources")
+    observe(instance, "raw_tei", {cid: dvc.corpus_version(root, c.path) for cid, c in params.corpora.items()}, report)
+    observe(instance, "view_params", {key: params.params_hash}, report)
 
     for cid in params.dataset.corpus_ids:
         step(f"corpus {cid}")
@@ -87,18 +96,37 @@ def prepare(
             report.skipped.append(f"corpus_docs[{cid}]")
             continue
         result = _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet)
-        report.runs.append((PREPARE_CORPUS, cid, result.run_id))
-        report.checks.update({f"{e.asset_key.to_user_string()}[{cid}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
+        _record(report, PREPARE_CORPUS, cid, result)
 
     step(f"view {params.dataset_id}/{params.view}")
-    if all(stale_status(instance, defs, asset, key)[0] == "FRESH" for asset in ("view_split", "model_formats")):
+    view_assets = ["view_split", "model_formats"]
+    if all(stale_status(instance, defs, asset, key)[0] == "FRESH" for asset in view_assets):
         report.skipped.append(f"view_split[{key}], model_formats[{key}]")
+        view_assets = []
+    assets = view_assets + list(then or [])
+    if not assets:
         return report
-    view_config = {"ops": {"view_split": {"config": {"profile": params.profile, "overrides": params.overrides}}}}
-    result = _execute(defs, PREPARE_VIEW, instance, key, view_config, quiet=quiet)
-    report.runs.append((PREPARE_VIEW, key, result.run_id))
-    report.checks.update({f"{e.asset_key.to_user_string()}[{key}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
+    job = TRAIN_EVALUATE if not view_assets else VIEW_PIPELINE if then else PREPARE_VIEW
+    view_config = {"ops": {"view_split": {"config": {"profile": params.profile, "overrides": params.overrides}}}} if view_assets else None
+    if then:
+        step(f"{'view + ' if view_assets else ''}{len(then)} model assets on {params.dataset_id}/{params.view}")
+    result = _execute(defs, job, instance, key, view_config, quiet=quiet, assets=assets)
+    _record(report, job, key, result)
     return report
+
+
+def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], report: StageReport) -> None:
+    """Record each partition's data version as a runless observation, unless it is already the last one."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    for partition, version in versions.items():
+        if recorded_version(instance, asset, partition) == version:
+            report.skipped.append(f"{asset}[{partition}] (unchanged)")
+            continue
+        instance.report_runless_asset_event(dg.AssetObservation(
+            asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version},
+            metadata={"observed_by": "pepm runner (the version it is about to use)"}))
+        report.observed.append(f"{asset}[{partition}]")
 
 
 def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
@@ -132,28 +160,26 @@ def run_stage(
         raise StageFailed(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
     defs = defs or build_definitions(root)
     step = on_step or (lambda _name: None)
+    kinds = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
+    params = resolve_profile(root, profile, overrides)
+    assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
     if stage in ("prepare", "pipeline"):
-        report = prepare(root, profile, overrides, instance, defs, on_step, quiet)
+        report = prepare(root, profile, overrides, instance, defs, on_step, quiet, then=assets)
     else:
-        params = resolve_profile(root, profile, overrides)
         if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
             raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
         report = StageReport(params=params)
+        if assets:
+            key = str(view_key(params.dataset_id, params.view))
+            step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
+            result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
+            _record(report, TRAIN_EVALUATE, key, result)
     if stage == "prepare":
         return report
-    params = report.params
-    key = str(view_key(params.dataset_id, params.view))
-    kinds = {"train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
-    assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
-    if assets:
-        step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
-        result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
-        report.runs.append((TRAIN_EVALUATE, key, result.run_id))
-        report.checks.update({f"{e.asset_key.to_user_string()}[{key}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()})
     if reports and stage != "train":
         step("leaderboard")
         result = _execute(defs, REPORTS, instance, quiet=quiet, assets=["leaderboard"])
-        report.runs.append((REPORTS, "", result.run_id))
+        _record(report, REPORTS, "", result)
     return report
 
 

@@ -6,12 +6,17 @@ view's balance strategy is class_weights (or when `class_weight: balanced` is se
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from ..atomic import write_json
 from . import REGISTRY, Family, FamilyParams, TrainData
+
+TOP_TERMS_FILE = "top_terms.json"
+TOP_TERMS_KEPT = 50  # ranked at fit time; evaluation reports the first k
 
 
 class SklearnParams(FamilyParams):
@@ -63,6 +68,8 @@ class SklearnFamily(Family):
         with threadpool_limits(data.hardware.threads):
             pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
         joblib.dump(pipeline, model_dir / "model.joblib")
+        # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
+        write_json(model_dir / TOP_TERMS_FILE, discriminative_terms(pipeline, TOP_TERMS_KEPT))
         return {"n_features": len(pipeline.named_steps["tfidf"].vocabulary_), "class_weight": class_weight or "none",
                 "estimator": p.estimator}
 
@@ -72,18 +79,27 @@ class SklearnFamily(Family):
         return [str(y) for y in joblib.load(model_dir / "model.joblib").predict(texts)]
 
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
-        import joblib
-        import numpy as np
+        path = model_dir / TOP_TERMS_FILE
+        if not path.is_file():
+            return None
+        return {label: [(term, weight) for term, weight in terms[:k]] for label, terms in json.loads(path.read_text(encoding="utf-8")).items()}
 
-        pipeline = joblib.load(model_dir / "model.joblib")
-        clf, vocab = pipeline.named_steps["clf"], pipeline.named_steps["tfidf"].get_feature_names_out()
-        classes = [str(c) for c in clf.classes_]
-        if hasattr(clf, "coef_"):
-            weights = clf.coef_
-            if weights.shape[0] == 1:  # binary: one row, positive = classes[1]
-                weights = np.vstack([-weights[0], weights[0]])
-        else:  # naive Bayes: log-probability margin of each class over the mean of the others
-            logp = clf.feature_log_prob_
-            weights = logp - (logp.sum(axis=0) - logp) / max(1, len(classes) - 1)
-        return {label: [(str(vocab[i]), round(float(row[i]), 4)) for i in np.argsort(row)[::-1][:k]]
-                for label, row in zip(classes, weights)}
+
+def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, float]]]:
+    """The k heaviest terms of each class: linear weights (one-vs-rest; binary: +/- the single row),
+    or for naive Bayes the log-probability margin of a class over the mean of the others."""
+    import numpy as np
+
+    clf, vocabulary = pipeline.named_steps["clf"], pipeline.named_steps["tfidf"].vocabulary_
+    classes = [str(c) for c in clf.classes_]
+    if hasattr(clf, "coef_"):
+        weights = clf.coef_.toarray() if hasattr(clf.coef_, "toarray") else np.asarray(clf.coef_)
+        if weights.shape[0] == 1:  # binary: one row, positive = classes[1]
+            weights = np.vstack([-weights[0], weights[0]])
+    else:
+        logp = clf.feature_log_prob_
+        weights = logp - (logp.sum(axis=0) - logp) / max(1, len(classes) - 1)
+    top = {label: np.argsort(row)[::-1][:k] for label, row in zip(classes, weights)}
+    wanted = {int(i) for idx in top.values() for i in idx}
+    term_of = {i: term for term, i in vocabulary.items() if i in wanted}  # not get_feature_names_out(): it sorts the whole vocabulary
+    return {label: [(term_of[int(i)], round(float(row[i]), 4)) for i in top[label]] for label, row in zip(classes, weights)}

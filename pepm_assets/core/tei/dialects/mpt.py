@@ -61,7 +61,7 @@ class MptDialect(Dialect):
             get = meta.get
             text, n_tokens = reader.words_of(reader.element_text(meta).lstrip(" .\n\t\r"))  # "<p>. La séance..."
             speaker = get("auteur") or sp.get("who") or ""
-            speaker_name = reader.words_of(reader.element_text(speaker_el))[0].rstrip(" ,.") if speaker_el is not None else ""
+            speaker_name = _speaker_name(speaker_el)
             if not text.strip(reader.PUNCTUATION):
                 yield self.reject(path, line, "empty_text", f"speaker {speaker!r}", doc_id)
                 continue
@@ -87,6 +87,14 @@ class MptDialect(Dialect):
                 "subject": get("subject", ""),
                 "sitting": title,
             }
+
+
+def _speaker_name(speaker_el: Any) -> str:
+    if speaker_el is None:
+        return ""
+    # most <speaker> hold plain text: .text is much cheaper than serialising the element
+    raw = speaker_el.text or "" if len(speaker_el) == 0 else reader.element_text(speaker_el)
+    return " ".join(raw.split()).rstrip(" ,.")
 
 
 def _role(speaker: str, group: str, kind: str, government_group: str) -> str:
