@@ -113,3 +113,19 @@ def test_the_runner_records_new_source_versions_itself(project: Path, dagster_in
     assert [job for job, _, _ in second.runs] == ["prepare_view"]
     assert runner.recorded_version(dagster_instance, "view_params", KEY) == second.params.params_hash
     assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "FRESH"
+
+
+def test_leakage_check_fails_when_a_text_is_on_both_sides() -> None:
+    """The gate itself, on frames as read back from train.tsv / job.tsv (with and without text_key)."""
+    from pepm_assets.core import split
+    from pepm_assets.defs.assets.prepare import view_checks
+
+    train = pd.DataFrame({"doc_id": ["a", "b"], "label": ["left", "right"], "text": ["Très bien !", "un autre texte"]})
+    job = pd.DataFrame({"doc_id": ["c", "d"], "label": ["left", "right"], "text": ["très   bien", "encore un texte"]})
+    for keyed in (False, True):
+        if keyed:
+            train, job = (df.assign(text_key=split.text_key(df["text"])) for df in (train, job))
+        results = {c.check_name: c for c in view_checks(train, job, 1, None)}
+        assert results["no_train_job_leakage"].passed is False
+        assert results["no_train_job_leakage"].metadata["shared_texts"].value == 1
+        assert results["enough_docs_per_class"].passed and results["no_empty_texts"].passed

@@ -37,7 +37,10 @@ class ViewResult:
 
 
 def tsv_columns(params: ResolvedParams) -> list[str]:
-    cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, "text"]
+    # text_key (dedup hash of the normalised text) lets anyone, and the leakage check, verify that
+    # no text is on both sides without normalising every text again
+    key = ["text_key"] if params.filters.dedup else []
+    cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, *key, "text"]
     return list(dict.fromkeys(cols))
 
 
@@ -113,8 +116,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
     cols = tsv_columns(params)
     train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
     for df, target in ((train, train_path), (job, job_path)):
-        with atomic_path(target) as tmp:
-            df[cols].to_csv(tmp, sep="\t", index=False)
+        write_tsv(df[cols], target)
 
     def counts(df: pd.DataFrame) -> dict[str, int]:
         return {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()}
@@ -150,10 +152,24 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
     return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
 
 
+def write_tsv(df: pd.DataFrame, target: Path) -> Path:
+    """Atomically, with Arrow's C++ CSV writer (30x pandas.to_csv on 100k texts); fields are quoted
+    only where needed, the header never, so the file reads the same with pandas, csv or cut."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(("\t".join(map(str, df.columns)) + "\n").encode("utf-8"))
+            pcsv.write_csv(table, fh, write_options=pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed"))
+    return target
+
+
 def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
     """train.tsv or job.tsv of a prepared view, texts and labels as strings."""
     path = ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv"
-    return pd.read_csv(path, sep="\t", dtype={"label": str, "text": str}, keep_default_na=False)
+    return pd.read_csv(path, sep="\t", dtype={"label": str, "text": str, "text_key": str}, keep_default_na=False)
 
 
 def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -10,22 +10,30 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
 LABEL = "label"
-_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# separators outside ASCII that French parliamentary texts use; every other non-ASCII character is kept
+_TYPOGRAPHIC = ("\u00a0", "\u202f", "\u2009", "’", "‘", "«", "»", "“", "”", "„", "…", "–", "—", "•", "·", "°")
+_ASCII_ALNUM = bytes(c if (48 <= c <= 57 or 97 <= c <= 122 or c >= 128) else 32 for c in range(256))
 
 
-def normalize_for_dedup(text: str) -> str:
-    return _NON_WORD.sub(" ", text.casefold()).strip()
+def normalize_for_dedup(text: str) -> bytes:
+    """The case-, punctuation- and spacing-insensitive form of a text, as UTF-8: casefolded, ASCII
+    punctuation and the usual typographic marks made spaces, spaces collapsed. Bytes because it is
+    only hashed, and bytes.translate is twice as fast as a Unicode regex (it runs on every text)."""
+    folded = text.casefold()
+    for mark in _TYPOGRAPHIC:
+        if mark in folded:
+            folded = folded.replace(mark, " ")
+    return b" ".join(folded.encode("utf-8").translate(_ASCII_ALNUM).split())
 
 
 def text_key(texts: pd.Series) -> pd.Series:
-    return texts.map(lambda t: hashlib.blake2b(normalize_for_dedup(t).encode("utf-8"), digest_size=12).hexdigest())
+    return texts.map(lambda t: hashlib.blake2b(normalize_for_dedup(t), digest_size=12).hexdigest())
 
 
 def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
@@ -88,14 +96,18 @@ def split_train_job(df: pd.DataFrame, train_prop: float, seed: int, stratify: bo
     return df[in_train], df[~in_train]
 
 
+def _values(column: pd.Series) -> set[str]:
+    return set(column.to_numpy(dtype=object))  # not set(series): iterating an Arrow-backed column is slow
+
+
 def _keys(df: pd.DataFrame) -> set[str]:
-    return set(df["text_key"]) if "text_key" in df.columns else set(text_key(df["text"]))
+    return _values(df["text_key"] if "text_key" in df.columns else text_key(df["text"]))
 
 
 def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None) -> dict[str, int]:
     """Counts of what is shared between train and job (all zero when the split is clean)."""
     shared = {"shared_texts": len(_keys(train) & _keys(job)),
-              "shared_doc_ids": len(set(train["doc_id"]) & set(job["doc_id"]))}
+              "shared_doc_ids": len(_values(train["doc_id"]) & _values(job["doc_id"]))}
     if group_by:
-        shared[f"shared_{group_by}"] = len(set(train[group_by]) & set(job[group_by]))
+        shared[f"shared_{group_by}"] = len(_values(train[group_by]) & _values(job[group_by]))
     return shared

@@ -21,7 +21,7 @@ from . import families, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .paths import ProjectPaths
-from .prepare import effective_compare_by, read_split, read_tsv
+from .prepare import effective_compare_by, read_split, read_tsv, write_tsv
 
 TOP_TERMS = 25
 
@@ -115,7 +115,7 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             scores = metrics.cluster_metrics(job["label"].tolist(), pred, family.embed(model_dir, texts), seed=params.seed)
             write_text(tmp / "classification_report.txt", f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n")
         write_json(tmp / "metrics.json", scores)
-        pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}).to_csv(tmp / "predictions.tsv", sep="\t", index=False)
+        write_tsv(pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}), tmp / "predictions.tsv")
         meta_eval = {
             "model_id": model_id, "family": spec.family, "supervised": family.supervised,
             "dataset_id": params.dataset_id, "eval_dataset_id": eval_params.dataset_id, "view": params.view,
