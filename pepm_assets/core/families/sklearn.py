@@ -1,8 +1,11 @@
-"""scikit-learn family: TF-IDF (word n-grams, sublinear tf) + a linear classifier.
+"""scikit-learn family: TF-IDF (word n-grams, sublinear tf; optionally character n-grams too) + a
+linear classifier.
 
 `estimator`: linear_svc (LinearSVC), logreg (LogisticRegression) or complement_nb (ComplementNB,
 the naive Bayes variant that copes with unbalanced classes). Class weights are "balanced" when the
 view's balance strategy is class_weights (or when `class_weight: balanced` is set).
+`char_ngram_max` adds TF-IDF features of character n-grams within words (`char_wb`), which catch
+morphology and spelling that word n-grams split apart (useful on short parliamentary turns).
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ class SklearnParams(FamilyParams):
     min_df: int = Field(2, ge=1)
     max_df: float = Field(1.0, gt=0, le=1)
     max_features: int | None = Field(None, ge=1)
+    char_ngram_min: int = Field(2, ge=1)
+    char_ngram_max: int | None = Field(None, ge=1)  # None: word n-grams only
+    char_max_features: int | None = Field(300_000, ge=1)
     C: float = Field(1.0, gt=0)
     alpha: float = Field(1.0, gt=0)
     class_weight: Literal["auto", "balanced", "none"] = "auto"
@@ -45,6 +51,13 @@ def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
     vectorizer = TfidfVectorizer(ngram_range=(params.ngram_min, params.ngram_max), sublinear_tf=params.sublinear_tf,
                                  lowercase=params.lowercase, min_df=params.min_df, max_df=params.max_df,
                                  max_features=params.max_features)
+    if params.char_ngram_max is not None:
+        from sklearn.pipeline import FeatureUnion
+
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(params.char_ngram_min, params.char_ngram_max),
+                                sublinear_tf=params.sublinear_tf, lowercase=params.lowercase, min_df=params.min_df,
+                                max_df=params.max_df, max_features=params.char_max_features)
+        vectorizer = FeatureUnion([("word", vectorizer), ("char", chars)])
     if params.estimator == "linear_svc":
         clf = LinearSVC(C=params.C, class_weight=class_weight, random_state=seed, max_iter=params.max_iter)
     elif params.estimator == "logreg":
@@ -70,7 +83,7 @@ class SklearnFamily(Family):
         joblib.dump(pipeline, model_dir / "model.joblib")
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
         write_json(model_dir / TOP_TERMS_FILE, discriminative_terms(pipeline, TOP_TERMS_KEPT))
-        return {"n_features": len(pipeline.named_steps["tfidf"].vocabulary_), "class_weight": class_weight or "none",
+        return {"n_features": sum(len(v) for _, v, _ in _vocabularies(pipeline)), "class_weight": class_weight or "none",
                 "estimator": p.estimator}
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
@@ -90,7 +103,7 @@ def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, flo
     or for naive Bayes the log-probability margin of a class over the mean of the others."""
     import numpy as np
 
-    clf, vocabulary = pipeline.named_steps["clf"], pipeline.named_steps["tfidf"].vocabulary_
+    clf = pipeline.named_steps["clf"]
     classes = [str(c) for c in clf.classes_]
     if hasattr(clf, "coef_"):
         weights = clf.coef_.toarray() if hasattr(clf.coef_, "toarray") else np.asarray(clf.coef_)
@@ -101,5 +114,18 @@ def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, flo
         weights = logp - (logp.sum(axis=0) - logp) / max(1, len(classes) - 1)
     top = {label: np.argsort(row)[::-1][:k] for label, row in zip(classes, weights)}
     wanted = {int(i) for idx in top.values() for i in idx}
-    term_of = {i: term for term, i in vocabulary.items() if i in wanted}  # not get_feature_names_out(): it sorts the whole vocabulary
+    term_of = {offset + i: prefix + term for offset, vocabulary, prefix in _vocabularies(pipeline)
+               for term, i in vocabulary.items() if offset + i in wanted}  # not get_feature_names_out(): it sorts every vocabulary
     return {label: [(term_of[int(i)], round(float(row[i]), 4)) for i in top[label]] for label, row in zip(classes, weights)}
+
+
+def _vocabularies(pipeline: Any) -> list[tuple[int, dict[str, int], str]]:
+    """(column offset, vocabulary, display prefix) of each TF-IDF block, in feature order."""
+    features = pipeline.named_steps["tfidf"]
+    if not hasattr(features, "transformer_list"):
+        return [(0, features.vocabulary_, "")]
+    blocks, offset = [], 0
+    for name, vectorizer in features.transformer_list:
+        blocks.append((offset, vectorizer.vocabulary_, "" if name == "word" else f"{name}:"))
+        offset += len(vectorizer.vocabulary_)
+    return blocks
