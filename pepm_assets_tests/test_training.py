@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pepm_assets.core import metrics
@@ -123,3 +124,31 @@ def test_bootstrap_interval_brackets_the_score_and_is_seeded() -> None:
     from sklearn.metrics import f1_score
 
     assert m["macro_f1"] == pytest.approx(f1_score(gold, pred, average="macro"))
+
+
+def test_paired_bootstrap_says_which_model_is_better() -> None:
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c"]
+    gold = list(rng.choice(labels, size=400))
+    good = [g if rng.random() < 0.85 else "a" for g in gold]
+    poor = [g if rng.random() < 0.55 else "b" for g in gold]
+    f1 = lambda pred: metrics.classification_metrics(gold, pred, labels)["macro_f1"]  # noqa: E731
+    delta = metrics.paired_bootstrap_delta(gold, good, poor, labels, seed=2)
+    assert delta["delta_macro_f1"] == pytest.approx(f1(good) - f1(poor))
+    assert 0 < delta["ci95"][0] < delta["delta_macro_f1"] < delta["ci95"][1] and delta["share_a_better"] == 1.0
+    reverse = metrics.paired_bootstrap_delta(gold, poor, good, labels, seed=2)
+    assert reverse["ci95"][1] < 0
+    assert metrics.paired_bootstrap_delta(gold, good, good, labels, seed=2)["ci95"] == [0.0, 0.0]
+
+
+def test_leaderboard_compares_every_model_with_the_reference_on_the_same_documents(trained) -> None:
+    project = trained[0]
+    table = pd.read_csv(project / "reports" / "leaderboard.tsv", sep="\t")
+    rows = table[(table["dataset_id"] == "tiny_mpt") & (table["view"] == "left_right")].set_index("model_id")
+    assert rows.loc["tfidf_svm_quick", "delta_macro_f1"] != rows.loc["tfidf_svm_quick", "delta_macro_f1"]  # NaN: the reference itself
+    check = rows.loc["check_default"]
+    assert check["delta_vs"] == "tfidf_svm_quick"
+    assert check["delta_macro_f1"] == pytest.approx(check["macro_f1"] - rows.loc["tfidf_svm_quick", "macro_f1"], abs=2e-4)
+    assert check["delta_high"] < 0  # the majority-class control is worse, and the paired interval says so
+    board = (project / "reports" / "leaderboard.md").read_text()
+    assert "Δ macro-F1 vs tfidf_svm_quick" in board and "| reference |" in board and "(worse)" in board

@@ -53,19 +53,43 @@ def bootstrap_intervals(y_true: list[str], y_pred: list[str], labels: list[str],
     cells = np.bincount(t * (k + 1) + p, minlength=k * (k + 1))  # p == k: outside the label set
     rng = np.random.default_rng(seed)
     cms = rng.multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, k + 1)
-    gold = cms.sum(axis=2)
-    cms = cms[:, :, :k]
-    tp = np.diagonal(cms, axis1=1, axis2=2)
-    pred = cms.sum(axis=1)
-    acc = tp.sum(axis=1) / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.nan_to_num(2 * tp / (pred + gold))
-    present = gold > 0
-    macro = (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+    acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / n
+    macro = _macro_f1(cms)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return {"level": level, "n_boot": n_boot, "seed": seed, "method": "percentile, multinomial resampling of documents",
             "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
             "macro_f1": [float(np.percentile(macro, lo)), float(np.percentile(macro, hi))]}
+
+
+def _macro_f1(cms: np.ndarray) -> np.ndarray:
+    """Macro-F1 of each (k x k+1) confusion matrix of `cms` (last column: predicted outside the labels)."""
+    k = cms.shape[1]
+    gold = cms.sum(axis=2)
+    tp = np.diagonal(cms[:, :, :k], axis1=1, axis2=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.nan_to_num(2 * tp / (cms[:, :, :k].sum(axis=1) + gold))
+    present = gold > 0
+    return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def paired_bootstrap_delta(y_true: list[str], pred_a: list[str], pred_b: list[str], labels: list[str], seed: int,
+                           n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+    """Macro-F1 of A minus macro-F1 of B on the same documents, with a percentile interval from
+    resampling documents, the same resample for both (two overlapping intervals of the separate
+    scores do not say whether A beats B; the interval of the paired difference does). As in
+    bootstrap_intervals, resampling documents = drawing the (gold, A, B) cells from a multinomial."""
+    k, m = len(labels), len(labels) + 1
+    _, t, pa = confusion(y_true, pred_a, labels)
+    _, _, pb = confusion(y_true, pred_b, labels)
+    n = len(t)
+    cells = np.bincount((t * m + pa) * m + pb, minlength=k * m * m)
+    draws = np.random.default_rng(seed).multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, m, m)
+    deltas = _macro_f1(draws.sum(axis=3)) - _macro_f1(draws.sum(axis=2))
+    observed = cells.reshape(1, k, m, m)
+    point = float(_macro_f1(observed.sum(axis=3))[0] - _macro_f1(observed.sum(axis=2))[0])
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {"delta_macro_f1": point, "ci95": [float(np.percentile(deltas, lo)), float(np.percentile(deltas, hi))],
+            "share_a_better": float((deltas > 0).mean()), "n_boot": n_boot, "seed": seed, "level": level}
 
 
 def metrics_by_group(job: pd.DataFrame, y_pred: list[str], field: str, labels: list[str]) -> dict[str, Any]:

@@ -6,9 +6,12 @@ from typing import Any
 
 import pandas as pd
 
+from . import metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
 from .training import read_index
+
+REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
 
 
 def _plt():
@@ -31,25 +34,62 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                      "macro_f1": round(m["macro_f1"], 4), "macro_f1_low": round(m["macro_f1_ci95"][0], 4), "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
                      "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),
                      "n_job": e["n_job"], "n_train_used": e["n_train_used"], "truncated": e["truncated"], "seed": e["seed"],
-                     "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", "")})
+                     "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", ""),
+                     "predictions": e["files"].get("predictions.tsv", "")})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     return table.sort_values(["dataset_id", "view", "macro_f1"], ascending=[True, True, False], ignore_index=True)
 
 
+def with_reference_deltas(table: pd.DataFrame, paths: ProjectPaths, reference: str = REFERENCE_MODEL, seed: int = 0) -> pd.DataFrame:
+    """Add each model's macro-F1 minus the reference model's on the same job set, with the paired
+    bootstrap interval (columns delta_*; empty where there is no reference or no predictions)."""
+    table = table.assign(delta_vs=pd.Series(dtype=object), delta_macro_f1=float("nan"), delta_low=float("nan"), delta_high=float("nan"))
+    for _, group in table.groupby(["dataset_id", "view"], sort=True):
+        ref = group[group["model_id"] == reference]
+        if ref.empty or not ref.iloc[0]["predictions"]:
+            continue
+        ref_pred = pd.read_csv(paths.root / ref.iloc[0]["predictions"], sep="\t", dtype=str, keep_default_na=False)
+        for i, row in group.iterrows():
+            if row["model_id"] == reference or not row["predictions"]:
+                continue
+            pred = pd.read_csv(paths.root / row["predictions"], sep="\t", dtype=str, keep_default_na=False)
+            both = ref_pred.merge(pred, on=["doc_id", "label"], suffixes=("_ref", ""))
+            if len(both) != len(ref_pred):
+                continue  # not the same job set (another seed or split): no paired comparison
+            labels = sorted(set(both["label"]))
+            delta = metrics.paired_bootstrap_delta(both["label"].tolist(), both["predicted"].tolist(), both["predicted_ref"].tolist(), labels, seed)
+            table.loc[i, ["delta_vs", "delta_macro_f1", "delta_low", "delta_high"]] = [reference, round(delta["delta_macro_f1"], 4),
+                                                                                      round(delta["ci95"][0], 4), round(delta["ci95"][1], 4)]
+    return table
+
+
+def _delta_cell(r: Any) -> str:
+    if pd.isna(r.delta_macro_f1):
+        return "reference" if r.model_id == REFERENCE_MODEL else ""
+    verdict = " (better)" if r.delta_low > 0 else " (worse)" if r.delta_high < 0 else ""
+    return f"{r.delta_macro_f1:+.4f} [{r.delta_low:+.4f}, {r.delta_high:+.4f}]{verdict}"
+
+
 def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     table = leaderboard_table(paths)
+    if not table.empty:
+        table = with_reference_deltas(table, paths)
     out = paths.reports
     tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    lines = ["# pepm leaderboard", "", "In-domain evaluation on each view's job set; 95% bootstrap intervals.", ""]
+    lines = ["# pepm leaderboard", "",
+             "In-domain evaluation on each view's job set; 95% bootstrap intervals. Δ: macro-F1 minus "
+             f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
+             "(better / worse when it excludes 0).", ""]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
-        lines += [f"## {dataset_id} / {view}", "", "| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | n job | train docs |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {dataset_id} / {view}", "", f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | n job | train docs |",
+                  "|---|---|---|---|---|---|---|---|"]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
             lines.append(f"| {rank} | {r.model_id} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
-                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
+                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
         lines.append("")
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:
