@@ -152,3 +152,24 @@ def test_leaderboard_compares_every_model_with_the_reference_on_the_same_documen
     assert check["delta_high"] < 0  # the majority-class control is worse, and the paired interval says so
     board = (project / "reports" / "leaderboard.md").read_text()
     assert "Δ macro-F1 vs tfidf_svm_quick" in board and "| reference |" in board and "(worse)" in board
+
+
+@pytest.mark.parametrize("char_ngram_max", [None, 4])
+def test_top_terms_name_the_right_features(char_ngram_max) -> None:
+    """Terms are looked up by column index across the word block and (optionally) the char block;
+    an off-by-one in the offsets would name the wrong terms."""
+    from pepm_assets.core.families.sklearn import SklearnParams, build_pipeline, discriminative_terms
+
+    texts = ["égalité droits couples", "droits égalité amour", "famille tradition enfant", "enfant famille filiation"] * 5
+    labels_ = ["left", "left", "right", "right"] * 5
+    pipeline = build_pipeline(SklearnParams(min_df=1, char_ngram_max=char_ngram_max, char_ngram_min=3), seed=0, class_weight=None)
+    pipeline.fit(texts, labels_)
+    terms = discriminative_terms(pipeline, k=200)
+    names = pipeline.named_steps["tfidf"].get_feature_names_out()
+    weights = pipeline.named_steps["clf"].coef_[0]
+    expected = {("char:" + n.split("__", 1)[1]) if n.startswith("char__") else n.split("__", 1)[-1]: w for n, w in zip(names, weights)}
+    for term, weight in terms["right"]:
+        assert expected[term] == pytest.approx(weight, abs=1e-4)
+    left_words = {"égalité", "droits", "amour", "couples"}
+    assert all(set(t.split()) <= left_words for t, _ in terms["left"][:3] if not t.startswith("char:"))
+    assert any(t.startswith("char:") for t, _ in terms["right"]) == (char_ngram_max is not None)
