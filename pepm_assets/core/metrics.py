@@ -55,10 +55,12 @@ def bootstrap_intervals(y_true: list[str], y_pred: list[str], labels: list[str],
     cms = rng.multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, k + 1)
     acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / n
     macro = _macro_f1(cms)
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return {"level": level, "n_boot": n_boot, "seed": seed, "method": "percentile, multinomial resampling of documents",
-            "accuracy": [float(np.percentile(acc, lo)), float(np.percentile(acc, hi))],
-            "macro_f1": [float(np.percentile(macro, lo)), float(np.percentile(macro, hi))]}
+            "accuracy": _percentile_interval(acc, level), "macro_f1": _percentile_interval(macro, level)}
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> list[float]:
+    return [float(np.percentile(values, (1 - level) / 2 * 100)), float(np.percentile(values, (1 + level) / 2 * 100))]
 
 
 def _macro_f1(cms: np.ndarray) -> np.ndarray:
@@ -87,8 +89,7 @@ def paired_bootstrap_delta(y_true: list[str], pred_a: list[str], pred_b: list[st
     deltas = _macro_f1(draws.sum(axis=3)) - _macro_f1(draws.sum(axis=2))
     observed = cells.reshape(1, k, m, m)
     point = float(_macro_f1(observed.sum(axis=3))[0] - _macro_f1(observed.sum(axis=2))[0])
-    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
-    return {"delta_macro_f1": point, "ci95": [float(np.percentile(deltas, lo)), float(np.percentile(deltas, hi))],
+    return {"delta_macro_f1": point, "ci95": _percentile_interval(deltas, level),
             "share_a_better": float((deltas > 0).mean()), "n_boot": n_boot, "seed": seed, "level": level}
 
 

@@ -69,19 +69,26 @@ def prepare(
     defs: dg.Definitions | None = None,
     on_step: Callable[[str], None] | None = None,
     quiet: bool = True,
-    then: list[str] | None = None,
 ) -> StageReport:
-    """Prepare the profile's dataset x view; `then` = assets of the same partition (models,
-    evaluations) to materialize in the same run as the view, after its blocking checks."""
+    """Prepare the profile's dataset x view (parse its corpora, split, formats), skipping what is fresh."""
     from ..definitions import build_definitions
 
     params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
+    return _prepare(root, params, instance, defs or build_definitions(root), on_step or _no_step, quiet)
+
+
+def _no_step(_name: str) -> None:
+    pass
+
+
+def _prepare(root: Path, params: ResolvedParams, instance: dg.DagsterInstance, defs: dg.Definitions,
+             step: Callable[[str], None], quiet: bool, then: list[str] | None = None) -> StageReport:
+    """`then` = assets of the same partition (models, evaluations) to materialize in the same run as
+    the view, after its blocking checks."""
     for cid, corpus in params.corpora.items():
         if not (root / corpus.path).is_dir():
             raise StageFailed(f"corpus {cid!r}: {corpus.path} is missing; run `pepm data import` (shipped corpora) or `dvc pull`")
-    defs = defs or build_definitions(root)
     report = StageReport(params=params)
-    step = on_step or (lambda _name: None)
 
     write_selection(root, params.dataset_id, params.view, params.profile, params.overrides)
     key = str(view_key(params.dataset_id, params.view))
@@ -158,13 +165,13 @@ def run_stage(
 
     if stage not in STAGES:
         raise StageFailed(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
+    params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
     defs = defs or build_definitions(root)
-    step = on_step or (lambda _name: None)
+    step = on_step or _no_step
     kinds = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
-    params = resolve_profile(root, profile, overrides)
     assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
     if stage in ("prepare", "pipeline"):
-        report = prepare(root, profile, overrides, instance, defs, on_step, quiet, then=assets)
+        report = _prepare(root, params, instance, defs, step, quiet, then=assets)
     else:
         if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
             raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
