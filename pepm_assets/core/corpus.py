@@ -8,6 +8,7 @@ each worker hands back Arrow tables, which cross the process boundary almost for
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import time
@@ -70,15 +71,16 @@ def corpus_files(corpus_dir: Path, pattern: str) -> list[Path]:
     return sorted(p for p in corpus_dir.glob(pattern) if p.is_file())
 
 
+@functools.lru_cache(maxsize=None)
 def schema(fields: tuple[str, ...]) -> pa.Schema:
     return pa.schema([(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in fields])
 
 
 @dataclass
 class Batch:
-    """Up to BATCH_ROWS documents of one file, and that file's rejects so far."""
+    """Up to BATCH_ROWS documents, from one file or several consecutive small ones, and the rejects
+    met while reading them."""
 
-    source_file: str
     docs: pa.Table
     rejects: list[dict[str, Any]]
 
@@ -87,22 +89,26 @@ def _to_table(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> pa.Table:
     return pa.table({name: [row[name] for row in rows] for name in fields}, schema=schema(fields))  # 1.7x faster than from_pylist
 
 
-def file_batches(dialect: Dialect, path: Path) -> Iterator[Batch]:
-    """One file as batches; an unreadable file ends with one Reject naming it (and the line)."""
+def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
+    """The files' documents in order; an unreadable file adds one Reject naming it (and the line).
+    Small files share a batch: building an Arrow table costs about 0.3 ms whatever its size, as
+    much as parsing a 10 kB file."""
     docs: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    try:
-        for row in dialect.iter_file(path):
-            if isinstance(row, Reject):
-                rejects.append(row)
-                continue
-            docs.append(row)
-            if len(docs) >= BATCH_ROWS:
-                yield Batch(path.name, _to_table(docs, dialect.fields), rejects)
-                docs, rejects = [], []
-    except TeiFileError as exc:
-        rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
-    yield Batch(path.name, _to_table(docs, dialect.fields), rejects)
+    for path in paths:
+        try:
+            for row in dialect.iter_file(path):
+                if isinstance(row, Reject):
+                    rejects.append(row)
+                    continue
+                docs.append(row)
+                if len(docs) >= BATCH_ROWS:
+                    yield Batch(_to_table(docs, dialect.fields), rejects)
+                    docs, rejects = [], []
+        except TeiFileError as exc:
+            rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
+    if docs or rejects:
+        yield Batch(_to_table(docs, dialect.fields), rejects)
 
 
 _WORKER_DIALECT: Dialect | None = None
@@ -110,7 +116,7 @@ _WORKER_DIALECT: Dialect | None = None
 
 def _read_files(paths: list[Path]) -> list[Batch]:
     assert _WORKER_DIALECT is not None, "worker started without a dialect"
-    return [batch for path in paths for batch in file_batches(_WORKER_DIALECT, path)]
+    return list(read_batches(_WORKER_DIALECT, paths))
 
 
 def resolve_workers(workers: int) -> int:
@@ -135,8 +141,7 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
     workers = resolve_workers(workers)
     total = sum(p.stat().st_size for p in files)
     if workers == 1 or len(files) < 2 or total < PARALLEL_MIN_BYTES or "fork" not in mp.get_all_start_methods():
-        for path in files:
-            yield from file_batches(dialect, path)
+        yield from read_batches(dialect, files)
         return
     global _WORKER_DIALECT
     _WORKER_DIALECT = dialect  # inherited by the forked workers

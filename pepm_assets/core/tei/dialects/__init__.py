@@ -1,7 +1,7 @@
 """TEI dialects: one file per encoding, one registry.
 
 A dialect turns one TEI file into document records (dicts with the columns of `BASE_FIELDS` plus
-its own `meta_fields`) and parse rejects; `reader.words_of` normalises the text and counts tokens. To add one: write `dialects/<name>.py` with a subclass of
+its own `meta_fields`) and parse rejects; `reader.element_words` gives an element's whitespace-normalised text and `reader.count_tokens` its token count. To add one: write `dialects/<name>.py` with a subclass of
 `Dialect` decorated by `@REGISTRY.register("<name>")`, import it below, and name it in corpora.yml.
 """
 from __future__ import annotations

@@ -59,7 +59,7 @@ class MptDialect(Dialect):
                 yield self.reject(path, line, "missing_metadata", "<sp> without <mpt:metadata>", doc_id)
                 continue
             get = meta.get
-            text, n_tokens = reader.words_of(reader.element_text(meta).lstrip(" .\n\t\r"))  # "<p>. La séance..."
+            text = reader.element_words(meta).lstrip(" .")  # "<p>. La séance..."
             speaker = get("auteur") or sp.get("who") or ""
             speaker_name = _speaker_name(speaker_el)
             if not text.strip(reader.PUNCTUATION):
@@ -78,7 +78,7 @@ class MptDialect(Dialect):
                 "role": _role(speaker, group, kind, gov),
                 "date": date,
                 "text": text,
-                "n_tokens": n_tokens,
+                "n_tokens": reader.count_tokens(text),
                 "interventiontype": kind,
                 "wing": get("wing", ""),
                 "vote": get("vote", ""),
@@ -92,9 +92,7 @@ class MptDialect(Dialect):
 def _speaker_name(speaker_el: Any) -> str:
     if speaker_el is None:
         return ""
-    # most <speaker> hold plain text: .text is much cheaper than serialising the element
-    raw = speaker_el.text or "" if len(speaker_el) == 0 else reader.element_text(speaker_el)
-    return " ".join(raw.split()).rstrip(" ,.")
+    return reader.element_words(speaker_el).rstrip(" ,.")
 
 
 def _role(speaker: str, group: str, kind: str, government_group: str) -> str:
