@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,11 +34,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
-    project, _, report, _, _ = trained
+    project, _, report, _, instance = trained
     paths = ProjectPaths(project)
     assert report.params.models == ALL_MODELS
-    # one run per partitioning: the corpus, then split -> formats -> models -> evaluations, then the reports
-    assert [job for job, _, _ in report.runs] == ["prepare_corpus", "view_pipeline", "reports"]
+    # one run per partitioning: the corpus, then split -> formats -> models -> evaluations -> leaderboard
+    assert [job for job, _, _ in report.runs] == ["prepare_corpus", "view_pipeline"]
+    _, _, view_run = report.runs[1]
+    leaderboard = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
+    assert leaderboard is not None and leaderboard.run_id == view_run
+    assert (paths.reports / "leaderboard.md").is_file()
     assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]"]
     index = {e["model_id"]: e for e in read_index(paths)}
     assert set(index) == set(ALL_MODELS)

@@ -116,7 +116,7 @@ def _prepare(root: Path, params: ResolvedParams, instance: dg.DagsterInstance, d
     job = TRAIN_EVALUATE if not view_assets else VIEW_PIPELINE if then else PREPARE_VIEW
     view_config = {"ops": {"view_split": {"config": {"profile": params.profile, "overrides": params.overrides}}}} if view_assets else None
     if then:
-        step(f"{'view + ' if view_assets else ''}{len(then)} model assets on {params.dataset_id}/{params.view}")
+        step(f"{'view + ' if view_assets else ''}{len(then)} model / report assets on {params.dataset_id}/{params.view}")
     result = _execute(defs, job, instance, key, view_config, quiet=quiet, assets=assets)
     _record(report, job, key, result)
     return report
@@ -159,8 +159,8 @@ def run_stage(
     quiet: bool = True,
     reports: bool = True,
 ) -> StageReport:
-    """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view, then
-    (train/evaluate/pipeline) the leaderboard. Only the profile's models are selected."""
+    """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view; the
+    evaluate and pipeline runs end with the leaderboard. Only the profile's models are selected."""
     from ..definitions import build_definitions
 
     if stage not in STAGES:
@@ -170,23 +170,18 @@ def run_stage(
     step = on_step or _no_step
     kinds = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
     assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
+    if assets and reports and stage != "train":
+        assets.append("leaderboard")  # in the same run, after the evaluations
     if stage in ("prepare", "pipeline"):
-        report = _prepare(root, params, instance, defs, step, quiet, then=assets)
-    else:
-        if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
-            raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
-        report = StageReport(params=params)
-        if assets:
-            key = str(view_key(params.dataset_id, params.view))
-            step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
-            result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
-            _record(report, TRAIN_EVALUATE, key, result)
-    if stage == "prepare":
-        return report
-    if reports and stage != "train":
-        step("leaderboard")
-        result = _execute(defs, REPORTS, instance, quiet=quiet, assets=["leaderboard"])
-        _record(report, REPORTS, "", result)
+        return _prepare(root, params, instance, defs, step, quiet, then=assets)
+    if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
+        raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
+    report = StageReport(params=params)
+    if assets:
+        key = str(view_key(params.dataset_id, params.view))
+        step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
+        result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
+        _record(report, TRAIN_EVALUATE, key, result)
     return report
 
 

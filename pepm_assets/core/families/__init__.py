@@ -52,6 +52,24 @@ class TrainData:
         return self.root / relative
 
 
+def save_estimator(obj: Any, path: Path) -> None:
+    """Pickle a fitted scikit-learn object (protocol 5). Not joblib: its pickler is written in
+    Python, and a TF-IDF vocabulary (a dict of ~60k terms) took 1.4 s to dump and 1.7 s to load
+    with it, against 0.01 / 0.02 s with the C pickler. The file is our own output, read back by
+    our own code: pickle's usual warning about untrusted files applies to model folders."""
+    import pickle
+
+    with open(path, "wb") as fh:
+        pickle.dump(obj, fh, protocol=5)
+
+
+def load_estimator(path: Path) -> Any:
+    import pickle
+
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
 class Family:
     params_model: ClassVar[type[FamilyParams]] = FamilyParams
     supervised: ClassVar[bool] = True

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from . import REGISTRY, Family, FamilyParams, TrainData
+from . import REGISTRY, Family, FamilyParams, TrainData, load_estimator, save_estimator
+
+MODEL_FILE = "cluster.pkl"
 
 
 class ClusterParams(FamilyParams):
@@ -30,7 +32,6 @@ class ClusterFamily(Family):
     supervised = False
 
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
-        import joblib
         from sklearn.cluster import KMeans
         from sklearn.decomposition import TruncatedSVD
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -52,20 +53,17 @@ class ClusterFamily(Family):
                 k = p.n_clusters or len(data.labels)
                 model = KMeans(n_clusters=k, random_state=data.seed, n_init=10).fit(emb)
                 info.update(n_clusters=k, inertia=round(float(model.inertia_), 3))
-        joblib.dump({"tfidf": tfidf, "lsa": lsa, "kmeans": model, "params": p.model_dump()}, model_dir / "cluster.joblib")
+        save_estimator({"tfidf": tfidf, "lsa": lsa, "kmeans": model, "params": p.model_dump()}, model_dir / MODEL_FILE)
         return info
 
     def embed(self, model_dir: Path, texts: list[str]):
-        import joblib
-
-        bundle = joblib.load(model_dir / "cluster.joblib")
+        bundle = load_estimator(model_dir / MODEL_FILE)
         return bundle["lsa"].transform(bundle["tfidf"].transform(texts))
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
-        import joblib
         from sklearn.cluster import HDBSCAN
 
-        bundle = joblib.load(model_dir / "cluster.joblib")
+        bundle = load_estimator(model_dir / MODEL_FILE)
         emb = bundle["lsa"].transform(bundle["tfidf"].transform(texts))
         if bundle["kmeans"] is not None:
             ids = bundle["kmeans"].predict(emb)

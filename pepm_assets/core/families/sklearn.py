@@ -16,8 +16,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..atomic import write_json
-from . import REGISTRY, Family, FamilyParams, TrainData
+from . import REGISTRY, Family, FamilyParams, TrainData, load_estimator, save_estimator
 
+MODEL_FILE = "model.pkl"
 TOP_TERMS_FILE = "top_terms.json"
 TOP_TERMS_KEPT = 50  # ranked at fit time; evaluation reports the first k
 
@@ -72,7 +73,6 @@ class SklearnFamily(Family):
     params_model = SklearnParams
 
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
-        import joblib
         from threadpoolctl import threadpool_limits
 
         p: SklearnParams = self.params  # type: ignore[assignment]
@@ -80,16 +80,14 @@ class SklearnFamily(Family):
         pipeline = build_pipeline(p, data.seed, class_weight)
         with threadpool_limits(data.hardware.threads):
             pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
-        joblib.dump(pipeline, model_dir / "model.joblib")
+        save_estimator(pipeline, model_dir / MODEL_FILE)
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
         write_json(model_dir / TOP_TERMS_FILE, discriminative_terms(pipeline, TOP_TERMS_KEPT))
         return {"n_features": sum(len(v) for _, v, _ in _vocabularies(pipeline)), "class_weight": class_weight or "none",
                 "estimator": p.estimator}
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
-        import joblib
-
-        return [str(y) for y in joblib.load(model_dir / "model.joblib").predict(texts)]
+        return [str(y) for y in load_estimator(model_dir / MODEL_FILE).predict(texts)]
 
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
         path = model_dir / TOP_TERMS_FILE
