@@ -1,7 +1,8 @@
 """Corpus extraction: every TEI file of a corpus -> one Parquet table of documents, one of rejects,
 and parse statistics.
 
-Documents travel as Arrow tables of at most BATCH_ROWS rows, one or more per file, so memory is
+Documents travel as Arrow tables of at most BATCH_ROWS rows and BATCH_TEXT_CHARS characters of text
+(consecutive small files share one), so memory is
 bounded by a batch and a file, never by the corpus. Files are independent, so they are parsed by a
 pool of forked worker processes (`parse_workers` in corpora.yml, default one per core, max 4);
 each worker hands back Arrow tables, which cross the process boundary almost for free.
@@ -27,6 +28,7 @@ from .tei import TeiFileError
 from .tei.dialects import Dialect, Reject, build
 
 BATCH_ROWS = 4096
+BATCH_TEXT_CHARS = 1_000_000  # and at most this much text: long speeches fill a batch before 4096 rows
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting worker processes costs more than it saves
 TASK_MAX_BYTES = 2 * 1024 * 1024  # a worker task (a few files) is handed back whole: this bounds memory
 REJECT_FIELDS = ("corpus_id", "source_file", "source_line", "reason", "detail", "doc_id")
@@ -95,6 +97,7 @@ def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
     much as parsing a 10 kB file."""
     docs: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
+    chars = 0
     for path in paths:
         try:
             for row in dialect.iter_file(path):
@@ -102,9 +105,10 @@ def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
                     rejects.append(row)
                     continue
                 docs.append(row)
-                if len(docs) >= BATCH_ROWS:
+                chars += len(row["text"])
+                if len(docs) >= BATCH_ROWS or chars >= BATCH_TEXT_CHARS:
                     yield Batch(_to_table(docs, dialect.fields), rejects)
-                    docs, rejects = [], []
+                    docs, rejects, chars = [], [], 0
         except TeiFileError as exc:
             rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
     if docs or rejects:
@@ -198,7 +202,7 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
             for batch in iter_batches(dialect, files, corpus.parse_workers):
                 if batch.docs.num_rows:
                     pending.append(batch.docs)
-                    if sum(t.num_rows for t in pending) >= BATCH_ROWS:
+                    if sum(t.num_rows for t in pending) >= BATCH_ROWS or sum(t.nbytes for t in pending) >= BATCH_TEXT_CHARS:
                         writer.write_table(pa.concat_tables(pending))
                         pending.clear()
                     stats.n_docs += batch.docs.num_rows
