@@ -129,3 +129,26 @@ def test_leakage_check_fails_when_a_text_is_on_both_sides() -> None:
         assert results["no_train_job_leakage"].passed is False
         assert results["no_train_job_leakage"].metadata["shared_texts"].value == 1
         assert results["enough_docs_per_class"].passed and results["no_empty_texts"].passed
+
+
+def test_instance_files_are_dagster_sqlite_files(project: Path, dagster_instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    """dagster.yaml's storage (engine-caching subclasses) writes the same SQLite files as Dagster's
+    own `storage: sqlite:`: a stock instance on the same folder sees the runs, events and checks."""
+    from pepm_assets.defs.sqlite_storage import EngineCachingEventLogStorage
+
+    storage = dagster_instance.event_log_storage
+    assert isinstance(storage, EngineCachingEventLogStorage)
+    report = runner.prepare(project, "tiny_quick", [], dagster_instance, build_definitions(project))
+    assert 0 < len(storage._engines) <= len(report.runs) + 2  # per run database, the index, runless events ("")  # noqa: SLF001
+
+    stock_home = tmp_path / "stock_home"
+    stock_home.mkdir()
+    (stock_home / "dagster.yaml").write_text(
+        f"storage:\n  sqlite:\n    base_dir: {dagster_instance.root_directory}\ntelemetry:\n  enabled: false\n", encoding="utf-8")
+    with dg.DagsterInstance.from_config(str(stock_home)) as stock:
+        assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
+        assert [r.run_id for r in stock.get_runs()] == [r.run_id for r in dagster_instance.get_runs()]
+        assert {run_id for _, _, run_id in report.runs} <= {r.run_id for r in stock.get_runs()}
+        event = stock.get_latest_materialization_event(dg.AssetKey("view_split"))
+        assert event is not None and event.asset_materialization.partition == KEY
+        assert len(stock.get_records_for_run(report.runs[-1][2]).records) == len(dagster_instance.get_records_for_run(report.runs[-1][2]).records)

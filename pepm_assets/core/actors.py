@@ -37,5 +37,6 @@ def write_actor_files(corpus_id: str, docs_file: Path, label_map: LabelMap, out_
     }
     yml = out_dir / "ideology_actors.skeleton.yml"
     header = f"# Generated from corpus {corpus_id!r}; copy the actors that need a correction into configs/label_maps/ideology_actors.yml\n"
-    write_text(yml, header + yaml.safe_dump(skeleton, allow_unicode=True, sort_keys=False))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 4x faster on MPT's ~450 actors
+    write_text(yml, header + yaml.dump(skeleton, Dumper=dumper, allow_unicode=True, sort_keys=False))
     return tsv, yml, table

@@ -72,15 +72,18 @@ class Tracker:
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
         def log() -> dict[str, str]:
-            with mlflow.start_run(run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}") as run:
-                mlflow.set_tags({**tags, "stage": "train"})
+            with mlflow.start_run(run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}",
+                                  tags={**tags, "stage": "train"}) as run:
                 mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved}))
                 mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
                 mlflow.log_artifacts(str(model_dir), artifact_path="model")
                 source = f"{run.info.artifact_uri}/model"
             client = mlflow.MlflowClient()
-            if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            try:  # cheaper than searching first (a search scans the registry)
                 client.create_registered_model(name, description="pepm model (see meta_model.json in the artifacts)")
+            except mlflow.exceptions.MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
             version = client.create_model_version(name, source=source, run_id=run.info.run_id, tags=tags)
             return {"run_id": run.info.run_id, "registered_model": name, "version": str(version.version)}
 
@@ -91,8 +94,7 @@ class Tracker:
 
         def log() -> str:
             name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
-            with mlflow.start_run(run_name=name) as run:
-                mlflow.set_tags({**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]})
+            with mlflow.start_run(run_name=name, tags={**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]}) as run:
                 mlflow.log_params({"model_id": meta_eval["model_id"], "params_hash": meta_eval["params_hash"], "seed": meta_eval["seed"]})
                 mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
                 for key in ("accuracy_ci95", "macro_f1_ci95"):
