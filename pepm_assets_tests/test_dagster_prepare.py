@@ -152,3 +152,10 @@ def test_instance_files_are_dagster_sqlite_files(project: Path, dagster_instance
         event = stock.get_latest_materialization_event(dg.AssetKey("view_split"))
         assert event is not None and event.asset_materialization.partition == KEY
         assert len(stock.get_records_for_run(report.runs[-1][2]).records) == len(dagster_instance.get_records_for_run(report.runs[-1][2]).records)
+        # run databases are copies of a template: same schema revision as Dagster's own
+        from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+        from dagster._core.storage.event_log.sqlite import sqlite_event_log
+
+        with stock.event_log_storage.run_connection(report.runs[-1][2]) as conn:
+            db_revision, head = check_alembic_revision(get_alembic_config(sqlite_event_log.__file__), conn)
+        assert db_revision == head and head

@@ -178,3 +178,22 @@ def test_top_terms_name_the_right_features(char_ngram_max) -> None:
     left_words = {"égalité", "droits", "amour", "couples"}
     assert all(set(t.split()) <= left_words for t, _ in terms["left"][:3] if not t.startswith("char:"))
     assert any(t.startswith("char:") for t, _ in terms["right"]) == (char_ngram_max is not None)
+
+
+def test_retraining_adds_a_version_to_the_registered_model(tmp_path: Path) -> None:
+    """The registered model is created once; each later training adds a version (not an error)."""
+    import mlflow
+
+    from pepm_assets.core.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "meta_model.json").write_text("{}")
+    meta = {"dataset_id": "d", "view": "v", "model_id": "m", "model_params": {"C": 1.0}, "train_seconds": 0.1, "n_train_used": 3}
+    tracker = Tracker(tmp_path, uri)
+    first = tracker.log_training(meta, {"seed": 1}, model_dir, {"seed": "1"})
+    second = tracker.log_training(meta, {"seed": 2}, model_dir, {"seed": "2"})
+    assert (first["registered_model"], first["version"], second["version"]) == ("pepm.d.v.m", "1", "2")
+    versions = mlflow.MlflowClient(tracking_uri=uri).search_model_versions("name = 'pepm.d.v.m'")
+    assert sorted(v.run_id for v in versions) == sorted([first["run_id"], second["run_id"]])

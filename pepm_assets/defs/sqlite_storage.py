@@ -1,18 +1,22 @@
 """Dagster's embedded SQLite storage, with one SQLAlchemy engine per database file instead of one per
 write.
 
-Dagster's SQLite storages build a new engine (and, for the event log, re-check the schema of the
-run's database) for every connection: a pepm pipeline run stores ~50 events, each touching one to
-three databases, and the engines alone cost ~0.3 s of a 3.5 s run on MPT (benchmarks/README.md).
-These subclasses keep the same files, schema, locking and connection behaviour (NullPool: a
-connection per use, nothing stays open between writes); they only reuse the engine and remember
-which databases were initialised. Selected in dagster.yaml (`storage: custom:`); Postgres is
-configured there instead and does not come here.
+Dagster's SQLite storages build a new engine for every connection, and the event log creates each
+run's database by creating its tables and stamping its Alembic revision (which reads every
+migration script): a pepm pipeline run stores ~50 events, each touching one to three databases,
+and this costs ~0.3 s of a 3.5 s pipeline on MPT (benchmarks/README.md). These subclasses keep the
+same files, schema, locking and connection behaviour (NullPool: a connection per use, nothing
+stays open between writes); they reuse one engine per database, and a new run database is a copy
+of one created the standard way once per process. Selected in dagster.yaml (`storage: custom:`);
+Postgres is configured there instead and does not come here.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from collections import OrderedDict
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from dagster._core.storage.base_storage import DagsterStorage
@@ -31,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 ENGINES_KEPT = 64  # one per run database recently written; the index database is one of them
+_TEMPLATE: list[bytes] = []  # an empty run database, made once per process
 
 
 class EngineCachingEventLogStorage(SqliteEventLogStorage):
@@ -49,6 +54,39 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         else:
             self._engines.move_to_end(shard)
         return engine
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        """A database that does not exist yet is created from the template (atomically: if another
+        process creates it first, theirs is kept); an existing one gets Dagster's own check."""
+        target = Path(engine.url.database or "")
+        if for_index_shard or not target.name or target.exists():
+            super()._initdb(engine, for_index_shard=for_index_shard)
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self._template())
+            try:
+                os.link(tmp, target)  # never replaces: a database someone else just created stays
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+
+    def _template(self) -> bytes:
+        """The bytes of an empty run database made by Dagster's own _initdb (tables, WAL mode,
+        Alembic stamp), checkpointed so that the main file alone is the whole database."""
+        if _TEMPLATE:
+            return _TEMPLATE[0]
+        with tempfile.TemporaryDirectory(prefix="pepm_dagster_template_") as tmp:
+            path = Path(tmp) / "template.db"
+            engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+            super()._initdb(engine)
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            engine.dispose()
+            _TEMPLATE.append(path.read_bytes())
+        return _TEMPLATE[0]
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
