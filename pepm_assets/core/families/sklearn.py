@@ -6,6 +6,8 @@ the naive Bayes variant that copes with unbalanced classes). Class weights are "
 view's balance strategy is class_weights (or when `class_weight: balanced` is set).
 `char_ngram_max` adds TF-IDF features of character n-grams within words (`char_wb`), which catch
 morphology and spelling that word n-grams split apart (useful on short parliamentary turns).
+The vectorizers count n-grams on `hardware.threads` processes while fitting (`parallel_counting`:
+same model, plain scikit-learn objects in model.pkl).
 """
 from __future__ import annotations
 
@@ -75,10 +77,12 @@ class SklearnFamily(Family):
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         from threadpoolctl import threadpool_limits
 
+        from .parallel_counting import parallel_counting
+
         p: SklearnParams = self.params  # type: ignore[assignment]
         class_weight = "balanced" if p.class_weight == "balanced" or (p.class_weight == "auto" and data.class_weights) else None
         pipeline = build_pipeline(p, data.seed, class_weight)
-        with threadpool_limits(data.hardware.threads):
+        with threadpool_limits(data.hardware.threads), parallel_counting(_vectorizers(pipeline), data.hardware.threads):
             pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
         save_estimator(pipeline, model_dir / MODEL_FILE)
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
@@ -115,6 +119,11 @@ def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, flo
     term_of = {offset + i: prefix + term for offset, vocabulary, prefix in _vocabularies(pipeline)
                for term, i in vocabulary.items() if offset + i in wanted}  # not get_feature_names_out(): it sorts every vocabulary
     return {label: [(term_of[int(i)], round(float(row[i]), 4)) for i in top[label]] for label, row in zip(classes, weights)}
+
+
+def _vectorizers(pipeline: Any) -> list[Any]:
+    features = pipeline.named_steps["tfidf"]
+    return [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
 
 
 def _vocabularies(pipeline: Any) -> list[tuple[int, dict[str, int], str]]:
