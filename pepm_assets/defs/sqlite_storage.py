@@ -36,6 +36,8 @@ from sqlalchemy.pool import NullPool
 
 ENGINES_KEPT = 64  # one per run database recently written; the index database is one of them
 _TEMPLATE: list[bytes] = []  # an empty run database, made once per process
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
 
 
 class EngineCachingEventLogStorage(SqliteEventLogStorage):
@@ -56,8 +58,10 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         return engine
 
     def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
-        """A database that does not exist yet is created from the template (atomically: if another
-        process creates it first, theirs is kept); an existing one gets Dagster's own check."""
+        """A database that does not exist yet is created from the template, atomically (linked into
+        place complete, with the mode SQLite would give it); in every other case (it exists, another
+        process created it first, the file system has no hard links) Dagster's own _initdb runs,
+        which checks the schema and creates what is missing."""
         target = Path(engine.url.database or "")
         if for_index_shard or not target.name or target.exists():
             super()._initdb(engine, for_index_shard=for_index_shard)
@@ -65,11 +69,13 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; SQLite creates 0666 & ~umask
                 fh.write(self._template())
-            try:
-                os.link(tmp, target)  # never replaces: a database someone else just created stays
-            except FileExistsError:
-                pass
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(tmp, target)  # never replaces a database someone else created meanwhile
+        except OSError:  # FileExistsError (a race), or no hard links here
+            super()._initdb(engine)
         finally:
             os.unlink(tmp)
 

@@ -20,6 +20,7 @@ import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -57,7 +58,11 @@ def _count_chunk(bounds: tuple[int, int]):
 
 def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixed_vocab: bool):
     documents = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-    if len(documents) < 2 * jobs or sum(map(len, documents)) < min_chars:
+    try:
+        small = len(documents) < 2 * jobs or sum(map(len, documents)) < min_chars
+    except TypeError:  # not sized (NaN, a callable analyzer's objects): scikit-learn's own errors
+        small = True
+    if small:
         return _serial(vectorizer, documents, fixed_vocab)
     edges = np.linspace(0, len(documents), jobs + 1).astype(int).tolist()
     chunks = list(zip(edges[:-1], edges[1:]))
@@ -66,8 +71,8 @@ def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixe
         with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
             pending = [pool.submit(_count_chunk, bounds) for bounds in chunks[1:]]
             parts = [_count_chunk(chunks[0])] + [p.result() for p in pending]
-    except ValueError:  # a chunk of stop words only ("empty vocabulary"): let the serial pass decide
-        return _serial(vectorizer, documents, fixed_vocab)
+    except (ValueError, BrokenProcessPool):  # a chunk of stop words only ("empty vocabulary"), a
+        return _serial(vectorizer, documents, fixed_vocab)  # worker killed (memory): the serial pass decides
     finally:
         _WORK.clear()
     vocabulary = vectorizer.vocabulary_ if fixed_vocab else None
