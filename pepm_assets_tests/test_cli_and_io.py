@@ -50,3 +50,19 @@ def test_atomic_writes_keep_the_old_file_when_interrupted(tmp_path: Path) -> Non
             (tmp / "part-0001.spacy").write_text("b")
             raise RuntimeError("killed")
     assert (folder / "part-0001.spacy").read_text() == "a" and [p.name for p in tmp_path.iterdir()] == ["out", "shards"]
+
+
+def test_importing_pepm_turns_mlflow_telemetry_off() -> None:
+    """No network at run time: MLflow 3's telemetry is on by default outside CI; pepm turns it off."""
+    import os
+    import subprocess
+    import sys
+
+    ci_markers = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CI", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+                  "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION", "CLOUD_RUN_EXECUTION",
+                  "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+    env = {k: v for k, v in os.environ.items() if k not in ci_markers}
+    probe = "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
+    without = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    with_pepm = subprocess.run([sys.executable, "-c", "import pepm_assets; " + probe], env=env, capture_output=True, text=True, check=True)
+    assert (without.stdout.strip(), with_pepm.stdout.strip()) == ("False", "True")
