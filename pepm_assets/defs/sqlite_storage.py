@@ -4,8 +4,8 @@ write.
 Dagster's SQLite storages build a new engine for every connection, and the event log creates each
 run's database by creating its tables and stamping its Alembic revision (which reads every
 migration script): a pepm pipeline run stores ~50 events, each touching one to three databases,
-and this costs ~0.3 s of a 3.5 s pipeline on MPT (benchmarks/README.md). These subclasses keep the
-same files, schema, locking and connection behaviour (NullPool: a connection per use, nothing
+and this costs ~0.2 s of a 3.5 s pipeline on MPT (A/B in benchmarks/README.md). These subclasses
+keep the same files, schema, locking and connection behaviour (NullPool: a connection per use, nothing
 stays open between writes); they reuse one engine per database, and a new run database is a copy
 of one created the standard way once per process. Selected in dagster.yaml (`storage: custom:`);
 Postgres is configured there instead and does not come here.
