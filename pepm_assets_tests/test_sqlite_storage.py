@@ -16,6 +16,12 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _count_events(storage: EngineCachingEventLogStorage, run_id: str) -> int:
     with storage.run_connection(run_id) as conn:
         return conn.execute(text("select count(*) from event_logs")).scalar_one()
@@ -25,7 +31,7 @@ def test_new_run_database_is_complete_with_sqlites_mode(tmp_path: Path) -> None:
     storage = EngineCachingEventLogStorage(str(tmp_path))
     assert _count_events(storage, "run_a") == 0
     index, run = tmp_path / "index.db", tmp_path / "run_a.db"
-    assert _mode(run) == _mode(index) == 0o666 & ~sqlite_storage._UMASK  # noqa: SLF001
+    assert _mode(run) == _mode(index) == 0o666 & ~_umask()
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == ["index.db", "run_a.db"]
     assert storage.get_all_run_ids() == ["run_a"]
     storage.dispose()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,12 +36,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 ENGINES_KEPT = 64  # one per run database recently written; the index database is one of them
-_TEMPLATE: list[bytes] = []  # an empty run database, made once per process
-_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 
 class EngineCachingEventLogStorage(SqliteEventLogStorage):
+    _template_bytes: bytes | None = None  # an empty run database, made once per process
+
     def __init__(self, base_dir: str, inst_data=None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
@@ -66,10 +66,11 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         if for_index_shard or not target.name or target.exists():
             super()._initdb(engine, for_index_shard=for_index_shard)
             return
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+        # mode 0666 less the umask, as SQLite creates a database (mkstemp would make it 0600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; SQLite creates 0666 & ~umask
                 fh.write(self._template())
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -82,17 +83,16 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
     def _template(self) -> bytes:
         """The bytes of an empty run database made by Dagster's own _initdb (tables, WAL mode,
         Alembic stamp), checkpointed so that the main file alone is the whole database."""
-        if _TEMPLATE:
-            return _TEMPLATE[0]
-        with tempfile.TemporaryDirectory(prefix="pepm_dagster_template_") as tmp:
-            path = Path(tmp) / "template.db"
-            engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
-            super()._initdb(engine)
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            engine.dispose()
-            _TEMPLATE.append(path.read_bytes())
-        return _TEMPLATE[0]
+        if EngineCachingEventLogStorage._template_bytes is None:
+            with tempfile.TemporaryDirectory(prefix="pepm_dagster_template_") as tmp:
+                path = Path(tmp) / "template.db"
+                engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+                super()._initdb(engine)
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                engine.dispose()
+                EngineCachingEventLogStorage._template_bytes = path.read_bytes()
+        return EngineCachingEventLogStorage._template_bytes
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -112,12 +112,13 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
 
 
 class EngineCachingRunStorage(SqliteRunStorage):
+    def __init__(self, conn_string: str, inst_data=None) -> None:
+        super().__init__(conn_string, inst_data)
+        self._engine = create_engine(conn_string, poolclass=NullPool)
+
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        engine = getattr(self, "_engine", None)
-        if engine is None:
-            engine = self._engine = create_engine(self._conn_string, poolclass=NullPool)
-        with engine.connect() as conn, conn.begin():
+        with self._engine.connect() as conn, conn.begin():
             yield conn
 
 

@@ -44,9 +44,8 @@ class ClusterFamily(Family):
         p: ClusterParams = self.params  # type: ignore[assignment]
         texts = data.train["text"].tolist()
         tfidf = TfidfVectorizer(sublinear_tf=True, min_df=p.min_df, max_features=p.max_features)
-        with threadpool_limits(data.hardware.threads):
-            with parallel_counting([tfidf], data.hardware.threads):
-                x = tfidf.fit_transform(texts)
+        with threadpool_limits(data.hardware.threads), parallel_counting([tfidf], data.hardware.threads):
+            x = tfidf.fit_transform(texts)
             n_comp = max(2, min(p.svd_components, x.shape[1] - 1, x.shape[0] - 1))
             lsa = make_pipeline(TruncatedSVD(n_components=n_comp, random_state=data.seed), Normalizer(copy=False))
             emb = lsa.fit_transform(x)

@@ -22,7 +22,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -49,11 +49,21 @@ def _serial(vectorizer: Any, documents: list, fixed_vocab: bool):
     return type(vectorizer)._count_vocab(vectorizer, documents, fixed_vocab)
 
 
-def _count_chunk(bounds: tuple[int, int]):
+class _Counted(NamedTuple):
+    """One chunk's counts as CSR arrays (cheap to send back), with its terms in index order."""
+
+    terms: list[str] | None  # None with a fixed vocabulary
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    matrix_class: type  # csr_matrix or csr_array, as scikit-learn returned it
+
+
+def _count_chunk(bounds: tuple[int, int]) -> _Counted:
     vectorizer, documents, fixed_vocab = _WORK["vectorizer"], _WORK["documents"], _WORK["fixed_vocab"]
     vocabulary, X = _serial(vectorizer, documents[bounds[0]:bounds[1]], fixed_vocab)
     # dict order is index order (scikit-learn numbers a term when first seen), so the terms alone say it
-    return (None if fixed_vocab else list(vocabulary)), X.data, X.indices, X.indptr, type(X)
+    return _Counted(None if fixed_vocab else list(vocabulary), X.data, X.indices, X.indptr, type(X))
 
 
 def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixed_vocab: bool):
@@ -78,7 +88,7 @@ def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixe
     vocabulary = vectorizer.vocabulary_ if fixed_vocab else None
     remaps: list[np.ndarray | None] = [None] * len(parts)
     if not fixed_vocab:
-        vocabulary, remaps = _merge_terms([part[0] for part in parts])
+        vocabulary, remaps = _merge_terms([part.terms for part in parts])
     X = _stack(parts, remaps, len(vocabulary), vectorizer.dtype)
     return vocabulary, X
 
@@ -93,20 +103,19 @@ def _merge_terms(chunk_terms: list[list[str]]) -> tuple[dict[str, int], list[np.
     return vocabulary, remaps
 
 
-def _stack(parts: list, remaps: list, n_features: int, dtype: Any):
-    """The chunks' rows one after another, column indices mapped to the merged vocabulary; the
-    matrix class scikit-learn's own counting returned (csr_matrix or csr_array)."""
-    n_rows = sum(len(part[3]) - 1 for part in parts)
-    nnz = sum(len(part[1]) for part in parts)
+def _stack(parts: list[_Counted], remaps: list, n_features: int, dtype: Any):
+    """The chunks' rows one after another, column indices mapped to the merged vocabulary."""
+    n_rows = sum(len(part.indptr) - 1 for part in parts)
+    nnz = sum(len(part.data) for part in parts)
     index_dtype = np.int32 if max(nnz, n_features) < np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n_rows + 1, dtype=index_dtype)
     row = offset = 0
-    for _, data, _, ptr, _ in parts:
-        n = len(ptr) - 1
-        indptr[row + 1:row + n + 1] = ptr[1:] + offset
-        row, offset = row + n, offset + len(data)
-    indices = np.concatenate([part[2] if remap is None else remap[part[2]] for part, remap in zip(parts, remaps)])
-    X = parts[0][4]((np.concatenate([part[1] for part in parts]), indices.astype(index_dtype, copy=False), indptr),
-                    shape=(n_rows, n_features), dtype=dtype)
+    for part in parts:
+        n = len(part.indptr) - 1
+        indptr[row + 1:row + n + 1] = part.indptr[1:] + offset
+        row, offset = row + n, offset + len(part.data)
+    indices = np.concatenate([part.indices if remap is None else remap[part.indices] for part, remap in zip(parts, remaps)])
+    X = parts[0].matrix_class((np.concatenate([part.data for part in parts]), indices.astype(index_dtype, copy=False), indptr),
+                              shape=(n_rows, n_features), dtype=dtype)
     X.sort_indices()
     return X

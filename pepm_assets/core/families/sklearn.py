@@ -121,18 +121,20 @@ def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, flo
     return {label: [(term_of[int(i)], round(float(row[i]), 4)) for i in top[label]] for label, row in zip(classes, weights)}
 
 
-def _vectorizers(pipeline: Any) -> list[Any]:
+def _tfidf_blocks(pipeline: Any) -> list[tuple[str, Any]]:
+    """(name, vectorizer) of each TF-IDF block, in feature order (one block: word n-grams only)."""
     features = pipeline.named_steps["tfidf"]
-    return [v for _, v in features.transformer_list] if hasattr(features, "transformer_list") else [features]
+    return list(features.transformer_list) if hasattr(features, "transformer_list") else [("word", features)]
+
+
+def _vectorizers(pipeline: Any) -> list[Any]:
+    return [vectorizer for _, vectorizer in _tfidf_blocks(pipeline)]
 
 
 def _vocabularies(pipeline: Any) -> list[tuple[int, dict[str, int], str]]:
     """(column offset, vocabulary, display prefix) of each TF-IDF block, in feature order."""
-    features = pipeline.named_steps["tfidf"]
-    if not hasattr(features, "transformer_list"):
-        return [(0, features.vocabulary_, "")]
     blocks, offset = [], 0
-    for name, vectorizer in features.transformer_list:
+    for name, vectorizer in _tfidf_blocks(pipeline):
         blocks.append((offset, vectorizer.vocabulary_, "" if name == "word" else f"{name}:"))
         offset += len(vectorizer.vocabulary_)
     return blocks
