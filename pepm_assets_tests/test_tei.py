@@ -172,3 +172,22 @@ def test_element_words_normalises_xml_whitespace_only() -> None:
     # inline tags add no space, XML whitespace runs become one space, the no-break space stays
     assert text == "Mesdames, messieurs les députés\u00a0! (rires)"
     assert count_tokens(text) == 5 and count_tokens("") == 0  # "députés\u00a0!" is one token
+
+
+@pytest.mark.parametrize("text", ["Mme la ministre", " M. Dupont", "M. Dupont ", "M.  Dupont", "M.\nDupont",
+                                  "M.\tDupont", "M.\r\nDupont", "M.\u00a0Dupont", "", None])
+def test_element_words_leaf_shortcut_matches_xpath(text: str | None) -> None:
+    """A leaf's text is returned without XPath only when it is already normalised: same result."""
+    from lxml import etree
+
+    from pepm_assets.core.tei import reader
+
+    leaf = etree.Element("speaker")
+    leaf.text = text
+    assert reader.element_words(leaf) == reader._NORMALIZED_TEXT(leaf)
+
+
+def test_has_words() -> None:
+    from pepm_assets.core.tei.reader import has_words
+
+    assert not has_words("") and not has_words(" . … — !?") and has_words(". Oui.") and has_words("…\u00a0")

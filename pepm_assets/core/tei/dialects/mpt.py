@@ -45,8 +45,9 @@ class MptDialect(Dialect):
         sitting = self._sittings.get(stem, {})
         date, title = sitting.get("date", ""), sitting.get("seance", "")
         gov = self.options.government_group
+        id_prefix = f"{self.corpus_id}:{stem}:"
         for ordinal, sp in enumerate(reader.safe_iterparse(path, [SP]), start=1):
-            doc_id = f"{self.corpus_id}:{stem}:{ordinal:05d}"
+            doc_id = f"{id_prefix}{ordinal:05d}"
             line = sp.sourceline
             meta = speaker_el = None
             for child in sp:  # two children: <speaker>, <mpt:metadata>
@@ -61,10 +62,10 @@ class MptDialect(Dialect):
             get = meta.get
             text = reader.element_words(meta).lstrip(" .")  # "<p>. La séance..."
             speaker = get("auteur") or sp.get("who") or ""
-            speaker_name = _speaker_name(speaker_el)
-            if not text.strip(reader.PUNCTUATION):
+            if not reader.has_words(text):
                 yield self.reject(path, line, "empty_text", f"speaker {speaker!r}", doc_id)
                 continue
+            speaker_name = _speaker_name(speaker_el)
             group = get("politicalgroup", "")
             kind = get("interventiontype", "")
             yield {

@@ -76,7 +76,7 @@ class StandardTeiDialect(Dialect):
                 if opts.text_type is None or child.get("type") == opts.text_type
             )
             text = " ".join(part for part in parts if part)
-        if not text.strip(reader.PUNCTUATION):
+        if not reader.has_words(text):
             return self.reject(path, line, "empty_text", f"<{opts.element}> has no text", doc_id)
         speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
         name, group_ref = persons.get(speaker, ("", ""))
