@@ -66,3 +66,22 @@ def test_importing_pepm_turns_mlflow_telemetry_off() -> None:
     without = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     with_pepm = subprocess.run([sys.executable, "-c", "import pepm_assets; " + probe], env=env, capture_output=True, text=True, check=True)
     assert (without.stdout.strip(), with_pepm.stdout.strip()) == ("False", "True")
+
+
+def test_tsv_round_trip_keeps_every_value_as_written(tmp_path: Path) -> None:
+    """Texts with tabs, newlines and quotes, labels that look like NA, empty fields and dates come
+    back exactly; only the counts are numbers."""
+    import pandas as pd
+
+    from pepm_assets.core.prepare import read_tsv_file, write_tsv
+
+    df = pd.DataFrame({
+        "doc_id": ["mpt:1", "mpt:2", "mpt:3"], "label": ["NA", "null", "left"], "group": ["", "SRC", "UMP"],
+        "date": ["2013-01-29", "", "2013-02-02"], "n_tokens": [3, 4, 1],
+        "text": ['a\tb "quoted"', "line\nbreak", "1234"],
+    })
+    back = read_tsv_file(write_tsv(df, tmp_path / "train.tsv"))
+    assert back.to_dict("records") == df.to_dict("records")
+    assert back["n_tokens"].dtype.kind == "i" and all(isinstance(v, str) for v in back["text"])
+    header_only = read_tsv_file(write_tsv(df.iloc[:0], tmp_path / "job.tsv"))
+    assert list(header_only.columns) == list(df.columns) and len(header_only) == 0

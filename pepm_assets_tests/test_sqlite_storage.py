@@ -51,3 +51,47 @@ def test_a_database_created_meanwhile_by_someone_else_gets_dagsters_init(tmp_pat
     assert _count_events(storage, "run_b") == 0  # tables exist: no "no such table: event_logs"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
     storage.dispose()
+
+
+def _pragma(conn, name: str):
+    return conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+
+
+def test_sqlite_connections_use_wal_and_the_configured_synchronous_level(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from pepm_assets.core import sqlite_settings
+
+    sqlite_settings.install()
+    engine = create_engine(f"sqlite:///{tmp_path / 'any.db'}", poolclass=NullPool)  # e.g. MLflow's store
+    with engine.connect() as conn:
+        assert _pragma(conn, "journal_mode") == "wal" and _pragma(conn, "synchronous") == 1  # NORMAL
+    monkeypatch.setenv(sqlite_settings.ENV, "full")
+    with engine.connect() as conn:
+        assert _pragma(conn, "synchronous") == 2  # FULL
+    monkeypatch.setenv(sqlite_settings.ENV, "fast")
+    with pytest.raises(ValueError, match=sqlite_settings.ENV):
+        sqlite_settings.install()
+    engine.dispose()
+
+
+_INHERITED: dict = {}
+
+
+def _idle_connections_in_child() -> int:
+    return _INHERITED["engine"].pool.checkedin()
+
+
+def test_a_database_keeps_one_open_connection_which_forked_children_never_use(tmp_path: Path) -> None:
+    import multiprocessing
+
+    storage = EngineCachingEventLogStorage(str(tmp_path))
+    assert _count_events(storage, "run_a") == 0
+    engine = storage._engine("run_a")
+    assert engine.pool.checkedin() == 1  # kept open: no log checkpoint and disk sync per write
+    _INHERITED["engine"] = engine
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_idle_connections_in_child) == 0
+    assert engine.pool.checkedin() == 1 and _count_events(storage, "run_a") == 0  # the parent's still works
+    storage.dispose()

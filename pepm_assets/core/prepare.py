@@ -166,10 +166,21 @@ def write_tsv(df: pd.DataFrame, target: Path) -> Path:
     return target
 
 
+TSV_INT_COLUMNS = ("n_tokens", "source_line")
+
+
 def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
-    """train.tsv or job.tsv of a prepared view, texts and labels as strings."""
-    path = ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv"
-    return pd.read_csv(path, sep="\t", dtype={"label": str, "text": str, "text_key": str}, keep_default_na=False)
+    """train.tsv or job.tsv of a prepared view."""
+    return read_tsv_file(ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv")
+
+
+def read_tsv_file(path: Path) -> pd.DataFrame:
+    """A TSV of `write_tsv`: every column a string (an empty field is "", never NaN; a date stays
+    text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own)."""
+    with open(path, encoding="utf-8") as fh:
+        columns = fh.readline().rstrip("\n").split("\t")
+    dtypes = {name: str for name in columns if name not in TSV_INT_COLUMNS}
+    return pd.read_csv(path, sep="\t", dtype=dtypes, keep_default_na=False, engine="pyarrow")
 
 
 def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

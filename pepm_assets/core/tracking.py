@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+from . import sqlite_settings
+
 T = TypeVar("T")
 EXPERIMENT = "pepm"
 
@@ -60,6 +62,7 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            sqlite_settings.install()
         mlflow.set_tracking_uri(self.uri)
         if mlflow.get_experiment_by_name(EXPERIMENT) is None:
             artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None

@@ -1,20 +1,24 @@
 """Dagster's embedded SQLite storage, with one SQLAlchemy engine per database file instead of one per
-write.
+write, and one connection kept open per database.
 
-Dagster's SQLite storages build a new engine for every connection, and the event log creates each
-run's database by creating its tables and stamping its Alembic revision (which reads every
-migration script): a pepm pipeline run stores ~50 events, each touching one to three databases,
-and this costs ~0.2 s of a 3.5 s pipeline on MPT (A/B in benchmarks/README.md). These subclasses
-keep the same files, schema, locking and connection behaviour (NullPool: a connection per use, nothing
-stays open between writes); they reuse one engine per database, and a new run database is a copy
-of one created the standard way once per process. Selected in dagster.yaml (`storage: custom:`);
-Postgres is configured there instead and does not come here.
+Dagster's SQLite storages build a new engine and open a new connection for every write, and the
+event log creates each run's database by creating its tables and stamping its Alembic revision
+(which reads every migration script). A pepm pipeline run on MPT stores ~70 events, each touching
+one to three databases; each time the last connection to a database closes, SQLite checkpoints its
+write-ahead log and syncs the disk. These subclasses keep the same files, schema and locking (a
+stock `storage: sqlite:` instance reads them: tested); they reuse one engine per database with a
+small pool (one idle connection kept, so the log is checkpointed by SQLite's own schedule), create
+a new run database as a copy of one made the standard way once per process, and commit with
+`synchronous=NORMAL` (core/sqlite_settings.py). Together: 0.5 s less per pipeline on MPT
+(benchmarks/README.md). Selected in dagster.yaml (`storage: custom:`); Postgres is configured
+there instead and does not come here.
 """
 from __future__ import annotations
 
 import os
 import tempfile
 import uuid
+import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,9 +37,32 @@ from dagster._core.storage.sqlite_storage import (
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
-ENGINES_KEPT = 64  # one per run database recently written; the index database is one of them
+from ..core import sqlite_settings
+
+ENGINES_KEPT = 16  # one per run database recently written; the index database is one of them
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+def _pooled_engine(url: str) -> Engine:
+    """One open connection kept per database (SQLite closes the write-ahead log, with a checkpoint
+    and a disk sync, each time the last connection to a database closes); more are opened when
+    threads write at once, and closed after use."""
+    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=8,
+                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+    _ENGINES.add(engine)
+    return engine
+
+
+def _forget_connections_in_child() -> None:
+    """A forked process (parse workers, n-gram counting) must never use its parent's SQLite
+    connections: its pools start empty, the parent's connections stay open for the parent."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
 class EngineCachingEventLogStorage(SqliteEventLogStorage):
@@ -48,8 +75,7 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
     def _engine(self, shard: str) -> Engine:
         engine = self._engines.get(shard)
         if engine is None:
-            engine = create_engine(self.conn_string_for_shard(shard), poolclass=NullPool,
-                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            engine = _pooled_engine(self.conn_string_for_shard(shard))
             self._engines[shard] = engine
             if len(self._engines) > ENGINES_KEPT:
                 self._engines.popitem(last=False)[1].dispose()
@@ -114,7 +140,7 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
 class EngineCachingRunStorage(SqliteRunStorage):
     def __init__(self, conn_string: str, inst_data=None) -> None:
         super().__init__(conn_string, inst_data)
-        self._engine = create_engine(conn_string, poolclass=NullPool)
+        self._engine = _pooled_engine(conn_string)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -126,6 +152,7 @@ class PepmSqliteStorage(DagsterSqliteStorage):
     """`storage: sqlite:` of dagster.yaml, with the two storages above (same files under base_dir)."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:  # the parent's, with the classes above
+        sqlite_settings.install()  # WAL + synchronous=NORMAL (see core/sqlite_settings.py)
         self.base_dir = base_dir
         self._run_storage = EngineCachingRunStorage.from_local(_runs_directory(base_dir))
         self._event_log_storage = EngineCachingEventLogStorage(_event_logs_directory(base_dir))
