@@ -49,7 +49,23 @@ def test_atomic_writes_keep_the_old_file_when_interrupted(tmp_path: Path) -> Non
         with atomic_dir(folder) as tmp:
             (tmp / "part-0001.spacy").write_text("b")
             raise RuntimeError("killed")
-    assert (folder / "part-0001.spacy").read_text() == "a" and [p.name for p in tmp_path.iterdir()] == ["out", "shards"]
+    assert (folder / "part-0001.spacy").read_text() == "a" and sorted(p.name for p in tmp_path.iterdir()) == ["out", "shards"]
+
+
+def test_atomic_outputs_get_the_modes_of_a_plain_open_and_mkdir(tmp_path: Path) -> None:
+    """Not tempfile's private 0600 / 0700: a shared project's outputs stay readable by the team."""
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        write_text(tmp_path / "meta.json", "{}")
+        with atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "model.pkl").write_bytes(b"")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "meta.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755
 
 
 def test_importing_pepm_turns_mlflow_telemetry_off() -> None:

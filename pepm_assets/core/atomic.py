@@ -1,13 +1,20 @@
-"""Atomic writes: a killed run never leaves half a file, only the old one or the new one."""
+"""Atomic writes: a killed run never leaves half a file, only the old one or the new one.
+
+Temporary files and folders get the modes a plain `open` / `mkdir` would give (0666 / 0777 less the
+umask), not tempfile's private 0600 / 0700: outputs of a shared project stay readable by the team."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def _sibling(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 @contextlib.contextmanager
@@ -15,9 +22,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _sibling(target)
+    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -31,7 +37,8 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Build a whole folder in a temporary sibling, then swap it in (old folder removed after)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _sibling(target)
+    tmp.mkdir(mode=0o777)
     try:
         yield tmp
         old = None
