@@ -197,3 +197,27 @@ def test_retraining_adds_a_version_to_the_registered_model(tmp_path: Path) -> No
     assert (first["registered_model"], first["version"], second["version"]) == ("pepm.d.v.m", "1", "2")
     versions = mlflow.MlflowClient(tracking_uri=uri).search_model_versions("name = 'pepm.d.v.m'")
     assert sorted(v.run_id for v in versions) == sorted([first["run_id"], second["run_id"]])
+
+
+
+def test_each_tracking_database_gets_its_own_experiment_in_one_process(tmp_path: Path) -> None:
+    """The experiment id is remembered per tracking URI: two projects in one process (a code
+    server, the tests) log into their own databases."""
+    import mlflow
+
+    from pepm_assets.core.tracking import EXPERIMENT, Tracker
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text("{}")
+    meta = {"model_id": "m", "dataset_id": "d", "eval_dataset_id": "d", "view": "v", "params_hash": "h", "seed": 1}
+    (tmp_path / "b").mkdir()
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}").create_experiment("other")  # ids differ in b
+    for project, score in (("a", 0.5), ("b", 0.7), ("a", 0.6)):
+        uri = f"sqlite:///{tmp_path / project / 'mlflow.db'}"
+        run_id = Tracker(tmp_path / project, uri).log_evaluation(meta, {"macro_f1": score}, report, {"seed": "1"})
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        run = client.get_run(run_id)
+        assert run.data.metrics["macro_f1"] == score and client.get_experiment(run.info.experiment_id).name == EXPERIMENT
+    runs_a = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}").search_runs([run.info.experiment_id])
+    assert sorted(r.data.metrics["macro_f1"] for r in runs_a) == [0.5, 0.6]
