@@ -282,16 +282,17 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
 
 @app.command()
 def bench(
-    what: str = typer.Argument("extract", help="extract"),
+    what: str = typer.Argument("extract", help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script)"),
     corpus: str = typer.Option("mpt", help="corpus to measure"),
-    replicas: int = typer.Option(20, help="largest replication factor for the memory test"),
+    replicas: Optional[int] = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10)"),
 ) -> None:
     """Benchmarks with their plain baselines measured in the same run (benchmarks/)."""
     root = _root()
     script = root / "benchmarks" / f"bench_{what}.py"
     if not script.is_file():
         _fail(f"no benchmark {what!r} ({script} not found)")
-    raise typer.Exit(subprocess.call([sys.executable, str(script), "--corpus", corpus, "--replicas", str(replicas)], cwd=root))
+    args = ["--corpus", corpus] + (["--replicas", str(replicas)] if replicas else [])
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *args], cwd=root))
 
 
 DEMO = [("pipeline", "ideo_quick"), ("prepare", "ideo_multi"), ("pipeline", "an_debats_lr"), ("pipeline", "an_amendements_lr")]
