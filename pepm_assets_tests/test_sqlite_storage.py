@@ -95,3 +95,13 @@ def test_a_database_keeps_one_open_connection_which_forked_children_never_use(tm
         assert pool.apply(_idle_connections_in_child) == 0
     assert engine.pool.checkedin() == 1 and _count_events(storage, "run_a") == 0  # the parent's still works
     storage.dispose()
+    assert engine.pool.checkedin() == 0  # disposing the storage closes what it kept open
+
+
+def test_the_run_storage_keeps_one_connection_until_disposed(tmp_path: Path) -> None:
+    storage = sqlite_storage.PepmSqliteStorage(str(tmp_path))
+    runs = storage.run_storage
+    assert runs.get_runs() == [] and runs._engine.pool.checkedin() == 1
+    runs.dispose()
+    assert runs._engine.pool.checkedin() == 0
+    storage.event_log_storage.dispose()

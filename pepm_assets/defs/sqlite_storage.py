@@ -147,6 +147,10 @@ class EngineCachingRunStorage(SqliteRunStorage):
         with self._engine.connect() as conn, conn.begin():
             yield conn
 
+    def dispose(self) -> None:
+        self._engine.dispose()
+        super().dispose()
+
 
 class PepmSqliteStorage(DagsterSqliteStorage):
     """`storage: sqlite:` of dagster.yaml, with the two storages above (same files under base_dir)."""
