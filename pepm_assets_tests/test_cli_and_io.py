@@ -101,3 +101,8 @@ def test_tsv_round_trip_keeps_every_value_as_written(tmp_path: Path) -> None:
     assert back["n_tokens"].dtype.kind == "i" and all(isinstance(v, str) for v in back["text"])
     header_only = read_tsv_file(write_tsv(df.iloc[:0], tmp_path / "job.tsv"))
     assert list(header_only.columns) == list(df.columns) and len(header_only) == 0
+    # several MB, quoted newlines everywhere, one text longer than Arrow's default 1 MiB block
+    big = pd.DataFrame({"doc_id": [f"d{i}" for i in range(4000)], "n_tokens": range(4000),
+                        "text": [f"ligne {i}\nsuite « {i} »\t" * 40 for i in range(3999)] + ["x\ny " * 400_000]})
+    back = read_tsv_file(write_tsv(big, tmp_path / "big.tsv"))
+    assert (tmp_path / "big.tsv").stat().st_size > 5_000_000 and back.to_dict("records") == big.to_dict("records")

@@ -74,6 +74,17 @@ def test_sqlite_connections_use_wal_and_the_configured_synchronous_level(tmp_pat
     with pytest.raises(ValueError, match=sqlite_settings.ENV):
         sqlite_settings.install()
     engine.dispose()
+    monkeypatch.setenv(sqlite_settings.ENV, "normal")
+    # a database opened read-only keeps its journal mode (switching would need a write) and opens
+    import sqlite3
+
+    legacy = tmp_path / "legacy.db"
+    with sqlite3.connect(legacy) as conn:
+        conn.execute("create table t (a)")
+    read_only = create_engine(f"sqlite:///file:{legacy}?mode=ro&uri=true", poolclass=NullPool)
+    with read_only.connect() as conn:
+        assert _pragma(conn, "journal_mode") == "delete" and conn.exec_driver_sql("select count(*) from t").scalar_one() == 0
+    read_only.dispose()
 
 
 _INHERITED: dict = {}
@@ -94,14 +105,62 @@ def test_a_database_keeps_one_open_connection_which_forked_children_never_use(tm
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_idle_connections_in_child) == 0
     assert engine.pool.checkedin() == 1 and _count_events(storage, "run_a") == 0  # the parent's still works
+    pool = engine.pool  # dispose() replaces engine.pool: look at the one that held the connection
     storage.dispose()
-    assert engine.pool.checkedin() == 0  # disposing the storage closes what it kept open
+    assert pool.checkedin() == 0  # disposing the storage closes what it kept open
 
 
 def test_the_run_storage_keeps_one_connection_until_disposed(tmp_path: Path) -> None:
     storage = sqlite_storage.PepmSqliteStorage(str(tmp_path))
     runs = storage.run_storage
     assert runs.get_runs() == [] and runs._engine.pool.checkedin() == 1
+    pool = runs._engine.pool
     runs.dispose()
-    assert runs._engine.pool.checkedin() == 0
+    assert pool.checkedin() == 0
     storage.event_log_storage.dispose()
+
+
+def _store_events(storage: EngineCachingEventLogStorage, run_id: str, n: int) -> None:
+    from dagster._core.events.log import EventLogEntry
+
+    for i in range(n):
+        storage.store_event(EventLogEntry(error_info=None, level=20, user_message=f"message {i}", run_id=run_id,
+                                          timestamp=1.0 + i, step_key=None, job_name="job", dagster_event=None))
+
+
+def test_watching_a_run_sees_events_written_by_another_storage(tmp_path: Path) -> None:
+    """The UI's live run log: events that another process (here another storage object, with its
+    own kept connection) writes reach the watcher, though the run's .db file does not change."""
+    import threading
+
+    reader, writer = EngineCachingEventLogStorage(str(tmp_path)), EngineCachingEventLogStorage(str(tmp_path))
+    _store_events(writer, "run_a", 1)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def callback(entry, cursor) -> None:
+        seen.append(entry.user_message)
+        if len(seen) == 4:
+            done.set()
+
+    reader.watch("run_a", None, callback)
+    _store_events(writer, "run_a", 3)
+    assert done.wait(10), f"watcher saw only {seen}"
+    assert seen == ["message 0", "message 0", "message 1", "message 2"]
+    reader.end_watch("run_a", callback)
+    reader.dispose()
+    writer.dispose()
+
+
+def test_wipe_leaves_no_event_behind(tmp_path: Path) -> None:
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    storage = EngineCachingEventLogStorage(str(tmp_path))
+    _store_events(storage, "run_a", 2)
+    storage.wipe()
+    _store_events(storage, "run_a", 1)
+    assert _count_events(storage, "run_a") == 1
+    stock = SqliteEventLogStorage(str(tmp_path))  # the files, as anyone else reads them
+    assert len(stock.get_logs_for_run("run_a")) == 1
+    storage.dispose()
+    stock.dispose()

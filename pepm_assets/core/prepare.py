@@ -176,11 +176,22 @@ def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
 
 def read_tsv_file(path: Path) -> pd.DataFrame:
     """A TSV of `write_tsv`: every column a string (an empty field is "", never NaN; a date stays
-    text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own)."""
+    text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own), on this thread, with
+    quoted newlines allowed and the whole file as one block (a text is never split between two)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
     with open(path, encoding="utf-8") as fh:
         columns = fh.readline().rstrip("\n").split("\t")
-    dtypes = {name: str for name in columns if name not in TSV_INT_COLUMNS}
-    return pd.read_csv(path, sep="\t", dtype=dtypes, keep_default_na=False, engine="pyarrow")
+    types = {name: pa.int64() if name in TSV_INT_COLUMNS else pa.string() for name in columns}
+    table = pcsv.read_csv(
+        path,
+        read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)),
+        parse_options=pcsv.ParseOptions(delimiter="\t", newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False, null_values=[],
+                                            quoted_strings_can_be_null=False),
+    )
+    return table.to_pandas()
 
 
 def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

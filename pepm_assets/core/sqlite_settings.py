@@ -5,7 +5,9 @@ per event (about 70 for one pipeline run on MPT): measured, 0.2-0.3 s of a 2.8 s
 (benchmarks/README.md). Write-ahead logging with `synchronous=NORMAL` is SQLite's documented
 setting for this case (https://www.sqlite.org/wal.html, "synchronous"): no crash, of the process or
 of the OS, can corrupt a database; a power cut can lose the last commits, never consistency.
-Dagster already puts its SQLite files in WAL mode; MLflow's file is switched to it here.
+Dagster already puts its SQLite files in WAL mode; MLflow's file is switched to it here (when it
+can be: a read-only or busy file keeps its journal). WAL needs every process on one machine's file
+system: for a team sharing runs across machines, use Postgres for both stores.
 
 `PEPM_SQLITE_SYNCHRONOUS=FULL` (or EXTRA) restores the strict behaviour. Only SQLite connections
 are touched: a Postgres store never comes here.
@@ -33,7 +35,12 @@ def configure_connection(dbapi_connection: Any, _record: Any = None) -> None:
         return
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")  # persistent in the file; 'memory' for :memory:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode not in ("wal", "memory"):  # switched once, the mode is kept in the file
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:  # read-only file, or another process mid-transaction:
+                pass  # it stays in its journal mode, and the next connection tries again
         cursor.execute(f"PRAGMA synchronous={synchronous_level()}")
     finally:
         cursor.close()

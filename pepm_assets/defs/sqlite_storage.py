@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -66,10 +67,15 @@ os.register_at_fork(after_in_child=_forget_connections_in_child)
 
 
 class EngineCachingEventLogStorage(SqliteEventLogStorage):
+    """Watching a run (the UI's live log) polls the run's database, as Dagster's MySQL storage does:
+    Dagster's SQLite storage waits for the run's `.db` file to change, which a kept connection
+    delays until the write-ahead log is checkpointed (the new events sit in `.db-wal`)."""
+
     _template_bytes: bytes | None = None  # an empty run database, made once per process
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._poller: SqlPollingEventWatcher | None = None
         super().__init__(base_dir, inst_data)
 
     def _engine(self, shard: str) -> Engine:
@@ -130,10 +136,30 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def watch(self, run_id: str, cursor: str | None, callback) -> None:
+        if self._poller is None:
+            self._poller = SqlPollingEventWatcher(self)
+        self._poller.watch_run(run_id, cursor, callback)
+
+    def end_watch(self, run_id: str, handler) -> None:
+        if self._poller is not None:
+            self._poller.unwatch_run(run_id, handler)
+
+    def _close_connections(self) -> None:
+        with self._db_lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+    def wipe(self) -> None:
+        self._close_connections()  # else the kept connections would go on writing the deleted files
+        super().wipe()
+
     def dispose(self) -> None:
-        for engine in self._engines.values():
-            engine.dispose()
-        self._engines.clear()
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
+        self._close_connections()
         super().dispose()
 
 
