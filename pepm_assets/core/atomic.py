@@ -17,13 +17,19 @@ def _sibling(target: Path) -> Path:
     return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
+def new_sibling_file(target: Path) -> Path:
+    """A new, empty, uniquely named file beside `target`, with a plain `open`'s mode."""
+    path = _sibling(target)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _sibling(target)
-    os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    tmp_path = new_sibling_file(target)
     try:
         yield tmp_path
         os.replace(tmp_path, target)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 import weakref
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
 from ..core import sqlite_settings
+from ..core.atomic import new_sibling_file
 
 ENGINES_KEPT = 16  # one per run database recently written; the index database is one of them
 _ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
@@ -98,11 +98,9 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         if for_index_shard or not target.name or target.exists():
             super()._initdb(engine, for_index_shard=for_index_shard)
             return
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
-        # mode 0666 less the umask, as SQLite creates a database (mkstemp would make it 0600)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        tmp = new_sibling_file(target)  # the mode SQLite would give the database
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with open(tmp, "wb") as fh:
                 fh.write(self._template())
                 fh.flush()
                 os.fsync(fh.fileno())

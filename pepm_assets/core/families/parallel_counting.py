@@ -105,17 +105,11 @@ def _merge_terms(chunk_terms: list[list[str]]) -> tuple[dict[str, int], list[np.
 
 def _stack(parts: list[_Counted], remaps: list, n_features: int, dtype: Any):
     """The chunks' rows one after another, column indices mapped to the merged vocabulary."""
-    n_rows = sum(len(part.indptr) - 1 for part in parts)
-    nnz = sum(len(part.data) for part in parts)
-    index_dtype = np.int32 if max(nnz, n_features) < np.iinfo(np.int32).max else np.int64
-    indptr = np.zeros(n_rows + 1, dtype=index_dtype)
-    row = offset = 0
-    for part in parts:
-        n = len(part.indptr) - 1
-        indptr[row + 1:row + n + 1] = part.indptr[1:] + offset
-        row, offset = row + n, offset + len(part.data)
-    indices = np.concatenate([part.indices if remap is None else remap[part.indices] for part, remap in zip(parts, remaps)])
-    X = parts[0].matrix_class((np.concatenate([part.data for part in parts]), indices.astype(index_dtype, copy=False), indptr),
-                              shape=(n_rows, n_features), dtype=dtype)
-    X.sort_indices()
+    import scipy.sparse as sp
+
+    blocks = [part.matrix_class((part.data, part.indices if remap is None else remap[part.indices], part.indptr),
+                                shape=(len(part.indptr) - 1, n_features), dtype=dtype)
+              for part, remap in zip(parts, remaps)]
+    X = sp.vstack(blocks, format="csr", dtype=dtype)
+    X.sort_indices()  # remapped rows are no longer in column order
     return X
