@@ -59,10 +59,12 @@ def test_standard_dialect_amendments_take_the_expose(tmp_path: Path) -> None:
     path = tmp_path / "bill.xml"
     path.write_text(xml, encoding="utf-8")
     dialect = build("amend", tmp_path, "tei", {"element": "div", "type": "amendment", "speaker_attribute": "resp", "text_element": "p", "text_type": "expose"})
-    rows = list(dialect.iter_file(path))
-    assert rows[0]["text"] == "Parce que cet article est mauvais."
-    assert (rows[0]["group"], rows[0]["date"], rows[0]["number"], rows[0]["section"]) == ("RN", "2025-01-20", "12", "Loi")
-    assert rows[1]["reason"] == "empty_text" and rows[1]["doc_id"] == "amend:bill:a2"
+    [chunk] = list(dialect.iter_file(path))
+    [row] = chunk.docs.to_pylist()
+    assert row["text"] == "Parce que cet article est mauvais."
+    assert (row["group"], row["date"], row["number"], row["section"]) == ("RN", "2025-01-20", "12", "Loi")
+    [reject] = chunk.rejects
+    assert reject["reason"] == "empty_text" and reject["doc_id"] == "amend:bill:a2"
 
 
 SECRET = "TOP-SECRET-CONTENT-42"

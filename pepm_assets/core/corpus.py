@@ -1,7 +1,7 @@
 """Corpus extraction: every TEI file of a corpus -> one Parquet table of documents, one of rejects,
 and parse statistics.
 
-Documents travel as Arrow tables of at most BATCH_ROWS rows and BATCH_TEXT_CHARS characters of text
+Documents travel as Arrow tables of about BATCH_ROWS rows or BATCH_TEXT_BYTES of text at most
 (consecutive small files share one), so memory is
 bounded by a batch and a file, never by the corpus. Files are independent, so they are parsed by a
 pool of forked worker processes (`parse_workers` in corpora.yml, default one per core, max 4);
@@ -9,7 +9,6 @@ each worker hands back Arrow tables, which cross the process boundary almost for
 """
 from __future__ import annotations
 
-import functools
 import multiprocessing as mp
 import os
 import time
@@ -25,14 +24,13 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, write_json
 from .config import CorpusConfig
 from .tei import TeiFileError
-from .tei.dialects import Dialect, Reject, build
+from .tei.dialects import Dialect, build, schema
 
 BATCH_ROWS = 4096
-BATCH_TEXT_CHARS = 1_000_000  # and at most this much text: long speeches fill a batch before 4096 rows
+BATCH_TEXT_BYTES = 1_000_000  # and at most about this much text: long speeches fill a batch before 4096 rows
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting worker processes costs more than it saves
 TASK_MAX_BYTES = 2 * 1024 * 1024  # a worker task (a few files) is handed back whole: this bounds memory
 REJECT_FIELDS = ("corpus_id", "source_file", "source_line", "reason", "detail", "doc_id")
-INT_FIELDS = {"source_line", "n_tokens"}
 
 
 @dataclass
@@ -73,46 +71,40 @@ def corpus_files(corpus_dir: Path, pattern: str) -> list[Path]:
     return sorted(p for p in corpus_dir.glob(pattern) if p.is_file())
 
 
-@functools.lru_cache(maxsize=None)
-def schema(fields: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in fields])
-
-
 @dataclass
 class Batch:
-    """Up to BATCH_ROWS documents, from one file or several consecutive small ones, and the rejects
-    met while reading them."""
+    """Documents from one file or several consecutive small ones (about BATCH_ROWS rows or
+    BATCH_TEXT_BYTES of text at most, unless one chunk of a file is bigger), and the rejects met
+    while reading them."""
 
     docs: pa.Table
     rejects: list[dict[str, Any]]
 
 
 def _to_table(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> pa.Table:
-    return pa.table({name: [row[name] for row in rows] for name in fields}, schema=schema(fields))  # 1.7x faster than from_pylist
+    return pa.table({name: [row[name] for row in rows] for name in fields}, schema=schema(fields))
 
 
 def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
     """The files' documents in order; an unreadable file adds one Reject naming it (and the line).
-    Small files share a batch: building an Arrow table costs about 0.3 ms whatever its size, as
-    much as parsing a 10 kB file."""
-    docs: list[dict[str, Any]] = []
+    Small files share a batch: a table per file would make the Parquet row groups tiny."""
+    tables: list[pa.Table] = []
     rejects: list[dict[str, Any]] = []
-    chars = 0
+    rows = size = 0
     for path in paths:
         try:
-            for row in dialect.iter_file(path):
-                if isinstance(row, Reject):
-                    rejects.append(row)
-                    continue
-                docs.append(row)
-                chars += len(row["text"])
-                if len(docs) >= BATCH_ROWS or chars >= BATCH_TEXT_CHARS:
-                    yield Batch(_to_table(docs, dialect.fields), rejects)
-                    docs, rejects, chars = [], [], 0
+            for chunk in dialect.iter_file(path):
+                rejects.extend(chunk.rejects)
+                tables.append(chunk.docs)
+                rows += chunk.docs.num_rows
+                size += chunk.docs.column("text").nbytes
+                if rows >= BATCH_ROWS or size >= BATCH_TEXT_BYTES:
+                    yield Batch(pa.concat_tables(tables), rejects)
+                    tables, rejects, rows, size = [], [], 0, 0
         except TeiFileError as exc:
             rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
-    if docs or rejects:
-        yield Batch(_to_table(docs, dialect.fields), rejects)
+    if tables or rejects:
+        yield Batch(pa.concat_tables(tables) if tables else schema(dialect.fields).empty_table(), rejects)
 
 
 _WORKER_DIALECT: Dialect | None = None
@@ -202,7 +194,7 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
             for batch in iter_batches(dialect, files, corpus.parse_workers):
                 if batch.docs.num_rows:
                     pending.append(batch.docs)
-                    if sum(t.num_rows for t in pending) >= BATCH_ROWS or sum(t.nbytes for t in pending) >= BATCH_TEXT_CHARS:
+                    if sum(t.num_rows for t in pending) >= BATCH_ROWS or sum(t.nbytes for t in pending) >= BATCH_TEXT_BYTES:
                         writer.write_table(pa.concat_tables(pending))
                         pending.clear()
                     stats.n_docs += batch.docs.num_rows

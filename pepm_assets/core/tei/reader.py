@@ -12,6 +12,7 @@ before the break are still delivered, then TeiFileError says where it broke.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -39,9 +40,8 @@ class TeiFileError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-def _check_prolog(path: Path) -> int:
-    with open(path, "rb") as fh:
-        head = fh.read(_PROLOG_BYTES)
+def _check_prolog(path: Path, head: bytes) -> None:
+    """Refuse an empty file, and a DTD or entity declaration before the root element."""
     if not head.strip():
         raise TeiFileError(path, "empty_file", "empty file (no XML content)")
     root_at = _ROOT_START.search(head)
@@ -50,7 +50,6 @@ def _check_prolog(path: Path) -> int:
     if match:
         line = head[: match.start()].count(b"\n") + 1
         raise TeiFileError(path, "forbidden_dtd", "DTD / entity declarations are not allowed in TEI input (XXE and entity-expansion protection)", line)
-    return path.stat().st_size
 
 
 def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> TeiFileError:
@@ -59,26 +58,36 @@ def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> TeiFileError:
     return TeiFileError(path, "truncated_xml" if truncated else "xml_syntax_error", f"XML error: {message}", exc.lineno or None)
 
 
-def safe_iterparse(path: str | Path, tags: Iterable[str], whole_file_max: int | None = None) -> Iterator[etree._Element]:
+def safe_iterparse(path: str | Path, tags: Iterable[str], whole_file_max: int | None = None,
+                   prune: Iterable[str] | None = None) -> Iterator[etree._Element]:
     """Yield each complete element of `tags` (Clark notation), in document order, parsing with no
-    DTD, no entity resolution and no network. An element may be freed once the next one is asked
-    for. Raises TeiFileError for an unreadable file (after the elements read before the error)."""
+    DTD, no entity resolution and no network. While streaming, the earlier siblings of a yielded
+    element of `prune` (default: of any of `tags`) are freed once the next one is asked for: name
+    only elements that are never inside a document (the documents themselves, header entries), or
+    a `<date>` inside a speech would free the start of that speech. Raises TeiFileError for an
+    unreadable file (after the elements read before the error)."""
     path = Path(path)
     tags = list(tags)
+    prune_tags = frozenset(tags if prune is None else prune)
     limit = WHOLE_FILE_MAX if whole_file_max is None else whole_file_max
-    if _check_prolog(path) <= limit:
+    with open(path, "rb") as fh:  # one open: a small file is read whole and parsed from memory
+        head = fh.read(_PROLOG_BYTES)
+        _check_prolog(path, head)
+        whole = os.fstat(fh.fileno()).st_size <= limit
+        data = head + fh.read() if whole else b""
+    if whole:
         try:
-            root = etree.parse(str(path), etree.XMLParser(collect_ids=False, **_PARSER_OPTIONS)).getroot()
+            root = etree.fromstring(data, etree.XMLParser(collect_ids=False, **_PARSER_OPTIONS))
         except etree.XMLSyntaxError:
             pass  # re-read streaming below: deliver what precedes the error, then report it
         else:
             _refuse_doctype(path, root)
             yield from root.iter(*tags)
             return
-    yield from _stream(path, tags)
+    yield from _stream(path, tags, prune_tags)
 
 
-def _stream(path: Path, tags: list[str]) -> Iterator[etree._Element]:
+def _stream(path: Path, tags: list[str], prune: frozenset[str]) -> Iterator[etree._Element]:
     context = etree.iterparse(str(path), events=("end",), tag=tags, **_PARSER_OPTIONS)
     checked = False
     try:
@@ -87,7 +96,8 @@ def _stream(path: Path, tags: list[str]) -> Iterator[etree._Element]:
                 _refuse_doctype(path, elem)
                 checked = True
             yield elem
-            _prune_before(elem)
+            if elem.tag in prune:
+                _prune_before(elem)
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(path, exc) from None
     if not checked and getattr(context, "root", None) is not None:

@@ -6,16 +6,21 @@ named "Plusieurs ..." is a collective interjection, group GVT is the government.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from .. import reader
-from . import REGISTRY, Dialect, DialectOptions
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import reader, walk
+from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked, ordinal_ids
 
 TEI = "{%s}" % reader.TEI_NS
 MPT = "{http://mpt.ethelred.fr/ns/0.0/}"
 SP, SPEAKER, METADATA = TEI + "sp", TEI + "speaker", MPT + "metadata"
 COLLECTIVE_PREFIXES = ("Plusieurs", "Un_député", "Une_députée")
+METADATA_ATTRIBUTES = ("auteur", "politicalgroup", "interventiontype", "wing", "vote", "gender", "debat", "subject")
 
 
 class MptOptions(DialectOptions):
@@ -40,67 +45,48 @@ class MptDialect(Dialect):
         with open(path, newline="", encoding="utf-8") as fh:
             return {row["id"]: row for row in csv.DictReader(fh)}
 
-    def iter_file(self, path: Path) -> Iterator[dict[str, Any]]:
-        stem, name = path.stem, path.name
-        sitting = self._sittings.get(stem, {})
-        date, title = sitting.get("date", ""), sitting.get("seance", "")
-        gov = self.options.government_group
-        id_prefix = f"{self.corpus_id}:{stem}:"
-        for ordinal, sp in enumerate(reader.safe_iterparse(path, [SP]), start=1):
-            doc_id = f"{id_prefix}{ordinal:05d}"
-            line = sp.sourceline
-            meta = speaker_el = None
-            for child in sp:  # two children: <speaker>, <mpt:metadata>
-                tag = child.tag
-                if tag == METADATA:
-                    meta = child
-                elif tag == SPEAKER:
-                    speaker_el = child
-            if meta is None:
-                yield self.reject(path, line, "missing_metadata", "<sp> without <mpt:metadata>", doc_id)
-                continue
-            get = meta.get
-            text = reader.element_words(meta).lstrip(" .")  # "<p>. La séance..."
-            speaker = get("auteur") or sp.get("who") or ""
-            if not reader.has_words(text):
-                yield self.reject(path, line, "empty_text", f"speaker {speaker!r}", doc_id)
-                continue
-            speaker_name = _speaker_name(speaker_el)
-            group = get("politicalgroup", "")
-            kind = get("interventiontype", "")
-            yield {
-                "doc_id": doc_id,
-                "corpus_id": self.corpus_id,
-                "source_file": name,
-                "source_line": line,
-                "speaker": speaker,
-                "speaker_name": speaker_name,
-                "group": group,
-                "role": _role(speaker, group, kind, gov),
-                "date": date,
-                "text": text,
-                "n_tokens": reader.count_tokens(text),
-                "interventiontype": kind,
-                "wing": get("wing", ""),
-                "vote": get("vote", ""),
-                "gender": get("gender", ""),
-                "debat": get("debat", ""),
-                "subject": get("subject", ""),
-                "sitting": title,
-            }
+    def iter_file(self, path: Path) -> Iterator[Chunk]:
+        sitting = self._sittings.get(path.stem, {})
+        constants = {"corpus_id": self.corpus_id, "source_file": path.name,
+                     "date": sitting.get("date", ""), "sitting": sitting.get("seance", "")}
+        done = 0
+        for sps in chunked(reader.safe_iterparse(path, [SP])):
+            yield self._chunk(path, sps, done, constants)
+            done += len(sps)
+
+    def _chunk(self, path: Path, sps: list, done: int, constants: dict[str, str]) -> Chunk:
+        n = len(sps)
+        ids = ordinal_ids(f"{self.corpus_id}:{path.stem}:", done + 1, n)
+        text = walk.text_column(sps, within=METADATA, lstrip=" .")  # "<p>. La séance..."
+        meta = walk.attribute_columns(sps, METADATA_ATTRIBUTES, within=METADATA)
+        who = walk.attribute_columns(sps, ("who",))["who"]
+        speaker = pc.if_else(pc.equal(meta["auteur"], ""), who, meta["auteur"])
+        lines = [sp.sourceline for sp in sps]
+        rejects = {i: self.reject(path, lines[i], "missing_metadata", "<sp> without <mpt:metadata>", ids[i].as_py())
+                   for i in text.missing}
+        rejects.update({i: self.reject(path, lines[i], "empty_text", f"speaker {speaker[i].as_py()!r}", ids[i].as_py())
+                        for i in text.empty})
+        columns = {
+            **constants, **meta,
+            "doc_id": ids,
+            "source_line": lines,
+            "speaker": speaker,
+            "speaker_name": walk.text_column(sps, within=SPEAKER, rstrip=" ,.").text,
+            "group": meta["politicalgroup"],
+            "role": _roles(speaker, meta["politicalgroup"], meta["interventiontype"], self.options.government_group),
+            "text": text.text,
+            "n_tokens": text.n_tokens,
+        }
+        return self.chunk(columns, n, rejects)
 
 
-def _speaker_name(speaker_el: Any) -> str:
-    if speaker_el is None:
-        return ""
-    return reader.element_words(speaker_el).rstrip(" ,.")
+_COLLECTIVE = "^(?:" + "|".join(re.escape(prefix) for prefix in COLLECTIVE_PREFIXES) + ")"
 
 
-def _role(speaker: str, group: str, kind: str, government_group: str) -> str:
-    if kind == "régulation" or speaker.startswith("le_président"):
-        return "chair"
-    if speaker.startswith(COLLECTIVE_PREFIXES):
-        return "collective"
-    if group == government_group:
-        return "government"
-    return "member" if speaker else "unknown"
+def _roles(speaker: pa.Array, group: pa.Array, kind: pa.Array, government_group: str) -> pa.Array:
+    """chair (the sitting's president, or any `régulation` turn), collective, government, member,
+    or unknown (no speaker): the first that applies."""
+    chair = pc.or_(pc.equal(kind, "régulation"), pc.starts_with(speaker, "le_président"))
+    collective = pc.match_substring_regex(speaker, _COLLECTIVE)
+    conditions = pc.make_struct(chair, collective, pc.equal(group, government_group), pc.not_equal(speaker, ""))
+    return pc.case_when(conditions, "chair", "collective", "government", "member", "unknown")

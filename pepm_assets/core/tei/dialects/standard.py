@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from .. import reader
-from . import REGISTRY, Dialect, DialectOptions
+from .. import reader, walk
+from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked
 
 TEI = "{%s}" % reader.TEI_NS
 PERSON, PERS_NAME, AFFILIATION = TEI + "person", TEI + "persName", TEI + "affiliation"
@@ -32,28 +32,33 @@ class StandardTeiDialect(Dialect):
     options_model = StandardOptions
     meta_fields = ("section", "xml_id", "number")
 
-    def iter_file(self, path: Path) -> Iterator[dict[str, Any]]:
+    def iter_file(self, path: Path) -> Iterator[Chunk]:
+        file = _File(path, f"{self.corpus_id}:{path.stem}:", {}, {})
+        done = 0
+        for documents in chunked(self._documents(path, file)):
+            yield self._chunk(file, documents, done)
+            done += len(documents)
+
+    def _documents(self, path: Path, file: "_File") -> Iterator[tuple[Any, str, str]]:
+        """Each document element with the date and section it stands in; fills the file's
+        persons and orgs from the header on the way."""
         opts: StandardOptions = self.options  # type: ignore[assignment]
         doc_tag = TEI + opts.element
-        persons: dict[str, tuple[str, str]] = {}   # id -> (name, group ref)
-        orgs: dict[str, str] = {}                   # id -> group name
-        file = _File(path.name, f"{self.corpus_id}:{path.stem}:")
-        date, section, ordinal = "", "", 0
-        for elem in reader.safe_iterparse(path, (PERSON, ORG, DATE, HEAD, doc_tag)):
+        date = section = ""
+        for elem in reader.safe_iterparse(path, (PERSON, ORG, DATE, HEAD, doc_tag), prune=(PERSON, ORG, doc_tag)):
             tag = elem.tag
             if tag == doc_tag:
                 if opts.type is None or elem.get("type") == opts.type:
-                    ordinal += 1
-                    yield self._document(path, file, elem, ordinal, persons, orgs, date, section)
+                    yield elem, date, section
             elif tag == PERSON:
                 pid = elem.get(reader.XML_ID, "")
                 name_el = _first_child(elem, PERS_NAME)
                 aff = _first_child(elem, AFFILIATION)
                 ref = aff.get("ref", "") if aff is not None else ""
-                persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, ref.lstrip("#"))
+                file.persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, ref.lstrip("#"))
             elif tag == ORG:
                 name_el = _first_child(elem, ORG_NAME)
-                orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
+                file.orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
             elif tag == DATE:
                 if elem.get("when") and _parent_tag(elem) == NOTE:
                     date = elem.get("when", "")
@@ -62,54 +67,51 @@ class StandardTeiDialect(Dialect):
                 if parent is not None and parent.tag == DIV and parent.get("type") != opts.type:
                     section = reader.element_words(elem)
 
-    def _document(self, path: Path, file: "_File", elem: Any, ordinal: int, persons: dict, orgs: dict, date: str, section: str) -> dict[str, Any]:
+    def _chunk(self, file: "_File", documents: list[tuple[Any, str, str]], done: int) -> Chunk:
         opts: StandardOptions = self.options  # type: ignore[assignment]
-        xml_id = elem.get(reader.XML_ID, "")
-        doc_id = file.id_prefix + (xml_id or f"{ordinal:05d}")
-        line = elem.sourceline
-        if opts.text_element is None:
-            text = reader.element_words(elem)
-        else:
-            parts = (
-                reader.element_words(child)
-                for child in elem.iter(TEI + opts.text_element)
-                if opts.text_type is None or child.get("type") == opts.text_type
-            )
-            text = " ".join(part for part in parts if part)
-        if not reader.has_words(text):
-            return self.reject(path, line, "empty_text", f"<{opts.element}> has no text", doc_id)
-        speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
-        name, group_ref = persons.get(speaker, ("", ""))
-        own_date = next(elem.iterdescendants(DATE), None)
-        if speaker and speaker not in persons:
-            role = "unknown"
-        elif opts.government_ana and opts.government_ana in (elem.get("ana") or "").split():
-            role = "government"
-        else:
-            role = "member" if speaker else "unknown"
-        return {
-            "doc_id": doc_id,
+        docs = [doc for doc, _, _ in documents]
+        parts = TEI + opts.text_element if opts.text_element else None
+        text = walk.text_column(docs, parts=parts, part_type=opts.text_type)
+        attributes = walk.attribute_columns(docs, (reader.XML_ID, opts.speaker_attribute, "n", "ana"))
+        own_dates = walk.attribute_columns(docs, ("when",), within=DATE)["when"].to_pylist()
+        xml_ids = attributes[reader.XML_ID].to_pylist()
+        ids = [file.id_prefix + (xml_id or f"{done + i + 1:05d}") for i, xml_id in enumerate(xml_ids)]
+        speakers = [ref.lstrip("#") for ref in attributes[opts.speaker_attribute].to_pylist()]
+        lines = [doc.sourceline for doc in docs]
+        rejects = {i: self.reject(file.path, lines[i], "empty_text", f"<{opts.element}> has no text", ids[i]) for i in text.empty}
+        people = [file.persons.get(speaker, ("", "")) for speaker in speakers]
+        columns = {
+            "doc_id": ids,
             "corpus_id": self.corpus_id,
-            "source_file": file.name,
-            "source_line": line,
-            "speaker": speaker,
-            "speaker_name": name,
-            "group": orgs.get(group_ref, group_ref),
-            "role": role,
-            "date": (own_date.get("when", "") if own_date is not None else "") or date,
-            "text": text,
-            "n_tokens": reader.count_tokens(text),
-            "section": section,
-            "xml_id": xml_id,
-            "number": elem.get("n", ""),
+            "source_file": file.path.name,
+            "source_line": lines,
+            "speaker": speakers,
+            "speaker_name": [name for name, _ in people],
+            "group": [file.orgs.get(ref, ref) for _, ref in people],
+            "role": [self._role(speaker, ana, file.persons) for speaker, ana in zip(speakers, attributes["ana"].to_pylist())],
+            "date": [own or date for own, (_, date, _) in zip(own_dates, documents)],
+            "text": text.text,
+            "n_tokens": text.n_tokens,
+            "section": [section for _, _, section in documents],
+            "xml_id": xml_ids,
+            "number": attributes["n"],
         }
+        return self.chunk(columns, len(docs), rejects)
+
+    def _role(self, speaker: str, ana: str, persons: dict) -> str:
+        government_ana = self.options.government_ana  # type: ignore[attr-defined]
+        if speaker and speaker not in persons:
+            return "unknown"
+        if government_ana and government_ana in ana.split():
+            return "government"
+        return "member" if speaker else "unknown"
 
 
 class _File(NamedTuple):
-    name: str
-    id_prefix: str  # "<corpus>:<file stem>:"
-
-
+    path: Path
+    id_prefix: str                          # "<corpus>:<file stem>:"
+    persons: dict[str, tuple[str, str]]     # id -> (name, group ref), from listPerson
+    orgs: dict[str, str]                    # id -> group name, from listOrg
 def _first_child(elem: Any, tag: str) -> Any:
     return next(elem.iterchildren(tag), None)
 
