@@ -60,7 +60,7 @@ def test_standard_dialect_amendments_take_the_expose(tmp_path: Path) -> None:
     path.write_text(xml, encoding="utf-8")
     dialect = build("amend", tmp_path, "tei", {"element": "div", "type": "amendment", "speaker_attribute": "resp", "text_element": "p", "text_type": "expose"})
     [chunk] = list(dialect.iter_file(path))
-    [row] = chunk.docs.to_pylist()
+    [row] = dialect.table([chunk]).to_pylist()
     assert row["text"] == "Parce que cet article est mauvais."
     assert (row["group"], row["date"], row["number"], row["section"]) == ("RN", "2025-01-20", "12", "Loi")
     [reject] = chunk.rejects

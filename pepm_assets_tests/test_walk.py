@@ -109,7 +109,7 @@ def test_streaming_keeps_the_start_of_a_speech_that_contains_a_date(tmp_path: Pa
     for whole_file_max in (reader.WHOLE_FILE_MAX, 0):
         monkeypatch.setattr(reader, "WHOLE_FILE_MAX", whole_file_max)
         [chunk] = list(dialect.iter_file(path))
-        [row] = chunk.docs.to_pylist()
+        [row] = dialect.table([chunk]).to_pylist()
         assert (row["text"], row["date"], row["section"]) == ("Premier paragraphe. Second.", "2020-01-01", "S")
 
 

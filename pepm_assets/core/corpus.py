@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path, write_json
 from .config import CorpusConfig
 from .tei import TeiFileError
-from .tei.dialects import Dialect, build, schema
+from .tei.dialects import Chunk, Dialect, build, schema
 
 BATCH_ROWS = 4096
 BATCH_TEXT_BYTES = 1_000_000  # and at most about this much text: long speeches fill a batch before 4096 rows
@@ -87,24 +87,25 @@ def _to_table(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> pa.Table:
 
 def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
     """The files' documents in order; an unreadable file adds one Reject naming it (and the line).
-    Small files share a batch: a table per file would make the Parquet row groups tiny."""
-    tables: list[pa.Table] = []
+    Small files share a batch: one table per file would cost more than parsing a small file, and
+    would make the Parquet row groups tiny."""
+    chunks: list[Chunk] = []
     rejects: list[dict[str, Any]] = []
     rows = size = 0
     for path in paths:
         try:
             for chunk in dialect.iter_file(path):
                 rejects.extend(chunk.rejects)
-                tables.append(chunk.docs)
-                rows += chunk.docs.num_rows
-                size += chunk.docs.column("text").nbytes
+                chunks.append(chunk)
+                rows += chunk.n
+                size += chunk.text_bytes
                 if rows >= BATCH_ROWS or size >= BATCH_TEXT_BYTES:
-                    yield Batch(pa.concat_tables(tables), rejects)
-                    tables, rejects, rows, size = [], [], 0, 0
+                    yield Batch(dialect.table(chunks), rejects)
+                    chunks, rejects, rows, size = [], [], 0, 0
         except TeiFileError as exc:
             rejects.append(dialect.reject(path, exc.line, exc.reason, exc.message))
-    if tables or rejects:
-        yield Batch(pa.concat_tables(tables) if tables else schema(dialect.fields).empty_table(), rejects)
+    if chunks or rejects:
+        yield Batch(dialect.table(chunks), rejects)
 
 
 _WORKER_DIALECT: Dialect | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping, TypeVar
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, TypeVar, Union
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,10 +39,23 @@ class Reject(dict):
     """A document (or file) that was not kept, with a reason code and where it was."""
 
 
+Column = Union[pa.Array, list, str, int]  # n values, or one value shared by all n documents
+
+
 @dataclass
 class Chunk:
-    docs: pa.Table
-    rejects: list[Reject]  # in document order
+    """Documents of (part of) one file as columns, not yet an Arrow table: building a table costs
+    about 0.1 ms whatever its size, and a corpus of small files would pay it per file, so
+    `Dialect.table` joins many chunks at once."""
+
+    columns: dict[str, Column]  # every field of the dialect
+    n: int
+    rejects: list[Reject]       # in document order
+
+    @property
+    def text_bytes(self) -> int:
+        text = self.columns["text"]
+        return text.nbytes if isinstance(text, pa.Array) else sum(len(t) for t in text)
 
 
 class DialectOptions(BaseModel):
@@ -70,21 +83,46 @@ class Dialect:
     def reject(self, path: Path, line: int | None, reason: str, detail: str = "", doc_id: str = "") -> Reject:
         return Reject(corpus_id=self.corpus_id, source_file=path.name, source_line=line or 0, reason=reason, detail=detail, doc_id=doc_id)
 
-    def chunk(self, columns: Mapping[str, Any], n: int, rejects: Mapping[int, Reject]) -> Chunk:
-        """A Chunk of `n` documents from `columns` (Arrow arrays or lists of length n, or one str
-        for a column that is the same for all), without the positions in `rejects`."""
-        arrays = [_array(columns[name], n, name in INT_FIELDS) for name in self.fields]
-        table = pa.Table.from_arrays(arrays, schema=schema(self.fields))
+    def chunk(self, columns: Mapping[str, Column], n: int, rejects: Mapping[int, Reject]) -> Chunk:
+        """A Chunk of the `n` documents of `columns` (Arrow arrays or lists of n values, or one
+        value shared by all), without the positions in `rejects`."""
+        kept = {name: columns[name] for name in self.fields}
         if rejects:
-            table = table.filter(pa.array([i not in rejects for i in range(n)]))
-        return Chunk(table, [rejects[i] for i in sorted(rejects)])
+            keep = [i not in rejects for i in range(n)]
+            mask = pa.array(keep)
+            kept = {name: _keep(values, keep, mask) for name, values in kept.items()}
+        return Chunk(kept, n - len(rejects), [rejects[i] for i in sorted(rejects)])
+
+    def table(self, chunks: list[Chunk]) -> pa.Table:
+        """One Arrow table of these chunks' documents, in order."""
+        arrays = []
+        for name in self.fields:
+            kind = pa.int64() if name in INT_FIELDS else pa.string()
+            pieces = [(chunk.columns[name], chunk.n) for chunk in chunks]
+            if any(isinstance(values, pa.Array) for values, _ in pieces):
+                arrays.append(pa.concat_arrays([_array(values, n, kind) for values, n in pieces]) if pieces else pa.array([], kind))
+            else:  # Python values only: one conversion for all the chunks
+                joined: list = []
+                for values, n in pieces:
+                    joined.extend(values if isinstance(values, list) else [values] * n)
+                arrays.append(pa.array(joined, kind))
+        return pa.Table.from_arrays(arrays, schema=schema(self.fields))
 
 
-def _array(values: Any, n: int, integer: bool) -> pa.Array:
-    kind = pa.int64() if integer else pa.string()
-    if isinstance(values, (str, int)):
-        return pa.repeat(pa.scalar(values, kind), n)
-    return values if isinstance(values, pa.Array) else pa.array(values, kind)
+def _keep(values: Column, keep: list[bool], mask: pa.Array) -> Column:
+    if isinstance(values, pa.Array):
+        return values.filter(mask)
+    if isinstance(values, list):
+        return [value for value, kept in zip(values, keep) if kept]
+    return values
+
+
+def _array(values: Column, n: int, kind: pa.DataType) -> pa.Array:
+    if isinstance(values, pa.Array):
+        return values
+    if isinstance(values, list):
+        return pa.array(values, kind)
+    return pa.repeat(pa.scalar(values, kind), n)
 
 
 def chunked(items: Iterable[T], size: int = CHUNK_DOCS) -> Iterator[list[T]]:
