@@ -33,7 +33,7 @@ class StandardTeiDialect(Dialect):
     meta_fields = ("section", "xml_id", "number")
 
     def iter_file(self, path: Path) -> Iterator[Chunk]:
-        file = _File(path, f"{self.corpus_id}:{path.stem}:", {}, {})
+        file = _File(path, f"{self.corpus_id}:{path.stem}:", {}, {}, [])
         done = 0
         for documents in chunked(self._documents(path, file)):
             yield self._chunk(file, documents, done)
@@ -50,15 +50,8 @@ class StandardTeiDialect(Dialect):
             if tag == doc_tag:
                 if opts.type is None or elem.get("type") == opts.type:
                     yield elem, date, section
-            elif tag == PERSON:
-                pid = elem.get(reader.XML_ID, "")
-                name_el = _first_child(elem, PERS_NAME)
-                aff = _first_child(elem, AFFILIATION)
-                ref = aff.get("ref", "") if aff is not None else ""
-                file.persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, ref.lstrip("#"))
-            elif tag == ORG:
-                name_el = _first_child(elem, ORG_NAME)
-                file.orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
+            elif tag == PERSON or tag == ORG:
+                file.header.append(elem)  # read by columns with the documents (_read_header)
             elif tag == DATE:
                 if elem.get("when") and _parent_tag(elem) == NOTE:
                     date = elem.get("when", "")
@@ -69,6 +62,7 @@ class StandardTeiDialect(Dialect):
 
     def _chunk(self, file: "_File", documents: list[tuple[Any, str, str]], done: int) -> Chunk:
         opts: StandardOptions = self.options  # type: ignore[assignment]
+        _read_header(file)
         docs = [doc for doc, _, _ in documents]
         parts = TEI + opts.text_element if opts.text_element else None
         text = walk.text_column(docs, parts=parts, part_type=opts.text_type)
@@ -112,10 +106,26 @@ class _File(NamedTuple):
     id_prefix: str                          # "<corpus>:<file stem>:"
     persons: dict[str, tuple[str, str]]     # id -> (name, group ref), from listPerson
     orgs: dict[str, str]                    # id -> group name, from listOrg
-def _first_child(elem: Any, tag: str) -> Any:
-    return next(elem.iterchildren(tag), None)
+    header: list[Any]                       # <person> / <org> elements met, not yet in persons / orgs
 
 
+def _read_header(file: _File) -> None:
+    """Add the <person> and <org> elements met so far to the file's persons and orgs: a person's
+    name is its <persName> (its xml:id if it has none), its group the @ref of its <affiliation>;
+    an org's name is its <orgName>."""
+    persons = [elem for elem in file.header if elem.tag == PERSON]
+    orgs = [elem for elem in file.header if elem.tag == ORG]
+    file.header.clear()
+    if persons:
+        ids = walk.attribute_columns(persons, (reader.XML_ID,))[reader.XML_ID].to_pylist()
+        names = walk.text_column(persons, within=PERS_NAME)
+        refs = walk.attribute_columns(persons, ("ref",), within=AFFILIATION)["ref"].to_pylist()
+        nameless = set(names.missing)
+        for i, (pid, name, ref) in enumerate(zip(ids, names.text.to_pylist(), refs)):
+            file.persons[pid] = (pid if i in nameless else name, ref.lstrip("#"))
+    if orgs:
+        ids = walk.attribute_columns(orgs, (reader.XML_ID,))[reader.XML_ID].to_pylist()
+        file.orgs.update(zip(ids, walk.text_column(orgs, within=ORG_NAME).text.to_pylist()))
 def _parent_tag(elem: Any) -> str:
     parent = elem.getparent()
     return parent.tag if parent is not None else ""
