@@ -1,6 +1,7 @@
 """TEI reading: both dialects on tiny files, and hostile or broken files beside good ones."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -161,6 +162,22 @@ def test_whole_file_and_streaming_modes_read_the_same_documents(project: Path, c
     monkeypatch.setattr(reader, "WHOLE_FILE_MAX", 0)
     streamed = documents(workers=1)
     assert len(whole[0]) > 30 and whole == streamed
+
+
+def _die(paths: list) -> list:
+    os._exit(3)  # a parse worker killed mid-task (out of memory, a crash)
+
+
+def test_a_parse_worker_that_dies_is_an_error_not_a_hang(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_common(project).corpora["mpt"]
+    dialect = build("mpt", project / cfg.path, cfg.dialect, cfg.dialect_options)
+    files = corpus.corpus_files(project / cfg.path, cfg.glob)
+    monkeypatch.setattr(corpus, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(corpus, "_read_files", _die)
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"parse worker died .* reading 20130101\.xml"):
+        list(corpus.iter_batches(dialect, files, 2))
+    assert time.perf_counter() - started < 30
 
 
 def test_element_words_normalises_xml_whitespace_only() -> None:

@@ -10,6 +10,8 @@ each worker hands back Arrow tables, which cross the process boundary almost for
 from __future__ import annotations
 
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 import os
 import time
 from collections import Counter
@@ -143,14 +145,20 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
     global _WORKER_DIALECT
     _WORKER_DIALECT = dialect  # inherited by the forked workers
     tasks = _tasks(files, min(TASK_MAX_BYTES, total // (16 * workers)))  # small tasks: no worker idles long at the end
-    pool = mp.get_context("fork").Pool(min(workers, len(tasks)), initializer=_reset_signals)
+    # an executor, not multiprocessing.Pool: a worker that dies (killed, out of memory) breaks it
+    # with an error, where Pool would replace the worker and wait forever for the lost task
+    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=_reset_signals)
     try:
-        for batches in pool.imap(_read_files, tasks, chunksize=1):
+        results = pool.map(_read_files, tasks)
+        for task in tasks:
+            try:
+                batches = next(results)
+            except BrokenProcessPool as exc:
+                raise RuntimeError(f"a parse worker died (killed or crashed) while reading {', '.join(p.name for p in task)}: "
+                                   "set parse_workers: 1 in corpora.yml to read in one process") from exc
             yield from batches
-        pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _reset_signals() -> None:
