@@ -89,6 +89,8 @@ def test_attribute_columns_match_the_python_reference() -> None:
     assert plain["who"].to_pylist() == ["#a", "#b", "", "", "#c", "#d"]  # absent and empty both read ""
     assert plain[X + "k"][4].as_py() == "1 & 2 < 3" and plain["k"][0].as_py() == ""  # namespaces are told apart
     assert walk.attribute_columns(elements, ["k"], within=X + "meta", default="?")["k"].to_pylist() == ["plain"] + ["?"] * 5
+    twice = walk.attribute_columns(elements, ["n", "who", "n"])  # a name asked twice is one column, with its values
+    assert list(twice) == ["n", "who"] and twice["n"].to_pylist() == plain["n"].to_pylist()
 
 
 def test_walker_refuses_what_is_not_an_element() -> None:
@@ -111,6 +113,20 @@ def test_streaming_keeps_the_start_of_a_speech_that_contains_a_date(tmp_path: Pa
         [chunk] = list(dialect.iter_file(path))
         [row] = dialect.table([chunk]).to_pylist()
         assert (row["text"], row["date"], row["section"]) == ("Premier paragraphe. Second.", "2020-01-01", "S")
+
+
+def test_a_speaker_listed_after_the_speeches_is_not_known_to_them(tmp_path: Path) -> None:
+    """Speakers are resolved against the listPerson read before each document, as the documents
+    are met: the answer cannot depend on how documents are grouped into chunks."""
+    person = '<listPerson><person xml:id="a"><persName>A</persName><affiliation ref="#g"/></person></listPerson>'
+    xml = ('<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>'
+           '<u who="#a"><seg>Avant la liste.</seg></u>' + person + '<u who="#a"><seg>Après la liste.</seg></u>'
+           '</body></text></TEI>')
+    path = tmp_path / "late.xml"
+    path.write_text(xml, encoding="utf-8")
+    dialect = build("t", tmp_path, "tei", {"element": "u", "text_element": "seg"})
+    rows = dialect.table(list(dialect.iter_file(path))).to_pylist()
+    assert [(r["speaker_name"], r["group"], r["role"]) for r in rows] == [("", "", "unknown"), ("A", "g", "member")]
 
 
 @pytest.fixture(scope="module")

@@ -154,8 +154,9 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
             try:
                 batches = next(results)
             except BrokenProcessPool as exc:
-                raise RuntimeError(f"a parse worker died (killed or crashed) while reading {', '.join(p.name for p in task)}: "
-                                   "set parse_workers: 1 in corpora.yml to read in one process") from exc
+                raise RuntimeError(f"a parse worker died (killed or crashed) before {', '.join(p.name for p in task)} "
+                                   "was read (that task or one running beside it): set parse_workers: 1 in corpora.yml "
+                                   "to read in one process") from exc
             yield from batches
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -79,8 +79,9 @@ def safe_iterparse(path: str | Path, tags: Iterable[str], whole_file_max: int | 
         try:
             root = etree.fromstring(data, etree.XMLParser(collect_ids=False, **_PARSER_OPTIONS))
         except etree.XMLSyntaxError:
-            pass  # re-read streaming below: deliver what precedes the error, then report it
-        else:
+            root = None  # re-read streaming below: deliver what precedes the error, then report it
+        del data  # the tree holds the text now; the bytes would double the memory of a large file
+        if root is not None:
             _refuse_doctype(path, root)
             yield from root.iter(*tags)
             return

@@ -23,7 +23,7 @@ from . import reader
 
 try:
     from . import _walk
-except ImportError:  # a source tree that was never built
+except Exception:  # never built (ImportError), or built against an lxml whose types differ (ValueError)
     _walk = None
 
 IMPLEMENTATION = "python" if _walk is None or os.environ.get("PEPM_TEI_WALK") == "python" else "compiled"
@@ -62,10 +62,11 @@ def attribute_columns(elements: Sequence[etree._Element], names: Sequence[str], 
                       default: str = "", implementation: str | None = None) -> dict[str, pa.StringArray]:
     """Attributes `names` (Clark notation) of each element, or of its first `within` descendant;
     `default` where either is missing."""
+    names = list(dict.fromkeys(names))  # a name asked twice is one column
     if (implementation or IMPLEMENTATION) == "python":
         return {name: pa.array([_python_attribute(e, name, within, default) for e in elements], pa.string()) for name in names}
     n = len(elements)
-    buffers = _walk.attributes(list(elements), list(names), within, default)
+    buffers = _walk.attributes(list(elements), names, within, default)
     return {name: pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
             for name, (offsets, data) in zip(names, buffers)}
 

@@ -33,25 +33,38 @@ class StandardTeiDialect(Dialect):
     meta_fields = ("section", "xml_id", "number")
 
     def iter_file(self, path: Path) -> Iterator[Chunk]:
-        file = _File(path, f"{self.corpus_id}:{path.stem}:", {}, {}, [])
+        id_prefix = f"{self.corpus_id}:{path.stem}:"
         done = 0
-        for documents in chunked(self._documents(path, file)):
-            yield self._chunk(file, documents, done)
+        for documents in chunked(self._documents(path)):
+            yield self._chunk(path, id_prefix, documents, done)
             done += len(documents)
 
-    def _documents(self, path: Path, file: "_File") -> Iterator[tuple[Any, str, str]]:
-        """Each document element with the date and section it stands in; fills the file's
-        persons and orgs from the header on the way."""
+    def _documents(self, path: Path) -> Iterator["_Document"]:
+        """Each document element with what stands before it: the date and section it is in, and
+        its speaker resolved against the `<person>`/`<org>` entries read so far (a listPerson
+        after the documents does not name them: it was not there when they were read)."""
         opts: StandardOptions = self.options  # type: ignore[assignment]
         doc_tag = TEI + opts.element
+        persons: dict[str, tuple[str, str]] = {}   # id -> (name, group ref)
+        orgs: dict[str, str] = {}                   # id -> group name
         date = section = ""
         for elem in reader.safe_iterparse(path, (PERSON, ORG, DATE, HEAD, doc_tag), prune=(PERSON, ORG, doc_tag)):
             tag = elem.tag
             if tag == doc_tag:
                 if opts.type is None or elem.get("type") == opts.type:
-                    yield elem, date, section
-            elif tag == PERSON or tag == ORG:
-                file.header.append(elem)  # read by columns with the documents (_read_header)
+                    speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
+                    person = persons.get(speaker)
+                    name, group_ref = person if person is not None else ("", "")
+                    yield _Document(elem, date, section, speaker, name, orgs.get(group_ref, group_ref), person is not None)
+            elif tag == PERSON:
+                pid = elem.get(reader.XML_ID, "")
+                name_el = _first_child(elem, PERS_NAME)
+                aff = _first_child(elem, AFFILIATION)
+                ref = aff.get("ref", "") if aff is not None else ""
+                persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, ref.lstrip("#"))
+            elif tag == ORG:
+                name_el = _first_child(elem, ORG_NAME)
+                orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
             elif tag == DATE:
                 if elem.get("when") and _parent_tag(elem) == NOTE:
                     date = elem.get("when", "")
@@ -60,72 +73,58 @@ class StandardTeiDialect(Dialect):
                 if parent is not None and parent.tag == DIV and parent.get("type") != opts.type:
                     section = reader.element_words(elem)
 
-    def _chunk(self, file: "_File", documents: list[tuple[Any, str, str]], done: int) -> Chunk:
+    def _chunk(self, path: Path, id_prefix: str, documents: list["_Document"], done: int) -> Chunk:
         opts: StandardOptions = self.options  # type: ignore[assignment]
-        _read_header(file)
-        docs = [doc for doc, _, _ in documents]
+        docs = [d.elem for d in documents]
         parts = TEI + opts.text_element if opts.text_element else None
         text = walk.text_column(docs, parts=parts, part_type=opts.text_type)
-        attributes = walk.attribute_columns(docs, (reader.XML_ID, opts.speaker_attribute, "n", "ana"))
+        attributes = walk.attribute_columns(docs, (reader.XML_ID, "n", "ana"))
         own_dates = walk.attribute_columns(docs, ("when",), within=DATE)["when"].to_pylist()
         xml_ids = attributes[reader.XML_ID].to_pylist()
-        ids = [file.id_prefix + (xml_id or f"{done + i + 1:05d}") for i, xml_id in enumerate(xml_ids)]
-        speakers = [ref.lstrip("#") for ref in attributes[opts.speaker_attribute].to_pylist()]
+        ids = [id_prefix + (xml_id or f"{done + i + 1:05d}") for i, xml_id in enumerate(xml_ids)]
         lines = [doc.sourceline for doc in docs]
-        rejects = {i: self.reject(file.path, lines[i], "empty_text", f"<{opts.element}> has no text", ids[i]) for i in text.empty}
-        people = [file.persons.get(speaker, ("", "")) for speaker in speakers]
+        rejects = {i: self.reject(path, lines[i], "empty_text", f"<{opts.element}> has no text", ids[i]) for i in text.empty}
         columns = {
             "doc_id": ids,
             "corpus_id": self.corpus_id,
-            "source_file": file.path.name,
+            "source_file": path.name,
             "source_line": lines,
-            "speaker": speakers,
-            "speaker_name": [name for name, _ in people],
-            "group": [file.orgs.get(ref, ref) for _, ref in people],
-            "role": [self._role(speaker, ana, file.persons) for speaker, ana in zip(speakers, attributes["ana"].to_pylist())],
-            "date": [own or date for own, (_, date, _) in zip(own_dates, documents)],
+            "speaker": [d.speaker for d in documents],
+            "speaker_name": [d.name for d in documents],
+            "group": [d.group for d in documents],
+            "role": [self._role(d, ana) for d, ana in zip(documents, attributes["ana"].to_pylist())],
+            "date": [own or d.date for own, d in zip(own_dates, documents)],
             "text": text.text,
             "n_tokens": text.n_tokens,
-            "section": [section for _, _, section in documents],
+            "section": [d.section for d in documents],
             "xml_id": xml_ids,
             "number": attributes["n"],
         }
         return self.chunk(columns, len(docs), rejects)
 
-    def _role(self, speaker: str, ana: str, persons: dict) -> str:
+    def _role(self, doc: "_Document", ana: str) -> str:
         government_ana = self.options.government_ana  # type: ignore[attr-defined]
-        if speaker and speaker not in persons:
+        if doc.speaker and not doc.known:
             return "unknown"
         if government_ana and government_ana in ana.split():
             return "government"
-        return "member" if speaker else "unknown"
+        return "member" if doc.speaker else "unknown"
 
 
-class _File(NamedTuple):
-    path: Path
-    id_prefix: str                          # "<corpus>:<file stem>:"
-    persons: dict[str, tuple[str, str]]     # id -> (name, group ref), from listPerson
-    orgs: dict[str, str]                    # id -> group name, from listOrg
-    header: list[Any]                       # <person> / <org> elements met, not yet in persons / orgs
+class _Document(NamedTuple):
+    elem: Any
+    date: str
+    section: str
+    speaker: str   # the id its speaker attribute points to
+    name: str      # that person's name, group and whether listPerson had them, when it was read
+    group: str
+    known: bool
 
 
-def _read_header(file: _File) -> None:
-    """Add the <person> and <org> elements met so far to the file's persons and orgs: a person's
-    name is its <persName> (its xml:id if it has none), its group the @ref of its <affiliation>;
-    an org's name is its <orgName>."""
-    persons = [elem for elem in file.header if elem.tag == PERSON]
-    orgs = [elem for elem in file.header if elem.tag == ORG]
-    file.header.clear()
-    if persons:
-        ids = walk.attribute_columns(persons, (reader.XML_ID,))[reader.XML_ID].to_pylist()
-        names = walk.text_column(persons, within=PERS_NAME)
-        refs = walk.attribute_columns(persons, ("ref",), within=AFFILIATION)["ref"].to_pylist()
-        nameless = set(names.missing)
-        for i, (pid, name, ref) in enumerate(zip(ids, names.text.to_pylist(), refs)):
-            file.persons[pid] = (pid if i in nameless else name, ref.lstrip("#"))
-    if orgs:
-        ids = walk.attribute_columns(orgs, (reader.XML_ID,))[reader.XML_ID].to_pylist()
-        file.orgs.update(zip(ids, walk.text_column(orgs, within=ORG_NAME).text.to_pylist()))
+def _first_child(elem: Any, tag: str) -> Any:
+    return next(elem.iterchildren(tag), None)
+
+
 def _parent_tag(elem: Any) -> str:
     parent = elem.getparent()
     return parent.tag if parent is not None else ""
