@@ -228,7 +228,7 @@ def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", 
         for cid in params.dataset.corpus_ids:
             st, why = stale_status(instance, defs, "corpus_docs", cid)
             table.add_row("corpus_docs", cid, st, "; ".join(why))
-        key = str(view_key(params.dataset_id, params.view))
+        key = view_key(params.dataset_id, params.view)
         for asset in ("view_split", "model_formats"):
             st, why = stale_status(instance, defs, asset, key)
             table.add_row(asset, key, st, "; ".join(why))

@@ -23,6 +23,11 @@ def _latest(instance: dg.DagsterInstance, asset: str, partition: str):
     return mat
 
 
+def test_definitions_pass_dagsters_own_validation(project: Path) -> None:
+    """What `dagster definitions validate` / `dg check defs` run: partition mappings included."""
+    dg.Definitions.validate_loadable(build_definitions(project))
+
+
 def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_instance: dg.DagsterInstance) -> None:
     defs = build_definitions(project)
     report = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)

@@ -11,22 +11,21 @@ def corpus_partitions(common: CommonConfig) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition(sorted(common.corpora))
 
 
-def view_partitions(common: CommonConfig, label_map: LabelMap) -> dg.MultiPartitionsDefinition:
-    return dg.MultiPartitionsDefinition({
-        "dataset": dg.StaticPartitionsDefinition(sorted(common.datasets)),
-        "view": dg.StaticPartitionsDefinition(sorted(label_map.views)),
-    })
+def view_partitions(common: CommonConfig, label_map: LabelMap) -> dg.StaticPartitionsDefinition:
+    """One partition per dataset x view, keyed "dataset|view". Static, not a MultiPartitionsDefinition:
+    the corpus -> view lineage is a StaticPartitionMapping, which Dagster validates only between two
+    static partition sets (`dagster definitions validate` refuses it toward a multi-partition one).
+    The keys are the strings a multi-partition key would print, so earlier runs still match."""
+    return dg.StaticPartitionsDefinition([view_key(dataset_id, view) for dataset_id in sorted(common.datasets)
+                                          for view in sorted(label_map.views)])
 
 
-def view_key(dataset_id: str, view: str) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({"dataset": dataset_id, "view": view})
+def view_key(dataset_id: str, view: str) -> str:
+    return f"{dataset_id}|{view}"
 
 
-def split_view_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims["dataset"], dims["view"]
-    dataset_id, view = str(key).split("|")  # dimensions sorted by name: dataset|view
+def split_view_key(key: str) -> tuple[str, str]:
+    dataset_id, view = str(key).split("|")
     return dataset_id, view
 
 
@@ -35,5 +34,5 @@ def corpus_to_views(common: CommonConfig, label_map: LabelMap) -> dg.StaticParti
     mapping: dict[str, list[str]] = {cid: [] for cid in common.corpora}
     for dataset_id, dataset in common.datasets.items():
         for cid in dataset.corpus_ids:
-            mapping[cid].extend(str(view_key(dataset_id, view)) for view in sorted(label_map.views))
+            mapping[cid].extend(view_key(dataset_id, view) for view in sorted(label_map.views))
     return dg.StaticPartitionMapping(mapping)

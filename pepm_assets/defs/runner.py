@@ -91,7 +91,7 @@ def _prepare(root: Path, params: ResolvedParams, instance: dg.DagsterInstance, d
     report = StageReport(params=params)
 
     write_selection(root, params.dataset_id, params.view, params.profile, params.overrides)
-    key = str(view_key(params.dataset_id, params.view))
+    key = view_key(params.dataset_id, params.view)
     step("observe sources")
     observe(instance, "raw_tei", {cid: dvc.corpus_version(root, c.path) for cid, c in params.corpora.items()}, report)
     observe(instance, "view_params", {key: params.params_hash}, report)
@@ -178,7 +178,7 @@ def run_stage(
         raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
     report = StageReport(params=params)
     if assets:
-        key = str(view_key(params.dataset_id, params.view))
+        key = view_key(params.dataset_id, params.view)
         step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
         result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
         _record(report, TRAIN_EVALUATE, key, result)
