@@ -20,7 +20,8 @@ from lxml.includes.etreepublic cimport _Element, import_lxml__etree
 
 import_lxml__etree()
 
-DEF MAX_PUNCTUATION = 64
+cdef enum:
+    MAX_PUNCTUATION = 64
 
 cdef unsigned char IS_SPACE[256]   # XML whitespace: what normalize-space() collapses
 for _c in range(256):
@@ -221,10 +222,12 @@ def texts(list elements, str within=None, str parts=None, str part_type=None,
     of `punctuation` (and spaces)."""
     cdef Py_ssize_t n = len(elements), i, j, k, start, end
     cdef _Names names = _Names()
-    cdef Name within_name, part_name, type_name = names.split("type")
+    cdef Name within_name = Name(NULL, NULL), part_name = Name(NULL, NULL), type_name = names.split("type")
     cdef bint has_within = within is not None, has_parts = parts is not None
     cdef bytes part_type_b = part_type.encode() if part_type is not None else None
-    cdef const char* c_part_type = NULL if part_type_b is None else <const char*> part_type_b
+    cdef const char* c_part_type = NULL
+    if part_type_b is not None:
+        c_part_type = part_type_b
     cdef int32_t punct[MAX_PUNCTUATION]
     cdef int32_t cp
     cdef Py_ssize_t n_punct = len(punctuation)
@@ -312,7 +315,7 @@ def attributes(list elements, list names, str within=None, str default=""):
     cdef Py_ssize_t n = len(elements), m = len(names), i, k
     cdef _Names keep = _Names()
     cdef Name* wanted = NULL
-    cdef Name within_name
+    cdef Name within_name = Name(NULL, NULL)
     cdef bint has_within = within is not None
     cdef bytes default_b = default.encode()
     cdef Py_ssize_t default_len = len(default_b)

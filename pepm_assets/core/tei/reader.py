@@ -122,10 +122,6 @@ def _prune_before(elem: etree._Element) -> None:
             prev = elem.getprevious()
 
 
-def normalize_space(text: str) -> str:
-    return " ".join(text.split())
-
-
 _NORMALIZED_TEXT = etree.XPath("normalize-space(.)", smart_strings=False)
 
 

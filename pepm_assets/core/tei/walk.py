@@ -54,8 +54,7 @@ def text_column(elements: Sequence[etree._Element], within: str | None = None, p
     offsets, data, tokens, missing, empty = _walk.texts(
         list(elements), within, parts, part_type, lstrip.encode(), rstrip.encode(), reader.PUNCTUATION)
     n = len(elements)
-    text = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return TextColumn(text, pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(tokens)]), missing, empty)
+    return TextColumn(_strings(n, offsets, data), pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(tokens)]), missing, empty)
 
 
 def attribute_columns(elements: Sequence[etree._Element], names: Sequence[str], within: str | None = None,
@@ -67,8 +66,12 @@ def attribute_columns(elements: Sequence[etree._Element], names: Sequence[str], 
         return {name: pa.array([_python_attribute(e, name, within, default) for e in elements], pa.string()) for name in names}
     n = len(elements)
     buffers = _walk.attributes(list(elements), names, within, default)
-    return {name: pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-            for name, (offsets, data) in zip(names, buffers)}
+    return {name: _strings(n, offsets, data) for name, (offsets, data) in zip(names, buffers)}
+
+
+def _strings(n: int, offsets: bytes, data: bytes) -> pa.StringArray:
+    """An Arrow string array over the walker's buffers (int32 offsets, UTF-8 bytes), no copy."""
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 # --- the plain-Python reference -------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, TypeVar, Union
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
@@ -95,18 +96,18 @@ class Dialect:
 
     def table(self, chunks: list[Chunk]) -> pa.Table:
         """One Arrow table of these chunks' documents, in order."""
+        target = schema(self.fields)
         arrays = []
-        for name in self.fields:
-            kind = pa.int64() if name in INT_FIELDS else pa.string()
-            pieces = [(chunk.columns[name], chunk.n) for chunk in chunks]
+        for field in target:
+            pieces = [(chunk.columns[field.name], chunk.n) for chunk in chunks]
             if any(isinstance(values, pa.Array) for values, _ in pieces):
-                arrays.append(pa.concat_arrays([_array(values, n, kind) for values, n in pieces]) if pieces else pa.array([], kind))
+                arrays.append(pa.concat_arrays([_array(values, n, field.type) for values, n in pieces]))
             else:  # Python values only: one conversion for all the chunks
                 joined: list = []
                 for values, n in pieces:
                     joined.extend(values if isinstance(values, list) else [values] * n)
-                arrays.append(pa.array(joined, kind))
-        return pa.Table.from_arrays(arrays, schema=schema(self.fields))
+                arrays.append(pa.array(joined, field.type))
+        return pa.Table.from_arrays(arrays, schema=target)
 
 
 def _keep(values: Column, keep: list[bool], mask: pa.Array) -> Column:
@@ -143,15 +144,10 @@ def chunked(items: Iterable[T], size: int = CHUNK_DOCS) -> Iterator[list[T]]:
         yield batch
 
 
-_ORDINALS = pa.array([], pa.string())
-
-
 def ordinal_ids(prefix: str, first: int, n: int) -> pa.Array:
     """prefix + "00001", "00002", ... (five digits at least) for ordinals first .. first + n - 1."""
-    global _ORDINALS
-    if len(_ORDINALS) < first + n:
-        _ORDINALS = pa.array([f"{i:05d}" for i in range(1, 2 * (first + n))], pa.string())
-    return pc.binary_join_element_wise(prefix, _ORDINALS.slice(first - 1, n), "")
+    ordinals = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(ordinals, 5, "0"), "")
 
 
 REGISTRY: Registry[type[Dialect]] = Registry("TEI dialect")
