@@ -42,6 +42,7 @@ mlflow: setup
 	$(PEPM) mlflow
 
 bench: setup
+	$(PEPM) data import
 	$(PEPM) bench extract --corpus mpt --replicas 20
 	$(VENV)/bin/python benchmarks/bench_pipeline.py --replicas 10
 

@@ -116,8 +116,10 @@ def main() -> None:
     root = project_root(Path(__file__).resolve().parent)
     cfg = load_common(root).corpora[args.corpus]
     corpus_dir = root / cfg.path
+    files = corpus_files(corpus_dir, cfg.glob) if corpus_dir.is_dir() else []
+    if not files:
+        sys.exit(f"corpus {args.corpus!r}: no {cfg.glob} file in {cfg.path} (run `pepm data import` or `dvc pull` first)")
     dialect = build(args.corpus, corpus_dir, cfg.dialect, cfg.dialect_options)
-    files = corpus_files(corpus_dir, cfg.glob)
     total_bytes = sum(p.stat().st_size for p in files)
     for path in files:  # warm the OS file cache
         path.read_bytes()
