@@ -33,6 +33,16 @@ def dagster_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield instance
 
 
+@pytest.fixture(scope="session")
+def shipped_corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three shipped corpora unpacked once (raw/<corpus_id>), for tests that only read them."""
+    from pepm_assets.core import dvc
+
+    raw = tmp_path_factory.mktemp("shipped_raw")
+    dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", raw, ["mpt", "an_debats", "an_amendements"])
+    return raw
+
+
 @pytest.fixture(autouse=True)
 def _dvc_executable(monkeypatch: pytest.MonkeyPatch) -> None:
     candidate = REPO / ".venv-dvc" / "bin" / "dvc"

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from lxml import etree
 
-from pepm_assets.core import corpus, dvc
+from pepm_assets.core import corpus
 from pepm_assets.core.config import load_common
 from pepm_assets.core.tei import reader, walk
 from pepm_assets.core.tei.dialects import build
@@ -127,13 +127,6 @@ def test_a_speaker_listed_after_the_speeches_is_not_known_to_them(tmp_path: Path
     dialect = build("t", tmp_path, "tei", {"element": "u", "text_element": "seg"})
     rows = dialect.table(list(dialect.iter_file(path))).to_pylist()
     assert [(r["speaker_name"], r["group"], r["role"]) for r in rows] == [("", "", "unknown"), ("A", "g", "member")]
-
-
-@pytest.fixture(scope="module")
-def shipped_corpora(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    raw = tmp_path_factory.mktemp("raw")
-    dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", raw, ["mpt", "an_debats", "an_amendements"])
-    return raw
 
 
 @pytest.mark.parametrize("corpus_id", ["mpt", "an_debats", "an_amendements"])

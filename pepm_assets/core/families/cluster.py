@@ -39,12 +39,12 @@ class ClusterFamily(Family):
         from sklearn.preprocessing import Normalizer
         from threadpoolctl import threadpool_limits
 
-        from .parallel_counting import parallel_counting
+        from .counting import fast_counting
 
         p: ClusterParams = self.params  # type: ignore[assignment]
         texts = data.train["text"].tolist()
         tfidf = TfidfVectorizer(sublinear_tf=True, min_df=p.min_df, max_features=p.max_features)
-        with threadpool_limits(data.hardware.threads), parallel_counting([tfidf], data.hardware.threads):
+        with threadpool_limits(data.hardware.threads), fast_counting([tfidf], data.hardware.threads):
             x = tfidf.fit_transform(texts)
             n_comp = max(2, min(p.svd_components, x.shape[1] - 1, x.shape[0] - 1))
             lsa = make_pipeline(TruncatedSVD(n_components=n_comp, random_state=data.seed), Normalizer(copy=False))
@@ -59,16 +59,22 @@ class ClusterFamily(Family):
         return info
 
     def embed(self, model_dir: Path, texts: list[str]):
-        bundle = load_estimator(model_dir / MODEL_FILE)
-        return bundle["lsa"].transform(bundle["tfidf"].transform(texts))
+        return _embed(load_estimator(model_dir / MODEL_FILE), texts)
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
         from sklearn.cluster import HDBSCAN
 
         bundle = load_estimator(model_dir / MODEL_FILE)
-        emb = bundle["lsa"].transform(bundle["tfidf"].transform(texts))
+        emb = _embed(bundle, texts)
         if bundle["kmeans"] is not None:
             ids = bundle["kmeans"].predict(emb)
         else:
             ids = HDBSCAN(min_cluster_size=bundle["params"]["min_cluster_size"], copy=True).fit_predict(emb)
         return [f"c{i}" if i >= 0 else "noise" for i in ids]
+
+
+def _embed(bundle: dict[str, Any], texts: list[str]):
+    from .counting import fast_counting
+
+    with fast_counting([bundle["tfidf"]], n_jobs=1):
+        return bundle["lsa"].transform(bundle["tfidf"].transform(texts))

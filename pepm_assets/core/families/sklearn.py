@@ -6,8 +6,9 @@ the naive Bayes variant that copes with unbalanced classes). Class weights are "
 view's balance strategy is class_weights (or when `class_weight: balanced` is set).
 `char_ngram_max` adds TF-IDF features of character n-grams within words (`char_wb`), which catch
 morphology and spelling that word n-grams split apart (useful on short parliamentary turns).
-The vectorizers count n-grams on `hardware.threads` processes while fitting (`parallel_counting`:
-same model, plain scikit-learn objects in model.pkl).
+The vectorizers count word n-grams with pepm's compiled counter, on `hardware.threads` processes
+while fitting large inputs (`counting.fast_counting`: same model, plain scikit-learn objects in
+model.pkl).
 """
 from __future__ import annotations
 
@@ -77,12 +78,12 @@ class SklearnFamily(Family):
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         from threadpoolctl import threadpool_limits
 
-        from .parallel_counting import parallel_counting
+        from .counting import fast_counting
 
         p: SklearnParams = self.params  # type: ignore[assignment]
         class_weight = "balanced" if p.class_weight == "balanced" or (p.class_weight == "auto" and data.class_weights) else None
         pipeline = build_pipeline(p, data.seed, class_weight)
-        with threadpool_limits(data.hardware.threads), parallel_counting(_vectorizers(pipeline), data.hardware.threads):
+        with threadpool_limits(data.hardware.threads), fast_counting(_vectorizers(pipeline), data.hardware.threads):
             pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
         save_estimator(pipeline, model_dir / MODEL_FILE)
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
@@ -91,7 +92,11 @@ class SklearnFamily(Family):
                 "estimator": p.estimator}
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
-        return [str(y) for y in load_estimator(model_dir / MODEL_FILE).predict(texts)]
+        from .counting import fast_counting
+
+        pipeline = load_estimator(model_dir / MODEL_FILE)
+        with fast_counting(_vectorizers(pipeline), n_jobs=1):  # compiled, one process: a job set is small
+            return [str(y) for y in pipeline.predict(texts)]
 
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
         path = model_dir / TOP_TERMS_FILE

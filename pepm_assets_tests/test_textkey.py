@@ -1,0 +1,56 @@
+"""The dedup text key: the compiled `_textkey` against the plain-Python reference
+(`split.normalize_for_dedup`), on hand-made edge cases and on every text of the shipped corpora."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pepm_assets.core import _textkey, corpus, split
+from pepm_assets.core.config import load_common
+from pepm_assets.core.tei.dialects import build
+from pepm_assets_tests.fixtures import REPO
+
+EDGE_CASES = [
+    "", " ", "...", "\u00a0", "«\u00a0»", "a", "A", " a ", "a.b", "a  b", "\tA\r\nB\x0b\x0cc",
+    "Très bien !", "TRÈS BIEN !!", "très\u00a0bien\u202f!", "«\u00a0Très bien\u00a0»", "l’été", "l'été", "L’ÉTÉ…",
+    "Straße", "STRASSE", "ﬁn", "ΣΊΣΥΦΟΣ", "İstanbul", "Ǆ", "naïve café", "ŒUVRE œuvre",
+    "100° – 20 %", "a—b–c", "x•y·z", "„quoted“", "‘single’", "2 000\u2009€", "…début", "fin…",
+    "© ® ‰ ′ ″", "\u2000\u200a\u2028\u203f", "\u00a1\u00bf\u00bb\u00ab", "日本語 テキスト", "emoji 🙂 ok", "e\u0301",
+    "«", "»a", "a«", "\u00c2\u00a0", "\u00e2\u0080\u0099",  # characters whose UTF-8 bytes look like marks' bytes
+]
+
+
+def test_the_compiled_text_key_is_the_one_in_use() -> None:
+    if os.environ.get("PEPM_TEXT_KEY") == "python":
+        pytest.fail("PEPM_TEXT_KEY=python is set: the compiled text key is not under test")
+    assert split.IMPLEMENTATION == "compiled", "pepm_assets/core/_textkey.pyx is not built"
+
+
+@pytest.mark.parametrize("text", EDGE_CASES)
+def test_compiled_normalisation_matches_the_reference(text: str) -> None:
+    assert _textkey.normalized([text], split._MARKS) == [split.normalize_for_dedup(text)]
+
+
+def test_the_reference_normalisation_does_what_the_split_promises() -> None:
+    same = ["Très bien !", "TRÈS   BIEN", "«\u00a0très bien\u00a0»…", "très—bien"]
+    assert len(set(split.text_keys(same, "python"))) == 1
+    assert len(set(split.text_keys(same, "compiled"))) == 1
+    distinct = ["très bien", "tres bien", "très bien, non", "bien très", "trèsbien"]
+    assert len(set(split.text_keys(distinct, "python"))) == len(set(split.text_keys(distinct, "compiled"))) == len(distinct)
+
+
+def test_a_separator_the_compiled_tables_cannot_hold_is_refused() -> None:
+    with pytest.raises(ValueError, match="U\\+2192"):
+        _textkey.keys(["a"], "→")
+
+
+@pytest.mark.parametrize("corpus_id", ["mpt", "an_debats", "an_amendements"])
+def test_both_text_keys_agree_on_the_shipped_corpus(shipped_corpora: Path, corpus_id: str) -> None:
+    cfg = load_common(REPO).corpora[corpus_id]
+    dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
+    texts = pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))["text"].to_pylist()
+    assert len(texts) > 1000
+    assert split.text_keys(texts, "compiled") == split.text_keys(texts, "python")
