@@ -86,24 +86,25 @@ cdef inline size_t _slot(const PairTable* t, int64_t key) noexcept nogil:
     return i
 
 
-cdef int _grow(PairTable* t, size_t capacity) except -1 nogil:
-    cdef int64_t* old_keys = t.keys
-    cdef int64_t* old_features = t.features
-    cdef size_t old_capacity = t.mask + 1 if old_keys != NULL else 0, i, j
-    t.keys = <int64_t*>malloc(capacity * sizeof(int64_t))
-    t.features = <int64_t*>malloc(capacity * sizeof(int64_t))
-    if t.keys == NULL or t.features == NULL:
-        with gil:
-            raise MemoryError()
-    memset(t.keys, 0xFF, capacity * sizeof(int64_t))
-    t.mask = capacity - 1
-    for i in range(old_capacity):
-        if old_keys[i] != -1:
-            j = _slot(t, old_keys[i])
-            t.keys[j] = old_keys[i]
-            t.features[j] = old_features[i]
-    free(old_keys)
-    free(old_features)
+cdef int _grow(PairTable* t, size_t capacity) except -1:
+    cdef int64_t* keys = <int64_t*>malloc(capacity * sizeof(int64_t))
+    cdef int64_t* features = <int64_t*>malloc(capacity * sizeof(int64_t))
+    cdef PairTable old = t[0]
+    cdef size_t i, j
+    if keys == NULL or features == NULL:
+        free(keys)
+        free(features)
+        raise MemoryError()
+    memset(keys, 0xFF, capacity * sizeof(int64_t))
+    t.keys, t.features, t.mask = keys, features, capacity - 1
+    if old.keys != NULL:
+        for i in range(old.mask + 1):
+            if old.keys[i] != -1:
+                j = _slot(t, old.keys[i])
+                t.keys[j] = old.keys[i]
+                t.features[j] = old.features[i]
+    free(old.keys)
+    free(old.features)
     return 0
 
 
@@ -170,6 +171,8 @@ cdef class _Counter:
             it = self.token_ids.find(key)
             if it == self.token_ids.end():
                 token_id = len(self.token_strings)
+                if token_id >= 1 << 31:  # a pair of token ids is one 64-bit key
+                    raise OverflowError("more than 2**31 distinct tokens")
                 self.token_ids[key] = token_id
                 self.token_strings.append(PyUnicode_Substring(text, start, i))
                 self.unigram.push_back(UNSEEN)
