@@ -130,6 +130,49 @@ def test_compiled_counting_stays_in_one_process(monkeypatch: pytest.MonkeyPatch)
     assert calls == [] and (got != plain.fit_transform(_texts(400, 1))).nnz == 0
 
 
+def test_compiled_counter_takes_what_scikit_learn_takes() -> None:
+    class Texts(list):
+        pass
+
+    texts = [np.str_("Ab cd ef"), "cd ef gh"] + _texts(20, 8)
+    for params in (dict(lowercase=False), dict(ngram_range=(1, 2))):
+        _assert_same(CountVectorizer(**params), CountVectorizer(**params), texts, Texts(reversed(texts)))
+    for bad in (None, 3):  # scikit-learn's tokenizer refuses them; never read as a string
+        plain_error = pytest.raises(TypeError)
+        with plain_error:
+            CountVectorizer(lowercase=False).fit([bad, "ab"])
+        with pytest.raises(TypeError, match="expected string"), pc.fast_counting([v := CountVectorizer(lowercase=False)], n_jobs=1):
+            v.fit([bad, "ab"])
+    plain, fast = CountVectorizer(ngram_range=(0, 2)), CountVectorizer(ngram_range=(0, 2))
+    assert not pc._compiled_applies(fast)  # scikit-learn's "0-grams" (empty strings) stay its own
+    _assert_same(plain, fast, texts, texts[:3])
+
+
+def test_fast_counting_twice_on_one_vectorizer_restores_it() -> None:
+    v = CountVectorizer()
+    with pc.fast_counting([v, v], n_jobs=1):
+        with pc.fast_counting([v], n_jobs=2):
+            inner = v._count_vocab
+        assert v._count_vocab is not inner  # the outer block's counting is back
+        v.fit(_texts(10, 9))
+    assert "_count_vocab" not in vars(v)
+
+
+def test_counting_on_several_processes_keeps_scikit_learns_index_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sklearn
+
+    monkeypatch.setattr(pc, "IMPLEMENTATION", "python")
+    monkeypatch.setattr(pc.os, "cpu_count", lambda: 4)
+    for interface in ("sparray", "spmatrix"):
+        with sklearn.config_context(sparse_interface=interface):
+            plain, parallel = CountVectorizer(), CountVectorizer()
+            expected = plain.fit_transform(_texts(40, 10))
+            with pc.fast_counting([parallel], n_jobs=2, min_chars=0):
+                got = parallel.fit_transform(_texts(40, 10))
+            assert type(got) is type(expected) and (got.indices.dtype, got.indptr.dtype) == (expected.indices.dtype, expected.indptr.dtype)
+            assert (got != expected).nnz == 0
+
+
 def test_compiled_counter_keeps_scikit_learns_errors_and_fallbacks() -> None:
     with pytest.raises(ValueError, match="empty vocabulary"), pc.fast_counting([v := CountVectorizer()], n_jobs=1):
         v.fit(["a b", "! ?"])

@@ -42,6 +42,19 @@ def test_the_reference_normalisation_does_what_the_split_promises() -> None:
     assert len(set(split.text_keys(distinct, "python"))) == len(set(split.text_keys(distinct, "compiled"))) == len(distinct)
 
 
+def test_compiled_keys_take_what_the_reference_takes() -> None:
+    import numpy as np
+
+    texts = [np.str_("Très «\u00a0bien\u00a0»"), "très bien"]
+    assert split.text_keys(texts, "compiled") == split.text_keys(texts, "python")
+    assert len(set(split.text_keys(texts, "compiled"))) == 1
+    for bad in (None, 3):  # never read as a string
+        with pytest.raises(AttributeError):
+            split.text_keys(["a", bad], "python")
+        with pytest.raises(AttributeError):
+            split.text_keys(["a", bad], "compiled")
+
+
 def test_a_separator_the_compiled_tables_cannot_hold_is_refused() -> None:
     with pytest.raises(ValueError, match="U\\+2192"):
         _textkey.keys(["a"], "→")

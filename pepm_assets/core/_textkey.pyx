@@ -71,21 +71,25 @@ cdef Py_ssize_t _normalize(const unsigned char* s, Py_ssize_t n, unsigned char* 
     return j
 
 
-def normalized(list texts, str marks):
+def normalized(texts, str marks):
     """`split.normalize_for_dedup` of each text (bytes); `marks`: the non-ASCII separators."""
     cdef Marks m = _marks(marks)
     return [_one(t, &m) for t in texts]
 
 
-def keys(list texts, str marks):
+def keys(texts, str marks):
     """The dedup key of each text: blake2b(normalized, digest_size=12).hexdigest()."""
     cdef Marks m = _marks(marks)
     blake2b = hashlib.blake2b
     return [blake2b(_one(t, &m), digest_size=12).hexdigest() for t in texts]
 
 
-cdef bytes _one(str text, const Marks* m):
-    cdef str folded = text.casefold()
+cdef bytes _one(object text, const Marks* m):
+    # text.casefold() as the reference calls it: a str subclass gives a str, None an AttributeError
+    cdef object result = text.casefold()
+    if type(result) is not str:
+        raise TypeError(f"casefold() of {type(text).__name__!r} gave {type(result).__name__!r}, not str")
+    cdef str folded = <str>result
     cdef Py_ssize_t n
     cdef const char* s = PyUnicode_AsUTF8AndSize(folded, &n)
     cdef unsigned char* out = <unsigned char*> malloc(n + 1)

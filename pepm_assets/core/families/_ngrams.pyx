@@ -20,6 +20,7 @@ from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+from libcpp.pair cimport pair
 from libcpp.string cimport string
 from libcpp.unordered_map cimport unordered_map
 from libcpp.vector cimport vector
@@ -41,6 +42,8 @@ cdef extern from "Python.h":
 cdef enum:
     UNSEEN = -2   # a token whose unigram was never looked up in the vocabulary
     ABSENT = -1   # a term not in a fixed vocabulary (transform): not counted
+
+cdef int64_t MAX_TOKENS = (<int64_t>1) << 31
 
 
 cdef unsigned char ASCII_WORD[128]
@@ -171,9 +174,9 @@ cdef class _Counter:
             it = self.token_ids.find(key)
             if it == self.token_ids.end():
                 token_id = len(self.token_strings)
-                if token_id >= 1 << 31:  # a pair of token ids is one 64-bit key
+                if token_id >= MAX_TOKENS:  # a pair of token ids is one 64-bit key
                     raise OverflowError("more than 2**31 distinct tokens")
-                self.token_ids[key] = token_id
+                self.token_ids.insert(pair[string, int64_t](key, token_id))
                 self.token_strings.append(PyUnicode_Substring(text, start, i))
                 self.unigram.push_back(UNSEEN)
             else:
@@ -234,7 +237,7 @@ cdef class _Counter:
         self.doc_no += 1
 
 
-def count_word_ngrams(list documents, preprocess, decode, int min_n, int max_n, dict vocabulary, bint fixed):
+def count_word_ngrams(documents, preprocess, decode, int min_n, int max_n, dict vocabulary, bint fixed):
     """Rows of n-gram counts of `documents`, as CSR arrays (indices int64, counts int32, indptr
     int64); `decode` and `preprocess` are the vectorizer's own (`decode`, `build_preprocessor()`).
     Fitting (`fixed` false), new terms are added to `vocabulary` in scikit-learn's order."""
@@ -242,10 +245,20 @@ def count_word_ngrams(list documents, preprocess, decode, int min_n, int max_n, 
         raise ValueError(f"ngram_range ({min_n}, {max_n})")
     cdef _Counter counter = _Counter(vocabulary, fixed)
     for doc in documents:
-        counter.document(preprocess(decode(doc)), min_n, max_n)
+        counter.document(_exact_str(preprocess(decode(doc))), min_n, max_n)
     return (_array(counter.indices.data(), counter.indices.size(), np.int64),
             _array(counter.values.data(), counter.values.size(), np.int32),
             _array(counter.indptr.data(), counter.indptr.size(), np.int64))
+
+
+cdef str _exact_str(object text):
+    """The text as an exact str (the C loops read its buffer): a str subclass (numpy.str_) is
+    copied; anything else (None, a number) is the error scikit-learn's regex tokenizer raises."""
+    if type(text) is str:
+        return <str>text
+    if isinstance(text, str):
+        return str.__str__(text)
+    raise TypeError(f"expected string or bytes-like object, got {type(text).__name__!r}")
 
 
 cdef object _array(void* data, size_t n, dtype):

@@ -51,19 +51,25 @@ def fast_counting(vectorizers: list[Any], n_jobs: int, min_chars: int = MIN_CHAR
     jobs = min(n_jobs, os.cpu_count() or 1)
     if "fork" not in multiprocessing.get_all_start_methods():
         jobs = 1
-    patched = [v for v in vectorizers if getattr(v, "input", None) == "content" and (jobs > 1 or _compiled_applies(v))]
+    unique = {id(v): v for v in vectorizers}.values()
+    patched = [v for v in unique if getattr(v, "input", None) == "content" and (jobs > 1 or _compiled_applies(v))]
+    shadowed = [vars(v).get("_count_vocab") for v in patched]  # an enclosing fast_counting's, restored on exit
     for vectorizer in patched:  # an instance attribute shadows the method, for this block only
         vectorizer._count_vocab = functools.partial(_count_vocab, vectorizer, jobs, min_chars)
     try:
         yield
     finally:
-        for vectorizer in patched:
-            del vectorizer._count_vocab
+        for vectorizer, previous in zip(patched, shadowed):
+            if previous is None:
+                del vectorizer._count_vocab
+            else:
+                vectorizer._count_vocab = previous
 
 
 def _compiled_applies(vectorizer: Any) -> bool:
     return (IMPLEMENTATION == "compiled" and vectorizer.analyzer == "word" and vectorizer.tokenizer is None
-            and vectorizer.token_pattern == DEFAULT_TOKEN_PATTERN and vectorizer.get_stop_words() is None)
+            and vectorizer.token_pattern == DEFAULT_TOKEN_PATTERN and vectorizer.get_stop_words() is None
+            and vectorizer.ngram_range[0] >= 1)  # (0, n): scikit-learn counts empty-string "0-grams"
 
 
 def _serial(vectorizer: Any, documents: list, fixed_vocab: bool):
@@ -154,4 +160,6 @@ def _stack(parts: list[_Counted], remaps: list, n_features: int, dtype: Any):
               for part, remap in zip(parts, remaps)]
     X = sp.vstack(blocks, format="csr", dtype=dtype)
     X.sort_indices()  # remapped rows are no longer in column order
+    index_dtype = np.int64 if X.nnz > np.iinfo(np.int32).max else np.int32  # scikit-learn's rule (remaps are int64)
+    X.indices, X.indptr = X.indices.astype(index_dtype, copy=False), X.indptr.astype(index_dtype, copy=False)
     return X
