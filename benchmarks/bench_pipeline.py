@@ -332,11 +332,12 @@ def main() -> int:
             progress.refresh()
             dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", tmp / "corpus_1x", ["mpt"])
             corpora = {"1x": tmp / "corpus_1x" / "mpt"}
-            progress.update(task, description=f"writing {args.replicas} distinct replicas")
-            progress.refresh()
-            replica_info = replicate(corpora["1x"], tmp / "corpus_Nx", args.replicas)
-            corpora["Nx"] = tmp / "corpus_Nx"
-            results["replica_files"] = replica_info
+            if args.replicas > 1:  # --replicas 1: the 1x case only (an "Nx" copy of it would be judged by the Nx target)
+                progress.update(task, description=f"writing {args.replicas} distinct replicas")
+                progress.refresh()
+                replica_info = replicate(corpora["1x"], tmp / "corpus_Nx", args.replicas)
+                corpora["Nx"] = tmp / "corpus_Nx"
+                results["replica_files"] = replica_info
 
             for case, corpus in corpora.items():
                 files = sorted(corpus.glob("*.xml"))
