@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from . import balance, labels, split
@@ -158,9 +160,6 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
 def write_tsv(df: pd.DataFrame, target: Path) -> Path:
     """Atomically, with Arrow's C++ CSV writer (30x pandas.to_csv on 100k texts); fields are quoted
     only where needed, the header never, so the file reads the same with pandas, csv or cut."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:
@@ -181,9 +180,6 @@ def read_tsv_file(path: Path) -> pd.DataFrame:
     """A TSV of `write_tsv`: every column a string (an empty field is "", never NaN; a date stays
     text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own), on this thread, with
     quoted newlines allowed and the whole file as one block (a text is never split between two)."""
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
     with open(path, encoding="utf-8") as fh:
         columns = fh.readline().rstrip("\n").split("\t")
     types = {name: pa.int64() if name in TSV_INT_COLUMNS else pa.string() for name in columns}

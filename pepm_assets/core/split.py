@@ -10,22 +10,18 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
-try:
-    from . import _textkey  # compiled by `pip install -e .` (setup.py)
-except ImportError:
-    _textkey = None
+from . import compiled
 
 LABEL = "label"
 # separators outside ASCII that French parliamentary texts use; every other non-ASCII character is kept
 _TYPOGRAPHIC = ("\u00a0", "\u202f", "\u2009", "’", "‘", "«", "»", "“", "”", "„", "…", "–", "—", "•", "·", "°")
 _MARKS = "".join(_TYPOGRAPHIC)
-IMPLEMENTATION = "python" if _textkey is None or os.environ.get("PEPM_TEXT_KEY") == "python" else "compiled"
+_textkey, IMPLEMENTATION = compiled.load(f"{__package__}._textkey", "PEPM_TEXT_KEY", "dedup keys take twice as long")
 _ASCII_ALNUM = bytes(c if (48 <= c <= 57 or 97 <= c <= 122 or c >= 128) else 32 for c in range(256))
 
 

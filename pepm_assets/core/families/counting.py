@@ -33,12 +33,9 @@ from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
-try:
-    from . import _ngrams  # compiled by `pip install -e .` (setup.py)
-except ImportError:
-    _ngrams = None
+from .. import compiled
 
-IMPLEMENTATION = "python" if _ngrams is None or os.environ.get("PEPM_NGRAMS") == "python" else "compiled"
+_ngrams, IMPLEMENTATION = compiled.load(f"{__package__}._ngrams", "PEPM_NGRAMS", "word n-grams count 2-3x slower")
 MIN_CHARS = 1_000_000
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _WORK: dict[str, Any] = {}  # what the forked workers read (inherited memory: the documents are never pickled)

@@ -6,9 +6,9 @@ the naive Bayes variant that copes with unbalanced classes). Class weights are "
 view's balance strategy is class_weights (or when `class_weight: balanced` is set).
 `char_ngram_max` adds TF-IDF features of character n-grams within words (`char_wb`), which catch
 morphology and spelling that word n-grams split apart (useful on short parliamentary turns).
-The vectorizers count word n-grams with pepm's compiled counter, on `hardware.threads` processes
-while fitting large inputs (`counting.fast_counting`: same model, plain scikit-learn objects in
-model.pkl).
+Word n-grams are counted by pepm's compiled counter, character n-grams by scikit-learn on
+`hardware.threads` processes for large inputs (`counting.fast_counting`: same model, plain
+scikit-learn objects in model.pkl).
 """
 from __future__ import annotations
 

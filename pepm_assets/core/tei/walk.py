@@ -11,25 +11,16 @@ boundaries, a no-break space is kept.
 """
 from __future__ import annotations
 
-import os
-import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import pyarrow as pa
 from lxml import etree
 
+from .. import compiled
 from . import reader
 
-try:
-    from . import _walk
-except Exception:  # never built (ImportError), or built against an lxml whose types differ (ValueError)
-    _walk = None
-
-IMPLEMENTATION = "python" if _walk is None or os.environ.get("PEPM_TEI_WALK") == "python" else "compiled"
-if _walk is None:
-    warnings.warn("pepm's compiled TEI walker is not built (run `pip install -e .`): extraction runs several times slower",
-                  RuntimeWarning, stacklevel=2)
+_walk, IMPLEMENTATION = compiled.load(f"{__package__}._walk", "PEPM_TEI_WALK", "extraction runs several times slower")
 
 
 @dataclass(frozen=True)
