@@ -12,8 +12,8 @@ numbered in scikit-learn's order (a document's unigrams in order, then its bigra
 vocabulary dict, the rows and the counts are the ones scikit-learn builds; `test_counting.py`
 compares them value for value. n-grams longer than 2 are built as strings, as scikit-learn does.
 """
-from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem, PyDict_Size
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Substring
 from cython.operator cimport dereference as deref
