@@ -44,12 +44,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _instance(root: Path):
-    from .defs.instance import ensure_dagster_home
+    """The project's instance (created under a lock on first use), after cleaning up what killed
+    runs left behind (defs/recovery.py)."""
+    from .defs.instance import get_instance
+    from .defs.recovery import recover
 
-    ensure_dagster_home(root)
-    import dagster as dg
-
-    return dg.DagsterInstance.get()
+    instance = get_instance(root)
+    for line in recover(instance, root):  # on stderr: stdout may be a command's data
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]recovered:[/] {escape(line)}")
+    return instance
 
 
 @app.command()
@@ -211,33 +214,43 @@ def mlflow_ui(port: int = typer.Option(5000, help="web UI port")) -> None:
 
 
 @app.command()
-def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", help="profiles to show (default: all)")) -> None:
-    """Show which partitions Dagster considers fresh, stale or missing."""
-    from .definitions import build_definitions
-    from .defs.partitions import view_key
-    from .defs.staleness import stale_status
+def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", help="profiles to show (default: all)"),
+           override: Optional[List[str]] = OVERRIDE) -> None:
+    """What is fresh, stale or missing for each profile, from raw bytes to evaluations: each output's
+    recorded version against the one its current inputs, parameters and code call for."""
+    from .core import lineage
 
     root = _root()
-    instance = _instance(root)
-    defs = build_definitions(root)
-    table = Table(title="staleness (after `pepm observe`)")
+    _instance(root)  # first use of the store, and recovery of runs whose process died
+    common = load_common(root)
+    expected = lineage.Expected(root)
+    table = Table(title="status (versions on disk vs what the current files and configs call for)")
     for col in ("asset", "partition", "status", "why"):
         table.add_column(col)
+    seen: set[tuple[str, str]] = set()
+    counts = {"FRESH": 0, "STALE": 0, "MISSING": 0}
     for name in profile or list_profiles(root):
-        params = resolve_profile(root, name)
-        for cid in params.dataset.corpus_ids:
-            st, why = stale_status(instance, defs, "corpus_docs", cid)
-            table.add_row("corpus_docs", cid, st, "; ".join(why))
-        key = view_key(params.dataset_id, params.view)
-        for asset in ("view_split", "model_formats"):
-            st, why = stale_status(instance, defs, asset, key)
-            table.add_row(asset, key, st, "; ".join(why))
+        try:
+            params = resolve_profile(root, name, override or [])
+        except ConfigError as exc:
+            table.add_row("profile", name, "[red]INVALID[/]", escape(str(exc)))
+            continue
+        models = {m: common.models[m] for m in params.models}
+        for st in expected.statuses(params, models):
+            if (st.asset, st.partition) in seen:
+                continue
+            seen.add((st.asset, st.partition))
+            counts[st.state] += 1
+            colour = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}[st.state]
+            table.add_row(st.asset, st.partition, f"[{colour}]{st.state}[/]", escape("; ".join(st.why)))
     console.print(table)
+    console.print(" ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
 
 
 @app.command()
 def observe() -> None:
-    """Record current DVC hashes and params hashes (what the hourly schedules do)."""
+    """Record the raw corpora's content hashes and the partitions' params hashes in Dagster (what the
+    hourly schedules do), so the Dagster UI shows what became stale."""
     from .definitions import build_definitions
     from .defs import runner
     from .defs.jobs import OBSERVE_PARAMS, OBSERVE_RAW

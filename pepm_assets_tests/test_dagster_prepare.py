@@ -60,11 +60,11 @@ def test_train_prop_override_makes_split_and_formats_stale(project: Path, dagste
         assert stale_status(dagster_instance, defs, asset, KEY)[0] == "FRESH"
     first_train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
 
-    # what `pepm prepare -o train_prop=0.5` does before running: record the selection, observe params
-    from pepm_assets.core.selection import write_selection
+    # what `pepm prepare -o train_prop=0.5` records before its run: the params hash it is about to use
+    from pepm_assets.core.config import resolve_profile
 
-    write_selection(project, "tiny_mpt", "left_right", "tiny_quick", ["train_prop=0.5"])
-    runner._execute(defs, "observe_view_params", dagster_instance)
+    new = resolve_profile(project, "tiny_quick", ["train_prop=0.5"])
+    runner.observe(dagster_instance, "view_params", {KEY: new.params_hash}, runner.StageReport(params=new))
     for asset in ("view_split", "model_formats"):
         status, causes = stale_status(dagster_instance, defs, asset, KEY)
         assert status == "STALE" and any("view_params" in c or "dependency data version" in c for c in causes), causes
@@ -115,7 +115,7 @@ def test_the_runner_records_new_source_versions_itself(project: Path, dagster_in
     assert again.observed == [] and again.runs == []
     second = runner.prepare(project, "tiny_quick", ["train_prop=0.5"], dagster_instance, defs)
     assert second.observed == [f"view_params[{KEY}]"]
-    assert [job for job, _, _ in second.runs] == ["prepare_view"]
+    assert [job for job, _, _ in second.runs] == ["view_pipeline"]
     assert runner.recorded_version(dagster_instance, "view_params", KEY) == second.params.params_hash
     assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "FRESH"
 

@@ -79,7 +79,8 @@ def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) ->
     return train, job
 
 
-def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) -> ViewResult:
+def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], stamp: dict[str, Any] | None = None) -> ViewResult:
+    """`stamp` (core/lineage.py) is written into meta_view.json, which is written last."""
     started = time.perf_counter()
     paths = ProjectPaths(root)
     label_map = labels.load_label_map(root / "configs" / "label_maps" / params.label_map, root)
@@ -120,6 +121,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
     view_dir = paths.view_dir(params.dataset_id, params.view)
     cols = tsv_columns(params)
     train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
+    meta_path.unlink(missing_ok=True)  # its stamp: a crash below leaves the view missing, never half-new and "fresh"
     for df, target in ((train, train_path), (job, job_path)):
         write_tsv(df[cols], target)
 
@@ -152,6 +154,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path]) 
         "params": params.model_dump(mode="json"),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path)},
         "seconds": round(time.perf_counter() - started, 3),
+        **({"lineage": stamp} if stamp else {}),
     }
     write_json(meta_path, meta)
     return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from . import families, metrics
+from . import families, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .paths import ProjectPaths
@@ -39,11 +39,11 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     """Fit `model_id` on train.tsv (capped by the hardware preset) into models/<ds>/<view>/<family>/<id>/."""
     paths = ProjectPaths(root)
     train, job = read_split(params, root)
+    view_stamp, formats_stamp = prepared_split(params, root)
     meta_view = _read_json(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
-    if meta_view["params_hash"] != params.params_hash or meta_formats["params_hash"] != params.params_hash:
-        raise RuntimeError(f"{params.dataset_id}/{params.view} was prepared with other parameters "
-                           f"({meta_view['params_hash']}); prepare it again before training (current {params.params_hash})")
+    inputs = lineage.model_inputs(params, model_id, spec)
+    version = lineage.model_version(formats_stamp["version"], inputs)
     cap = getattr(params.hardware, f"max_train_docs_{spec.family}", None)
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
     family = families.build(spec.family, spec.params)
@@ -74,6 +74,9 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "train_seconds": round(time.perf_counter() - started, 3),
             "fit": info,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "split_version": view_stamp["version"],
+            "lineage": lineage.stamp(version, {"formats": formats_stamp["version"], "view": view_stamp["version"],
+                                               "params_hash": params.params_hash, **inputs}, []),
         }
         write_json(tmp / "meta_model.json", meta)
     return meta
@@ -87,8 +90,8 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
     if eval_params.view != params.view:
         raise ValueError(f"cross-dataset evaluation needs the same view ({params.view} vs {eval_params.view})")
     model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
-    if not (model_dir / "meta_model.json").is_file():
-        raise FileNotFoundError(f"{paths.rel(model_dir)}: no trained model; materialize model__{model_id} first")
+    model_stamp, eval_view = trained_model(params, model_id, spec, root, eval_params)
+    version = lineage.evaluation_version(model_stamp["version"], eval_view["version"])
     meta_model = _read_json(model_dir / "meta_model.json")
     job = read_tsv(eval_params, root, "job")
     family = families.build(spec.family, spec.params)
@@ -123,12 +126,59 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             "seed": params.seed, "n_job": len(job), "predict_seconds": round(predict_seconds, 3),
             "model_created_at": meta_model["created_at"], "n_train_used": meta_model["n_train_used"], "truncated": meta_model["truncated"],
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
+            "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"]}, ["metrics.json"]),
         }
         write_json(tmp / "meta_eval.json", meta_eval)
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
     summary = _summary(scores, family.supervised)
     update_index(paths, {**meta_eval, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)})
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir}
+
+
+def prepared_split(params: ResolvedParams, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The lineage stamps of the split and formats on disk, if they were built with `params`;
+    else a LineageError saying to prepare (never train on a split of other parameters)."""
+    paths = ProjectPaths(root)
+    where = f"{params.dataset_id}/{params.view}"
+    fix = f"run the prepare stage of this profile first (`pepm prepare -p {params.profile}`{_overrides_hint(params)})"
+    view = lineage.read_stamp(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
+    if view is None:
+        raise lineage.LineageError(f"{where}: no prepared split (data/interim/{where}/meta_view.json or its TSVs missing); {fix}")
+    built_with = view["inputs"].get("params_hash")
+    if built_with != params.params_hash:
+        raise lineage.LineageError(f"{where}: the split on disk was prepared with params {built_with}, this run has params "
+                                   f"{params.params_hash} (seed {params.seed}); {fix}")
+    formats = lineage.read_stamp(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
+    if formats is None or formats["inputs"].get("view") != view["version"]:
+        raise lineage.LineageError(f"{where}: the model formats on disk are not those of the split on disk; {fix}")
+    return view, formats
+
+
+def trained_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path,
+                  eval_params: ResolvedParams | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model stamp, stamp of the split to score on), if the model on disk was fitted on the split
+    now on disk for `params`; else a LineageError. Scoring a model on a job set of another split
+    (another seed, other data) would score it on its own training documents."""
+    paths = ProjectPaths(root)
+    eval_params = eval_params or params
+    model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
+    fix = f"re-train it (`pepm train -p {params.profile}`{_overrides_hint(params)}, or `pepm run --stage pipeline`)"
+    model = lineage.read_stamp(model_dir / "meta_model.json")
+    if model is None:
+        raise lineage.LineageError(f"{paths.rel(model_dir)}: no trained model; {fix}")
+    view, _ = prepared_split(params, root)
+    if model["inputs"].get("view") != view["version"]:
+        raise lineage.LineageError(
+            f"model {model_id} was fitted on split {model['inputs'].get('view')} of {params.dataset_id}/{params.view} "
+            f"(params {model['inputs'].get('params_hash')}), the split on disk is {view['version']} (params {params.params_hash}, "
+            f"seed {params.seed}): its job set may hold its own training documents; {fix}")
+    eval_view = view if eval_params is params else prepared_split(eval_params, root)[0]
+    return model, eval_view
+
+
+def _overrides_hint(params: ResolvedParams) -> str:
+    return "".join(f" -o '{o}'" for o in params.overrides)
 
 
 def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd.DataFrame) -> list[str]:

@@ -1,10 +1,11 @@
 """Run stages through Dagster from Python (the CLI, make and the tests all come here).
 
 A stage is a sequence of Dagster runs on the project's instance, so every run shows in the UI:
-record the sources' versions (DVC hashes, params hash), parse each corpus the dataset needs
-(skipped when Dagster says it is fresh), then build and (pipeline) train and evaluate the
-dataset x view partition in one run, then the leaderboard. Runs execute in process: for a handful
-of steps that is 2-3x faster than one process per step (measured in benchmarks/).
+record the sources' versions (content hashes, params hash), parse each corpus the dataset needs
+(skipped when its version stamp is current, core/lineage.py), then build and (pipeline) train and
+evaluate the dataset x view partition in one run, then the leaderboard. Every run carries the
+profile and overrides in its tags, which each step resolves. Runs execute in process: for a
+handful of steps that is 2-3x faster than one process per step (measured in benchmarks/).
 
 Source versions are recorded as runless observations (`report_runless_asset_event`): the runner
 has just computed the hashes of the partitions it needs, so launching a run to compute them again
@@ -19,12 +20,12 @@ from typing import Callable
 
 import dagster as dg
 
-from ..core import dvc
-from ..core.config import ResolvedParams, resolve_profile
-from ..core.selection import resolve_partition, write_selection
-from .jobs import PREPARE_CORPUS, PREPARE_VIEW, REPORTS, TRAIN_EVALUATE, VIEW_PIPELINE
+from ..core import lineage
+from ..core.config import ResolvedParams, load_common, resolve_profile
+from ..core.locks import view_lock
+from ..core.selection import run_tags
+from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
 from .partitions import view_key
-from .staleness import stale_status
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -42,12 +43,23 @@ class StageReport:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
+def _extra_tags() -> dict[str, str]:
+    """Tags that let the next command recognise this run if its process dies (defs/recovery.py)."""
+    try:
+        from .recovery import run_tags as process_tags
+    except ImportError:
+        return {}
+    return process_tags()
+
+
 def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition: str | None = None,
-             run_config: dict | None = None, quiet: bool = True, assets: list[str] | None = None) -> dg.ExecuteInProcessResult:
+             run_config: dict | None = None, quiet: bool = True, assets: list[str] | None = None,
+             tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
     config = {**(QUIET if quiet else {}), **(run_config or {})}
     selection = [dg.AssetKey(a) for a in assets] if assets else None
     result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config,
-                                                          raise_on_error=False, asset_selection=selection)
+                                                          raise_on_error=False, asset_selection=selection,
+                                                          tags={**_extra_tags(), **(tags or {})})
     if not result.success:
         errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)]
@@ -61,65 +73,94 @@ def _record(report: StageReport, job: str, partition: str, result: dg.ExecuteInP
                           for e in result.get_asset_check_evaluations()})
 
 
-def prepare(
+def _no_step(_name: str) -> None:
+    pass
+
+
+STAGES = ("prepare", "train", "evaluate", "pipeline")
+KINDS = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}
+
+
+def run_stage(
     root: Path,
+    stage: str,
     profile: str,
     overrides: list[str],
     instance: dg.DagsterInstance,
     defs: dg.Definitions | None = None,
     on_step: Callable[[str], None] | None = None,
     quiet: bool = True,
+    reports: bool = True,
 ) -> StageReport:
-    """Prepare the profile's dataset x view (parse its corpora, split, formats), skipping what is fresh."""
+    """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view.
+
+    What runs is decided by versions (core/lineage.py), not by time: every asset partition whose
+    stamp on disk is the version its inputs and parameters call for is skipped, the rest runs, in one
+    Dagster run per corpus and one for the dataset x view (models and evaluations included), then
+    the leaderboard. `train` and `evaluate` never prepare: they stop with what to run first when the
+    split (or, for evaluate, the model) on disk is not the one these parameters call for. The
+    partition's lock is held throughout, so a second command on it waits."""
     from ..definitions import build_definitions
 
+    if stage not in STAGES:
+        raise StageFailed(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
     params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
-    return _prepare(root, params, instance, defs or build_definitions(root), on_step or _no_step, quiet)
-
-
-def _no_step(_name: str) -> None:
-    pass
-
-
-def _prepare(root: Path, params: ResolvedParams, instance: dg.DagsterInstance, defs: dg.Definitions,
-             step: Callable[[str], None], quiet: bool, then: list[str] | None = None) -> StageReport:
-    """`then` = assets of the same partition (models, evaluations) to materialize in the same run as
-    the view, after its blocking checks."""
+    defs = defs or build_definitions(root)
+    step = on_step or _no_step
     for cid, corpus in params.corpora.items():
         if not (root / corpus.path).is_dir():
             raise StageFailed(f"corpus {cid!r}: {corpus.path} is missing; run `pepm data import` (shipped corpora) or `dvc pull`")
     report = StageReport(params=params)
-
-    write_selection(root, params.dataset_id, params.view, params.profile, params.overrides)
+    tags = run_tags(params)
     key = view_key(params.dataset_id, params.view)
-    step("observe sources")
-    observe(instance, "raw_tei", {cid: dvc.corpus_version(root, c.path) for cid, c in params.corpora.items()}, report)
-    observe(instance, "view_params", {key: params.params_hash}, report)
+    with view_lock(root, params.dataset_id, params.view):
+        step("versions")
+        expected = lineage.Expected(root)
+        observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()}, report)
+        observe(instance, "view_params", {key: params.params_hash}, report)
+        common = load_common(root)
+        models = {m: common.models[m] for m in params.models}
+        status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}
 
-    for cid in params.dataset.corpus_ids:
-        step(f"corpus {cid}")
-        status, _ = stale_status(instance, defs, "corpus_docs", cid)
-        if status == "FRESH":
-            report.skipped.append(f"corpus_docs[{cid}]")
-            continue
-        result = _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet)
-        _record(report, PREPARE_CORPUS, cid, result)
-
-    step(f"view {params.dataset_id}/{params.view}")
-    view_assets = ["view_split", "model_formats"]
-    if all(stale_status(instance, defs, asset, key)[0] == "FRESH" for asset in view_assets):
-        report.skipped.append(f"view_split[{key}], model_formats[{key}]")
-        view_assets = []
-    assets = view_assets + list(then or [])
-    if not assets:
-        return report
-    job = TRAIN_EVALUATE if not view_assets else VIEW_PIPELINE if then else PREPARE_VIEW
-    view_config = {"ops": {"view_split": {"config": {"profile": params.profile, "overrides": params.overrides}}}} if view_assets else None
-    if then:
-        step(f"{'view + ' if view_assets else ''}{len(then)} model / report assets on {params.dataset_id}/{params.view}")
-    result = _execute(defs, job, instance, key, view_config, quiet=quiet, assets=assets)
-    _record(report, job, key, result)
+        if stage in ("prepare", "pipeline"):
+            for cid in params.dataset.corpus_ids:
+                step(f"corpus {cid}")
+                if status[("corpus_docs", cid)].state == "FRESH":
+                    report.skipped.append(f"corpus_docs[{cid}]")
+                    continue
+                _record(report, PREPARE_CORPUS, cid, _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet, tags=tags))
+            status = {(st.asset, st.partition): st for st in lineage.Expected(root).statuses(params, models)}
+        wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
+        if stage in ("prepare", "pipeline"):
+            wanted = ["view_split", "model_formats", *wanted]
+        else:
+            _require_fresh(status, key, ["view_split", "model_formats"], f"run the prepare stage first (`pepm prepare -p {params.profile}{_hint(params)}`)")
+            if stage == "evaluate":
+                _require_fresh(status, key, [f"model__{m}" for m in params.models], f"train first (`pepm train -p {params.profile}{_hint(params)}`)")
+        stale = [a for a in wanted if status[(a, key)].state != "FRESH"]
+        report.skipped += [f"{a}[{key}]" for a in wanted if a not in stale]
+        if stale and reports and stage != "train" and any(a.startswith("evaluation__") for a in stale):
+            stale.append("leaderboard")  # in the same run, after the evaluations
+        if stale:
+            step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
+            _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
     return report
+
+
+def _hint(params: ResolvedParams) -> str:
+    return "".join(f" -o '{o}'" for o in params.overrides)
+
+
+def _require_fresh(status: dict, key: str, assets: list[str], fix: str) -> None:
+    bad = [status[(a, key)] for a in assets if status[(a, key)].state != "FRESH"]
+    if bad:
+        raise StageFailed("; ".join(f"{st.asset}[{key}] is {st.state.lower()} for these parameters ({', '.join(st.why)})" for st in bad) + f": {fix}")
+
+
+def prepare(root: Path, profile: str, overrides: list[str], instance: dg.DagsterInstance, defs: dg.Definitions | None = None,
+            on_step: Callable[[str], None] | None = None, quiet: bool = True) -> StageReport:
+    """Prepare the profile's dataset x view (parse its corpora, split, formats), skipping what is fresh."""
+    return run_stage(root, "prepare", profile, overrides, instance, defs, on_step, quiet)
 
 
 def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], report: StageReport) -> None:
@@ -128,7 +169,6 @@ def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], 
 
     for partition, version in versions.items():
         if recorded_version(instance, asset, partition) == version:
-            report.skipped.append(f"{asset}[{partition}] (unchanged)")
             continue
         instance.report_runless_asset_event(dg.AssetObservation(
             asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version},
@@ -145,48 +185,8 @@ def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -
     return version.value if version else None
 
 
-STAGES = ("prepare", "train", "evaluate", "pipeline")
-
-
-def run_stage(
-    root: Path,
-    stage: str,
-    profile: str,
-    overrides: list[str],
-    instance: dg.DagsterInstance,
-    defs: dg.Definitions | None = None,
-    on_step: Callable[[str], None] | None = None,
-    quiet: bool = True,
-    reports: bool = True,
-) -> StageReport:
-    """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view; the
-    evaluate and pipeline runs end with the leaderboard. Only the profile's models are selected."""
-    from ..definitions import build_definitions
-
-    if stage not in STAGES:
-        raise StageFailed(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
-    params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
-    defs = defs or build_definitions(root)
-    step = on_step or _no_step
-    kinds = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}[stage]
-    assets = [f"{kind}{model_id}" for model_id in params.models for kind in kinds]
-    if assets and reports and stage != "train":
-        assets.append("leaderboard")  # in the same run, after the evaluations
-    if stage in ("prepare", "pipeline"):
-        return _prepare(root, params, instance, defs, step, quiet, then=assets)
-    if resolve_partition(root, params.dataset_id, params.view).params_hash != params.params_hash:
-        raise StageFailed(f"{params.dataset_id}/{params.view} was last prepared with other parameters; run the prepare stage of this profile first")
-    report = StageReport(params=params)
-    if assets:
-        key = view_key(params.dataset_id, params.view)
-        step(f"{stage} {len(params.models)} models on {params.dataset_id}/{params.view}")
-        result = _execute(defs, TRAIN_EVALUATE, instance, key, quiet=quiet, assets=assets)
-        _record(report, TRAIN_EVALUATE, key, result)
-    return report
-
-
 def cross_corpus(root: Path, instance: dg.DagsterInstance, defs: dg.Definitions | None = None, quiet: bool = True) -> str:
-    """Materialize cross_corpus_matrix (needs each dataset's model trained)."""
+    """Materialize cross_corpus_matrix (needs each dataset's model trained on its current split)."""
     from ..definitions import build_definitions
 
     defs = defs or build_definitions(root)

@@ -73,6 +73,10 @@ def load_estimator(path: Path) -> Any:
 class Family:
     params_model: ClassVar[type[FamilyParams]] = FamilyParams
     supervised: ClassVar[bool] = True
+    # part of every model's version (core/lineage.py): bump `code_version` when a change to the
+    # family changes what it fits; `hardware_fields` are the preset values that change the fit
+    code_version: ClassVar[str] = "1"
+    hardware_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: FamilyParams) -> None:
         self.params = params

@@ -28,6 +28,7 @@ class ClusterParams(FamilyParams):
 
 @REGISTRY.register("cluster")
 class ClusterFamily(Family):
+    hardware_fields = ("max_train_docs_cluster",)
     params_model = ClusterParams
     supervised = False
 

@@ -21,7 +21,9 @@ Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPath
 REGISTRY: Registry[Writer] = Registry("model format")
 
 
-def write_formats(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame) -> dict[str, Any]:
+def write_formats(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame,
+                  stamp: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every family's files, then meta_formats.json (with the lineage `stamp`) last."""
     out_dir = paths.processed_dir(params.dataset_id, params.view)
     labels = sorted(set(train["label"]) | set(job["label"]))
     meta: dict[str, Any] = {
@@ -34,8 +36,11 @@ def write_formats(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFra
         "n_job": len(job),
         "families": {},
     }
+    (out_dir / "meta_formats.json").unlink(missing_ok=True)  # its stamp goes first, comes back last
     for family in params.families:
         meta["families"][family] = REGISTRY.get(family)(train, job, out_dir, params, paths)
+    if stamp:
+        meta["lineage"] = stamp
     write_json(out_dir / "meta_formats.json", meta)
     return meta
 

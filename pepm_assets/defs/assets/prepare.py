@@ -9,28 +9,36 @@ Each asset calls one core function; this file only adds partitions, metadata and
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from ...core import actors, corpus, dvc, formats, labels, prepare, split
+from ...core import actors, corpus, formats, labels, lineage, prepare, split
+from ...core.atomic import write_json
 from ...core.config import CommonConfig, ConfigError
 from ...core.labels import LabelMap
-from ...core.selection import resolve_partition, write_selection
+from ...core.locks import corpora_locks, corpus_lock, view_lock
+from ...core.selection import resolve_for_run, resolve_partition
 from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions
 from ..resources import PepmProject
 
-CODE_VERSION = "prepare-2"
+CODE_VERSION = "prepare-3"
 GROUP = "prepare"
 
 
-class PrepareConfig(dg.Config):
-    """Run config of view_split: a profile and overrides; empty = the partition's stored selection."""
+def run_params(context: dg.AssetExecutionContext, project: PepmProject):
+    """The params this run stands for (its pepm/profile + pepm/overrides tags, else the partition's
+    configured profile): every step resolves them from the run, never from a file a run writes."""
+    dataset_id, view = split_view_key(context.partition_key)
+    try:
+        return resolve_for_run(project.path, dataset_id, view, context.run.tags)
+    except ConfigError as exc:
+        raise dg.Failure(str(exc)) from None
 
-    profile: str = ""
-    overrides: list[str] = []
+
+def lineage_failure(exc: lineage.LineageError) -> dg.Failure:
+    return dg.Failure(str(exc), allow_retries=False)
 
 
 def markdown_counts(counts: dict[str, Any], key: str = "label", value: str = "docs") -> dg.MetadataValue:
@@ -50,18 +58,18 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
     corpora_pd = corpus_partitions(common)
     views_pd = view_partitions(common, label_map)
 
-    @dg.observable_source_asset(partitions_def=corpora_pd, group_name=GROUP, description="Raw TEI folders under data/raw/<corpus>; data version = DVC content hash.")
+    @dg.observable_source_asset(partitions_def=corpora_pd, group_name=GROUP, description="Raw TEI files under data/raw/<corpus> that the corpus glob selects; data version = their content hash (DVC's directory hash when the glob selects the whole tracked folder).")
     def raw_tei(project: PepmProject) -> dg.DataVersionsByPartition:
-        return dg.DataVersionsByPartition({cid: dvc.corpus_version(project.path, cfg.path) for cid, cfg in project.common().corpora.items()})
+        return dg.DataVersionsByPartition({cid: lineage.raw_version(project.path, cfg) for cid, cfg in project.common().corpora.items()})
 
-    @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Resolved parameters of each dataset x view (profile + overrides + configs); data version = their hash. Observe after editing a profile to see what became stale.")
+    @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Resolved parameters of each dataset x view (its configured profile + configs; a CLI run records its own profile + overrides); data version = their hash. Observe after editing a profile to see what became stale.")
     def view_params(project: PepmProject) -> dg.DataVersionsByPartition:
         versions = {}
         common_now = project.common()
         for key in views_pd.get_partition_keys():
             dataset_id, view = split_view_key(key)
             try:
-                versions[key] = resolve_partition(project.path, dataset_id, view, common=common_now).params_hash
+                versions[key] = resolve_partition(project.path, dataset_id, view, common=common_now).params_hash  # configured profile
             except ConfigError as exc:
                 versions[key] = "invalid:" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
         return dg.DataVersionsByPartition(versions)
@@ -75,10 +83,22 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
     def corpus_docs(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
         cfg = project.common().corpora[cid]
-        outputs, stats = corpus.extract_corpus(cid, cfg, project.path, project.paths.corpus_dir(cid))
+        with corpus_lock(project.path, cid):
+            raw = lineage.raw_version(project.path, cfg)
+            (project.paths.corpus_dir(cid) / "parse_stats.json").unlink(missing_ok=True)  # the stamp goes first, comes back last
+            outputs, stats = corpus.extract_corpus(cid, cfg, project.path, project.paths.corpus_dir(cid))
+            if lineage.raw_version(project.path, cfg) != raw:
+                raise dg.Failure(f"corpus {cid}: files under {cfg.path} changed while they were parsed; run again")
+            config = lineage.corpus_config_version(cfg)
+            version = lineage.corpus_docs_version(raw, config)
+            passed = stats.reject_rate <= cfg.max_reject_rate
+            if passed:  # a corpus that fails its gate gets no stamp: nothing downstream can use it
+                parse_stats = json.loads(outputs.stats.read_text(encoding="utf-8"))
+                files = [p.name for p in (outputs.docs, outputs.rejects, getattr(outputs, "files", None)) if p is not None]
+                parse_stats["lineage"] = lineage.stamp(version, {"raw": raw, "config": config}, files)
+                write_json(outputs.stats, parse_stats)  # the stamp, last
         rejects = pd.read_parquet(outputs.rejects)
         first = rejects.head(10)
-        passed = stats.reject_rate <= cfg.max_reject_rate
         return dg.MaterializeResult(
             metadata={
                 "n_docs": stats.n_docs,
@@ -93,7 +113,9 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
                 "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
                 "dialect": cfg.dialect,
+                "raw_version": raw,
             },
+            data_version=dg.DataVersion(version),
             check_results=[dg.AssetCheckResult(
                 check_name="reject_rate_under_threshold", passed=passed,
                 severity=dg.AssetCheckSeverity.ERROR,
@@ -128,19 +150,20 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             dg.AssetCheckSpec("no_train_job_leakage", asset="view_split", blocking=True, description="no doc id, normalised text (or group_by value) in both train and job"),
         ],
     )
-    def view_split(context: dg.AssetExecutionContext, config: PrepareConfig, project: PepmProject) -> dg.MaterializeResult:
-        dataset_id, view = split_view_key(context.partition_key)
-        if config.profile or config.overrides:
-            params = resolve_partition(project.path, dataset_id, view, config.profile, config.overrides)
-            write_selection(project.path, dataset_id, view, params.profile if params.profile != "default" else "", params.overrides)
-        else:
-            params = resolve_partition(project.path, dataset_id, view)
+    def view_split(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
+        params = run_params(context, project)
         docs_files = {cid: project.paths.corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
-        missing = [str(p) for p in docs_files.values() if not p.is_file()]
-        if missing:
-            raise dg.Failure(f"materialize corpus_docs first; missing {missing}")
-        result = prepare.build_view(params, project.path, docs_files)
-        train, job = prepare.read_split(params, project.path)  # checks read back what was written
+        with view_lock(project.path, params.dataset_id, params.view), corpora_locks(project.path, params.dataset.corpus_ids):
+            docs_versions = {}
+            for cid in params.dataset.corpus_ids:
+                version = lineage.recorded_version(project.paths.corpus_dir(cid) / "parse_stats.json")
+                if version is None:
+                    raise dg.Failure(f"corpus_docs[{cid}] is missing (data/interim/_corpora/{cid}/): materialize it first")
+                docs_versions[cid] = version
+            version = lineage.view_version(params, docs_versions)
+            stamp = lineage.stamp(version, {"params_hash": params.params_hash, "corpus_docs": docs_versions}, ["train.tsv", "job.tsv"])
+            result = prepare.build_view(params, project.path, docs_files, stamp)
+            train, job = prepare.read_split(params, project.path)  # checks read back what was written
         return dg.MaterializeResult(
             metadata={
                 "params_hash": params.params_hash,
@@ -157,7 +180,9 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "params": dg.MetadataValue.json(params.model_dump(mode="json")),
                 "train_path": dg.MetadataValue.path(project.paths.rel(result.train_path)),
                 "meta_view_path": dg.MetadataValue.path(project.paths.rel(result.meta_path)),
+                "corpus_docs_versions": dg.MetadataValue.json(docs_versions),
             },
+            data_version=dg.DataVersion(version),
             check_results=view_checks(train, job, params.quality.min_docs_per_class, params.split.group_by),
         )
 
@@ -166,18 +191,21 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
         description="spaCy DocBin shards, HF JSONL, TSV references and meta_formats.json under data/processed/<dataset>/<view>/.",
     )
     def model_formats(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
-        dataset_id, view = split_view_key(context.partition_key)
-        meta_view = json.loads((project.paths.view_dir(dataset_id, view) / "meta_view.json").read_text(encoding="utf-8"))
-        params = resolve_partition(project.path, dataset_id, view)
-        if params.params_hash != meta_view["params_hash"]:
-            raise dg.Failure(f"view_split of {dataset_id}/{view} was built with params {meta_view['params_hash']}, current are {params.params_hash}: materialize view_split first")
-        train, job = prepare.read_split(params, project.path)
-        meta = formats.write_formats(params, project.paths, train, job)
+        params = run_params(context, project)
+        with view_lock(project.path, params.dataset_id, params.view):
+            view_stamp = lineage.read_stamp(project.paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
+            if view_stamp is None or view_stamp["inputs"].get("params_hash") != params.params_hash:
+                raise dg.Failure(f"view_split of {params.dataset_id}/{params.view} on disk is missing or was built with other "
+                                 f"parameters than this run's ({params.params_hash}): materialize view_split first")
+            version = lineage.formats_version(view_stamp["version"])
+            train, job = prepare.read_split(params, project.path)
+            meta = formats.write_formats(params, project.paths, train, job, lineage.stamp(version, {"view": view_stamp["version"]}, []))
         return dg.MaterializeResult(metadata={
             "params_hash": params.params_hash,
+            "view_version": view_stamp["version"],
             "families": dg.MetadataValue.json(meta["families"]),
-            "meta_formats_path": dg.MetadataValue.path(project.paths.rel(project.paths.processed_dir(dataset_id, view) / "meta_formats.json")),
-        })
+            "meta_formats_path": dg.MetadataValue.path(project.paths.rel(project.paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")),
+        }, data_version=dg.DataVersion(version))
 
     return [raw_tei, view_params, corpus_docs, actor_counts, view_split, model_formats]
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import dagster as dg
 
-from ...core import reports, training
+from ...core import lineage, reports, training
 from ...core.config import CommonConfig, ModelSpec
+from ...core.locks import view_lock
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
-from ..partitions import split_view_key
 from ..resources import PepmProject
-from .prepare import markdown_counts
+from .prepare import markdown_counts, run_params
 
-CODE_VERSION = "train-1"
+CODE_VERSION = "train-2"
 RESOURCE_CLASS_TAG = "pepm/resource_class"
 
 
@@ -37,25 +37,36 @@ def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelS
             "dagster_run_id": context.run.run_id, "partition": str(context.partition_key) if context.has_partition_key else ""}
 
 
+def model_code_version(model_id: str, spec: ModelSpec) -> str:
+    """Dagster's code version of a model asset: its models.yml entry and its family's code version
+    (editing C of one model makes that model stale in the UI, and only it)."""
+    inputs = lineage.model_inputs_of_spec(model_id, spec)
+    return f"{CODE_VERSION}:{lineage.digest(inputs)}"
+
+
 def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
     @dg.asset(
-        name=f"model__{model_id}", partitions_def=views_pd, group_name="train", code_version=CODE_VERSION,
+        name=f"model__{model_id}", partitions_def=views_pd, group_name="train", code_version=model_code_version(model_id, spec),
         deps=["model_formats", "view_params"], kinds={spec.family}, op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
         description=f"{model_id} ({spec.family}) trained on the partition's train set -> models/<dataset>/<view>/{spec.family}/{model_id}/. {spec.description}",
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        dataset_id, view = split_view_key(context.partition_key)
-        params = resolve_partition(project.path, dataset_id, view)
-        meta = training.train_model(params, model_id, spec, project.path)
-        model_dir = project.paths.model_dir(dataset_id, view, spec.family, model_id)
+        params = run_params(context, project)
+        with view_lock(project.path, params.dataset_id, params.view):
+            try:
+                meta = training.train_model(params, model_id, spec, project.path)
+            except lineage.LineageError as exc:
+                raise dg.Failure(str(exc), allow_retries=False) from None
+        model_dir = project.paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
         tracker = mlflow.tracker(project)
         logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, _tags(context, params, model_id, spec)) if tracker else {}
         return dg.MaterializeResult(metadata={
             "params_hash": params.params_hash, "seed": params.seed, "n_train_used": meta["n_train_used"],
             "truncated": meta["truncated"], "train_seconds": meta["train_seconds"],
             "fit": dg.MetadataValue.json(meta["fit"]), "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
+            "split_version": meta["split_version"],
             **({"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"} if logged else {}),
-        })
+        }, data_version=dg.DataVersion(meta["lineage"]["version"]))
 
     checks = []
     if spec.early_stop.min_accuracy is not None:
@@ -64,14 +75,17 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         checks.append(dg.AssetCheckSpec("min_macro_f1", asset=f"evaluation__{model_id}", description=f"macro-F1 >= {spec.early_stop.min_macro_f1} (models.yml early_stop)"))
 
     @dg.asset(
-        name=f"evaluation__{model_id}", partitions_def=views_pd, group_name="evaluate", code_version=CODE_VERSION,
+        name=f"evaluation__{model_id}", partitions_def=views_pd, group_name="evaluate", code_version=lineage.EVAL_CODE,
         deps=[model_asset], kinds={spec.family}, check_specs=checks,
         description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, metrics_by_<field>.json, confusion_matrix.png under reports/.",
     )
     def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
-        dataset_id, view = split_view_key(context.partition_key)
-        params = resolve_partition(project.path, dataset_id, view)
-        result = training.evaluate_model(params, model_id, spec, project.path)
+        params = run_params(context, project)
+        with view_lock(project.path, params.dataset_id, params.view):
+            try:
+                result = training.evaluate_model(params, model_id, spec, project.path)
+            except lineage.LineageError as exc:
+                raise dg.Failure(str(exc), allow_retries=False) from None
         tracker = mlflow.tracker(project)
         run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], _tags(context, params, model_id, spec)) if tracker else None
         summary = result["metrics"]
@@ -86,7 +100,9 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
                       **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
                       "n_job": result["n_job"], "seed": params.seed, "params_hash": params.params_hash,
                       "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+                      "model_version": result["model_version"], "split_version": result["split_version"],
                       **({"mlflow_run_id": run_id} if run_id else {})},
+            data_version=dg.DataVersion(result["lineage"]["version"]),
             check_results=check_results,
         )
 

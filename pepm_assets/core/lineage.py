@@ -1,0 +1,289 @@
+"""One version chain from raw bytes to metrics (plain Python; the Dagster assets and the CLI use it).
+
+Every output folder carries a stamp (`version` + the versions of the `inputs` it was built from) in
+its meta file, written last, so a crash leaves the old stamp and the output reads as stale, never
+as fresh. A version is a hash of exactly what determines the content:
+
+    raw_tei[corpus]       the files the corpus's glob selects: names and bytes (DVC's directory hash)
+    corpus_docs[corpus]   raw version + parse config (glob, dialect, dialect_options) + code version
+    view_split[ds|view]   corpus_docs versions + resolved parameters (params_hash) + code version
+    model_formats         view_split version + code version
+    model__<id>           model_formats version + its models.yml entry + the family's code version
+                          + the hardware values that change what that family fits
+    evaluation__<id>      model version + the job set's view version + code version
+
+`expected_*` compute what the version should be now, from the current files and configs; a stamp
+that differs is stale, a stamp (or an output file) that is missing is missing. The runner skips
+exactly the fresh ones, and an asset refuses inputs whose stamp is not the one its run expects.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json
+from .config import CorpusConfig, ModelSpec, ResolvedParams
+from .paths import ProjectPaths
+
+CORPUS_CODE = "corpus-3"
+VIEW_CODE = "view-3"
+FORMATS_CODE = "formats-3"
+MODEL_CODE = "model-3"
+EVAL_CODE = "eval-3"
+HASH_CACHE = Path(".pepm") / "file_hashes.json"
+
+
+class LineageError(RuntimeError):
+    """An input on disk is not the version the run expects (it says what to re-run)."""
+
+
+def digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------- raw bytes
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _load_cache(root: Path) -> dict[str, list]:
+    try:
+        return json.loads((root / HASH_CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def raw_version(root: Path, corpus: CorpusConfig) -> str:
+    """Content hash of the entries the corpus's glob selects, in DVC's `.dir` form (md5 of the
+    sorted [{md5, relpath}] list) so it equals the DVC hash when the glob selects the whole tracked
+    folder. Each file's md5 is cached by (size, mtime_ns, inode), as DVC's own state does; an entry
+    that is not a readable file (a directory, a broken link, no permission) is listed by its kind,
+    so adding or breaking one changes the version too."""
+    folder = root / corpus.path
+    if not folder.is_dir():
+        return "missing"
+    cache = _load_cache(root)
+    changed = False
+    entries = []
+    for path in sorted(folder.glob(corpus.glob)):
+        rel = path.relative_to(folder).as_posix()
+        key = str(path.resolve()) if path.exists() else str(path)
+        try:
+            st = path.stat()
+            if not path.is_file():
+                entries.append({"md5": "not_a_file", "relpath": rel})
+                continue
+            sig = [st.st_size, st.st_mtime_ns, st.st_ino]
+            hit = cache.get(key)
+            if hit and hit[:3] == sig:
+                md5 = hit[3]
+            else:
+                md5 = _md5(path)
+                cache[key] = [*sig, md5]
+                changed = True
+        except OSError as exc:
+            entries.append({"md5": f"unreadable:{type(exc).__name__}", "relpath": rel})
+            continue
+        entries.append({"md5": md5, "relpath": rel})
+    if changed:
+        try:
+            write_json(root / HASH_CACHE, cache)
+        except OSError:
+            pass  # a read-only project still gets its versions, only slower
+    blob = json.dumps(entries, sort_keys=True).encode("utf-8")
+    return hashlib.md5(blob, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def corpus_config_version(corpus: CorpusConfig) -> str:
+    """What of corpora.yml changes the parse (not the description, not the quality thresholds)."""
+    return digest(corpus.path, corpus.glob, corpus.dialect, corpus.dialect_options)
+
+
+# ---------------------------------------------------------------- versions of each asset
+def corpus_docs_version(raw: str, config: str) -> str:
+    return digest(CORPUS_CODE, raw, config)
+
+
+def view_version(params: ResolvedParams, docs_versions: dict[str, str]) -> str:
+    return digest(VIEW_CODE, params.params_hash, sorted(docs_versions.items()))
+
+
+def formats_version(view: str) -> str:
+    return digest(FORMATS_CODE, view)
+
+
+def model_inputs_of_spec(model_id: str, spec: ModelSpec) -> dict[str, Any]:
+    """A model's models.yml entry (what changes the fit) and its family's code version."""
+    from . import families
+
+    return {"model_id": model_id, "spec": spec.model_dump(mode="json", exclude={"description", "early_stop", "resource_class"}),
+            "family_code": families.REGISTRY.get(spec.family).code_version}
+
+
+def model_inputs(params: ResolvedParams, model_id: str, spec: ModelSpec) -> dict[str, Any]:
+    """What, besides the split, decides a fitted model: its models.yml entry, its family's code
+    version and the hardware values that family reads to fit (`Family.hardware_fields`)."""
+    from . import families
+
+    fields = families.REGISTRY.get(spec.family).hardware_fields
+    return {**model_inputs_of_spec(model_id, spec), "hardware": {name: getattr(params.hardware, name) for name in fields}}
+
+
+def model_version(formats: str, inputs: dict[str, Any]) -> str:
+    return digest(MODEL_CODE, formats, inputs)
+
+
+def evaluation_version(model: str, eval_view: str) -> str:
+    return digest(EVAL_CODE, model, eval_view)
+
+
+# ---------------------------------------------------------------- stamps on disk
+def stamp_file(paths: ProjectPaths, asset: str, params: ResolvedParams | None = None, corpus_id: str = "",
+               model_id: str = "", spec: ModelSpec | None = None) -> Path:
+    """The meta file that carries an asset partition's stamp."""
+    if asset == "corpus_docs":
+        return paths.corpus_dir(corpus_id) / "parse_stats.json"
+    assert params is not None
+    if asset == "view_split":
+        return paths.view_dir(params.dataset_id, params.view) / "meta_view.json"
+    if asset == "model_formats":
+        return paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json"
+    assert spec is not None
+    if asset == "model":
+        return paths.model_dir(params.dataset_id, params.view, spec.family, model_id) / "meta_model.json"
+    if asset == "evaluation":
+        return paths.report_dir(params.dataset_id, params.view, spec.family, model_id) / "meta_eval.json"
+    raise ValueError(asset)
+
+
+def read_stamp(path: Path) -> dict[str, Any] | None:
+    """{"version", "inputs", "files"} of a meta file, or None when the file or any output it lists
+    is missing (a deleted output is missing, not fresh)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    lineage = meta.get("lineage")
+    if not isinstance(lineage, dict) or "version" not in lineage:
+        return None
+    if any(not (path.parent / name).exists() for name in lineage.get("files", [])):
+        return None
+    return lineage
+
+
+def stamp(version: str, inputs: dict[str, Any], files: list[str]) -> dict[str, Any]:
+    """The `lineage` entry of a meta file; `files` are the outputs beside it that must exist."""
+    return {"version": version, "inputs": inputs, "files": files}
+
+
+def recorded_version(path: Path) -> str | None:
+    found = read_stamp(path)
+    return found["version"] if found else None
+
+
+# ---------------------------------------------------------------- what a partition should be now
+@dataclass
+class Status:
+    asset: str
+    partition: str
+    state: str  # FRESH | STALE | MISSING
+    expected: str
+    recorded: str | None
+    why: list[str] = field(default_factory=list)
+
+
+def _status(asset: str, partition: str, expected: str, path: Path, upstream_changed: list[str]) -> Status:
+    found = read_stamp(path)
+    if found is None:
+        return Status(asset, partition, "MISSING", expected, None, [f"{path.name} or an output it lists is missing"])
+    if found["version"] == expected:
+        return Status(asset, partition, "FRESH", expected, found["version"])
+    why = upstream_changed or ["its own inputs changed (parameters, models.yml entry, hardware or code version)"]
+    return Status(asset, partition, "STALE", expected, found["version"], why)
+
+
+class Expected:
+    """Expected versions for one project, computed once per raw corpus (hashing is the cost)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.paths = ProjectPaths(self.root)
+        self._raw: dict[str, str] = {}
+
+    def raw(self, corpus_id: str, corpus: CorpusConfig) -> str:
+        if corpus_id not in self._raw:
+            self._raw[corpus_id] = raw_version(self.root, corpus)
+        return self._raw[corpus_id]
+
+    def corpus_docs(self, corpus_id: str, corpus: CorpusConfig) -> str:
+        return corpus_docs_version(self.raw(corpus_id, corpus), corpus_config_version(corpus))
+
+    def view(self, params: ResolvedParams) -> str:
+        return view_version(params, {cid: self.corpus_docs(cid, c) for cid, c in params.corpora.items()})
+
+    def formats(self, params: ResolvedParams) -> str:
+        return formats_version(self.view(params))
+
+    def model(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> str:
+        return model_version(self.formats(params), model_inputs(params, model_id, spec))
+
+    def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> str:
+        return evaluation_version(self.model(params, model_id, spec), self.view(params))
+
+    def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec]) -> list[Status]:
+        """corpus_docs of each corpus, then the partition's view, formats, models and evaluations;
+        each stale or missing input is named in the `why` of what it feeds."""
+        out: list[Status] = []
+        bad: list[str] = []
+        for cid, corpus in params.corpora.items():
+            st = _status("corpus_docs", cid, self.corpus_docs(cid, corpus), stamp_file(self.paths, "corpus_docs", corpus_id=cid), [])
+            if st.state == "STALE":
+                st.why = _why_corpus(st, self.raw(cid, corpus), corpus_config_version(corpus), self.paths, cid)
+            out.append(st)
+            if st.state != "FRESH":
+                bad.append(f"corpus_docs[{cid}] {st.state.lower()}")
+        part = f"{params.dataset_id}|{params.view}"
+        chain = [("view_split", self.view(params)), ("model_formats", self.formats(params))]
+        for asset, expected in chain:
+            st = _status(asset, part, expected, stamp_file(self.paths, asset, params), list(bad))
+            out.append(st)
+            if st.state != "FRESH":
+                bad = [f"{asset} {st.state.lower()}"]
+        for model_id, spec in models.items():
+            st = _status(f"model__{model_id}", part, self.model(params, model_id, spec), stamp_file(self.paths, "model", params, model_id=model_id, spec=spec), list(bad))
+            out.append(st)
+            up = [f"model__{model_id} {st.state.lower()}"] if st.state != "FRESH" else list(bad)
+            out.append(_status(f"evaluation__{model_id}", part, self.evaluation(params, model_id, spec),
+                               stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec), up))
+        return out
+
+
+def _why_corpus(st: Status, raw: str, config: str, paths: ProjectPaths, corpus_id: str) -> list[str]:
+    found = read_stamp(stamp_file(paths, "corpus_docs", corpus_id=corpus_id)) or {}
+    inputs = found.get("inputs", {})
+    why = []
+    if inputs.get("raw") != raw:
+        why.append("raw files changed")
+    if inputs.get("config") != config:
+        why.append("corpora.yml parse settings changed")
+    return why or ["code version changed"]
+
+
+def require(path: Path, expected: str, what: str, fix: str) -> dict[str, Any]:
+    """The stamp at `path` if it is `expected`; else a LineageError naming what to re-run."""
+    found = read_stamp(path)
+    if found is None:
+        raise LineageError(f"{what}: {path} (or an output it lists) is missing; {fix}")
+    if found["version"] != expected:
+        raise LineageError(f"{what} on disk is version {found['version']}, this run expects {expected} "
+                           f"(built from other inputs or parameters); {fix}")
+    return found
+
