@@ -64,7 +64,7 @@ def test_train_prop_override_makes_split_and_formats_stale(project: Path, dagste
     from pepm_assets.core.config import resolve_profile
 
     new = resolve_profile(project, "tiny_quick", ["train_prop=0.5"])
-    runner.observe(dagster_instance, "view_params", {KEY: new.params_hash}, runner.StageReport(params=new))
+    runner.observe(dagster_instance, "view_params", {KEY: new.params_hash})
     for asset in ("view_split", "model_formats"):
         status, causes = stale_status(dagster_instance, defs, asset, KEY)
         assert status == "STALE" and any("view_params" in c or "dependency data version" in c for c in causes), causes

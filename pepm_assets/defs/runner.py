@@ -26,6 +26,7 @@ from ..core.locks import view_lock
 from ..core.selection import run_tags
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
 from .partitions import view_key
+from .sources import observe, recorded_version  # noqa: F401  (runner.recorded_version: the tests read it)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -61,10 +62,17 @@ def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, parti
                                                           raise_on_error=False, asset_selection=selection,
                                                           tags={**_extra_tags(), **(tags or {})})
     if not result.success:
-        errors = [str(e.event_specific_data.error.message).strip() for e in result.all_events
+        errors = [_root_cause(e.event_specific_data.error) for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)]
         raise StageFailed(f"Dagster run {result.run_id} ({job}{' ' + partition if partition else ''}) failed: {'; '.join(errors) or 'see the run in the UI'}")
     return result
+
+
+def _root_cause(error) -> str:
+    """The user's error, not Dagster's "Error occurred while executing op" wrapper around it."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return str(error.message).strip()
 
 
 def _record(report: StageReport, job: str, partition: str, result: dg.ExecuteInProcessResult) -> None:
@@ -116,8 +124,8 @@ def run_stage(
     with view_lock(root, params.dataset_id, params.view):
         step("versions")
         expected = lineage.Expected(root)
-        observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()}, report)
-        observe(instance, "view_params", {key: params.params_hash}, report)
+        report.observed += observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()})
+        report.observed += observe(instance, "view_params", {key: params.params_hash})
         common = load_common(root)
         models = {m: common.models[m] for m in params.models}
         status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}
@@ -161,28 +169,6 @@ def prepare(root: Path, profile: str, overrides: list[str], instance: dg.Dagster
             on_step: Callable[[str], None] | None = None, quiet: bool = True) -> StageReport:
     """Prepare the profile's dataset x view (parse its corpora, split, formats), skipping what is fresh."""
     return run_stage(root, "prepare", profile, overrides, instance, defs, on_step, quiet)
-
-
-def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], report: StageReport) -> None:
-    """Record each partition's data version as a runless observation, unless it is already the last one."""
-    from dagster._core.definitions.data_version import DATA_VERSION_TAG
-
-    for partition, version in versions.items():
-        if recorded_version(instance, asset, partition) == version:
-            continue
-        instance.report_runless_asset_event(dg.AssetObservation(
-            asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version},
-            metadata={"observed_by": "pepm runner (the version it is about to use)"}))
-        report.observed.append(f"{asset}[{partition}]")
-
-
-def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
-    """The data version last observed for a source asset partition (None if never observed)."""
-    from dagster._core.definitions.data_version import extract_data_version_from_entry
-
-    record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
-    version = extract_data_version_from_entry(record.event_log_entry) if record else None
-    return version.value if version else None
 
 
 def cross_corpus(root: Path, instance: dg.DagsterInstance, defs: dg.Definitions | None = None, quiet: bool = True) -> str:

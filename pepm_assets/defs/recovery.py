@@ -1,0 +1,95 @@
+"""Crash recovery: what a killed pepm run leaves behind is cleaned up by the next command.
+
+A run executed in process (the runner's `execute_in_process`) that is SIGKILLed, or whose machine
+goes down, never writes its end: Dagster shows it STARTED for ever (and the UI's queue counts it
+against `max_concurrent_runs`), MLflow shows its training RUNNING, and the temporary siblings of
+its atomic writes stay under data/, models/, reports/. Dagster's run monitoring does not see it:
+such a run has no run worker to ask about.
+
+So every pepm run carries `run_tags()`: the pid of the process executing it, its host, and the
+process's start time (a pid is reused; pid + start time is not). `recover`, called by every
+command right after it opens the instance, marks FAILED each unfinished run of this host whose
+process is gone, sets FAILED its MLflow runs still RUNNING, and removes the temporaries left by
+dead processes. A run without these tags (launched by the UI or the daemon) is left to Dagster's
+run monitoring (dagster.yaml), as is a run of another host (its process cannot be checked here).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import NamedTuple
+
+import dagster as dg
+
+from ..core import tracking
+from ..core.atomic import pid_alive, remove_stale_temporary, stale_temporaries
+
+PID, HOST, PID_START, CRASHED = "pepm/pid", "pepm/host", "pepm/pid_start", "pepm/crashed"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+OUTPUT_FOLDERS = ("data", "models", "reports")
+NOT_WALKED = ("raw", "shipped")  # data/raw, data/shipped: inputs, never written atomically, large
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22); "" where
+    there is no /proc (the pid alone is then checked)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2:].split()[19]  # fields from the 3rd on, after "(comm)"
+
+
+def run_tags() -> dict[str, str]:
+    """Tags for every run this process executes in process: who runs it, to tell later whether it died."""
+    return {PID: str(os.getpid()), HOST: socket.gethostname(), PID_START: _start_time(os.getpid())}
+
+
+def _process_dead(tags: dict[str, str]) -> bool | None:
+    """True / False for a run of this host carrying run_tags(); None when it cannot be told here."""
+    if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
+        return None
+    pid = int(tags[PID])
+    if not pid_alive(pid):
+        return True
+    started = tags.get(PID_START)
+    return bool(started) and _start_time(pid) not in (started, "")  # the pid now names another process
+
+
+def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
+    """Clean up after killed runs (see the module's docstring); returns what was done, one line each.
+    The Dagster run is marked failed last, so an interrupted recovery is redone by the next command."""
+    done: list[str] = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        if not _process_dead(run.tags):
+            continue
+        message = f"pepm: the process running this run (pid {run.tags[PID]} on {run.tags[HOST]}) died before it ended; marked failed by `recover`"
+        for mlflow_run in tracking.fail_running_runs(Path(root), run.run_id, message):
+            done.append(f"MLflow run {mlflow_run} (of Dagster run {run.run_id}): RUNNING -> FAILED")
+        current = instance.get_run_by_id(run.run_id)
+        if current is None or current.is_finished:  # it ended meanwhile (exited just after writing its end)
+            continue
+        instance.add_run_tags(run.run_id, {CRASHED: "true"})
+        instance.report_run_failed(current, message)
+        done.append(f"Dagster run {run.run_id} ({run.job_name}): {run.status.value} -> FAILURE (its process died)")
+    for folder in OUTPUT_FOLDERS:
+        if (Path(root) / folder).is_dir():
+            done += [remove_stale_temporary(tmp, target) for tmp, target in stale_temporaries(Path(root) / folder, NOT_WALKED)]
+    return done
+
+
+class CrashedRun(NamedTuple):
+    run_id: str
+    job_name: str
+    partition: str
+    start_time: float | None  # Unix time, None if it never started
+    end_time: float | None  # when recovery marked it failed
+
+
+def crashed_runs(instance: dg.DagsterInstance, limit: int = 10) -> list[CrashedRun]:
+    """The runs `recover` marked failed because their process died, newest first (for `pepm status`)."""
+    records = instance.get_run_records(filters=dg.RunsFilter(tags={CRASHED: "true"}), limit=limit)
+    return [CrashedRun(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition", ""),
+                       r.start_time, r.end_time) for r in records]

@@ -1,0 +1,63 @@
+"""Source versions recorded in Dagster (raw_tei, view_params), so its UI shows what became stale.
+
+The CLI runner records the versions it is about to use before its runs; a run launched any other
+way (the UI, a schedule, a sensor) records them when its resources start, before any step reads its
+inputs' versions: a partition is versioned the same way whoever builds it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+import dagster as dg
+
+from ..core import lineage
+from ..core.config import ConfigError, load_common
+from ..core.selection import PROFILE_TAG, resolve_for_run
+from .partitions import split_view_key
+
+
+def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], by: str = "pepm runner") -> list[str]:
+    """Record each partition's data version as a runless observation, unless it is already the last
+    one; returns the partitions recorded."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+
+    observed = []
+    for partition, version in versions.items():
+        if recorded_version(instance, asset, partition) == version:
+            continue
+        instance.report_runless_asset_event(dg.AssetObservation(
+            asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version},
+            metadata={"observed_by": f"{by} (the version it is about to use)"}))
+        observed.append(f"{asset}[{partition}]")
+    return observed
+
+
+def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
+    """The data version last observed for a source asset partition (None if never observed)."""
+    from dagster._core.definitions.data_version import extract_data_version_from_entry
+
+    record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
+    version = extract_data_version_from_entry(record.event_log_entry) if record else None
+    return version.value if version else None
+
+
+def observe_for_run(instance: dg.DagsterInstance, root: Path, tags: dict[str, str]) -> list[str]:
+    """Record the source versions of a run's partition, unless the CLI runner already did (its runs
+    carry pepm/profile). Returns what was recorded."""
+    partition = tags.get("dagster/partition")
+    if not partition or PROFILE_TAG in tags:
+        return []
+    common = load_common(root)
+    by = f"run {tags.get('dagster/run_id', '')} at its start".strip()
+    observed = []
+    if "|" in partition:
+        dataset_id, view = split_view_key(partition)
+        try:
+            params = resolve_for_run(root, dataset_id, view, tags, common)
+        except ConfigError:
+            return []  # the step reports the config error itself
+        observed += observe(instance, "view_params", {partition: params.params_hash}, by)
+        corpora = params.corpora
+    else:
+        corpora = {partition: common.corpora[partition]} if partition in common.corpora else {}
+    observed += observe(instance, "raw_tei", {cid: lineage.raw_version(root, c) for cid, c in corpora.items()}, by)
+    return observed
