@@ -185,3 +185,31 @@ def test_a_failed_prepare_changes_no_recorded_state(project: Path, dagster_insta
     assert {p.name: p.read_bytes() for p in view_dir.iterdir()} == before
     report = runner.run_stage(project, "train", "tiny_quick", SK, dagster_instance, defs)
     assert report.runs
+
+
+def test_two_pipelines_of_one_partition_with_different_seeds_never_mix(project: Path, tmp_path: Path) -> None:
+    """Case 5: two `pepm run` of the same dataset x view, seeds 7 and 8, started together (real
+    processes): the second waits for the partition's lock, both succeed, and every output on disk
+    is one run's, end to end (a run once printed "seed 43" beside seed-42 scores)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(tmp_path / "dh"), "COLUMNS": "200"}
+    pepm = str(Path(sys.executable).with_name("pepm"))
+    subprocess.run([pepm, "status", "-p", "tiny_quick"], env=env, check=True, capture_output=True)  # the store exists (case 4 is tested apart)
+    procs = [subprocess.Popen([pepm, "run", "--stage", "pipeline", "-p", "tiny_quick", "-o", f"seed={seed}", "-o", "families=[sklearn]",
+                               "-o", "models=[tfidf_svm_quick,tfidf_logreg]"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for seed in (7, 8)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert any("waiting" in err for _, err in outs), [err for _, err in outs]
+    paths = ProjectPaths(project)
+    meta_view = json.loads((paths.view_dir("tiny_mpt", "left_right") / "meta_view.json").read_text())
+    for model_id in ("tfidf_svm_quick", "tfidf_logreg"):
+        meta_model = json.loads((paths.model_dir("tiny_mpt", "left_right", "sklearn", model_id) / "meta_model.json").read_text())
+        meta_eval = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", model_id) / "meta_eval.json").read_text())
+        assert meta_view["seed"] == meta_model["seed"] == meta_eval["seed"]
+        assert meta_view["lineage"]["version"] == meta_model["split_version"] == meta_eval["split_version"]
+    last_seed = meta_view["seed"]
+    assert set(_status(project, [*SK[:1], "models=[tfidf_svm_quick,tfidf_logreg]", f"seed={last_seed}"]).values()) == {"FRESH"}
