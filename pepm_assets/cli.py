@@ -134,11 +134,29 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
         console.print(f"new source versions recorded: {escape(', '.join(report.observed))}")
     if report.skipped:
         console.print(f"fresh, not re-run: {escape(', '.join(report.skipped))}")
+    for cid in params.dataset.corpus_ids:
+        _print_files(paths, cid)
     console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")
     console.print(f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/")
     if stage != "prepare":
         _print_scores(root, report.params)
     console.print(f"{len(report.runs)} Dagster runs in {seconds:.1f}s; see them with `pepm dev`")
+
+
+def _print_files(paths, corpus_id: str) -> None:
+    """Every input file is parsed or failed: name the failed ones (allowed by max_failed_files)."""
+    import json
+
+    try:
+        stats = json.loads((paths.corpus_dir(corpus_id) / "parse_stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    failed = stats.get("failed_files", [])
+    console.print(f"{corpus_id}: {stats.get('n_files_parsed', stats['n_files'] - len(failed))} files parsed, {len(failed)} failed"
+                  + f", {stats['n_rejects']} documents rejected")
+    for f in failed:
+        where = f["source_file"] + (f":{f['line']}" if f.get("line") else "")
+        console.print(f"  [yellow]failed[/] {escape(where)}: {escape(f['reason'])}: {escape(str(f['detail']))}")
 
 
 def _print_scores(root: Path, params) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -113,7 +114,10 @@ def test_same_seed_gives_identical_sklearn_metrics(trained) -> None:
     project, defs, _, _, dagster_instance = trained
     paths = ProjectPaths(project)
     first = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "metrics.json").read_text())
-    runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_logreg]", "families=[sklearn]"], dagster_instance, defs)
+    # a fresh model is not re-run (same versions): remove it so that it is trained and scored again
+    shutil.rmtree(paths.model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg"))
+    report = runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_logreg]", "families=[sklearn]"], dagster_instance, defs)
+    assert [job for job, _, _ in report.runs] == ["view_pipeline"] and "view_split[tiny_mpt|left_right]" in report.skipped
     second = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "metrics.json").read_text())
     assert first == second
 

@@ -44,6 +44,7 @@ class CorpusConfig(Strict):
     glob: str = "*.xml"
     language: str = "fr"
     max_reject_rate: float = Field(0.05, ge=0, le=1, description="quality gate on parse rejects")
+    max_failed_files: int = Field(0, ge=0, description="quality gate on files that could not be parsed")
     parse_workers: int = Field(0, ge=0, description="processes parsing files in parallel; 0 = one per core (max 4)")
     description: str = ""
 

@@ -136,7 +136,11 @@ def run_stage(
                 if status[("corpus_docs", cid)].state == "FRESH":
                     report.skipped.append(f"corpus_docs[{cid}]")
                     continue
-                _record(report, PREPARE_CORPUS, cid, _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet, tags=tags))
+                try:
+                    result = _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet, tags=tags)
+                except StageFailed as exc:
+                    raise StageFailed("\n".join([str(exc), *_gate_problems(root, cid)])) from None
+                _record(report, PREPARE_CORPUS, cid, result)
             status = {(st.asset, st.partition): st for st in lineage.Expected(root).statuses(params, models)}
         wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
         if stage in ("prepare", "pipeline"):
@@ -153,6 +157,19 @@ def run_stage(
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
             _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
     return report
+
+
+def _gate_problems(root: Path, corpus_id: str) -> list[str]:
+    """The corpus quality gate's lines (each failed file named), as corpus_docs wrote them."""
+    import json
+
+    from ..core.paths import ProjectPaths
+
+    try:
+        stats = json.loads((ProjectPaths(root).corpus_dir(corpus_id) / "parse_stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return list(stats.get("quality_gate", []))
 
 
 def _hint(params: ResolvedParams) -> str:

@@ -76,9 +76,11 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
 
     @dg.asset(
         partitions_def=corpora_pd, group_name=GROUP, code_version=CODE_VERSION, deps=[raw_tei],
-        description="Streaming, safe TEI parse -> docs.parquet, rejects.parquet (reason + file:line), parse_stats.json.",
+        description="Streaming, safe TEI parse -> docs.parquet, rejects.parquet (document rejects: reason + file:line), files.parquet (every matched file: parsed or failed, with reason and line), parse_stats.json.",
         check_specs=[dg.AssetCheckSpec("reject_rate_under_threshold", asset="corpus_docs", blocking=True,
-                                       description="parse rejects / documents <= corpora.yml max_reject_rate")],
+                                       description="rejected documents / documents <= corpora.yml max_reject_rate"),
+                     dg.AssetCheckSpec("failed_files_under_threshold", asset="corpus_docs", blocking=True,
+                                       description="input files that failed completely (unreadable, broken XML, no TEI document, links, folders) <= corpora.yml max_failed_files (default 0)")],
     )
     def corpus_docs(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
@@ -91,12 +93,13 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 raise dg.Failure(f"corpus {cid}: files under {cfg.path} changed while they were parsed; run again")
             config = lineage.corpus_config_version(cfg)
             version = lineage.corpus_docs_version(raw, config)
-            passed = stats.reject_rate <= cfg.max_reject_rate
-            if passed:  # a corpus that fails its gate gets no stamp: nothing downstream can use it
-                parse_stats = json.loads(outputs.stats.read_text(encoding="utf-8"))
-                files = [p.name for p in (outputs.docs, outputs.rejects, getattr(outputs, "files", None)) if p is not None]
+            problems = corpus.quality_gate(stats, cfg)
+            parse_stats = json.loads(outputs.stats.read_text(encoding="utf-8"))
+            parse_stats["quality_gate"] = problems
+            if not problems:  # a corpus that fails its gate gets no stamp: nothing downstream can use it
+                files = [p.name for p in (outputs.docs, outputs.rejects, outputs.files)]
                 parse_stats["lineage"] = lineage.stamp(version, {"raw": raw, "config": config}, files)
-                write_json(outputs.stats, parse_stats)  # the stamp, last
+            write_json(outputs.stats, parse_stats)  # the stamp, last
         rejects = pd.read_parquet(outputs.rejects)
         first = rejects.head(10)
         return dg.MaterializeResult(
@@ -106,6 +109,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "reject_rate": stats.reject_rate,
                 "n_files": stats.n_files,
                 "n_files_failed": stats.n_files_failed,
+                "failed_by_reason": markdown_counts(dict(stats.failed_by_reason), "reason", "files"),
                 "n_tokens": stats.n_tokens,
                 "seconds": stats.seconds,
                 "groups": markdown_counts(dict(stats.groups.most_common()), "group"),
@@ -116,11 +120,18 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "raw_version": raw,
             },
             data_version=dg.DataVersion(version),
-            check_results=[dg.AssetCheckResult(
-                check_name="reject_rate_under_threshold", passed=passed,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"reject_rate": stats.reject_rate, "threshold": cfg.max_reject_rate, "rejects_by_reason": dict(stats.rejects_by_reason)},
-            )],
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="reject_rate_under_threshold", passed=stats.reject_rate <= cfg.max_reject_rate,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"reject_rate": stats.reject_rate, "threshold": cfg.max_reject_rate, "rejects_by_reason": dict(stats.rejects_by_reason)}),
+                dg.AssetCheckResult(
+                    check_name="failed_files_under_threshold", passed=stats.n_files_failed <= cfg.max_failed_files,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"n_files_failed": stats.n_files_failed, "threshold": cfg.max_failed_files, "n_files": stats.n_files,
+                              "failed_files": markdown_rows(pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
+                                                            ["source_file", "line", "reason", "detail"])}),
+            ],
         )
 
     @dg.asset(

@@ -37,7 +37,8 @@ def schema(fields: tuple[str, ...]) -> pa.Schema:
 
 
 class Reject(dict):
-    """A document (or file) that was not kept, with a reason code and where it was."""
+    """A document that was not kept, with a reason code and where it was (a file that cannot be
+    read at all is a failed file in files.parquet, not a Reject)."""
 
 
 Column = Union[pa.Array, list, str, int]  # n values, or one value shared by all n documents
