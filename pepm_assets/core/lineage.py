@@ -200,18 +200,28 @@ class Status:
     why: list[str] = field(default_factory=list)
 
 
-def _status(asset: str, partition: str, expected: str, path: Path, upstream_changed: list[str]) -> Status:
+WHY = {"raw": "raw files changed", "config": "corpora.yml parse settings changed", "params_hash": "parameters changed",
+       "corpus_docs": "parsed corpus changed", "view": "split changed", "formats": "model formats changed",
+       "spec": "models.yml entry changed", "hardware": "hardware values changed", "family_code": "family code changed",
+       "model": "model changed", "eval_view": "job set changed"}
+
+
+def _status(asset: str, partition: str, expected: tuple[str, dict[str, Any]], path: Path) -> Status:
+    """Compare the stamp at `path` with the expected (version, inputs); `why` names the inputs that differ."""
+    version, inputs = expected
     found = read_stamp(path)
     if found is None:
-        return Status(asset, partition, "MISSING", expected, None, [f"{path.name} or an output it lists is missing"])
-    if found["version"] == expected:
-        return Status(asset, partition, "FRESH", expected, found["version"])
-    why = upstream_changed or ["its own inputs changed (parameters, models.yml entry, hardware or code version)"]
-    return Status(asset, partition, "STALE", expected, found["version"], why)
+        return Status(asset, partition, "MISSING", version, None, [f"not built ({path.name} or an output it lists is missing)"])
+    if found["version"] == version:
+        return Status(asset, partition, "FRESH", version, version)
+    recorded = found.get("inputs", {})
+    why = [WHY.get(k, f"{k} changed") for k in inputs if recorded.get(k) != inputs[k]]
+    return Status(asset, partition, "STALE", version, found["version"], why or ["code version changed"])
 
 
 class Expected:
-    """Expected versions for one project, computed once per raw corpus (hashing is the cost)."""
+    """Expected (version, inputs) of each asset partition for one project, from the current files
+    and configs; the raw hash is computed once per corpus (hashing is the cost)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -223,58 +233,41 @@ class Expected:
             self._raw[corpus_id] = raw_version(self.root, corpus)
         return self._raw[corpus_id]
 
-    def corpus_docs(self, corpus_id: str, corpus: CorpusConfig) -> str:
-        return corpus_docs_version(self.raw(corpus_id, corpus), corpus_config_version(corpus))
+    def corpus_docs(self, corpus_id: str, corpus: CorpusConfig) -> tuple[str, dict[str, Any]]:
+        inputs = {"raw": self.raw(corpus_id, corpus), "config": corpus_config_version(corpus)}
+        return corpus_docs_version(inputs["raw"], inputs["config"]), inputs
 
-    def view(self, params: ResolvedParams) -> str:
-        return view_version(params, {cid: self.corpus_docs(cid, c) for cid, c in params.corpora.items()})
+    def view(self, params: ResolvedParams) -> tuple[str, dict[str, Any]]:
+        docs = {cid: self.corpus_docs(cid, c)[0] for cid, c in params.corpora.items()}
+        return view_version(params, docs), {"params_hash": params.params_hash, "corpus_docs": docs}
 
-    def formats(self, params: ResolvedParams) -> str:
-        return formats_version(self.view(params))
+    def formats(self, params: ResolvedParams) -> tuple[str, dict[str, Any]]:
+        view = self.view(params)[0]
+        return formats_version(view), {"view": view}
 
-    def model(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> str:
-        return model_version(self.formats(params), model_inputs(params, model_id, spec))
+    def model(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
+        formats = self.formats(params)[0]
+        inputs = model_inputs(params, model_id, spec)
+        return model_version(formats, inputs), {"formats": formats, "view": self.view(params)[0], "params_hash": params.params_hash, **inputs}
 
-    def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> str:
-        return evaluation_version(self.model(params, model_id, spec), self.view(params))
+    def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
+        model = self.model(params, model_id, spec)[0]
+        view = self.view(params)[0]
+        return evaluation_version(model, view), {"model": model, "eval_view": view}
 
     def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec]) -> list[Status]:
-        """corpus_docs of each corpus, then the partition's view, formats, models and evaluations;
-        each stale or missing input is named in the `why` of what it feeds."""
-        out: list[Status] = []
-        bad: list[str] = []
-        for cid, corpus in params.corpora.items():
-            st = _status("corpus_docs", cid, self.corpus_docs(cid, corpus), stamp_file(self.paths, "corpus_docs", corpus_id=cid), [])
-            if st.state == "STALE":
-                st.why = _why_corpus(st, self.raw(cid, corpus), corpus_config_version(corpus), self.paths, cid)
-            out.append(st)
-            if st.state != "FRESH":
-                bad.append(f"corpus_docs[{cid}] {st.state.lower()}")
+        """corpus_docs of each corpus, then the partition's view, formats, models and evaluations."""
         part = f"{params.dataset_id}|{params.view}"
-        chain = [("view_split", self.view(params)), ("model_formats", self.formats(params))]
-        for asset, expected in chain:
-            st = _status(asset, part, expected, stamp_file(self.paths, asset, params), list(bad))
-            out.append(st)
-            if st.state != "FRESH":
-                bad = [f"{asset} {st.state.lower()}"]
+        out = [_status("corpus_docs", cid, self.corpus_docs(cid, c), stamp_file(self.paths, "corpus_docs", corpus_id=cid))
+               for cid, c in params.corpora.items()]
+        out.append(_status("view_split", part, self.view(params), stamp_file(self.paths, "view_split", params)))
+        out.append(_status("model_formats", part, self.formats(params), stamp_file(self.paths, "model_formats", params)))
         for model_id, spec in models.items():
-            st = _status(f"model__{model_id}", part, self.model(params, model_id, spec), stamp_file(self.paths, "model", params, model_id=model_id, spec=spec), list(bad))
-            out.append(st)
-            up = [f"model__{model_id} {st.state.lower()}"] if st.state != "FRESH" else list(bad)
+            out.append(_status(f"model__{model_id}", part, self.model(params, model_id, spec),
+                               stamp_file(self.paths, "model", params, model_id=model_id, spec=spec)))
             out.append(_status(f"evaluation__{model_id}", part, self.evaluation(params, model_id, spec),
-                               stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec), up))
+                               stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec)))
         return out
-
-
-def _why_corpus(st: Status, raw: str, config: str, paths: ProjectPaths, corpus_id: str) -> list[str]:
-    found = read_stamp(stamp_file(paths, "corpus_docs", corpus_id=corpus_id)) or {}
-    inputs = found.get("inputs", {})
-    why = []
-    if inputs.get("raw") != raw:
-        why.append("raw files changed")
-    if inputs.get("config") != config:
-        why.append("corpora.yml parse settings changed")
-    return why or ["code version changed"]
 
 
 def require(path: Path, expected: str, what: str, fix: str) -> dict[str, Any]:
