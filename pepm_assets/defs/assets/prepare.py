@@ -37,10 +37,6 @@ def run_params(context: dg.AssetExecutionContext, project: PepmProject):
         raise dg.Failure(str(exc)) from None
 
 
-def lineage_failure(exc: lineage.LineageError) -> dg.Failure:
-    return dg.Failure(str(exc), allow_retries=False)
-
-
 def markdown_counts(counts: dict[str, Any], key: str = "label", value: str = "docs") -> dg.MetadataValue:
     rows = "\n".join(f"| {k} | {v} |" for k, v in counts.items())
     return dg.MetadataValue.md(f"| {key} | {value} |\n|---|---|\n{rows}")

@@ -5,7 +5,7 @@ assets, `cross_corpus_matrix` and `leaderboard`.
     model_formats + view_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
     evaluation__* -> leaderboard          model__<cross model> -> cross_corpus_matrix
 """
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import dagster as dg
 
@@ -19,6 +19,7 @@ from .prepare import markdown_counts, run_params
 
 CODE_VERSION = "train-2"
 RESOURCE_CLASS_TAG = "pepm/resource_class"
+T = TypeVar("T")
 
 
 class MlflowTracking(dg.ConfigurableResource):
@@ -37,6 +38,16 @@ def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelS
             "dagster_run_id": context.run.run_id, "partition": str(context.partition_key) if context.has_partition_key else ""}
 
 
+def _in_partition(project: PepmProject, params, work: Callable[[], T]) -> T:
+    """Core work under the partition's lock; a lineage refusal (a split or model of other versions)
+    fails the step with its message, which says what to re-run."""
+    with view_lock(project.path, params.dataset_id, params.view):
+        try:
+            return work()
+        except lineage.LineageError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
+
+
 def model_code_version(model_id: str, spec: ModelSpec) -> str:
     """Dagster's code version of a model asset: its models.yml entry and its family's code version
     (editing C of one model makes that model stale in the UI, and only it)."""
@@ -52,11 +63,7 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
-        with view_lock(project.path, params.dataset_id, params.view):
-            try:
-                meta = training.train_model(params, model_id, spec, project.path)
-            except lineage.LineageError as exc:
-                raise dg.Failure(str(exc), allow_retries=False) from None
+        meta = _in_partition(project, params, lambda: training.train_model(params, model_id, spec, project.path))
         model_dir = project.paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
         tracker = mlflow.tracker(project)
         logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, _tags(context, params, model_id, spec)) if tracker else {}
@@ -81,11 +88,7 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
     )
     def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
-        with view_lock(project.path, params.dataset_id, params.view):
-            try:
-                result = training.evaluate_model(params, model_id, spec, project.path)
-            except lineage.LineageError as exc:
-                raise dg.Failure(str(exc), allow_retries=False) from None
+        result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, spec, project.path))
         tracker = mlflow.tracker(project)
         run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], _tags(context, params, model_id, spec)) if tracker else None
         summary = result["metrics"]
