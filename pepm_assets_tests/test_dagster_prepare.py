@@ -45,7 +45,7 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
     assert len(hf_rows) == 63 and {r["label"] for r in hf_rows} == {"left", "right"}
     # every check ran and passed, and the UI gets the params hash as metadata
-    assert len(report.checks) == 4 and all(report.checks.values())
+    assert len(report.checks) == 5 and all(report.checks.values())
     mat = _latest(dagster_instance, "view_split", KEY)
     assert mat.partition == KEY and mat.metadata["params_hash"].value == report.params.params_hash
     assert (paths.actors_dir("mpt") / "actors_counts_mpt.tsv").is_file()
