@@ -21,7 +21,7 @@ def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.Dagst
     dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", root / "data" / "raw", ["mpt"])
     defs = build_definitions(root)
     report = runner.prepare(root, "ideo_quick", [], dagster_instance, defs)
-    assert all(report.checks.values()) and len(report.checks) == 4
+    assert all(report.checks.values()) and len(report.checks) == 5
 
     paths = ProjectPaths(root)
     stats = json.loads((paths.corpus_dir("mpt") / "parse_stats.json").read_text())
@@ -42,3 +42,26 @@ def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.Dagst
     shards = formats["families"]["spacy"]["train"]
     assert len(shards) == -(-meta["split"]["n_train"] // 2000) and all((root / s).is_file() for s in shards)
     assert sum(1 for _ in open(root / formats["families"]["hf"]["job"], encoding="utf-8")) == meta["split"]["n_job"]
+
+    # every input file accounted for, and the version chain from the raw bytes (acceptance on MPT)
+    files = pd.read_parquet(paths.corpus_dir("mpt") / "files.parquet")
+    assert len(files) == 25 and set(files["status"]) == {"parsed"} and files["n_docs"].sum() == stats["n_docs"]
+    from pepm_assets.core import lineage
+    from pepm_assets.core.config import resolve_profile
+
+    params = resolve_profile(root, "ideo_quick")
+
+    def states() -> dict[str, str]:
+        return {st.asset: st.state for st in lineage.Expected(root).statuses(params, {})}
+
+    assert set(states().values()) == {"FRESH"}
+    raw = root / "data" / "raw" / "mpt" / "20130129.xml"
+    before = 'auteur="Annie_Genevard" interventiontype="intervention" politicalgroup="UMP"'
+    raw.write_text(raw.read_text(encoding="utf-8").replace(before, before.replace("UMP", "SRC")), encoding="utf-8")
+    assert states() == {"corpus_docs": "STALE", "view_split": "STALE", "model_formats": "STALE"}
+    runner.prepare(root, "ideo_quick", [], dagster_instance, defs)
+    assert set(states().values()) == {"FRESH"}
+    rows = pd.concat([pd.read_csv(paths.view_dir("mpt", "left_right") / f"{s}.tsv", sep="\t") for s in ("train", "job")])
+    edited = rows[(rows["speaker"] == "Annie_Genevard") & rows["doc_id"].str.startswith("mpt:20130129:")]
+    assert len(edited) > 0 and set(edited["label"]) == {"left"}
+    assert set(rows[(rows["speaker"] == "Annie_Genevard") & ~rows["doc_id"].str.startswith("mpt:20130129:")]["label"]) == {"right"}
