@@ -63,7 +63,9 @@ def validate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -
         params = resolve_profile(root, profile, override or [])
     except ConfigError as exc:
         _fail(str(exc))
-    console.print(f"[green]ok[/] {profile}: dataset {params.dataset_id}, view {params.view}, params hash {params.params_hash}")
+    # user text, escaped: Rich would read `[x]` in a name or an override as markup
+    what = profile + (f" + overrides {override}" if override else "")
+    console.print(f"[green]ok[/] {escape(what)}: dataset {escape(params.dataset_id)}, view {escape(params.view)}, params hash {params.params_hash}")
 
 
 @app.command()

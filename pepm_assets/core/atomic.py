@@ -1,20 +1,34 @@
 """Atomic writes: a killed run never leaves half a file, only the old one or the new one.
 
 Temporary files and folders get the modes a plain `open` / `mkdir` would give (0666 / 0777 less the
-umask), not tempfile's private 0600 / 0700: outputs of a shared project stay readable by the team."""
+umask), not tempfile's private 0600 / 0700: outputs of a shared project stay readable by the team.
+
+A temporary sibling is named `.<name>.<pid>-<host>-<random>.tmp` (the folder set aside while a new
+one is swapped in: `.<name>.<pid>-<host>-old.tmp`), <pid> being the process that will rename it and
+<host> a short hash of its host name: what a killed process leaves behind can then be told apart
+from what a live one (on this host or another sharing the folder) is still writing, and removed
+(`stale_temporaries`, used by defs/recovery.py).
+"""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{6})-(?P<kind>[0-9a-f]{8}|old)\.tmp$")
 
-def _sibling(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+
+def _sibling(target: Path, kind: str | None = None) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}-{HOST}-{kind or uuid.uuid4().hex[:8]}.tmp")
 
 
 def new_sibling_file(target: Path) -> Path:
@@ -40,7 +54,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Build a whole folder in a temporary sibling, then swap it in (old folder removed after)."""
+    """Build a whole folder in a temporary sibling, then swap it in (old folder removed after; a
+    process killed between the two renames leaves it set aside, and recovery puts it back)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(target)
@@ -49,7 +64,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         old = None
         if target.exists():
-            old = target.with_name(f".{target.name}.old.{os.getpid()}")
+            old = _sibling(target, "old")
             os.replace(target, old)
         os.replace(tmp, target)
         if old is not None:
@@ -67,3 +82,55 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
 
 def write_json(target: str | os.PathLike[str], data: Any) -> Path:
     return write_text(target, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing). Serialises one-time set-ups between
+    processes (creating a database); the kernel drops it when the holder dies."""
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    try:  # a killed child that its parent has not reaped yet is dead too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def stale_temporaries(folder: Path, skip: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
+    """(temporary sibling, its target) for every temporary left under `folder` by a dead process of
+    this host; `skip` = names of sub-folders not to walk (never written atomically, or huge)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if dirpath == str(folder):
+            dirnames[:] = [d for d in dirnames if d not in skip]
+        for name in dirnames + filenames:
+            match = _TEMP_NAME.match(name)
+            if match and match["host"] == HOST and not pid_alive(int(match["pid"])):
+                found.append((Path(dirpath) / name, Path(dirpath) / match["name"]))
+        dirnames[:] = [d for d in dirnames if not _TEMP_NAME.match(d)]  # removed as a whole
+    return found
+
+
+def remove_stale_temporary(tmp: Path, target: Path) -> str:
+    """Remove what a dead process left; the old folder it had set aside is put back if the new one
+    never took its place (it was killed between the two renames). Returns what was done."""
+    if tmp.name.endswith("-old.tmp") and not target.exists():
+        os.replace(tmp, target)
+        return f"restored {target} (set aside by a killed run)"
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
+    return f"removed {tmp} (left by a killed run)"

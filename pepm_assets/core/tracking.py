@@ -6,15 +6,23 @@ Embedded default: a SQLite backend and a local artifact folder inside the projec
 registered model version (`pepm.<dataset>.<view>.<model_id>`), whose source is the logged model
 folder. SQLite allows one writer at a time: writes are retried when the database is locked
 (parallel Dagster steps), see README.
+
+The first use of a SQLite store (MLflow creates its tables and runs its Alembic migrations when it
+opens a database without them, with no lock between processes: two at once fail with "table
+_alembic_tmp_metrics already exists", or leave the database half-migrated for good) is made under
+an flock on <folder of the database>/.init.lock (<root>/mlruns/.init.lock by default), once per
+process and tracking URI.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from . import sqlite_settings
+from .atomic import exclusive_lock
 
 T = TypeVar("T")
 EXPERIMENT = "pepm"
@@ -23,6 +31,46 @@ _EXPERIMENT_IDS: dict[str, str] = {}  # tracking URI -> id of its pepm experimen
 
 def default_uri(root: Path) -> str:
     return os.environ.get("PEPM_MLFLOW_URI") or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _first_use_lock(uri: str) -> contextlib.AbstractContextManager[None]:
+    """Serialises opening (so creating, migrating) a SQLite store between processes; a server or
+    Postgres store is left to its own locking."""
+    db = _sqlite_file(uri)
+    if db is None:
+        return contextlib.nullcontext()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return exclusive_lock(db.parent / ".init.lock")
+
+
+def fail_running_runs(root: Path, dagster_run_id: str, message: str, uri: str | None = None) -> list[str]:
+    """Set FAILED the MLflow runs still RUNNING that the Dagster run `dagster_run_id` started (its
+    process died: MLflow never heard that they ended), in the store at `uri` (default: the CLI's,
+    PEPM_MLFLOW_URI or <root>/mlruns/mlflow.db). Returns their MLflow run ids. A SQLite store that
+    does not exist is not created for this."""
+    uri = uri or default_uri(Path(root))
+    db = _sqlite_file(uri)
+    if db is not None and not db.is_file():
+        return []
+    import mlflow
+
+    sqlite_settings.install()
+
+    with _first_use_lock(uri):
+        client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], max_results=1000,
+                              filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'")
+    for run in runs:
+        _retry(lambda: client.set_tag(run.info.run_id, "pepm.failure", message))
+        _retry(lambda: client.set_terminated(run.info.run_id, status="FAILED"))
+    return [run.info.run_id for run in runs]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -68,12 +116,13 @@ class Tracker:
             sqlite_settings.install()
         mlflow.set_tracking_uri(self.uri)
         if self.uri not in _EXPERIMENT_IDS:
-            experiment = mlflow.get_experiment_by_name(EXPERIMENT)
-            if experiment is None:
-                artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None
-                _EXPERIMENT_IDS[self.uri] = _retry(lambda: mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts))
-            else:
-                _EXPERIMENT_IDS[self.uri] = experiment.experiment_id
+            with _first_use_lock(self.uri):  # the store's tables, then the experiment, made once
+                experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+                if experiment is None:
+                    artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None
+                    _EXPERIMENT_IDS[self.uri] = _retry(lambda: mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts))
+                else:
+                    _EXPERIMENT_IDS[self.uri] = experiment.experiment_id
         return mlflow, _EXPERIMENT_IDS[self.uri]
 
     def _log(self, log: Callable[[Any, str], T]) -> T:

@@ -66,18 +66,26 @@ def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
         if not _process_dead(run.tags):
             continue
         message = f"pepm: the process running this run (pid {run.tags[PID]} on {run.tags[HOST]}) died before it ended; marked failed by `recover`"
-        for mlflow_run in tracking.fail_running_runs(Path(root), run.run_id, message):
-            done.append(f"MLflow run {mlflow_run} (of Dagster run {run.run_id}): RUNNING -> FAILED")
+        try:
+            mlflow_runs = tracking.fail_running_runs(Path(root), run.run_id, message)
+        except Exception as exc:  # noqa: BLE001  (MLflow unreachable: retried by the next command)
+            done.append(f"Dagster run {run.run_id}: its process died, left as is for now: MLflow: {exc}")
+            continue
+        done += [f"MLflow run {m} (of Dagster run {run.run_id}): RUNNING -> FAILED" for m in mlflow_runs]
         current = instance.get_run_by_id(run.run_id)
         if current is None or current.is_finished:  # it ended meanwhile (exited just after writing its end)
             continue
         instance.add_run_tags(run.run_id, {CRASHED: "true"})
         instance.report_run_failed(current, message)
         done.append(f"Dagster run {run.run_id} ({run.job_name}): {run.status.value} -> FAILURE (its process died)")
-    for folder in OUTPUT_FOLDERS:
-        if (Path(root) / folder).is_dir():
-            done += [remove_stale_temporary(tmp, target) for tmp, target in stale_temporaries(Path(root) / folder, NOT_WALKED)]
-    return done
+    return done + remove_temporaries(Path(root))
+
+
+def remove_temporaries(root: Path) -> list[str]:
+    """Remove the temporaries of atomic writes (core/atomic.py) left under data/, models/, reports/
+    by processes of this host that are gone; returns what was done, one line each."""
+    return [remove_stale_temporary(tmp, target) for folder in OUTPUT_FOLDERS if (root / folder).is_dir()
+            for tmp, target in stale_temporaries(root / folder, NOT_WALKED)]
 
 
 class CrashedRun(NamedTuple):
