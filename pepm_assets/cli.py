@@ -240,8 +240,10 @@ def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", 
     recorded version against the one its current inputs, parameters and code call for."""
     from .core import lineage
 
+    from .defs.recovery import crashed_runs
+
     root = _root()
-    _instance(root)  # first use of the store, and recovery of runs whose process died
+    instance = _instance(root)  # first use of the store, and recovery of runs whose process died
     common = load_common(root)
     expected = lineage.Expected(root)
     table = Table(title="status (versions on disk vs what the current files and configs call for)")
@@ -265,6 +267,15 @@ def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", 
             table.add_row(st.asset, st.partition, f"[{colour}]{st.state}[/]", escape("; ".join(st.why)))
     console.print(table)
     console.print(" ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
+    crashed = crashed_runs(instance)
+    if crashed:
+        runs = Table(title="runs whose process died (marked failed; their outputs are missing or stale above)")
+        for col in ("run", "job", "partition", "started"):
+            runs.add_column(col)
+        for run in crashed:
+            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.start_time)) if run.start_time else ""
+            runs.add_row(run.run_id[:8], run.job_name, escape(run.partition), started)
+        console.print(runs)
 
 
 @app.command()
@@ -307,6 +318,7 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
     from .defs.instance import ensure_dagster_home
 
     root = _root()
+    _instance(root)  # the store is created (under its lock) before the UI's processes open it
     home = ensure_dagster_home(root)
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is)

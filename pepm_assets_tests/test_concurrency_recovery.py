@@ -117,16 +117,26 @@ def pause():  # the kill point: say so, then wait to be killed
     marker.write_text(str(os.getpid()))
     time.sleep(600)
 
+PAUSE_AT = {"corpus": "docs.parquet", "split": "train.tsv", "model": "meta_model.json", "evaluation": "meta_eval.json"}
 new_sibling_file = atomic.new_sibling_file
 def new_sibling_file_or_pause(target):
     path = new_sibling_file(target)
-    if (point == "corpus" and target.name == "docs.parquet") or (point == "model" and target.name == "meta_model.json"):
-        pause()  # a temporary file (corpus) or folder (model) exists
+    if PAUSE_AT.get(point) == target.name:
+        pause()  # a temporary file (corpus, split) or folder (model, evaluation) exists
     return path
 atomic.new_sibling_file = new_sibling_file_or_pause
 if point == "mlflow":
     import mlflow
     mlflow.log_artifacts = lambda *args, **kwargs: pause()  # an MLflow run is RUNNING
+if point == "parse":  # inside the parse workers (several processes), the parent waiting for them
+    from pepm_assets.core import corpus
+    corpus.PARALLEL_MIN_BYTES = 0
+    def read_and_pause(paths):
+        (marker.parent / f"worker_{os.getpid()}").touch()
+        if len(list(marker.parent.glob("worker_*"))) >= 2:
+            marker.write_text(str(os.getpid()))
+        time.sleep(600)
+    corpus._read_files = read_and_pause
 
 from pepm_assets.defs import runner  # its runs carry recovery.run_tags()
 from pepm_assets.defs.instance import get_instance
@@ -144,17 +154,36 @@ def _pipeline(project: Path, env: dict[str, str], point: str, marker: Path) -> s
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _kill_at_marker(proc: subprocess.Popen, marker: Path) -> None:
+def _kill_at_marker(proc: subprocess.Popen, marker: Path) -> list[int]:
+    """SIGKILL the run's process (only it) at its kill point; returns the processes of its session
+    still alive 5 s later (orphans), then kills them."""
     deadline = time.monotonic() + 240
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert marker.exists(), f"never reached the kill point:\n{proc.communicate(timeout=60)[1][-2000:] if proc.poll() is not None else 'timeout'}"
+    session = _session_pids(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    try:  # anything it left in its session (parse workers are made to die with it; this is a safety net)
+    deadline = time.monotonic() + 5
+    while (alive := [p for p in session if p != proc.pid and atomic.pid_alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    return alive
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # field 6 of /proc/<pid>/stat: the session id
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def _running_mlflow_runs(project: Path, dagster_run_ids: list[str]) -> list[str]:
@@ -170,9 +199,11 @@ def _running_mlflow_runs(project: Path, dagster_run_ids: list[str]) -> list[str]
 
 
 def test_killed_runs_are_recovered_and_the_rerun_completes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Killed while writing the corpus (a temporary file), while writing the model (a temporary
-    folder), then while logging to MLflow (a RUNNING MLflow run): after each, the next command's
-    recovery leaves no unfinished run, no RUNNING MLflow run and no temporary; then a run completes."""
+    """Killed at six points of a pipeline run: inside the parse workers (they must die with it),
+    while writing the corpus (a temporary file), the split, the model (a temporary folder), the
+    evaluation, and while logging to MLflow (a RUNNING MLflow run): after each, the next command's
+    recovery leaves no unfinished run, no RUNNING MLflow run, no temporary and no orphan process;
+    then a run completes."""
     from pepm_assets.defs.instance import get_instance
 
     project = _project(tmp_path)
@@ -181,10 +212,16 @@ def test_killed_runs_are_recovered_and_the_rerun_completes(tmp_path: Path, monke
     for k, v in (("PEPM_ROOT", str(project)), ("DAGSTER_HOME", str(home))):
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("PEPM_MLFLOW_URI", raising=False)
+    corpora = project / "configs" / "common" / "corpora.yml"
+    corpora.write_text(corpora.read_text() + "    parse_workers: 2\n")  # the an corpus: two files, two workers
+    shutil.copy(project / "data" / "raw" / "an" / "an_2019-03.xml", project / "data" / "raw" / "an" / "an_2019-04.xml")
     killed: list[str] = []
-    for point in ("corpus", "model", "mlflow"):
-        marker = tmp_path / f"at_{point}"
-        _kill_at_marker(_pipeline(project, env, point, marker), marker)
+    points = ("parse", "corpus", "split", "model", "evaluation", "mlflow")
+    for point in points:
+        (tmp_path / point).mkdir()
+        marker = tmp_path / point / "at"
+        orphans = _kill_at_marker(_pipeline(project, env, point, marker), marker)
+        assert not orphans, f"{point}: processes of the killed run still alive 5 s later: {orphans}"
         if point == "corpus":
             assert any(p.is_file() and "data" in p.parts for p in _temporaries(project))
         if point == "model":
@@ -192,10 +229,11 @@ def test_killed_runs_are_recovered_and_the_rerun_completes(tmp_path: Path, monke
         if point == "mlflow":
             with get_instance(project) as instance:
                 assert _running_mlflow_runs(project, [r.run_id for r in instance.get_runs()])
-        if point == "corpus":  # through the CLI, as every command does it
+        if point == "parse":  # through the CLI, as every command does it
             status = subprocess.run([str(Path(PYTHON).with_name("pepm")), "status", "-p", "tiny_an"], env=env, capture_output=True, text=True)
             assert status.returncode == 0, status.stderr[-2000:]
             assert re.search(r"recovered:.*Dagster run \S+ \(prepare_corpus\): STARTED -> FAILURE", status.stderr), status.stderr
+            assert "runs whose process died" in status.stdout and "prepare_corpus" in status.stdout, status.stdout
         else:
             with get_instance(project) as instance:
                 done = recovery.recover(instance, project)
@@ -213,9 +251,9 @@ def test_killed_runs_are_recovered_and_the_rerun_completes(tmp_path: Path, monke
 
     done = subprocess.run([PYTHON, "-c", PIPELINE, str(project), "none", str(tmp_path / "never")], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    with get_instance(project) as instance:  # every run but the three killed ones succeeded
+    with get_instance(project) as instance:  # every run but the killed ones succeeded
         assert {r.run_id for r in instance.get_runs() if r.status != dg.DagsterRunStatus.SUCCESS} == set(killed)
-        assert len(recovery.crashed_runs(instance)) == 3
+        assert len(recovery.crashed_runs(instance)) == len(points)
     assert (project / "reports" / "leaderboard.md").is_file()
     assert not _temporaries(project)
 

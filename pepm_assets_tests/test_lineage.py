@@ -174,14 +174,14 @@ def test_a_partition_built_from_the_ui_goes_stale_when_its_profile_changes(proje
 
 
 def test_a_failed_prepare_changes_no_recorded_state(project: Path, dagster_instance: dg.DagsterInstance) -> None:
-    """Case 5: a prepare that fails (a compare_by column that does not exist) leaves the previous
-    split, its stamp and what `train` accepts exactly as they were."""
+    """Case 5: a prepare that fails (every document too short: no labelled document) leaves the
+    previous split, its stamp and what `train` accepts exactly as they were."""
     defs = build_definitions(project)
     runner.run_stage(project, "prepare", "tiny_quick", SK, dagster_instance, defs)
     view_dir = ProjectPaths(project).view_dir("tiny_mpt", "left_right")
     before = {p.name: p.read_bytes() for p in view_dir.iterdir()}
-    with pytest.raises(runner.StageFailed, match="no_such_column"):
-        runner.run_stage(project, "prepare", "tiny_quick", [*SK, "analysis.compare_by=[no_such_column]"], dagster_instance, defs)
+    with pytest.raises(runner.StageFailed, match="no labelled document"):
+        runner.run_stage(project, "prepare", "tiny_quick", [*SK, "filters.min_tokens=100000"], dagster_instance, defs)
     assert {p.name: p.read_bytes() for p in view_dir.iterdir()} == before
     report = runner.run_stage(project, "train", "tiny_quick", SK, dagster_instance, defs)
     assert report.runs

@@ -9,11 +9,14 @@ content of everything downstream. Nothing is read from disk after this point tha
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import os
+import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 FAMILIES = ("check", "sklearn", "spacy", "hf", "cluster")
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 8x faster
 MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
+MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_YAML_VALUES = 100_000  # values a config may stand for once its aliases are expanded
 
 
 class ConfigError(ValueError):
@@ -30,6 +35,12 @@ class ConfigError(ValueError):
         self.source, self.key, self.message = source, key, message
         where = f"{source}: key '{key}'" if key else source
         super().__init__(f"{where}: {message}")
+
+
+def did_you_mean(word: Any, choices: Iterable[Any]) -> str:
+    """" (did you mean 'x'?)" when a known name is close to `word`, else ""."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Strict(BaseModel):
@@ -148,7 +159,7 @@ class Profile(Strict):
     balance_preset: str = "default"
     balance_params: dict[str, Any] = {}
     train_prop: float = Field(0.8, gt=0, lt=1)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     split: SplitConfig = SplitConfig()
     filters: FilterConfig = FilterConfig()
     formats: FormatsConfig = FormatsConfig()
@@ -228,12 +239,71 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that pepm refuses; load_yaml adds the file name."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """Safe YAML, stricter in two ways. A key given twice in a mapping is an error: YAML keeps the
+    last silently (a second corpus id replaced the first). Aliases may expand to MAX_YAML_VALUES
+    values at most: a 1 KB "billion laughs" is cheap to parse but pydantic, repr and JSON then
+    walk it expanded (20 s and 3 GB). Small aliases stay allowed (ideology_actors.yml uses one)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise _Refused(None, f"aliases expand to more than {MAX_YAML_VALUES} values (nested or recursive aliases)")
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else []:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base class says so
+                continue
+            if first is not key_node:
+                lines = f"lines {first.start_mark.line + 1} and {key_node.start_mark.line + 1}"
+                raise _Refused(str(key), f"given twice ({lines}); the second would silently replace the first")
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` stands for with every alias expanded; linear in the distinct nodes
+    (`sizes` memoizes shared ones). A node met again while being counted is a recursive alias:
+    counted as too many."""
+    if id(node) not in sizes:
+        sizes[id(node)] = MAX_YAML_VALUES + 1
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
 def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
     shown = _rel(path, root) if root else str(path)
     if not path.is_file():
         raise ConfigError(shown, None, "file not found")
+    raw = path.read_bytes()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SafeLoader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(shown, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except _Refused as exc:
+        raise ConfigError(shown, exc.key, exc.message) from None
+    except RecursionError:
+        raise ConfigError(shown, None, "nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
@@ -246,7 +316,8 @@ def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
 
 
 def validate(model: type[BaseModel], data: Any, source: str, prefix: str = "") -> Any:
-    """Validate `data` into `model`; the first error becomes a ConfigError naming the dotted key."""
+    """Validate `data` into `model`; the first error becomes a ConfigError naming the dotted key
+    (an unknown key with the closest field name of its model, the usual cause being a typo)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -254,10 +325,33 @@ def validate(model: type[BaseModel], data: Any, source: str, prefix: str = "") -
         key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif "input" in err and err["type"] not in ("missing",):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = "unknown key" + did_you_mean(err["loc"][-1], _fields_at(model, err["loc"][:-1]))
+        elif "input" in err and err["type"] not in ("missing", "value_error"):  # our own messages say it all
+            msg = f"{msg} (got {_short_repr(err['input'])})"
         raise ConfigError(source, key or None, msg) from None
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found at `loc` inside `model` (through fields, dicts, lists and
+    optionals), or [] where there is none."""
+    for part in (*loc, None):
+        args = [a for a in get_args(model) if a is not type(None)]
+        if get_origin(model) in (Union, types.UnionType) and len(args) == 1:
+            model = args[0]  # X | None
+        if part is None:
+            break
+        if isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = model.model_fields[part].annotation
+        elif get_origin(model) in (dict, list) and get_args(model):
+            model = get_args(model)[-1]
+        else:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
 class _CorporaFile(Strict):
@@ -296,8 +390,10 @@ def load_common(root: Path) -> CommonConfig:
 
     models = read("models.yml", _ModelsFile, optional=True).models
     _check_models(models)
+    corpora = read("corpora.yml", _CorporaFile).corpora
+    _check_corpora(corpora)
     common = CommonConfig(
-        corpora=read("corpora.yml", _CorporaFile).corpora,
+        corpora=corpora,
         datasets=read("datasets.yml", _DatasetsFile).datasets,
         hardware=read("hardware.yml", _HardwareFile).hardware,
         balance_presets=read("balance.yml", _BalanceFile).presets,
@@ -307,10 +403,10 @@ def load_common(root: Path) -> CommonConfig:
     cross = common.cross_corpus
     if cross is not None:
         if cross.model_id not in models:
-            raise ConfigError("configs/common/cross_corpus.yml", "cross_corpus.model_id", f"unknown model {cross.model_id!r}")
+            raise ConfigError("configs/common/cross_corpus.yml", "cross_corpus.model_id", f"unknown model {cross.model_id!r}{did_you_mean(cross.model_id, models)}")
         for i, dataset_id in enumerate(cross.datasets):
             if dataset_id not in common.datasets:
-                raise ConfigError("configs/common/cross_corpus.yml", f"cross_corpus.datasets.{i}", f"unknown dataset {dataset_id!r}")
+                raise ConfigError("configs/common/cross_corpus.yml", f"cross_corpus.datasets.{i}", f"unknown dataset {dataset_id!r}{did_you_mean(dataset_id, common.datasets)}")
     return common
 
 
@@ -325,6 +421,31 @@ def _check_models(models: dict[str, ModelSpec]) -> None:
         validate(families.REGISTRY.get(spec.family).params_model, spec.params, source, f"models.{model_id}.params")
 
 
+def _check_corpora(corpora: dict[str, CorpusConfig]) -> None:
+    """Every corpus names a known dialect and options that dialect accepts: checked here, a typo
+    in an option fails before any file is parsed."""
+    from .tei import dialects
+
+    source = "configs/common/corpora.yml"
+    for cid, corpus in corpora.items():
+        if corpus.dialect not in dialects.REGISTRY:
+            known = dialects.REGISTRY.names()
+            raise ConfigError(source, f"corpora.{cid}.dialect", f"unknown dialect {corpus.dialect!r}{did_you_mean(corpus.dialect, known)} (known: {known})")
+        validate(dialects.REGISTRY.get(corpus.dialect).options_model, corpus.dialect_options, source, f"corpora.{cid}.dialect_options")
+
+
+def document_columns(corpora: dict[str, CorpusConfig], source_field: str) -> set[str]:
+    """The columns a dataset's documents will have, known before parsing: each dialect declares
+    its fields (BASE_FIELDS + meta_fields, as `Dialect.fields`), and the dataset adds source_field.
+    Corpora are concatenated, so a column of any one of them exists (empty in the others)."""
+    from .tei import dialects
+
+    columns = {source_field, *dialects.BASE_FIELDS}
+    for corpus in corpora.values():
+        columns.update(dialects.REGISTRY.get(corpus.dialect).meta_fields)
+    return columns
+
+
 # ---------------------------------------------------------------- overrides
 def parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
@@ -334,7 +455,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {item!r}", key or None, "empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
+    except _Refused as exc:  # same rules as the files
+        raise ConfigError(f"override {item!r}", key, exc.message) from None
     except yaml.YAMLError:
         value = raw
     return key.split("."), value
@@ -369,8 +492,8 @@ def load_profile(root: Path, name: str, overrides: list[str] | None = None) -> P
     path = profile_path(root, name)
     shown = _rel(path, root)
     if not path.is_file():
-        known = ", ".join(list_profiles(root)) or "none"
-        raise ConfigError(shown, None, f"profile {name!r} not found (known: {known})")
+        known = list_profiles(root)
+        raise ConfigError(shown, None, f"profile {name!r} not found{did_you_mean(name, known)} (known: {', '.join(known) or 'none'})")
     raw = load_yaml(path, root)
     raw.setdefault("profile", name)
     overrides = list(overrides or [])
@@ -392,7 +515,6 @@ def resolve_profile(
 ) -> ResolvedParams:
     """Profile + overrides + common configs -> ResolvedParams, or a ConfigError before any work."""
     from . import balance, labels  # local: keeps `config` importable on its own
-    from .tei import dialects
 
     overrides = list(overrides or [])
     if isinstance(profile, str):
@@ -405,7 +527,7 @@ def resolve_profile(
     common = common or load_common(root)
 
     if prof.dataset_id not in common.datasets:
-        raise ConfigError(source, "dataset_id", f"unknown dataset {prof.dataset_id!r} (declared in configs/common/datasets.yml: {sorted(common.datasets)})")
+        raise ConfigError(source, "dataset_id", f"unknown dataset {prof.dataset_id!r}{did_you_mean(prof.dataset_id, common.datasets)} (declared in configs/common/datasets.yml: {sorted(common.datasets)})")
     dataset = common.datasets[prof.dataset_id]
     patch = {k: v for k, v in prof.data.model_dump().items() if v is not None}
     if prof.analysis.compare_by is not None:
@@ -414,21 +536,19 @@ def resolve_profile(
         dataset = dataset.model_copy(update=patch)
     for i, cid in enumerate(dataset.corpus_ids):
         if cid not in common.corpora:
-            raise ConfigError(source, f"data.corpus_ids.{i}", f"unknown corpus {cid!r} (declared in configs/common/corpora.yml: {sorted(common.corpora)})")
+            raise ConfigError(source, f"data.corpus_ids.{i}", f"unknown corpus {cid!r}{did_you_mean(cid, common.corpora)} (declared in configs/common/corpora.yml: {sorted(common.corpora)})")
     if dataset.merge_mode == "single" and len(dataset.corpus_ids) != 1:
         raise ConfigError(source, "data.merge_mode", f"'single' needs exactly one corpus, got {dataset.corpus_ids}")
     corpora = {cid: common.corpora[cid] for cid in dataset.corpus_ids}
-    for cid, corpus in corpora.items():
-        if corpus.dialect not in dialects.REGISTRY:
-            raise ConfigError("configs/common/corpora.yml", f"corpora.{cid}.dialect", f"unknown dialect {corpus.dialect!r} (known: {dialects.REGISTRY.names()})")
+    _check_columns(prof, dataset, corpora, source)
 
     if prof.hardware_preset not in common.hardware:
-        raise ConfigError(source, "hardware_preset", f"unknown hardware preset {prof.hardware_preset!r} (known: {sorted(common.hardware)})")
+        raise ConfigError(source, "hardware_preset", f"unknown hardware preset {prof.hardware_preset!r}{did_you_mean(prof.hardware_preset, common.hardware)} (known: {sorted(common.hardware)})")
 
     label_map_path = root / "configs" / "label_maps" / prof.label_map
     label_map = labels.load_label_map(label_map_path, root)
     if prof.view not in label_map.views:
-        raise ConfigError(source, "view", f"unknown view {prof.view!r} (views of {prof.label_map}: {sorted(label_map.views)})")
+        raise ConfigError(source, "view", f"unknown view {prof.view!r}{did_you_mean(prof.view, label_map.views)} (views of {prof.label_map}: {sorted(label_map.views)})")
 
     balance_params = balance.resolve(prof.balance_strategy, prof.balance_preset, prof.balance_params, common.balance_presets, source)
 
@@ -438,7 +558,7 @@ def resolve_profile(
         models = list(prof.models)
         for i, model_id in enumerate(models):
             if model_id not in common.models:
-                raise ConfigError(source, f"models.{i}", f"unknown model {model_id!r} (configs/common/models.yml has: {sorted(common.models)})")
+                raise ConfigError(source, f"models.{i}", f"unknown model {model_id!r}{did_you_mean(model_id, common.models)} (configs/common/models.yml has: {sorted(common.models)})")
             if common.models[model_id].family not in prof.families:
                 raise ConfigError(source, f"models.{i}", f"model {model_id!r} is of family {common.models[model_id].family!r}, which is not in families {prof.families}")
 
@@ -465,3 +585,18 @@ def resolve_profile(
         formats=prof.formats,
         quality=prof.quality,
     )
+
+
+def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, CorpusConfig], source: str) -> None:
+    """split.group_by and compare_by name columns of the documents (else the view fails after parsing)."""
+    columns = document_columns(corpora, dataset.source_field)
+    if prof.analysis.compare_by is not None:
+        where, prefix = source, "analysis.compare_by"
+    else:
+        where, prefix = "configs/common/datasets.yml", f"datasets.{prof.dataset_id}.compare_by"
+    named = [(where, f"{prefix}.{i}", column) for i, column in enumerate(dataset.compare_by)]
+    if prof.split.group_by is not None:
+        named.append((source, "split.group_by", prof.split.group_by))
+    for where, key, column in named:
+        if column not in columns:
+            raise ConfigError(where, key, f"no column {column!r} in the documents of dataset {prof.dataset_id!r}{did_you_mean(column, columns)} (columns: {sorted(columns)})")

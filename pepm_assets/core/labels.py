@@ -70,6 +70,8 @@ class LabelMap(Strict):
                 raise ValueError(f"views.{name}.field: expected category | wing | cluster | meta:<column>, got {view.field!r}")
             if view.wing is not None and view.wing not in self.wings:
                 raise ValueError(f"views.{name}.wing: unknown wing {view.wing!r}")
+            if view.values == []:  # every document would be excluded, found only after parsing
+                raise ValueError(f"views.{name}.values: empty list, no document could get a label (leave the key out to keep every value)")
         return self
 
     def wing_of(self, category: str) -> str | None:

@@ -184,6 +184,13 @@ def stamp(version: str, inputs: dict[str, Any], files: list[str]) -> dict[str, A
     return {"version": version, "inputs": inputs, "files": files}
 
 
+def commit(path: Path, lineage: dict[str, Any]) -> None:
+    """Write the stamp into an existing meta file (atomically): the last write of an asset."""
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["lineage"] = lineage
+    write_json(path, meta)
+
+
 def recorded_version(path: Path) -> str | None:
     found = read_stamp(path)
     return found["version"] if found else None

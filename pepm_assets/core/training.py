@@ -78,7 +78,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "lineage": lineage.stamp(version, {"formats": formats_stamp["version"], "view": view_stamp["version"],
                                                "params_hash": params.params_hash, **inputs}, []),
         }
-        write_json(tmp / "meta_model.json", meta)
+        write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
 
 
@@ -129,11 +129,25 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
             "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"]}, ["metrics.json"]),
         }
-        write_json(tmp / "meta_eval.json", meta_eval)
+        write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
     summary = _summary(scores, family.supervised)
-    update_index(paths, {**meta_eval, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)})
-    return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir}
+    entry = {**{k: v for k, v in meta_eval.items() if k != "lineage"}, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
+    return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
+
+
+def commit_model(root: Path, meta: dict[str, Any]) -> None:
+    """The model's stamp, written once everything else of its step is done (its MLflow run too):
+    a step killed before this leaves the model missing, to be trained again, never fresh."""
+    paths = ProjectPaths(root)
+    lineage.commit(paths.model_dir(meta["dataset_id"], meta["view"], meta["family"], meta["model_id"]) / "meta_model.json", meta["lineage"])
+
+
+def commit_evaluation(root: Path, result: dict[str, Any]) -> None:
+    """The evaluation's stamp and its entry in reports/index.json, once its step is done: the
+    leaderboard never shows a score whose step failed."""
+    lineage.commit(Path(result["report_dir"]) / "meta_eval.json", result["lineage"])
+    update_index(ProjectPaths(root), result["index_entry"])
 
 
 def prepared_split(params: ResolvedParams, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -66,7 +66,9 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         meta = _in_partition(project, params, lambda: training.train_model(params, model_id, spec, project.path))
         model_dir = project.paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
         tracker = mlflow.tracker(project)
-        logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, _tags(context, params, model_id, spec)) if tracker else {}
+        tags = {**_tags(context, params, model_id, spec), "version": meta["lineage"]["version"], "split_version": meta["split_version"]}
+        logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, tags) if tracker else {}
+        training.commit_model(project.path, meta)
         return dg.MaterializeResult(metadata={
             "params_hash": params.params_hash, "seed": params.seed, "n_train_used": meta["n_train_used"],
             "truncated": meta["truncated"], "train_seconds": meta["train_seconds"],
@@ -90,7 +92,9 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         params = run_params(context, project)
         result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, spec, project.path))
         tracker = mlflow.tracker(project)
-        run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], _tags(context, params, model_id, spec)) if tracker else None
+        tags = {**_tags(context, params, model_id, spec), "version": result["lineage"]["version"], "model_version": result["model_version"]}
+        run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], tags) if tracker else None
+        training.commit_evaluation(project.path, result)
         summary = result["metrics"]
         check_results = [
             dg.AssetCheckResult(check_name=name, passed=bool(summary.get(metric, 0.0) >= threshold), severity=dg.AssetCheckSeverity.ERROR,
@@ -152,6 +156,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 if tracker:
                     tracker.log_evaluation(result, result["metrics"], result["report_dir"],
                                            {**_tags(context, params[a], cfg.model_id, spec), "cross_corpus": "true"})
+                training.commit_evaluation(project.path, result)
         out = reports.write_cross_matrix(project.paths, cfg.view, cfg.model_id, cfg.datasets, cells)
         rows = {f"{a} -> {b}": f"{cells[(a, b)]['macro_f1']:.4f}" for a in cfg.datasets for b in cfg.datasets}
         return dg.MaterializeResult(metadata={"matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),

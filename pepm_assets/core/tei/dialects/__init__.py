@@ -61,6 +61,9 @@ class Chunk:
 
 
 class DialectOptions(BaseModel):
+    """A dialect's `dialect_options` (corpora.yml), validated when the configs are loaded
+    (config._check_corpora): extra="forbid" makes a misspelled option an error, not a default."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
