@@ -1,5 +1,6 @@
 # pepm: `make demo` (README command 1), `make test` (README command 2), and the older interface
-# `make run STAGE=pipeline PROFILE=ideo_quick OVERRIDES="train_prop=0.7 seed=1"` (prepare | train | evaluate | pipeline).
+# `make run STAGE=pipeline PROFILE=ideo_quick SEED=7 TRAIN_PROP=0.7 OVERRIDES="split.group_by=speaker"` (prepare | train |
+# evaluate | pipeline; the spec's Make variables: pepm_assets/core/make_vars.py).
 PYTHON ?= python3
 VENV   := .venv
 PEPM   := $(VENV)/bin/pepm
@@ -32,8 +33,13 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
+# every other variable given on make's command line (SEED=3 TRAIN_PROP=0.7 ...) goes to pepm, which maps
+# the spec's Make variables onto profile parameters and refuses an unknown one (a typo is never ignored)
+NOT_MAKE_VARS := STAGE PROFILE OVERRIDES PYTHON DAGSTER_HOME PEPM_ROOT
+MAKE_VARS := $(filter-out $(NOT_MAKE_VARS),$(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $(v))),$(v))))
+
 run: setup
-	$(PEPM) run --stage $(STAGE) --profile $(PROFILE) $(foreach o,$(OVERRIDES),--override $(o))
+	$(PEPM) run --stage $(STAGE) --profile $(PROFILE) $(foreach o,$(OVERRIDES),--override $(o)) $(foreach v,$(MAKE_VARS),--make-var '$(v)=$($(v))')
 
 dev: setup
 	$(PEPM) dev

@@ -186,13 +186,19 @@ def run(
     stage: str = typer.Option("pipeline", "--stage", "-s", help="prepare | train | evaluate | pipeline (all three)"),
     profile: str = PROFILE,
     override: Optional[List[str]] = OVERRIDE,
+    make_var: Optional[List[str]] = typer.Option(None, "--make-var", help="the spec's Make variables, NAME=value (SEED, TRAIN_PROP, HARDWARE_PRESET, FAMILY, MODELS, ...; repeatable); --override wins"),
 ) -> None:
-    """The older interface (`make run STAGE=... PROFILE=...`): run one stage of a profile."""
+    """The older interface (`make run STAGE=... PROFILE=... SEED=...`): run one stage of a profile."""
+    from .core.make_vars import to_overrides
     from .defs.runner import STAGES
 
     if stage not in STAGES:
         _fail(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")
-    _run_stage(_root(), stage, profile, override or [])
+    try:
+        from_make = to_overrides(make_var or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+    _run_stage(_root(), stage, profile, [*from_make, *(override or [])])
 
 
 @app.command("cross-corpus")
