@@ -45,7 +45,10 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     assert leaderboard is not None and leaderboard.run_id == view_run
     assert (paths.reports / "leaderboard.md").is_file()
     assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]"]
+    # early_stop (fixture: tfidf_svm_quick min 0.6 / 0.6): a check on its evaluation, and the flags recorded
+    assert report.checks["evaluation__tfidf_svm_quick[tiny_mpt|left_right].quality_ok"] is True
     index = {e["model_id"]: e for e in read_index(paths)}
+    assert index["tfidf_svm_quick"]["quality_ok"] is True and index["tfidf_svm_quick"]["quality_flags"] == []
     assert set(index) == set(ALL_MODELS)
     for model_id in ALL_MODELS:
         entry = index[model_id]
@@ -225,3 +228,17 @@ def test_each_tracking_database_gets_its_own_experiment_in_one_process(tmp_path:
         assert run.data.metrics["macro_f1"] == score and client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     runs_a = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}").search_runs([run.info.experiment_id])
     assert sorted(r.data.metrics["macro_f1"] for r in runs_a) == [0.5, 0.6]
+
+
+def test_early_stop_flags_only_when_every_threshold_is_missed() -> None:
+    """The spec's §8.6: accuracy AND macro-F1 both low -> quality_ok false; one low -> ok (flag kept);
+    disabled or no threshold -> ok."""
+    from pepm_assets.core.config import EarlyStop
+
+    both = EarlyStop(min_accuracy=0.6, min_macro_f1=0.55)
+    assert both.judge({"accuracy": 0.5, "macro_f1": 0.5}) == (False, ["low_accuracy", "low_macro_f1"])
+    assert both.judge({"accuracy": 0.7, "macro_f1": 0.5}) == (True, ["low_macro_f1"])
+    assert both.judge({"accuracy": 0.7, "macro_f1": 0.6}) == (True, [])
+    assert EarlyStop(min_macro_f1=0.55).judge({"accuracy": 0.9, "macro_f1": 0.5}) == (False, ["low_macro_f1"])
+    assert EarlyStop(enabled=False, min_accuracy=0.9, min_macro_f1=0.9).judge({"accuracy": 0.1, "macro_f1": 0.1}) == (True, [])
+    assert EarlyStop(min_accuracy=0.6).judge({"ari": 0.1}) == (True, [])  # a clustering has no accuracy

@@ -81,10 +81,23 @@ class HardwarePreset(Strict):
 
 
 class EarlyStop(Strict):
-    """Minimum scores of a model on the job set (the spec's early_stop): blocking evaluation checks."""
+    """Minimum scores of a model on the job set, with the spec's semantics (§8.6): a model is flagged
+    (`quality_ok: false`, `quality_flags`) when *every* threshold set is missed (accuracy and
+    macro-F1 both low), only when `enabled`. A flag is recorded and shown, never blocking: a weak
+    model stays in the leaderboard, marked."""
 
+    enabled: bool = True
     min_accuracy: float | None = Field(None, ge=0, le=1)
     min_macro_f1: float | None = Field(None, ge=0, le=1)
+
+    def judge(self, scores: dict[str, Any]) -> tuple[bool, list[str]]:
+        """(quality_ok, quality_flags) of an evaluation's scores."""
+        limits = {"accuracy": self.min_accuracy, "macro_f1": self.min_macro_f1}
+        limits = {k: v for k, v in limits.items() if v is not None and k in scores}
+        if not self.enabled or not limits:
+            return True, []
+        flags = [f"low_{metric}" for metric, threshold in limits.items() if scores[metric] < threshold]
+        return len(flags) < len(limits), flags
 
 
 class ModelSpec(Strict):

@@ -35,7 +35,8 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                      "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),
                      "n_job": e["n_job"], "n_train_used": e["n_train_used"], "truncated": e["truncated"], "seed": e["seed"],
                      "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", ""),
-                     "predictions": e["files"].get("predictions.tsv", "")})
+                     "predictions": e["files"].get("predictions.tsv", ""),
+                     "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else ""})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -88,7 +89,7 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         lines += [f"## {dataset_id} / {view}", "", f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | n job | train docs |",
                   "|---|---|---|---|---|---|---|---|"]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
-            lines.append(f"| {rank} | {r.model_id} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
+            lines.append(f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
                          f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
         lines.append("")
     write_text(md, "\n".join(lines) + "\n")

@@ -119,6 +119,8 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             write_text(tmp / "classification_report.txt", f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n")
         write_json(tmp / "metrics.json", scores)
         write_tsv(pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}), tmp / "predictions.tsv")
+        summary = _summary(scores, family.supervised)
+        quality_ok, quality_flags = spec.early_stop.judge(summary)
         meta_eval = {
             "model_id": model_id, "family": spec.family, "supervised": family.supervised,
             "dataset_id": params.dataset_id, "eval_dataset_id": eval_params.dataset_id, "view": params.view,
@@ -126,12 +128,12 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             "seed": params.seed, "n_job": len(job), "predict_seconds": round(predict_seconds, 3),
             "model_created_at": meta_model["created_at"], "n_train_used": meta_model["n_train_used"], "truncated": meta_model["truncated"],
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "quality_ok": quality_ok, "quality_flags": quality_flags,
             "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
             "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"]}, ["metrics.json"]),
         }
         write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
-    summary = _summary(scores, family.supervised)
     entry = {**{k: v for k, v in meta_eval.items() if k != "lineage"}, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
 

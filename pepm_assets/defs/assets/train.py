@@ -77,11 +77,11 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
             **({"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"} if logged else {}),
         }, data_version=dg.DataVersion(meta["lineage"]["version"]))
 
-    checks = []
-    if spec.early_stop.min_accuracy is not None:
-        checks.append(dg.AssetCheckSpec("min_accuracy", asset=f"evaluation__{model_id}", description=f"accuracy >= {spec.early_stop.min_accuracy} (models.yml early_stop)"))
-    if spec.early_stop.min_macro_f1 is not None:
-        checks.append(dg.AssetCheckSpec("min_macro_f1", asset=f"evaluation__{model_id}", description=f"macro-F1 >= {spec.early_stop.min_macro_f1} (models.yml early_stop)"))
+    stop = spec.early_stop
+    limits = " and ".join(f"{m} < {v}" for m, v in (("accuracy", stop.min_accuracy), ("macro-F1", stop.min_macro_f1)) if v is not None)
+    checks = [dg.AssetCheckSpec("quality_ok", asset=f"evaluation__{model_id}",
+                                description=f"models.yml early_stop: flagged when {limits} (not blocking: the model stays in the leaderboard, flagged)")
+              ] if stop.enabled and limits else []
 
     @dg.asset(
         name=f"evaluation__{model_id}", partitions_def=views_pd, group_name="evaluate", code_version=lineage.EVAL_CODE,
@@ -92,16 +92,16 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         params = run_params(context, project)
         result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, spec, project.path))
         tracker = mlflow.tracker(project)
-        tags = {**_tags(context, params, model_id, spec), "version": result["lineage"]["version"], "model_version": result["model_version"]}
+        tags = {**_tags(context, params, model_id, spec), "version": result["lineage"]["version"], "model_version": result["model_version"],
+                "quality_ok": str(result["quality_ok"]).lower(), "quality_flags": ",".join(result["quality_flags"])}
         run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], tags) if tracker else None
         training.commit_evaluation(project.path, result)
         summary = result["metrics"]
-        check_results = [
-            dg.AssetCheckResult(check_name=name, passed=bool(summary.get(metric, 0.0) >= threshold), severity=dg.AssetCheckSeverity.ERROR,
-                                metadata={metric: summary.get(metric, 0.0), "threshold": threshold})
-            for name, metric, threshold in (("min_accuracy", "accuracy", spec.early_stop.min_accuracy), ("min_macro_f1", "macro_f1", spec.early_stop.min_macro_f1))
-            if threshold is not None
-        ]
+        check_results = [dg.AssetCheckResult(
+            check_name="quality_ok", passed=bool(result["quality_ok"]), severity=dg.AssetCheckSeverity.WARN,
+            metadata={"quality_flags": ",".join(result["quality_flags"]) or "none", "accuracy": summary.get("accuracy", 0.0),
+                      "macro_f1": summary.get("macro_f1", 0.0), "min_accuracy": stop.min_accuracy or 0.0, "min_macro_f1": stop.min_macro_f1 or 0.0},
+        )] if checks else []
         return dg.MaterializeResult(
             metadata={**{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
                       **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
