@@ -163,10 +163,10 @@ def _print_files(paths, corpus_id: str) -> None:
 
 def _print_scores(root: Path, params) -> None:
     from .core.paths import ProjectPaths
-    from .core.training import read_index
+    from .core.training import latest_entries, read_index
 
     paths = ProjectPaths(root)
-    entries = [e for e in read_index(paths) if e["dataset_id"] == params.dataset_id and e["view"] == params.view
+    entries = [e for e in latest_entries(read_index(paths)) if e["dataset_id"] == params.dataset_id and e["view"] == params.view
                and e["eval_dataset_id"] == params.dataset_id and e["model_id"] in params.models]
     table = Table(title=f"job set of {params.dataset_id} / {params.view}")
     for col in ("model", "family", "accuracy", "macro-F1 [95% CI]", "other"):

@@ -213,3 +213,28 @@ def test_two_pipelines_of_one_partition_with_different_seeds_never_mix(project: 
         assert meta_view["lineage"]["version"] == meta_model["split_version"] == meta_eval["split_version"]
     last_seed = meta_view["seed"]
     assert set(_status(project, [*SK[:1], "models=[tfidf_svm_quick,tfidf_logreg]", f"seed={last_seed}"]).values()) == {"FRESH"}
+
+
+def test_the_index_keeps_every_seed_and_the_leaderboard_summarises_them(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """reports/index.json is a history: seed repeats are all kept (it kept only the last), the
+    leaderboard ranks the latest and shows mean ± sd over the seeds run with the same settings."""
+    from pepm_assets.core import reports
+
+    defs = build_definitions(project)
+    one = ["families=[sklearn]", "models=[tfidf_svm_quick]"]
+    for seed in (7, 8, 9):
+        runner.run_stage(project, "pipeline", "tiny_quick", [*one, f"seed={seed}"], dagster_instance, defs)
+    runner.run_stage(project, "pipeline", "tiny_quick", [*one, "seed=8", "train_prop=0.5"], dagster_instance, defs)  # other settings
+    history = [e for e in _index(project) if e["model_id"] == "tfidf_svm_quick"]
+    assert [e["seed"] for e in history] == [7, 8, 9, 8]
+    assert len({e["settings_hash"] for e in history[:3]}) == 1 and history[3]["settings_hash"] != history[0]["settings_hash"]
+    table = reports.leaderboard_table(ProjectPaths(project))
+    row = table[table["model_id"] == "tfidf_svm_quick"].iloc[0]
+    assert row["seed"] == 8 and row["n_seeds"] == 1  # the latest: train_prop 0.5, one seed so far
+    runner.run_stage(project, "pipeline", "tiny_quick", [*one, "seed=9"], dagster_instance, defs)  # back to the repeated settings
+    table = reports.leaderboard_table(ProjectPaths(project))
+    row = table[table["model_id"] == "tfidf_svm_quick"].iloc[0]
+    scores = [e["metrics"]["macro_f1"] for e in history[:3]]
+    assert row["n_seeds"] == 3 and abs(row["macro_f1_mean"] - sum(scores) / 3) < 1e-4
+    assert "(3)" in (project / "reports" / "leaderboard.md").read_text()
+    assert len([e for e in _index(project) if e["model_id"] == "tfidf_svm_quick"]) == 4  # seed 9 again: its entry replaced

@@ -228,6 +228,13 @@ class ResolvedParams(Strict):
         blob = json.dumps(self.hashed_part(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
+    @property
+    def settings_hash(self) -> str:
+        """The params hash without the seed: evaluations that differ only by their seed share it
+        (the repeats the leaderboard summarises as mean ± sd)."""
+        data = {k: v for k, v in self.hashed_part().items() if k != "seed"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
 
 # ---------------------------------------------------------------- loading helpers
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:

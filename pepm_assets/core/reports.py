@@ -4,12 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
-from .training import read_index
+from .training import latest_entries, read_index
 
 REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
 
@@ -23,20 +24,33 @@ def _plt():
     return plt
 
 
+def _repeats(history: list[dict[str, Any]], entry: dict[str, Any]) -> list[float]:
+    """Macro-F1 of the latest evaluation of each seed run with the same settings as `entry`."""
+    by_seed = {e["seed"]: e["metrics"]["macro_f1"] for e in history
+               if e.get("settings_hash") and e.get("settings_hash") == entry.get("settings_hash")
+               and (e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"]) == (entry["dataset_id"], entry["view"], entry["model_id"], entry["eval_dataset_id"])}
+    return list(by_seed.values())
+
+
 def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
-    """In-domain evaluations of supervised models, best macro-F1 first within each dataset x view."""
+    """The latest in-domain evaluation of each supervised model, best macro-F1 first within each
+    dataset x view, with mean ± sd of macro-F1 over the seeds evaluated with the same settings."""
     rows = []
-    for e in read_index(paths):
+    history = read_index(paths)
+    for e in latest_entries(history):
         m = e["metrics"]
         if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
             continue
+        seeds = _repeats(history, e)
         rows.append({"dataset_id": e["dataset_id"], "view": e["view"], "model_id": e["model_id"], "family": e["family"],
                      "macro_f1": round(m["macro_f1"], 4), "macro_f1_low": round(m["macro_f1_ci95"][0], 4), "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
                      "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),
                      "n_job": e["n_job"], "n_train_used": e["n_train_used"], "truncated": e["truncated"], "seed": e["seed"],
                      "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", ""),
                      "predictions": e["files"].get("predictions.tsv", ""),
-                     "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else ""})
+                     "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else "",
+                     "n_seeds": len(seeds), "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
+                     "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan")})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -73,6 +87,10 @@ def _delta_cell(r: Any) -> str:
     return f"{r.delta_macro_f1:+.4f} [{r.delta_low:+.4f}, {r.delta_high:+.4f}]{verdict}"
 
 
+def _seeds_cell(r: Any) -> str:
+    return f"{r.macro_f1_mean:.4f} ± {r.macro_f1_sd:.4f} ({r.n_seeds})" if r.n_seeds > 1 else "one seed"
+
+
 def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     table = leaderboard_table(paths)
     if not table.empty:
@@ -86,11 +104,11 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
              f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
              "(better / worse when it excludes 0).", ""]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
-        lines += [f"## {dataset_id} / {view}", "", f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | n job | train docs |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {dataset_id} / {view}", "", f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
             lines.append(f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
-                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
+                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
         lines.append("")
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:

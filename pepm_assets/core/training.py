@@ -129,12 +129,14 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             "model_created_at": meta_model["created_at"], "n_train_used": meta_model["n_train_used"], "truncated": meta_model["truncated"],
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "quality_ok": quality_ok, "quality_flags": quality_flags,
+            "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
             "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
             "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"]}, ["metrics.json"]),
         }
         write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
-    entry = {**{k: v for k, v in meta_eval.items() if k != "lineage"}, "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
+    entry = {**{k: v for k, v in meta_eval.items() if k != "lineage"}, "version": version, "metrics": summary, "files": files,
+             "model_dir": paths.rel(model_dir)}
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
 
 
@@ -247,10 +249,21 @@ def read_index(paths: ProjectPaths) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))["entries"] if path.is_file() else []
 
 
+def _slot(e: dict[str, Any]) -> tuple[str, str, str, str]:
+    return e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"]
+
+
 def update_index(paths: ProjectPaths, entry: dict[str, Any]) -> None:
-    """One entry per (dataset, view, model, eval dataset): the latest evaluation replaces the older."""
-    key = lambda e: (e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"])  # noqa: E731
+    """The history of evaluations, oldest first: one entry per evaluation version (profile, seed,
+    params hash, time); evaluating the same version again replaces its entry (same result)."""
+    same = lambda e: (*_slot(e), e.get("version")) == (*_slot(entry), entry["version"])  # noqa: E731
     with _locked(index_path(paths)):
-        entries = [e for e in read_index(paths) if key(e) != key(entry)] + [entry]
-        entries.sort(key=key)
+        entries = [e for e in read_index(paths) if not same(e)] + [entry]
+        entries.sort(key=lambda e: e.get("evaluated_at", ""))
         write_json(index_path(paths), {"entries": entries})
+
+
+def latest_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest evaluation of each (dataset, view, model, eval dataset), in index order."""
+    latest = {_slot(e): e for e in entries}
+    return [e for e in entries if latest[_slot(e)] is e]
