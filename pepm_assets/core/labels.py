@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from pydantic import Field, model_validator
