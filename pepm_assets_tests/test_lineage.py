@@ -232,9 +232,24 @@ def test_the_index_keeps_every_seed_and_the_leaderboard_summarises_them(project:
     row = table[table["model_id"] == "tfidf_svm_quick"].iloc[0]
     assert row["seed"] == 8 and row["n_seeds"] == 1  # the latest: train_prop 0.5, one seed so far
     runner.run_stage(project, "pipeline", "tiny_quick", [*one, "seed=9"], dagster_instance, defs)  # back to the repeated settings
+    assert runner.run_stage(project, "pipeline", "tiny_quick", [*one, "seed=9"], dagster_instance, defs).runs == []  # fresh now
     table = reports.leaderboard_table(ProjectPaths(project))
     row = table[table["model_id"] == "tfidf_svm_quick"].iloc[0]
     scores = [e["metrics"]["macro_f1"] for e in history[:3]]
     assert row["n_seeds"] == 3 and abs(row["macro_f1_mean"] - sum(scores) / 3) < 1e-4
     assert "(3)" in (project / "reports" / "leaderboard.md").read_text()
-    assert len([e for e in _index(project) if e["model_id"] == "tfidf_svm_quick"]) == 4  # seed 9 again: its entry replaced
+    assert [e["seed"] for e in _index(project) if e["model_id"] == "tfidf_svm_quick"] == [7, 8, 9, 8, 9]  # seed 9 fitted again
+
+
+def test_a_model_trained_again_makes_its_evaluation_stale(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """Versions are content-addressed, but an evaluation scores one fit: a model trained again (a
+    GPU fit need not be bit-identical) is evaluated again, never left with the old fit's scores."""
+    defs = build_definitions(project)
+    runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
+    shutil.rmtree(ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg"))
+    runner.run_stage(project, "train", "tiny_quick", SK, dagster_instance, defs)
+    status = _status(project)
+    assert status["model__tfidf_logreg"] == "FRESH" and status["evaluation__tfidf_logreg"] == "STALE"
+    assert status["evaluation__tfidf_svm_quick"] == "FRESH"
+    report = runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
+    assert "evaluation__tfidf_logreg[tiny_mpt|left_right]" not in report.skipped and set(_status(project).values()) == {"FRESH"}

@@ -10,7 +10,7 @@ as fresh. A version is a hash of exactly what determines the content:
     model_formats         view_split version + code version
     model__<id>           model_formats version + its models.yml entry + the family's code version
                           + the hardware values that change what that family fits
-    evaluation__<id>      model version + the job set's view version + code version
+    evaluation__<id>      model version + the id of the fit on disk + the job set's view version + code version
 
 `expected_*` compute what the version should be now, from the current files and configs; a stamp
 that differs is stale, a stamp (or an output file) that is missing is missing. The runner skips
@@ -141,8 +141,18 @@ def model_version(formats: str, inputs: dict[str, Any]) -> str:
     return digest(MODEL_CODE, formats, inputs)
 
 
-def evaluation_version(model: str, eval_view: str) -> str:
-    return digest(EVAL_CODE, model, eval_view)
+def evaluation_version(model: str, eval_view: str, training_id: str | None) -> str:
+    """`training_id` names the fit the scores come from: a model trained again (even to the same
+    version: a GPU fit need not be bit-identical) makes its evaluation stale."""
+    return digest(EVAL_CODE, model, eval_view, training_id)
+
+
+def training_id(model_meta: Path) -> str | None:
+    """The id of the fit now on disk (meta_model.json), None when there is none."""
+    try:
+        return json.loads(model_meta.read_text(encoding="utf-8")).get("training_id")
+    except (OSError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- stamps on disk
@@ -210,7 +220,7 @@ class Status:
 WHY = {"raw": "raw files changed", "config": "corpora.yml parse settings changed", "params_hash": "parameters changed",
        "corpus_docs": "parsed corpus changed", "view": "split changed", "formats": "model formats changed",
        "spec": "models.yml entry changed", "hardware": "hardware values changed", "family_code": "family code changed",
-       "model": "model changed", "eval_view": "job set changed"}
+       "model": "model changed", "eval_view": "job set changed", "training_id": "model trained again"}
 
 
 def _status(asset: str, partition: str, expected: tuple[str, dict[str, Any]], path: Path) -> Status:
@@ -260,7 +270,8 @@ class Expected:
     def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         model = self.model(params, model_id, spec)[0]
         view = self.view(params)[0]
-        return evaluation_version(model, view), {"model": model, "eval_view": view}
+        fit = training_id(stamp_file(self.paths, "model", params, model_id=model_id, spec=spec))
+        return evaluation_version(model, view, fit), {"model": model, "eval_view": view, "training_id": fit}
 
     def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec]) -> list[Status]:
         """corpus_docs of each corpus, then the partition's view, formats, models and evaluations."""

@@ -9,6 +9,7 @@ import fcntl
 import json
 import random
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +75,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "train_seconds": round(time.perf_counter() - started, 3),
             "fit": info,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "training_id": uuid.uuid4().hex,  # this fit, whatever its version (evaluations name the fit they scored)
             "split_version": view_stamp["version"],
             "lineage": lineage.stamp(version, {"formats": formats_stamp["version"], "view": view_stamp["version"],
                                                "params_hash": params.params_hash, **inputs}, []),
@@ -91,8 +93,9 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
         raise ValueError(f"cross-dataset evaluation needs the same view ({params.view} vs {eval_params.view})")
     model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     model_stamp, eval_view = trained_model(params, model_id, spec, root, eval_params)
-    version = lineage.evaluation_version(model_stamp["version"], eval_view["version"])
     meta_model = _read_json(model_dir / "meta_model.json")
+    fit = meta_model.get("training_id")
+    version = lineage.evaluation_version(model_stamp["version"], eval_view["version"], fit)
     job = read_tsv(eval_params, root, "job")
     family = families.build(spec.family, spec.params)
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
@@ -131,7 +134,7 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
             "quality_ok": quality_ok, "quality_flags": quality_flags,
             "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
             "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
-            "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"]}, ["metrics.json"]),
+            "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, ["metrics.json"]),
         }
         write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
