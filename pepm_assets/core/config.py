@@ -53,7 +53,6 @@ class CorpusConfig(Strict):
     dialect: str
     dialect_options: dict[str, Any] = {}
     glob: str = "*.xml"
-    language: str = "fr"
     max_reject_rate: float = Field(0.05, ge=0, le=1, description="quality gate on parse rejects")
     max_failed_files: int = Field(0, ge=0, description="quality gate on files that could not be parsed")
     parse_workers: int = Field(0, ge=0, description="processes parsing files in parallel; 0 = one per core (max 4)")
@@ -153,8 +152,10 @@ class FormatsConfig(Strict):
 
 
 class QualityConfig(Strict):
+    """The view's gates (the corpus's own, max_reject_rate / max_failed_files, are in corpora.yml:
+    a parsed corpus is shared by every view that uses it)."""
+
     min_docs_per_class: int = Field(20, ge=1)
-    max_reject_rate: float = Field(0.05, ge=0, le=1)
 
 
 class Profile(Strict):
