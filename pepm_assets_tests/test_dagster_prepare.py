@@ -110,7 +110,7 @@ def test_the_runner_records_new_source_versions_itself(project: Path, dagster_in
     """Without the observe job: the runner's own (runless) observation is what Dagster's staleness sees."""
     defs = build_definitions(project)
     first = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
-    assert first.observed == ["raw_tei[mpt]", f"view_params[{KEY}]"]
+    assert first.observed == ["raw_tei[mpt]", f"view_params[{KEY}]", f"train_params[{KEY}]"]
     again = runner.prepare(project, "tiny_quick", [], dagster_instance, defs)
     assert again.observed == [] and again.runs == []
     second = runner.prepare(project, "tiny_quick", ["train_prop=0.5"], dagster_instance, defs)

@@ -136,6 +136,9 @@ def test_a_hardware_value_a_family_fits_with_makes_its_models_stale(project: Pat
     hw.write_text(hw.read_text() + "    max_train_docs_sklearn: 30\n")
     status = _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])
     assert status["model__tfidf_svm_quick"] == "STALE" and status["model__check_default"] == "FRESH"
+    runner._execute(defs, "observe_view_params", dagster_instance)  # Dagster's UI: the preset is a source of the models
+    assert stale_status(dagster_instance, defs, "model__tfidf_svm_quick", KEY)[0] == "STALE"
+    assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "FRESH"
     hw.write_text(hw.read_text().replace("threads: 1", "threads: 2"))  # the sklearn fit does not depend on threads
     assert _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])["model__check_default"] == "FRESH"
 

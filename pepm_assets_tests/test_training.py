@@ -44,7 +44,7 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     leaderboard = instance.get_latest_materialization_event(dg.AssetKey("leaderboard"))
     assert leaderboard is not None and leaderboard.run_id == view_run
     assert (paths.reports / "leaderboard.md").is_file()
-    assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]"]
+    assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]", "train_params[tiny_mpt|left_right]"]
     # early_stop (fixture: tfidf_svm_quick min 0.6 / 0.6): a check on its evaluation, and the flags recorded
     assert report.checks["evaluation__tfidf_svm_quick[tiny_mpt|left_right].quality_ok"] is True
     index = {e["model_id"]: e for e in read_index(paths)}

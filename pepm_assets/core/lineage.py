@@ -137,6 +137,13 @@ def model_inputs(params: ResolvedParams, model_id: str, spec: ModelSpec) -> dict
     return {**model_inputs_of_spec(model_id, spec), "hardware": {name: getattr(params.hardware, name) for name in fields}}
 
 
+def hardware_version(params: ResolvedParams) -> str:
+    """The partition's hardware preset values: Dagster's `train_params` source, so that its UI shows
+    the models stale after a preset edit (pepm's own status narrows this to the fields each
+    family fits with)."""
+    return digest(params.hardware.model_dump(mode="json"))
+
+
 def model_version(formats: str, inputs: dict[str, Any]) -> str:
     return digest(MODEL_CODE, formats, inputs)
 

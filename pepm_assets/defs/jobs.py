@@ -28,6 +28,6 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
                             description="Leaderboard and cross-corpus matrix."),
         dg.define_asset_job(OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"),
                             description="Record the DVC hash of every raw corpus."),
-        dg.define_asset_job(OBSERVE_PARAMS, selection=dg.AssetSelection.assets("view_params"),
+        dg.define_asset_job(OBSERVE_PARAMS, selection=dg.AssetSelection.assets("view_params", "train_params"),
                             description="Record the params hash of every dataset x view (after editing a profile)."),
     ]

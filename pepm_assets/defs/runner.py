@@ -126,6 +126,7 @@ def run_stage(
         expected = lineage.Expected(root)
         report.observed += observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()})
         report.observed += observe(instance, "view_params", {key: params.params_hash})
+        report.observed += observe(instance, "train_params", {key: lineage.hardware_version(params)})
         common = load_common(root)
         models = {m: common.models[m] for m in params.models}
         status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}

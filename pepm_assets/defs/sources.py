@@ -1,4 +1,4 @@
-"""Source versions recorded in Dagster (raw_tei, view_params), so its UI shows what became stale.
+"""Source versions recorded in Dagster (raw_tei, view_params, train_params), so its UI shows what became stale.
 
 The CLI runner records the versions it is about to use before its runs; a run launched any other
 way (the UI, a schedule, a sensor) records them when its resources start, before any step reads its
@@ -56,6 +56,7 @@ def observe_for_run(instance: dg.DagsterInstance, root: Path, tags: dict[str, st
         except ConfigError:
             return []  # the step reports the config error itself
         observed += observe(instance, "view_params", {partition: params.params_hash}, by)
+        observed += observe(instance, "train_params", {partition: lineage.hardware_version(params)}, by)
         corpora = params.corpora
     else:
         corpora = {partition: common.corpora[partition]} if partition in common.corpora else {}

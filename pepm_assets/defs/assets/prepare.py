@@ -1,6 +1,6 @@
 """The prepare stage as partitioned assets:
 
-raw_tei[corpus] (observed: DVC hash)      view_params[dataset|view] (observed: params hash)
+raw_tei[corpus] (observed: content hash)  view_params / train_params[dataset|view] (observed: params / hardware hash)
   -> corpus_docs[corpus] -> actor_counts[corpus]
   -> view_split[dataset|view]  (+ blocking checks)  -> model_formats[dataset|view]
 
@@ -60,15 +60,23 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
 
     @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Resolved parameters of each dataset x view (its configured profile + configs; a CLI run records its own profile + overrides); data version = their hash. Observe after editing a profile to see what became stale.")
     def view_params(project: PepmProject) -> dg.DataVersionsByPartition:
+        return dg.DataVersionsByPartition(_per_view(project, lambda params: params.params_hash))
+
+    def _per_view(project: PepmProject, version) -> dict[str, str]:
+        """version(params) of each dataset x view, resolved with its configured profile."""
         versions = {}
         common_now = project.common()
         for key in views_pd.get_partition_keys():
             dataset_id, view = split_view_key(key)
             try:
-                versions[key] = resolve_partition(project.path, dataset_id, view, common=common_now).params_hash  # configured profile
+                versions[key] = version(resolve_partition(project.path, dataset_id, view, common=common_now))
             except ConfigError as exc:
                 versions[key] = "invalid:" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
-        return dg.DataVersionsByPartition(versions)
+        return versions
+
+    @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Hardware preset values of each dataset x view (its configured profile's preset); data version = their hash. The models depend on it.")
+    def train_params(project: PepmProject) -> dg.DataVersionsByPartition:
+        return dg.DataVersionsByPartition(_per_view(project, lineage.hardware_version))
 
     @dg.asset(
         partitions_def=corpora_pd, group_name=GROUP, code_version=CODE_VERSION, deps=[raw_tei],
@@ -214,7 +222,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             "meta_formats_path": dg.MetadataValue.path(project.paths.rel(project.paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")),
         }, data_version=dg.DataVersion(version))
 
-    return [raw_tei, view_params, corpus_docs, actor_counts, view_split, model_formats]
+    return [raw_tei, view_params, train_params, corpus_docs, actor_counts, view_split, model_formats]
 
 
 def view_checks(train: pd.DataFrame, job: pd.DataFrame, min_docs: int, group_by: str | None) -> list[dg.AssetCheckResult]:

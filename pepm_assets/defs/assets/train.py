@@ -2,7 +2,7 @@
 models.yml entry (a factory: the one place where repetition is real), plus two cross-model
 assets, `cross_corpus_matrix` and `leaderboard`.
 
-    model_formats + view_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
+    model_formats + view_params + train_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
     evaluation__* -> leaderboard          model__<cross model> -> cross_corpus_matrix
 """
 from typing import Any, Callable, TypeVar
@@ -58,7 +58,7 @@ def model_code_version(model_id: str, spec: ModelSpec) -> str:
 def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
     @dg.asset(
         name=f"model__{model_id}", partitions_def=views_pd, group_name="train", code_version=model_code_version(model_id, spec),
-        deps=["model_formats", "view_params"], kinds={spec.family}, op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
+        deps=["model_formats", "view_params", "train_params"], kinds={spec.family}, op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
         description=f"{model_id} ({spec.family}) trained on the partition's train set -> models/<dataset>/<view>/{spec.family}/{model_id}/. {spec.description}",
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
