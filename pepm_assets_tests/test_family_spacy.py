@@ -57,7 +57,7 @@ def _data(project: SimpleNamespace, seed: int = 7, train: pd.DataFrame | None = 
     return TrainData(
         train=project.train.iloc[:N_GIVEN] if train is None else train,   # the caller's truncation: first rows
         labels=["left", "right"], seed=seed, hardware=HardwarePreset(threads=1, batch_size=4),
-        root=project.root, formats=project.formats, job=project.job,
+        root=project.root, formats=project.formats,
     )
 
 

@@ -22,7 +22,7 @@ from . import families, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .paths import ProjectPaths
-from .prepare import effective_compare_by, read_split, read_tsv, write_tsv
+from .prepare import effective_compare_by, read_tsv, write_tsv
 
 TOP_TERMS = 25
 
@@ -39,7 +39,7 @@ def seed_everything(seed: int) -> None:
 def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path) -> dict[str, Any]:
     """Fit `model_id` on train.tsv (capped by the hardware preset) into models/<ds>/<view>/<family>/<id>/."""
     paths = ProjectPaths(root)
-    train, job = read_split(params, root)
+    train = read_tsv(params, root, "train")  # the job set never reaches a fit
     view_stamp, formats_stamp = prepared_split(params, root)
     meta_view = _read_json(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
@@ -50,8 +50,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])
     data = families.TrainData(train=used.reset_index(drop=True), labels=labels, seed=params.seed, hardware=params.hardware, root=root,
-                              formats=meta_formats["families"].get(spec.family, {}), class_weights=meta_view["balance"]["class_weights"],
-                              job=job)
+                              formats=meta_formats["families"].get(spec.family, {}), class_weights=meta_view["balance"]["class_weights"])
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()

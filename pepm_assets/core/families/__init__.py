@@ -46,7 +46,6 @@ class TrainData:
     root: Path                              # project root: `formats` paths are relative to it
     formats: dict[str, Any] = field(default_factory=dict)   # this family's entry of meta_formats.json
     class_weights: dict[str, float] | None = None           # set when balance_strategy is class_weights
-    job: pd.DataFrame | None = None         # held-out set, for families that report dev scores while training
 
     def path(self, relative: str) -> Path:
         return self.root / relative
