@@ -250,7 +250,6 @@ def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", 
 
     root = _root()
     instance = _instance(root)  # first use of the store, and recovery of runs whose process died
-    common = load_common(root)
     expected = lineage.Expected(root)
     table = Table(title="status (versions on disk vs what the current files and configs call for)")
     for col in ("asset", "partition", "status", "why"):
@@ -263,8 +262,7 @@ def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", 
         except ConfigError as exc:
             table.add_row("profile", name, "[red]INVALID[/]", escape(str(exc)))
             continue
-        models = {m: common.models[m] for m in params.models}
-        for st in expected.statuses(params, models):
+        for st in expected.statuses(params, params.model_specs):
             if (st.asset, st.partition) in seen:
                 continue
             seen.add((st.asset, st.partition))

@@ -28,9 +28,7 @@ SK = ["families=[sklearn]", "models=[tfidf_svm_quick,tfidf_logreg]"]
 
 def _status(project: Path, overrides: list[str] = SK) -> dict[str, str]:
     params = resolve_profile(project, "tiny_quick", overrides)
-    common = load_common(project)
-    models = {m: common.models[m] for m in params.models}
-    return {st.asset: st.state for st in lineage.Expected(project).statuses(params, models)}
+    return {st.asset: st.state for st in lineage.Expected(project).statuses(params, params.model_specs)}
 
 
 def _index(project: Path) -> list[dict]:
@@ -256,3 +254,27 @@ def test_a_model_trained_again_makes_its_evaluation_stale(project: Path, dagster
     assert status["evaluation__tfidf_svm_quick"] == "FRESH"
     report = runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
     assert "evaluation__tfidf_logreg[tiny_mpt|left_right]" not in report.skipped and set(_status(project).values()) == {"FRESH"}
+
+
+def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """`-o models.<id>.params.C=…` and `-o hardware.<field>=…` (the spec's light grids over model
+    and hardware values) are validated, fitted with, versioned and recorded."""
+    from pepm_assets.core.config import ConfigError
+
+    defs = build_definitions(project)
+    runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
+    tuned = [*SK, "models.tfidf_logreg.params.C=0.25", "hardware.max_train_docs_sklearn=30"]
+    status = _status(project, tuned)
+    assert status["model__tfidf_logreg"] == "STALE" and status["model__tfidf_svm_quick"] == "STALE"  # both sklearn: capped
+    assert status["view_split"] == "FRESH"
+    runner.run_stage(project, "pipeline", "tiny_quick", tuned, dagster_instance, defs)
+    paths = ProjectPaths(project)
+    logreg = json.loads((paths.model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "meta_model.json").read_text())
+    svm = json.loads((paths.model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_model.json").read_text())
+    assert logreg["model_params"]["C"] == 0.25 and logreg["n_train_used"] == svm["n_train_used"] == 30
+    assert set(_status(project, tuned).values()) == {"FRESH"}, [(k, v) for k, v in _status(project, tuned).items() if v != "FRESH"]
+    assert _status(project)["model__tfidf_logreg"] == "STALE"
+    for bad, key in (("models.tfidf_logreg.params.CC=1", "models.tfidf_logreg.params.CC"), ("models.nope.params.C=1", "models.nope"),
+                     ("hardware.max_train_docs_sklearn=-3", "hardware.max_train_docs_sklearn"), ("hardware.nope=1", "hardware.nope")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            resolve_profile(project, "tiny_quick", [*SK, bad])

@@ -72,11 +72,11 @@ class HardwarePreset(Strict):
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(256, ge=8)
     ram_gb: float = Field(4.0, gt=0)
-    max_train_docs_check: int | None = None
-    max_train_docs_sklearn: int | None = None
-    max_train_docs_spacy: int | None = None
-    max_train_docs_hf: int | None = None
-    max_train_docs_cluster: int | None = None
+    max_train_docs_check: int | None = Field(None, ge=1)
+    max_train_docs_sklearn: int | None = Field(None, ge=1)
+    max_train_docs_spacy: int | None = Field(None, ge=1)
+    max_train_docs_hf: int | None = Field(None, ge=1)
+    max_train_docs_cluster: int | None = Field(None, ge=1)
 
 
 class EarlyStop(Strict):
@@ -174,6 +174,8 @@ class Profile(Strict):
     balance_params: dict[str, Any] = {}
     train_prop: float = Field(0.8, gt=0, lt=1)
     seed: int = Field(42, ge=0, le=MAX_SEED)
+    hardware: dict[str, Any] = Field({}, description="values replacing the hardware preset's (override: hardware.max_train_docs_spacy=1000)")
+    model_params: dict[str, dict[str, Any]] = Field({}, description="per model id, params replacing its models.yml params (override: models.<id>.params.C=1.0)")
     split: SplitConfig = SplitConfig()
     filters: FilterConfig = FilterConfig()
     formats: FormatsConfig = FormatsConfig()
@@ -201,6 +203,7 @@ class ResolvedParams(Strict):
     label_map_sha256: str
     families: list[str]
     models: list[str]
+    model_specs: dict[str, ModelSpec]  # models.yml entries of `models`, with the profile's model_params
     hardware_preset: str
     hardware: HardwarePreset
     balance_strategy: str
@@ -220,7 +223,7 @@ class ResolvedParams(Strict):
     def hashed_part(self) -> dict[str, Any]:
         """What decides the content of a view: the profile name and the wording of overrides do not."""
         data = self.model_dump(mode="json")
-        for key in ("profile", "overrides", "families", "models", "hardware_preset", "hardware"):
+        for key in ("profile", "overrides", "families", "models", "model_specs", "hardware_preset", "hardware"):
             data.pop(key)
         return data
 
@@ -488,6 +491,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     out = copy.deepcopy(data)
     for item in overrides:
         path, value = parse_override(item)
+        if len(path) >= 4 and path[0] == "models" and path[2] == "params":  # the spec's models.<id>.params.<key>=v
+            path = ["model_params", path[1], *path[3:]]
         node = out
         for part in path[:-1]:
             child = node.get(part)
@@ -573,6 +578,10 @@ def resolve_profile(
 
     balance_params = balance.resolve(prof.balance_strategy, prof.balance_preset, prof.balance_params, common.balance_presets, source)
 
+    hardware = common.hardware[prof.hardware_preset]
+    if prof.hardware:
+        hardware = validate(HardwarePreset, {**hardware.model_dump(), **prof.hardware}, source, "hardware")
+
     if prof.models is None:
         models = [m for m, spec in common.models.items() if spec.family in prof.families]
     else:
@@ -582,6 +591,11 @@ def resolve_profile(
                 raise ConfigError(source, f"models.{i}", f"unknown model {model_id!r}{did_you_mean(model_id, common.models)} (configs/common/models.yml has: {sorted(common.models)})")
             if common.models[model_id].family not in prof.families:
                 raise ConfigError(source, f"models.{i}", f"model {model_id!r} is of family {common.models[model_id].family!r}, which is not in families {prof.families}")
+
+    model_specs = {m: _model_spec(m, common.models[m], prof.model_params.get(m), source) for m in models}
+    for model_id in prof.model_params:
+        if model_id not in model_specs:
+            raise ConfigError(source, f"models.{model_id}.params", f"model {model_id!r} is not run by this profile{did_you_mean(model_id, model_specs)} (models: {models})")
 
     return ResolvedParams(
         profile=prof.profile,
@@ -594,8 +608,9 @@ def resolve_profile(
         label_map_sha256=label_map.fingerprint,
         families=prof.families,
         models=models,
+        model_specs=model_specs,
         hardware_preset=prof.hardware_preset,
-        hardware=common.hardware[prof.hardware_preset],
+        hardware=hardware,
         balance_strategy=prof.balance_strategy,
         balance_preset=prof.balance_preset,
         balance=balance_params,
@@ -606,6 +621,17 @@ def resolve_profile(
         formats=prof.formats,
         quality=prof.quality,
     )
+
+
+def _model_spec(model_id: str, spec: ModelSpec, patch: dict[str, Any] | None, source: str) -> ModelSpec:
+    """The models.yml entry with the profile's params for it, validated by its family."""
+    if not patch:
+        return spec
+    from . import families
+
+    params = {**spec.params, **patch}
+    validate(families.REGISTRY.get(spec.family).params_model, params, source, f"models.{model_id}.params")
+    return spec.model_copy(update={"params": params})
 
 
 def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, CorpusConfig], source: str) -> None:

@@ -21,7 +21,7 @@ from typing import Callable
 import dagster as dg
 
 from ..core import lineage
-from ..core.config import ResolvedParams, load_common, resolve_profile
+from ..core.config import ResolvedParams, resolve_profile
 from ..core.locks import view_lock
 from ..core.selection import run_tags
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
@@ -127,8 +127,7 @@ def run_stage(
         report.observed += observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()})
         report.observed += observe(instance, "view_params", {key: params.params_hash})
         report.observed += observe(instance, "train_params", {key: lineage.hardware_version(params)})
-        common = load_common(root)
-        models = {m: common.models[m] for m in params.models}
+        models = params.model_specs
         status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}
 
         if stage in ("prepare", "pipeline"):

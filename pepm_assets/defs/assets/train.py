@@ -63,7 +63,8 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
-        meta = _in_partition(project, params, lambda: training.train_model(params, model_id, spec, project.path))
+        run_spec = params.model_specs.get(model_id, spec)  # with the run's models.<id>.params overrides
+        meta = _in_partition(project, params, lambda: training.train_model(params, model_id, run_spec, project.path))
         model_dir = project.paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
         tracker = mlflow.tracker(project)
         tags = {**_tags(context, params, model_id, spec), "version": meta["lineage"]["version"], "split_version": meta["split_version"]}
@@ -90,7 +91,8 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
     )
     def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
-        result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, spec, project.path))
+        run_spec = params.model_specs.get(model_id, spec)
+        result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, run_spec, project.path))
         tracker = mlflow.tracker(project)
         tags = {**_tags(context, params, model_id, spec), "version": result["lineage"]["version"], "model_version": result["model_version"],
                 "quality_ok": str(result["quality_ok"]).lower(), "quality_flags": ",".join(result["quality_flags"])}
@@ -151,7 +153,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
         cells = {}
         for a in cfg.datasets:
             for b in cfg.datasets:
-                result = training.evaluate_model(params[a], cfg.model_id, spec, project.path, eval_params=params[b])
+                result = training.evaluate_model(params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b])
                 cells[(a, b)] = result["metrics"]
                 if tracker:
                     tracker.log_evaluation(result, result["metrics"], result["report_dir"],
