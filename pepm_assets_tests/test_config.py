@@ -115,3 +115,19 @@ def test_override_syntax() -> None:
         parse_override("seed")
     with pytest.raises(ConfigError, match="empty key"):
         parse_override("a..b=1")
+
+
+def test_the_specs_models_per_family_lists_and_ideology_view(project) -> None:
+    """§2.4.2 spellings: `models_<family>: [...]` beside `families`, and `ideology: {view: ...}`."""
+    (project / "configs" / "profiles" / "spec_style.yml").write_text(
+        "dataset_id: tiny_mpt\nideology: {view: left_right}\nfamilies: [check, spacy, sklearn]\n"
+        "models_spacy: [spacy_bow]\nmodels_sklearn: [tfidf_svm_quick, tfidf_nb]\n", encoding="utf-8")
+    params = resolve_profile(project, "spec_style")
+    assert params.view == "left_right"
+    assert params.models == ["check_default", "spacy_bow", "tfidf_svm_quick", "tfidf_nb"]
+    with pytest.raises(ConfigError, match=r"models_spacy\.0.*of family 'sklearn'"):
+        resolve_profile(project, "spec_style", ["models_spacy=[tfidf_nb]"])
+    with pytest.raises(ConfigError, match="models_spacyy"):
+        resolve_profile(project, "spec_style", ["models_spacyy=[spacy_bow]"])
+    with pytest.raises(ConfigError, match="ideology.view"):
+        resolve_profile(project, "spec_style", ["view=vote"])

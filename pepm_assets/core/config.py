@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FAMILIES = ("check", "sklearn", "spacy", "hf", "cluster")
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 8x faster
@@ -180,6 +180,35 @@ class Profile(Strict):
     filters: FilterConfig = FilterConfig()
     formats: FormatsConfig = FormatsConfig()
     quality: QualityConfig = QualityConfig()
+
+    models_by_family: dict[str, list[str]] = Field({}, description="the spec's models_<family> lists, gathered by the validator")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_spellings(cls, data: Any) -> Any:
+        """The specification's spellings: `models_<family>: [...]` lists, and `ideology: {view: x}`
+        for `view`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        lists = {key[len("models_"):]: data.pop(key) for key in list(data) if key.startswith("models_") and key != "models_by_family"}
+        if lists:
+            data["models_by_family"] = {**data.get("models_by_family", {}), **lists}
+        ideology = data.get("ideology")
+        if isinstance(ideology, dict) and set(ideology) == {"view"}:
+            data.pop("ideology")
+            if data.get("view", ideology["view"]) != ideology["view"]:
+                raise ValueError(f"view {data['view']!r} and ideology.view {ideology['view']!r} differ")
+            data["view"] = ideology["view"]
+        return data
+
+    @field_validator("models_by_family")
+    @classmethod
+    def _lists_of_known_families(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = [f"models_{f}" for f in value if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; known: {[f'models_{f}' for f in FAMILIES]}")
+        return value
 
     @field_validator("families")
     @classmethod
@@ -583,7 +612,13 @@ def resolve_profile(
         hardware = validate(HardwarePreset, {**hardware.model_dump(), **prof.hardware}, source, "hardware")
 
     if prof.models is None:
-        models = [m for m, spec in common.models.items() if spec.family in prof.families]
+        models = [m for m, spec in common.models.items() if spec.family in prof.families and spec.family not in prof.models_by_family]
+        models += [m for family in prof.families for m in prof.models_by_family.get(family, [])]
+        for family, listed in prof.models_by_family.items():
+            for i, model_id in enumerate(listed):
+                if model_id not in common.models or common.models[model_id].family != family or family not in prof.families:
+                    found = f"of family {common.models[model_id].family!r}" if model_id in common.models else f"unknown{did_you_mean(model_id, common.models)}"
+                    raise ConfigError(source, f"models_{family}.{i}", f"model {model_id!r} is {found}; models_{family} lists {family} models of families {prof.families}")
     else:
         models = list(prof.models)
         for i, model_id in enumerate(models):
