@@ -26,7 +26,7 @@ class PepmProject(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A run launched without the CLI (UI, schedule, sensor) records its partition's source
         versions before any step reads them, so it is versioned as a CLI run is (defs/sources.py)."""
-        run = context.dagster_run
+        run = context.run
         if run is None or context.instance is None:
             return
         from .sources import observe_for_run
