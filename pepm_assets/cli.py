@@ -149,16 +149,17 @@ def _print_files(paths, corpus_id: str) -> None:
     """Every input file is parsed or failed: name the failed ones (allowed by max_failed_files)."""
     import json
 
+    from .core import corpus
+
     try:
         stats = json.loads((paths.corpus_dir(corpus_id) / "parse_stats.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
     failed = stats.get("failed_files", [])
-    console.print(f"{corpus_id}: {stats.get('n_files_parsed', stats['n_files'] - len(failed))} files parsed, {len(failed)} failed"
+    console.print(f"{corpus_id}: {stats['n_files_parsed']} files parsed, {len(failed)} failed"
                   + f", {stats['n_rejects']} documents rejected")
     for f in failed:
-        where = f["source_file"] + (f":{f['line']}" if f.get("line") else "")
-        console.print(f"  [yellow]failed[/] {escape(where)}: {escape(f['reason'])}: {escape(str(f['detail']))}")
+        console.print(f"  [yellow]failed[/] {escape(corpus.where(f))}: {escape(f['reason'])}: {escape(str(f['detail']))}")
 
 
 def _print_scores(root: Path, params) -> None:
@@ -319,11 +320,8 @@ def data_import(no_dvc: bool = typer.Option(False, "--no-dvc", help="only unpack
 @app.command()
 def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
     """Start the Dagster UI (`dagster dev`) on the project's instance."""
-    from .defs.instance import ensure_dagster_home
-
     root = _root()
-    _instance(root)  # the store is created (under its lock) before the UI's processes open it
-    home = ensure_dagster_home(root)
+    home = _instance(root).root_directory  # the store is created (under its lock) before the UI's processes open it
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is)
     raise typer.Exit(subprocess.call(cmd, cwd=home, env={**os.environ, "PEPM_ROOT": str(root)}))

@@ -138,7 +138,7 @@ if point == "parse":  # inside the parse workers (several processes), the parent
         time.sleep(600)
     corpus._read_files = read_and_pause
 
-from pepm_assets.defs import runner  # its runs carry recovery.run_tags()
+from pepm_assets.defs import runner  # its runs carry recovery.process_tags()
 from pepm_assets.defs.instance import get_instance
 report = runner.run_stage(root, "pipeline", "tiny_an", [], get_instance(root))
 print("ran", [job for job, _, _ in report.runs])
@@ -269,7 +269,7 @@ def test_only_runs_whose_process_died_are_marked_failed(dagster_instance: dg.Dag
     names another process (its start time differs), are marked failed."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    mine = recovery.run_tags()
+    mine = recovery.process_tags()
     cases = {"live": mine, "dead": {**mine, recovery.PID: str(_dead_pid())},
              "other_host": {**mine, recovery.PID: str(_dead_pid()), recovery.HOST: socket.gethostname() + "-elsewhere"},
              "pid_reused": {**mine, recovery.PID_START: "1"}, "untagged": {}}

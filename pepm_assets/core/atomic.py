@@ -12,7 +12,6 @@ from what a live one (on this host or another sharing the folder) is still writi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -82,15 +81,6 @@ def write_text(target: str | os.PathLike[str], text: str) -> Path:
 
 def write_json(target: str | os.PathLike[str], data: Any) -> Path:
     return write_text(target, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n")
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if missing). Serialises one-time set-ups between
-    processes (creating a database); the kernel drops it when the holder dies."""
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
 
 
 def pid_alive(pid: int) -> bool:

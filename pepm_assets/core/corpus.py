@@ -106,13 +106,17 @@ def quality_gate(stats: ParseStats, cfg: CorpusConfig) -> list[str]:
     if stats.n_files_failed > cfg.max_failed_files:
         problems.append(f"{cid}: {stats.n_files_failed} of {stats.n_files} files failed (max_failed_files: {cfg.max_failed_files})")
         for failed in stats.failed_files:
-            where = failed["source_file"] + (f":{failed['line']}" if failed["line"] else "")
-            problems.append(f"{cid}: failed file {where}: {failed['reason']}: {failed['detail']}")
+            problems.append(f"{cid}: failed file {where(failed)}: {failed['reason']}: {failed['detail']}")
     if stats.reject_rate > cfg.max_reject_rate:
         reasons = ", ".join(f"{reason} {n}" for reason, n in stats.rejects_by_reason.most_common())
         problems.append(f"{cid}: {stats.n_rejects} of {stats.n_docs + stats.n_rejects} documents rejected "
                         f"(rate {stats.reject_rate:.4f} > max_reject_rate {cfg.max_reject_rate}): {reasons}")
     return problems
+
+
+def where(failed: dict[str, Any]) -> str:
+    """file:line of a failed file (file alone when the line is unknown)."""
+    return failed["source_file"] + (f":{failed['line']}" if failed.get("line") else "")
 
 
 def corpus_files(corpus_dir: Path, pattern: str) -> list[Path]:

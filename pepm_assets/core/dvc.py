@@ -7,7 +7,6 @@ Override the executable with PEPM_DVC.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -44,21 +43,6 @@ def pointer_hash(pointer: Path) -> str | None:
     data = yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}
     outs = data.get("outs") or [{}]
     return outs[0].get("md5")
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Fallback version for an untracked folder: names, sizes and contents of its files."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(path.read_bytes())
-    return "sha256:" + digest.hexdigest()[:32]
-
-
-def corpus_version(root: Path, corpus_path: str) -> str:
-    """A raw corpus's version: its DVC hash, else (untracked) a content fingerprint."""
-    folder = root / corpus_path
-    return pointer_hash(root / f"{corpus_path}.dvc") or (folder_fingerprint(folder) if folder.is_dir() else "missing")
 
 
 def unpack_shipped(archive: Path, raw_dir: Path, corpus_ids: list[str]) -> list[Path]:

@@ -293,15 +293,3 @@ class Expected:
             out.append(_status(f"evaluation__{model_id}", part, self.evaluation(params, model_id, spec),
                                stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec)))
         return out
-
-
-def require(path: Path, expected: str, what: str, fix: str) -> dict[str, Any]:
-    """The stamp at `path` if it is `expected`; else a LineageError naming what to re-run."""
-    found = read_stamp(path)
-    if found is None:
-        raise LineageError(f"{what}: {path} (or an output it lists) is missing; {fix}")
-    if found["version"] != expected:
-        raise LineageError(f"{what} on disk is version {found['version']}, this run expects {expected} "
-                           f"(built from other inputs or parameters); {fix}")
-    return found
-

@@ -1,6 +1,8 @@
-"""A lock per partition: two runs that would write the same corpus or dataset x view never interleave.
+"""File locks: `exclusive_lock` (one-time set-ups such as creating a store, the index's
+read-modify-write) and a lock per partition, so that two runs that would write the same corpus or
+dataset x view never interleave.
 
-An flock on <root>/.pepm/locks/<name>.lock, held by the process (the CLI runner holds a partition's
+A partition's lock is an flock on <root>/.pepm/locks/<name>.lock, held by the process (the CLI runner holds a partition's
 lock for its whole stage, the steps take it again: re-entrant within one process); a second process
 waits for it, and says so. The kernel drops the lock when a process dies, so a killed run never
 leaves it behind.
@@ -10,14 +12,30 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import sys
 import threading
 from pathlib import Path
 from typing import Iterator
 
-_HELD: dict[str, list] = {}  # lock path -> [open file, depth]
+_HELD: dict[str, int] = {}  # lock path -> depth, for the partition locks this process holds
 _GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike[str], waiting: str = "") -> Iterator[None]:
+    """An exclusive flock on `path` (created if missing), held until the block ends; the kernel
+    drops it if the holder dies. `waiting`, when set, is printed if another process holds it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:  # closing the file releases the lock
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(f"pepm: {waiting}", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def lock_path(root: Path, name: str) -> Path:
@@ -26,38 +44,23 @@ def lock_path(root: Path, name: str) -> Path:
 
 
 @contextlib.contextmanager
-def partition_lock(root: Path, name: str, wait_message: bool = True) -> Iterator[None]:
+def partition_lock(root: Path, name: str) -> Iterator[None]:
+    """The lock of one partition; taken again by a process that holds it, it does not wait."""
     path = str(lock_path(root, name))
     with _GUARD:
-        held = _HELD.get(path)
-        if held:
-            held[1] += 1
-    if held:
-        try:
-            yield
-        finally:
-            with _GUARD:
-                held[1] -= 1
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
+        held = path in _HELD
+        _HELD[path] = _HELD.get(path, 0) + 1
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if wait_message:
-                print(f"pepm: {name} is being written by another run; waiting for it to finish", file=sys.stderr, flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        with _GUARD:
-            _HELD[path] = [fh, 1]
-        try:
+        if held:
             yield
-        finally:
-            with _GUARD:
-                del _HELD[path]
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        else:
+            with exclusive_lock(path, f"{name} is being written by another run; waiting for it to finish"):
+                yield
     finally:
-        fh.close()
+        with _GUARD:
+            _HELD[path] -= 1
+            if not _HELD[path]:
+                del _HELD[path]
 
 
 def corpus_lock(root: Path, corpus_id: str) -> contextlib.AbstractContextManager[None]:

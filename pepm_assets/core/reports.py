@@ -10,7 +10,7 @@ import pandas as pd
 from . import metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
-from .training import latest_entries, read_index
+from .training import latest_entries, read_index, slot
 
 REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
 
@@ -24,12 +24,13 @@ def _plt():
     return plt
 
 
-def _repeats(history: list[dict[str, Any]], entry: dict[str, Any]) -> list[float]:
-    """Macro-F1 of the latest evaluation of each seed run with the same settings as `entry`."""
-    by_seed = {e["seed"]: e["metrics"]["macro_f1"] for e in history
-               if e.get("settings_hash") and e.get("settings_hash") == entry.get("settings_hash")
-               and (e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"]) == (entry["dataset_id"], entry["view"], entry["model_id"], entry["eval_dataset_id"])}
-    return list(by_seed.values())
+def _repeats(history: list[dict[str, Any]]) -> dict[tuple, list[float]]:
+    """(slot, settings hash) -> macro-F1 of the latest evaluation of each seed run with those settings."""
+    by_seed: dict[tuple, dict[int, float]] = {}
+    for e in history:
+        if e.get("settings_hash") and "macro_f1" in e["metrics"]:
+            by_seed.setdefault((slot(e), e["settings_hash"]), {})[e["seed"]] = e["metrics"]["macro_f1"]
+    return {key: list(scores.values()) for key, scores in by_seed.items()}
 
 
 def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
@@ -37,11 +38,12 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
     dataset x view, with mean ± sd of macro-F1 over the seeds evaluated with the same settings."""
     rows = []
     history = read_index(paths)
+    repeats = _repeats(history)
     for e in latest_entries(history):
         m = e["metrics"]
         if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
             continue
-        seeds = _repeats(history, e)
+        seeds = repeats.get((slot(e), e.get("settings_hash")), [])
         rows.append({"dataset_id": e["dataset_id"], "view": e["view"], "model_id": e["model_id"], "family": e["family"],
                      "macro_f1": round(m["macro_f1"], 4), "macro_f1_low": round(m["macro_f1_ci95"][0], 4), "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
                      "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),

@@ -18,7 +18,7 @@ PROFILE_TAG = "pepm/profile"
 OVERRIDES_TAG = "pepm/overrides"
 
 
-def run_tags(params: ResolvedParams) -> dict[str, str]:
+def params_tags(params: ResolvedParams) -> dict[str, str]:
     """The tags that make a Dagster run resolve exactly `params` in every step."""
     return {PROFILE_TAG: params.profile, OVERRIDES_TAG: json.dumps(params.overrides, ensure_ascii=False)}
 

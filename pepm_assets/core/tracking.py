@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from . import sqlite_settings
-from .atomic import exclusive_lock
+from .locks import exclusive_lock
 
 T = TypeVar("T")
 EXPERIMENT = "pepm"

@@ -5,15 +5,13 @@
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import random
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +19,7 @@ import pandas as pd
 from . import families, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
+from .locks import exclusive_lock
 from .paths import ProjectPaths
 from .prepare import effective_compare_by, read_tsv, write_tsv
 
@@ -161,7 +160,7 @@ def prepared_split(params: ResolvedParams, root: Path) -> tuple[dict[str, Any], 
     else a LineageError saying to prepare (never train on a split of other parameters)."""
     paths = ProjectPaths(root)
     where = f"{params.dataset_id}/{params.view}"
-    fix = f"run the prepare stage of this profile first (`pepm prepare -p {params.profile}`{_overrides_hint(params)})"
+    fix = f"run the prepare stage of this profile first ({command('prepare', params)})"
     view = lineage.read_stamp(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     if view is None:
         raise lineage.LineageError(f"{where}: no prepared split (data/interim/{where}/meta_view.json or its TSVs missing); {fix}")
@@ -183,7 +182,7 @@ def trained_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: 
     paths = ProjectPaths(root)
     eval_params = eval_params or params
     model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
-    fix = f"re-train it (`pepm train -p {params.profile}`{_overrides_hint(params)}, or `pepm run --stage pipeline`)"
+    fix = f"re-train it ({command('train', params)}, or `pepm run --stage pipeline`)"
     model = lineage.read_stamp(model_dir / "meta_model.json")
     if model is None:
         raise lineage.LineageError(f"{paths.rel(model_dir)}: no trained model; {fix}")
@@ -197,8 +196,9 @@ def trained_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: 
     return model, eval_view
 
 
-def _overrides_hint(params: ResolvedParams) -> str:
-    return "".join(f" -o '{o}'" for o in params.overrides)
+def command(stage: str, params: ResolvedParams) -> str:
+    """The `pepm <stage>` command that stands for these params, for messages that say what to run."""
+    return f"`pepm {stage} -p {params.profile}" + "".join(f" -o '{o}'" for o in params.overrides) + "`"
 
 
 def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd.DataFrame) -> list[str]:
@@ -230,18 +230,6 @@ def _report_text(scores: dict[str, Any], title: str) -> str:
 
 
 # ---------------------------------------------------------------- reports/index.json
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Serialise read-modify-write of index.json between concurrent evaluation processes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def index_path(paths: ProjectPaths) -> Path:
     return paths.reports / "index.json"
 
@@ -251,15 +239,16 @@ def read_index(paths: ProjectPaths) -> list[dict[str, Any]]:
     return json.loads(path.read_text(encoding="utf-8"))["entries"] if path.is_file() else []
 
 
-def _slot(e: dict[str, Any]) -> tuple[str, str, str, str]:
+def slot(e: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What an index entry is an evaluation of: (dataset, view, model, eval dataset)."""
     return e["dataset_id"], e["view"], e["model_id"], e["eval_dataset_id"]
 
 
 def update_index(paths: ProjectPaths, entry: dict[str, Any]) -> None:
     """The history of evaluations, oldest first: one entry per evaluation version (profile, seed,
     params hash, time); evaluating the same version again replaces its entry (same result)."""
-    same = lambda e: (*_slot(e), e.get("version")) == (*_slot(entry), entry["version"])  # noqa: E731
-    with _locked(index_path(paths)):
+    same = lambda e: (*slot(e), e.get("version")) == (*slot(entry), entry["version"])  # noqa: E731
+    with exclusive_lock(index_path(paths).with_suffix(".lock")):  # read-modify-write between evaluation processes
         entries = [e for e in read_index(paths) if not same(e)] + [entry]
         entries.sort(key=lambda e: e.get("evaluated_at", ""))
         write_json(index_path(paths), {"entries": entries})
@@ -267,5 +256,5 @@ def update_index(paths: ProjectPaths, entry: dict[str, Any]) -> None:
 
 def latest_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The latest evaluation of each (dataset, view, model, eval dataset), in index order."""
-    latest = {_slot(e): e for e in entries}
-    return [e for e in entries if latest[_slot(e)] is e]
+    latest = {slot(e): e for e in entries}
+    return [e for e in entries if latest[slot(e)] is e]

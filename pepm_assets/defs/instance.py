@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..core.atomic import atomic_path, exclusive_lock
+from ..core.atomic import atomic_path
+from ..core.locks import exclusive_lock
 
 LOCK_NAME = ".pepm-init.lock"
 

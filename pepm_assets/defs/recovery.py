@@ -6,7 +6,7 @@ against `max_concurrent_runs`), MLflow shows its training RUNNING, and the tempo
 its atomic writes stay under data/, models/, reports/. Dagster's run monitoring does not see it:
 such a run has no run worker to ask about.
 
-So every pepm run carries `run_tags()`: the pid of the process executing it, its host, and the
+So every pepm run carries `process_tags()`: the pid of the process executing it, its host, and the
 process's start time (a pid is reused; pid + start time is not). `recover`, called by every
 command right after it opens the instance, marks FAILED each unfinished run of this host whose
 process is gone, sets FAILED its MLflow runs still RUNNING, and removes the temporaries left by
@@ -42,13 +42,13 @@ def _start_time(pid: int) -> str:
     return stat[stat.rindex(")") + 2:].split()[19]  # fields from the 3rd on, after "(comm)"
 
 
-def run_tags() -> dict[str, str]:
+def process_tags() -> dict[str, str]:
     """Tags for every run this process executes in process: who runs it, to tell later whether it died."""
     return {PID: str(os.getpid()), HOST: socket.gethostname(), PID_START: _start_time(os.getpid())}
 
 
 def _process_dead(tags: dict[str, str]) -> bool | None:
-    """True / False for a run of this host carrying run_tags(); None when it cannot be told here."""
+    """True / False for a run of this host carrying process_tags(); None when it cannot be told here."""
     if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
         return None
     pid = int(tags[PID])

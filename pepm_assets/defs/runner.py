@@ -23,10 +23,12 @@ import dagster as dg
 from ..core import lineage
 from ..core.config import ResolvedParams, resolve_profile
 from ..core.locks import view_lock
-from ..core.selection import run_tags
+from ..core.training import command
+from ..core.selection import params_tags
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
 from .partitions import view_key
-from .sources import observe, recorded_version  # noqa: F401  (runner.recorded_version: the tests read it)
+from .recovery import process_tags
+from .sources import observe, observe_partition, recorded_version  # noqa: F401  (observe, recorded_version: the tests call them here)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -44,15 +46,6 @@ class StageReport:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
-def _extra_tags() -> dict[str, str]:
-    """Tags that let the next command recognise this run if its process dies (defs/recovery.py)."""
-    try:
-        from .recovery import run_tags as process_tags
-    except ImportError:
-        return {}
-    return process_tags()
-
-
 def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition: str | None = None,
              run_config: dict | None = None, quiet: bool = True, assets: list[str] | None = None,
              tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
@@ -60,7 +53,7 @@ def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, parti
     selection = [dg.AssetKey(a) for a in assets] if assets else None
     result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config,
                                                           raise_on_error=False, asset_selection=selection,
-                                                          tags={**_extra_tags(), **(tags or {})})
+                                                          tags={**process_tags(), **(tags or {})})  # process_tags: recognised if this process dies
     if not result.success:
         errors = [_root_cause(e.event_specific_data.error) for e in result.all_events
                   if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)]
@@ -119,14 +112,13 @@ def run_stage(
         if not (root / corpus.path).is_dir():
             raise StageFailed(f"corpus {cid!r}: {corpus.path} is missing; run `pepm data import` (shipped corpora) or `dvc pull`")
     report = StageReport(params=params)
-    tags = run_tags(params)
+    tags = params_tags(params)
     key = view_key(params.dataset_id, params.view)
     with view_lock(root, params.dataset_id, params.view):
         step("versions")
         expected = lineage.Expected(root)
-        report.observed += observe(instance, "raw_tei", {cid: expected.raw(cid, c) for cid, c in params.corpora.items()})
-        report.observed += observe(instance, "view_params", {key: params.params_hash})
-        report.observed += observe(instance, "train_params", {key: lineage.hardware_version(params)})
+        raw = {cid: expected.raw(cid, c) for cid, c in params.corpora.items()}
+        report.observed += observe_partition(instance, root, params, raw=raw)
         models = params.model_specs
         status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}
 
@@ -141,14 +133,14 @@ def run_stage(
                 except StageFailed as exc:
                     raise StageFailed("\n".join([str(exc), *_gate_problems(root, cid)])) from None
                 _record(report, PREPARE_CORPUS, cid, result)
-            status = {(st.asset, st.partition): st for st in lineage.Expected(root).statuses(params, models)}
+            status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}  # the new stamps; raw hashes kept
         wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
         if stage in ("prepare", "pipeline"):
             wanted = ["view_split", "model_formats", *wanted]
         else:
-            _require_fresh(status, key, ["view_split", "model_formats"], f"run the prepare stage first (`pepm prepare -p {params.profile}{_hint(params)}`)")
+            _require_fresh(status, key, ["view_split", "model_formats"], f"run the prepare stage first ({command('prepare', params)})")
             if stage == "evaluate":
-                _require_fresh(status, key, [f"model__{m}" for m in params.models], f"train first (`pepm train -p {params.profile}{_hint(params)}`)")
+                _require_fresh(status, key, [f"model__{m}" for m in params.models], f"train first ({command('train', params)})")
         stale = [a for a in wanted if status[(a, key)].state != "FRESH"]
         report.skipped += [f"{a}[{key}]" for a in wanted if a not in stale]
         if stale and reports and stage != "train" and any(a.startswith("evaluation__") for a in stale):
@@ -170,10 +162,6 @@ def _gate_problems(root: Path, corpus_id: str) -> list[str]:
     except (OSError, ValueError):
         return []
     return list(stats.get("quality_gate", []))
-
-
-def _hint(params: ResolvedParams) -> str:
-    return "".join(f" -o '{o}'" for o in params.overrides)
 
 
 def _require_fresh(status: dict, key: str, assets: list[str], fix: str) -> None:

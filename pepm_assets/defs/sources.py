@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 from ..core import lineage
-from ..core.config import ConfigError, load_common
+from ..core.config import ConfigError, ResolvedParams, load_common
 from ..core.selection import PROFILE_TAG, resolve_for_run
-from .partitions import split_view_key
+from .partitions import split_view_key, view_key
 
 
 def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], by: str = "pepm runner") -> list[str]:
@@ -40,6 +40,17 @@ def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -
     return version.value if version else None
 
 
+def observe_partition(instance: dg.DagsterInstance, root: Path, params: ResolvedParams, by: str = "pepm runner",
+                      raw: dict[str, str] | None = None) -> list[str]:
+    """Record the source versions a dataset x view run uses: its corpora's raw files (`raw`, when
+    already hashed), its parameters and its hardware preset. Returns what was recorded."""
+    key = view_key(params.dataset_id, params.view)
+    raw = raw if raw is not None else {cid: lineage.raw_version(root, c) for cid, c in params.corpora.items()}
+    return [*observe(instance, "raw_tei", raw, by),
+            *observe(instance, "view_params", {key: params.params_hash}, by),
+            *observe(instance, "train_params", {key: lineage.hardware_version(params)}, by)]
+
+
 def observe_for_run(instance: dg.DagsterInstance, root: Path, tags: dict[str, str]) -> list[str]:
     """Record the source versions of a run's partition, unless the CLI runner already did (its runs
     carry pepm/profile). Returns what was recorded."""
@@ -48,17 +59,13 @@ def observe_for_run(instance: dg.DagsterInstance, root: Path, tags: dict[str, st
         return []
     common = load_common(root)
     by = f"run {tags.get('dagster/run_id', '')} at its start".strip()
-    observed = []
     if "|" in partition:
         dataset_id, view = split_view_key(partition)
         try:
             params = resolve_for_run(root, dataset_id, view, tags, common)
         except ConfigError:
             return []  # the step reports the config error itself
-        observed += observe(instance, "view_params", {partition: params.params_hash}, by)
-        observed += observe(instance, "train_params", {partition: lineage.hardware_version(params)}, by)
-        corpora = params.corpora
-    else:
-        corpora = {partition: common.corpora[partition]} if partition in common.corpora else {}
-    observed += observe(instance, "raw_tei", {cid: lineage.raw_version(root, c) for cid, c in corpora.items()}, by)
-    return observed
+        return observe_partition(instance, root, params, by)
+    if partition not in common.corpora:
+        return []
+    return observe(instance, "raw_tei", {partition: lineage.raw_version(root, common.corpora[partition])}, by)
