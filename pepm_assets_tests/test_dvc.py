@@ -46,3 +46,10 @@ def test_shipped_pointers_match_the_shipped_archive(tmp_path: Path) -> None:
     dvc.run(root, "add", "data/raw/mpt", "data/raw/an_debats", "data/raw/an_amendements")
     for cid in ("mpt", "an_debats", "an_amendements"):
         assert dvc.pointer_hash(root / "data" / "raw" / f"{cid}.dvc") == dvc.pointer_hash(REPO / "data" / "raw" / f"{cid}.dvc")
+    # the raw source's version is DVC's own hash when the glob selects the whole tracked folder
+    from pepm_assets.core.config import CorpusConfig
+    from pepm_assets.core.lineage import raw_version
+
+    for cid in ("mpt", "an_debats", "an_amendements"):
+        whole = CorpusConfig(path=f"data/raw/{cid}", dialect="tei", glob="**/*")
+        assert raw_version(root, whole) == dvc.pointer_hash(root / "data" / "raw" / f"{cid}.dvc")
