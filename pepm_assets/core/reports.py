@@ -129,8 +129,8 @@ def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
         ax.barh(g["model_id"], g["macro_f1"], xerr=err, color="#4C72B0", capsize=3)
         ax.set_xlim(0, 1)
         ax.set_title(f"{dataset_id} / {view}: macro-F1 with 95% bootstrap interval", fontsize=10)
-        for y, v in enumerate(g["macro_f1"]):
-            ax.text(min(v + 0.02, 0.9), y, f"{v:.3f}", va="center", fontsize=8)
+        for y, (v, high) in enumerate(zip(g["macro_f1"], g["macro_f1_high"])):  # right of the interval, not on it
+            ax.text(min(high + 0.015, 0.93), y, f"{v:.3f}", va="center", fontsize=8)
     fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
