@@ -11,7 +11,7 @@ OVERRIDES ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export PEPM_ROOT ?= $(CURDIR)
 
-.PHONY: setup demo test run dev mlflow bench clean
+.PHONY: setup demo test lint run dev mlflow bench clean
 
 # Two environments on purpose: DVC (hydra -> antlr4 4.9) and Dagster (antlr4 4.13) cannot share one.
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +32,10 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # every other variable given on make's command line (SEED=3 TRAIN_PROP=0.7 ...) goes to pepm, which maps
 # the spec's Make variables onto profile parameters and refuses an unknown one (a typo is never ignored)

@@ -18,6 +18,7 @@
 A measurement, not a test: exit code 0 even when a target is missed (FAIL is printed).
 Usage: python benchmarks/bench_extract.py --corpus mpt --replicas 20 [--repeats 5] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,8 @@ from pepm_assets.core.config import load_common, project_root
 from pepm_assets.core.corpus import corpus_files, extract_corpus, iter_batches, resolve_workers
 from pepm_assets.core.tei.dialects import build
 
-THROUGHPUT_TARGET = 0.8   # pepm / baseline, at least
-RSS_TARGET = 1.5          # RSS(Nx) / RSS(1x), at most
+THROUGHPUT_TARGET = 0.8  # pepm / baseline, at least
+RSS_TARGET = 1.5  # RSS(Nx) / RSS(1x), at most
 MiB = 1024 * 1024
 console = Console()
 
@@ -84,8 +85,7 @@ def child(corpus_id: str, corpus_dir: str, out_dir: str) -> None:
     cfg = load_common(root).corpora[corpus_id].model_copy(update={"path": corpus_dir, "parse_workers": 1})
     _, stats = extract_corpus(corpus_id, cfg, root, Path(out_dir))  # root / absolute = absolute
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"rss_mib": rss, "docs": stats.n_docs, "rejects": stats.n_rejects,
-                      "files": stats.n_files, "seconds": stats.seconds}))
+    print(json.dumps({"rss_mib": rss, "docs": stats.n_docs, "rejects": stats.n_rejects, "files": stats.n_files, "seconds": stats.seconds}))
 
 
 def peak_rss(corpus_id: str, corpus_dir: Path, files: list[Path], factor: int) -> dict:
@@ -170,30 +170,40 @@ def main() -> None:
     table.add_row("docs (+ rejects) / elements", f"{n_docs} / {n_elems}", "", "")
     table.add_row("baseline: plain iterparse", f"{base_tp:.1f} MB/s", "", "")
     table.add_row(f"pepm: iter_batches, {workers} workers (default)", f"{pepm_tp:.1f} MB/s", "", "")
-    table.add_row("ratio pepm / baseline", f"{ratio:.2f}", f">= {THROUGHPUT_TARGET}",
-                  verdict(ratio >= THROUGHPUT_TARGET))
+    table.add_row("ratio pepm / baseline", f"{ratio:.2f}", f">= {THROUGHPUT_TARGET}", verdict(ratio >= THROUGHPUT_TARGET))
     table.add_row("pepm: iter_batches, 1 process", f"{pepm1_tp:.1f} MB/s ({ratio1:.2f} x baseline)", "", "info")
     table.add_row("extract_corpus (+ Parquet)", f"{ext_tp:.1f} MB/s ({ext_ratio:.2f} x baseline)", "", "info")
     for m in mem:
         table.add_row(f"peak RSS {m['factor']}x (extract_corpus, 1 process)", f"{m['rss_mib']:.1f} MiB ({m['docs']} docs)", "", "")
     growth = mem[1]["rss_mib"] - mem[0]["rss_mib"]
-    table.add_row(f"ratio RSS {args.replicas}x / 1x", f"{rss_ratio:.2f} ({growth:+.1f} MiB)",
-                  f"<= {RSS_TARGET}", verdict(rss_ratio <= RSS_TARGET))
+    table.add_row(
+        f"ratio RSS {args.replicas}x / 1x", f"{rss_ratio:.2f} ({growth:+.1f} MiB)", f"<= {RSS_TARGET}", verdict(rss_ratio <= RSS_TARGET)
+    )
     table.add_row(f"docs {args.replicas}x = {args.replicas} * docs 1x", str(docs_ok), "", verdict(docs_ok))
     console.print(table)
 
     if args.json:
         results = {
-            "corpus": args.corpus, "files": len(files), "bytes": total_bytes, "elements": n_elems,
-            "docs_and_rejects": n_docs, "repeats": args.repeats,
+            "corpus": args.corpus,
+            "files": len(files),
+            "bytes": total_bytes,
+            "elements": n_elems,
+            "docs_and_rejects": n_docs,
+            "repeats": args.repeats,
             "workers": workers,
             "seconds": {"baseline": base_s, "pepm": pepm_s, "pepm_1_process": pepm1_s, "extract_corpus": ext_s},
             "mb_per_s": {"baseline": base_tp, "pepm": pepm_tp, "pepm_1_process": pepm1_tp, "extract_corpus": ext_tp},
             "throughput_ratio_1_process": ratio1,
-            "throughput_ratio": ratio, "throughput_target": THROUGHPUT_TARGET,
-            "throughput_pass": ratio >= THROUGHPUT_TARGET, "extract_ratio": ext_ratio,
-            "memory": mem, "replicas": args.replicas, "rss_ratio": rss_ratio,
-            "rss_target": RSS_TARGET, "rss_pass": rss_ratio <= RSS_TARGET, "docs_scale_ok": docs_ok,
+            "throughput_ratio": ratio,
+            "throughput_target": THROUGHPUT_TARGET,
+            "throughput_pass": ratio >= THROUGHPUT_TARGET,
+            "extract_ratio": ext_ratio,
+            "memory": mem,
+            "replicas": args.replicas,
+            "rss_ratio": rss_ratio,
+            "rss_target": RSS_TARGET,
+            "rss_pass": rss_ratio <= RSS_TARGET,
+            "docs_scale_ok": docs_ok,
         }
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

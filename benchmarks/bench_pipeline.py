@@ -28,6 +28,7 @@ features of the original while being distinct texts for the dedup of both sides.
 A measurement, not a test: exit code 0 even when a target is missed (FAIL is printed).
 Usage: python benchmarks/bench_pipeline.py --replicas 10 [--repeats 1] [--json out.json] [--keep]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,7 @@ sys.path.insert(0, str(HERE))
 import plain_tfidf_svm as plain  # noqa: E402  (no pepm import in there)
 
 RATIO_TARGETS = {"1x": 1.5, "Nx": 1.2}  # pepm / plain, at most
-SCORE_TARGET = 0.005                     # |macro-F1 plain on pepm's split - pepm's macro-F1|, at most
+SCORE_TARGET = 0.005  # |macro-F1 plain on pepm's split - pepm's macro-F1|, at most
 PROFILE = "bench_svm"
 MODEL = "tfidf_svm_quick"
 DATASET, VIEW, FAMILY = "mpt", "left_right", "sklearn"
@@ -87,7 +88,7 @@ def replicate(src: Path, dest: Path, factor: int) -> dict:
         data = path.read_bytes()
         for k in range(factor):
             mark = marker(k)
-            out, n = _P_END.subn(lambda m: m.group(1) + mark + m.group(2) + b"</p>", data)
+            out, n = _P_END.subn(lambda m, mark=mark: m.group(1) + mark + m.group(2) + b"</p>", data)
             marked += n
             (dest / f"r{k:02d}_{path.name}").write_bytes(out)
     for path in src.iterdir():
@@ -114,9 +115,12 @@ def make_project(root: Path, corpus: Path) -> list[str]:
     shutil.copytree(REPO / "configs", root / "configs")
     shutil.copytree(corpus, root / "data" / "raw" / "mpt", copy_function=os.link)
     profile = yaml.safe_load((root / "configs" / "profiles" / "ideo_quick.yml").read_text(encoding="utf-8"))
-    profile.update(profile=PROFILE, description="bench_pipeline.py: ideo_quick with tfidf_svm_quick only",
-                   families=[FAMILY], models=[MODEL])
-    (root / "configs" / "profiles" / f"{PROFILE}.yml").write_text(yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    profile.update(
+        profile=PROFILE, description="bench_pipeline.py: ideo_quick with tfidf_svm_quick only", families=[FAMILY], models=[MODEL]
+    )
+    (root / "configs" / "profiles" / f"{PROFILE}.yml").write_text(
+        yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     models_yml = root / "configs" / "common" / "models.yml"
     models = yaml.safe_load(models_yml.read_text(encoding="utf-8"))
     unknown = [m for m, spec in models["models"].items() if spec.get("family") not in families.REGISTRY]
@@ -199,8 +203,17 @@ def run_pepm(base: Path, corpus: Path, on_step) -> dict:
         wall = time.perf_counter() - started
         t1 = time.time()
         runs = breakdown(instance, report.runs, t0, t1)
-    return {"seconds": wall, "root": root, "runs": runs, "checks": report.checks, "skipped": report.skipped,
-            "build_definitions_s": defs_s, "stores_s": stores, "models_removed": removed, "core": core_seconds(root)}
+    return {
+        "seconds": wall,
+        "root": root,
+        "runs": runs,
+        "checks": report.checks,
+        "skipped": report.skipped,
+        "build_definitions_s": defs_s,
+        "stores_s": stores,
+        "models_removed": removed,
+        "core": core_seconds(root),
+    }
 
 
 def run_pepm_cli(base: Path, corpus: Path) -> dict:
@@ -209,8 +222,9 @@ def run_pepm_cli(base: Path, corpus: Path) -> dict:
     env, _ = make_stores(base)
     cmd = [sys.executable, "-m", "pepm_assets.cli", "run", "--stage", "pipeline", "-p", PROFILE]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env={**os.environ, **env, "PEPM_ROOT": str(root), "COLUMNS": "200"},
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        cmd, cwd=root, env={**os.environ, **env, "PEPM_ROOT": str(root), "COLUMNS": "200"}, capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"pepm CLI exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -224,14 +238,35 @@ def breakdown(instance, runs: list[tuple[str, str, str]], t0: float, t1: float) 
     out, previous_end = [], t0
     for job, partition, run_id in runs:
         stats = instance.get_run_stats(run_id)
-        steps = [{"step": s.step_key, "seconds": (s.end_time or 0) - (s.start_time or 0)}
-                 for s in instance.get_run_step_stats(run_id) if s.start_time]
+        steps = [
+            {"step": s.step_key, "seconds": (s.end_time or 0) - (s.start_time or 0)}
+            for s in instance.get_run_step_stats(run_id)
+            if s.start_time
+        ]
         start, end = stats.start_time or previous_end, stats.end_time or previous_end
-        out.append({"job": job, "partition": partition, "run_id": run_id, "before_s": start - previous_end,
-                    "run_s": end - start, "steps": steps, "steps_s": sum(s["seconds"] for s in steps)})
+        out.append(
+            {
+                "job": job,
+                "partition": partition,
+                "run_id": run_id,
+                "before_s": start - previous_end,
+                "run_s": end - start,
+                "steps": steps,
+                "steps_s": sum(s["seconds"] for s in steps),
+            }
+        )
         previous_end = end
-    out.append({"job": "(after the last run)", "partition": "", "run_id": "", "before_s": t1 - previous_end,
-                "run_s": 0.0, "steps": [], "steps_s": 0.0})
+    out.append(
+        {
+            "job": "(after the last run)",
+            "partition": "",
+            "run_id": "",
+            "before_s": t1 - previous_end,
+            "run_s": 0.0,
+            "steps": [],
+            "steps_s": 0.0,
+        }
+    )
     return out
 
 
@@ -245,11 +280,18 @@ def core_seconds(root: Path) -> dict:
     view = read(paths.view_dir(DATASET, VIEW) / "meta_view.json")
     model = read(paths.model_dir(DATASET, VIEW, FAMILY, MODEL) / "meta_model.json")
     evaluation = read(paths.report_dir(DATASET, VIEW, FAMILY, MODEL) / "meta_eval.json")
-    return {"corpus_docs": {"extract_corpus": parse.get("seconds")}, "view_split": {"build_view": view.get("seconds")},
-            f"model__{MODEL}": {"fit + dump": model.get("train_seconds")},
-            f"evaluation__{MODEL}": {"predict": evaluation.get("predict_seconds")},
-            "docs": {"parsed": parse.get("n_docs"), "labelled": view.get("n_docs_labelled"),
-                     "train": view.get("split", {}).get("n_train"), "job": view.get("split", {}).get("n_job")}}
+    return {
+        "corpus_docs": {"extract_corpus": parse.get("seconds")},
+        "view_split": {"build_view": view.get("seconds")},
+        f"model__{MODEL}": {"fit + dump": model.get("train_seconds")},
+        f"evaluation__{MODEL}": {"predict": evaluation.get("predict_seconds")},
+        "docs": {
+            "parsed": parse.get("n_docs"),
+            "labelled": view.get("n_docs_labelled"),
+            "train": view.get("split", {}).get("n_train"),
+            "job": view.get("split", {}).get("n_job"),
+        },
+    }
 
 
 def score_check(root: Path, seed: int) -> dict:
@@ -259,9 +301,14 @@ def score_check(root: Path, seed: int) -> dict:
     metrics = json.loads((paths.report_dir(DATASET, VIEW, FAMILY, MODEL) / "metrics.json").read_text(encoding="utf-8"))
     view = paths.view_dir(DATASET, VIEW)
     mine = plain.score_on_split(view / "train.tsv", view / "job.tsv", plain.model_params()["C"], seed)
-    return {"pepm_macro_f1": metrics["macro_f1"], "pepm_macro_f1_ci95": metrics["ci95"]["macro_f1"],
-            "pepm_accuracy": metrics["accuracy"], "pepm_accuracy_ci95": metrics["ci95"]["accuracy"],
-            "plain_on_pepm_split": mine, "diff": mine["macro_f1"] - metrics["macro_f1"]}
+    return {
+        "pepm_macro_f1": metrics["macro_f1"],
+        "pepm_macro_f1_ci95": metrics["ci95"]["macro_f1"],
+        "pepm_accuracy": metrics["accuracy"],
+        "pepm_accuracy_ci95": metrics["ci95"]["accuracy"],
+        "plain_on_pepm_split": mine,
+        "diff": mine["macro_f1"] - metrics["macro_f1"],
+    }
 
 
 # ---------------------------------------------------------------- report
@@ -282,17 +329,31 @@ def print_breakdown(label: str, pepm: dict) -> None:
         if not r["run_id"]:
             table.add_row(r["job"], f"{r['before_s']:.2f}", "", "", "", "")
             continue
-        table.add_row(f"[bold]{r['job']}[/] {r['partition']}".strip(), f"{r['before_s']:.2f}", f"{r['run_s']:.2f}",
-                      f"{r['steps_s']:.2f}", f"{r['run_s'] - r['steps_s']:.2f}", "")
+        table.add_row(
+            f"[bold]{r['job']}[/] {r['partition']}".strip(),
+            f"{r['before_s']:.2f}",
+            f"{r['run_s']:.2f}",
+            f"{r['steps_s']:.2f}",
+            f"{r['run_s'] - r['steps_s']:.2f}",
+            "",
+        )
         for s in r["steps"]:
             work = ", ".join(f"{k} {v:.2f}" for k, v in core.get(s["step"], {}).items() if v is not None)
             table.add_row(f"  {s['step']}", "", "", f"{s['seconds']:.2f}", "", work)
     runs = [r for r in pepm["runs"] if r["run_id"]]
-    table.add_row(f"[bold]total: {len(runs)} runs[/]", f"{sum(r['before_s'] for r in pepm['runs']):.2f}", f"{sum(r['run_s'] for r in runs):.2f}",
-                  f"{sum(r['steps_s'] for r in runs):.2f}", f"{sum(r['run_s'] - r['steps_s'] for r in runs):.2f}", f"wall {pepm['seconds']:.2f}")
+    table.add_row(
+        f"[bold]total: {len(runs)} runs[/]",
+        f"{sum(r['before_s'] for r in pepm['runs']):.2f}",
+        f"{sum(r['run_s'] for r in runs):.2f}",
+        f"{sum(r['steps_s'] for r in runs):.2f}",
+        f"{sum(r['run_s'] - r['steps_s'] for r in runs):.2f}",
+        f"wall {pepm['seconds']:.2f}",
+    )
     console.print(table)
-    console.print("before run: from the end of the previous run (or the call) to this run's start: the runner's own work and "
-                  "Dagster's run creation and teardown. in run, outside steps: run start/end events, resources, plan.")
+    console.print(
+        "before run: from the end of the previous run (or the call) to this run's start: the runner's own work and "
+        "Dagster's run creation and teardown. in run, outside steps: run start/end events, resources, plan."
+    )
 
 
 def main() -> int:
@@ -311,6 +372,7 @@ def main() -> int:
     # imports outside every timed region, on both sides (the subprocess rows include them)
     import dagster as dg  # noqa: F401
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
     import mlflow  # noqa: F401
@@ -322,12 +384,19 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pepm_bench_pipeline_"))
     factors = {"1x": 1, "Nx": args.replicas}
     names = {"1x": "1x", "Nx": f"{args.replicas}x"}
-    results: dict = {"replicas": args.replicas, "repeats": args.repeats, "tmp": str(tmp) if args.keep else None,
-                     "machine_cores": os.cpu_count(), "python": sys.version.split()[0], "cases": {}}
+    results: dict = {
+        "replicas": args.replicas,
+        "repeats": args.repeats,
+        "tmp": str(tmp) if args.keep else None,
+        "machine_cores": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "cases": {},
+    }
     error = None
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                      transient=True, auto_refresh=False) as progress:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True, auto_refresh=False
+        ) as progress:
             task = progress.add_task("unpacking MPT", total=None)
             progress.refresh()
             dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", tmp / "corpus_1x", ["mpt"])
@@ -343,10 +412,16 @@ def main() -> int:
                 files = sorted(corpus.glob("*.xml"))
                 for path in files:  # warm the OS file cache
                     path.read_bytes()
-                res = results["cases"][case] = {"factor": factors[case], "files": len(files),
-                                                "mb": sum(p.stat().st_size for p in files) / 1e6,
-                                                "plain_s": [], "pepm_s": [], "pepm_cli_s": [], "pepm_cli_stage_s": [],
-                                                "plain_subprocess_s": []}
+                res = results["cases"][case] = {
+                    "factor": factors[case],
+                    "files": len(files),
+                    "mb": sum(p.stat().st_size for p in files) / 1e6,
+                    "plain_s": [],
+                    "pepm_s": [],
+                    "pepm_cli_s": [],
+                    "pepm_cli_stage_s": [],
+                    "plain_subprocess_s": [],
+                }
                 for rep in range(args.repeats):
                     label = f"{names[case]} ({rep + 1}/{args.repeats})"
                     base = tmp / f"{case}_r{rep}"
@@ -404,23 +479,38 @@ def main() -> int:
             continue
         n = names[case]
         docs = res.get("pepm", {}).get("core", {}).get("docs", {})
-        table.add_row(f"corpus {n}", f"{res['files']} files, {res['mb']:.1f} MB; pepm: {docs.get('parsed')} docs parsed, "
-                      f"{docs.get('labelled')} labelled, {docs.get('train')} train / {docs.get('job')} job; "
-                      f"plain: {res['plain']['n_kept']} kept, {res['plain']['n_train']} / {res['plain']['n_job']}", "", "")
+        table.add_row(
+            f"corpus {n}",
+            f"{res['files']} files, {res['mb']:.1f} MB; pepm: {docs.get('parsed')} docs parsed, "
+            f"{docs.get('labelled')} labelled, {docs.get('train')} train / {docs.get('job')} job; "
+            f"plain: {res['plain']['n_kept']} kept, {res['plain']['n_train']} / {res['plain']['n_job']}",
+            "",
+            "",
+        )
         plain_s, pepm_s = med(res["plain_s"]), med(res["pepm_s"])
         ratio = pepm_s / plain_s
         target = RATIO_TARGETS[case]
         res.update(plain_median_s=plain_s, pepm_median_s=pepm_s, ratio=ratio, ratio_target=target, ratio_pass=ratio <= target)
         pl = res["plain"]
-        table.add_row(f"{n} plain full_pipeline, in process", f"{plain_s:.2f} s (read {pl['seconds_read']:.2f}, filter + split "
-                      f"{pl['seconds_filter_split']:.2f}, fit + predict + scores {pl['seconds'] - pl['seconds_read'] - pl['seconds_filter_split']:.2f})", "", "")
+        table.add_row(
+            f"{n} plain full_pipeline, in process",
+            f"{plain_s:.2f} s (read {pl['seconds_read']:.2f}, filter + split "
+            f"{pl['seconds_filter_split']:.2f}, fit + predict + scores {pl['seconds'] - pl['seconds_read'] - pl['seconds_filter_split']:.2f})",
+            "",
+            "",
+        )
         table.add_row(f"{n} pepm run_stage pipeline, in process", f"{pepm_s:.2f} s", "", "")
         table.add_row(f"{n} ratio pepm / plain", f"{ratio:.2f}", f"<= {target}", verdict(ratio <= target))
         if res["pepm_cli_s"] and res["plain_subprocess_s"]:
             cli_s, sub_s = med(res["pepm_cli_s"]), med(res["plain_subprocess_s"])
             stage = [s for s in res["pepm_cli_stage_s"] if s is not None]
             res.update(pepm_cli_median_s=cli_s, plain_subprocess_median_s=sub_s, ratio_subprocess=cli_s / sub_s)
-            table.add_row(f"{n} pepm CLI, subprocess (start-up + imports)", f"{cli_s:.2f} s" + (f" (stage {med(stage):.1f} s as the CLI reports it)" if stage else ""), "", "info")
+            table.add_row(
+                f"{n} pepm CLI, subprocess (start-up + imports)",
+                f"{cli_s:.2f} s" + (f" (stage {med(stage):.1f} s as the CLI reports it)" if stage else ""),
+                "",
+                "info",
+            )
             table.add_row(f"{n} plain script, subprocess", f"{sub_s:.2f} s", "", "info")
             table.add_row(f"{n} ratio, subprocesses", f"{cli_s / sub_s:.2f}", "", "info")
         checks = res.get("pepm", {}).get("checks", {})
@@ -428,22 +518,35 @@ def main() -> int:
             table.add_row(f"{n} pepm asset checks passed", f"{sum(checks.values())}/{len(checks)}", "", verdict(all(checks.values())))
         stores = res.get("pepm", {}).get("stores_s")
         if stores:
-            table.add_row(f"{n} not timed: build_definitions / new Dagster instance / new MLflow DB",
-                          f"{res['pepm']['build_definitions_s']:.2f} / {stores['dagster_instance']:.2f} / {stores['mlflow_db']:.2f} s", "", "info")
+            table.add_row(
+                f"{n} not timed: build_definitions / new Dagster instance / new MLflow DB",
+                f"{res['pepm']['build_definitions_s']:.2f} / {stores['dagster_instance']:.2f} / {stores['mlflow_db']:.2f} s",
+                "",
+                "info",
+            )
     score = results.get("score")
     if score:
         ok = abs(score["diff"]) <= SCORE_TARGET
         score.update(target=SCORE_TARGET, passed=ok)
         lo, hi = score["pepm_macro_f1_ci95"]
         table.add_row("1x pepm macro-F1 (metrics.json) [95% CI]", f"{score['pepm_macro_f1']:.4f} [{lo:.4f}, {hi:.4f}]", "", "info")
-        table.add_row("1x plain model on pepm's train/job: macro-F1", f"{score['plain_on_pepm_split']['macro_f1']:.4f} "
-                      f"(accuracy {score['plain_on_pepm_split']['accuracy']:.4f} vs pepm {score['pepm_accuracy']:.4f})", "", "")
+        table.add_row(
+            "1x plain model on pepm's train/job: macro-F1",
+            f"{score['plain_on_pepm_split']['macro_f1']:.4f} "
+            f"(accuracy {score['plain_on_pepm_split']['accuracy']:.4f} vs pepm {score['pepm_accuracy']:.4f})",
+            "",
+            "",
+        )
         table.add_row("1x |diff| macro-F1", f"{abs(score['diff']):.4f}", f"<= {SCORE_TARGET}", verdict(ok))
     for case, res in results["cases"].items():
         if "plain" in res:
             note = "" if case == "1x" else "; replicas are one text for the model, so copies sit in train and job: inflated"
-            table.add_row(f"{names[case]} plain full_pipeline macro-F1 (its own split)",
-                          f"{res['plain']['macro_f1']:.4f} (accuracy {res['plain']['accuracy']:.4f}{note})", "", "info")
+            table.add_row(
+                f"{names[case]} plain full_pipeline macro-F1 (its own split)",
+                f"{res['plain']['macro_f1']:.4f} (accuracy {res['plain']['accuracy']:.4f}{note})",
+                "",
+                "info",
+            )
     if error:
         table.add_row("error", "see the traceback above", "", verdict(False))
     console.print(table)

@@ -15,6 +15,7 @@ drift; keys the entry does not set take pepm's sklearn-family defaults (DEFAULTS
 Usage: python benchmarks/plain_tfidf_svm.py full data/raw/mpt [--seed 42] [--out metrics.json]
        python benchmarks/plain_tfidf_svm.py score train.tsv job.tsv [--seed 42]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,13 @@ def read_mpt(corpus_dir: Path) -> pd.DataFrame:
     for path in sorted(Path(corpus_dir).glob("*.xml")):
         for _, sp in etree.iterparse(str(path), tag=TEI + "sp", resolve_entities=False, load_dtd=False, no_network=True):
             meta = sp.find(MPT + "metadata")
-            if meta is not None and meta.get("wing") in ("left", "right") and meta.get("interventiontype") != "régulation" \
-                    and meta.get("politicalgroup") != "GVT" and not meta.get("auteur", "").startswith(COLLECTIVE):
+            if (
+                meta is not None
+                and meta.get("wing") in ("left", "right")
+                and meta.get("interventiontype") != "régulation"
+                and meta.get("politicalgroup") != "GVT"
+                and not meta.get("auteur", "").startswith(COLLECTIVE)
+            ):
                 rows.append((meta.get("wing"), " ".join("".join(meta.itertext()).split())))
             sp.clear()
     return pd.DataFrame(rows, columns=["label", "text"])
@@ -80,13 +86,22 @@ def full_pipeline(corpus_dir, seed: int = 42, out: Path | None = None, train_pro
     docs = read_mpt(Path(corpus_dir))
     n_read, read_s = len(docs), time.perf_counter() - started
     docs = docs[docs["text"].str.split().str.len() >= min_tokens].drop_duplicates("text")
-    train_x, job_x, train_y, job_y = train_test_split(docs["text"], docs["label"], train_size=train_prop,
-                                                      stratify=docs["label"], random_state=seed)
+    train_x, job_x, train_y, job_y = train_test_split(
+        docs["text"], docs["label"], train_size=train_prop, stratify=docs["label"], random_state=seed
+    )
     split_s = time.perf_counter() - started - read_s
     pred = fit_predict(train_x, train_y, job_x, seed)
-    result = {**scores(job_y, pred), "n_read": n_read, "n_kept": len(docs), "n_train": len(train_x), "n_job": len(job_x),
-              "seed": seed, "seconds": round(time.perf_counter() - started, 3),
-              "seconds_read": round(read_s, 3), "seconds_filter_split": round(split_s, 3)}
+    result = {
+        **scores(job_y, pred),
+        "n_read": n_read,
+        "n_kept": len(docs),
+        "n_train": len(train_x),
+        "n_job": len(job_x),
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 3),
+        "seconds_read": round(read_s, 3),
+        "seconds_filter_split": round(split_s, 3),
+    }
     if out is not None:
         Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -2,6 +2,7 @@
 
 `pepm_assets.core` is plain Python (no Dagster import); `pepm_assets.defs` wraps it in assets.
 """
+
 import os
 
 # No network at run time: MLflow 3 sends usage telemetry by default (a config fetch and event

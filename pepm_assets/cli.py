@@ -3,6 +3,7 @@
 Every stage runs through Dagster on the project's instance (DAGSTER_HOME=<project>/.dagster by
 default), so what you run here shows in `pepm dev` (the Dagster UI).
 """
+
 from __future__ import annotations
 
 import os
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -56,7 +56,7 @@ def _instance(root: Path):
 
 
 @app.command()
-def validate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+def validate(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
     """Check a profile + overrides against every config, without running anything."""
     root = _root()
     try:
@@ -65,23 +65,25 @@ def validate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -
         _fail(str(exc))
     # user text, escaped: Rich would read `[x]` in a name or an override as markup
     what = profile + (f" + overrides {override}" if override else "")
-    console.print(f"[green]ok[/] {escape(what)}: dataset {escape(params.dataset_id)}, view {escape(params.view)}, params hash {params.params_hash}")
+    console.print(
+        f"[green]ok[/] {escape(what)}: dataset {escape(params.dataset_id)}, view {escape(params.view)}, params hash {params.params_hash}"
+    )
 
 
 @app.command()
-def prepare(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+def prepare(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
     """Parse, label, balance, split and write model formats for the profile's dataset x view."""
     _run_stage(_root(), "prepare", profile, override or [])
 
 
 @app.command()
-def train(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+def train(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
     """Train the profile's models (models.yml) on its prepared dataset x view."""
     _run_stage(_root(), "train", profile, override or [])
 
 
 @app.command()
-def evaluate(profile: str = PROFILE, override: Optional[List[str]] = OVERRIDE) -> None:
+def evaluate(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
     """Evaluate the profile's trained models on the job set, then refresh the leaderboard."""
     _run_stage(_root(), "evaluate", profile, override or [])
 
@@ -97,8 +99,15 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task(f"{stage} {profile}", total=max(steps, 1))
 
         def on_step(name: str) -> None:
@@ -131,7 +140,10 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
     console.print(table)
     failed = [name for name, ok in report.checks.items() if not ok]
     if report.checks:
-        console.print(f"checks: {sum(report.checks.values())}/{len(report.checks)} passed" + (f" [red]failed: {escape(str(failed))}[/]" if failed else ""))
+        console.print(
+            f"checks: {sum(report.checks.values())}/{len(report.checks)} passed"
+            + (f" [red]failed: {escape(str(failed))}[/]" if failed else "")
+        )
     if report.observed:
         console.print(f"new source versions recorded: {escape(', '.join(report.observed))}")
     if report.skipped:
@@ -139,7 +151,9 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
     for cid in params.dataset.corpus_ids:
         _print_files(paths, cid)
     console.print(f"excluded: {escape(str(meta['excluded_by_reason']))}")
-    console.print(f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/")
+    console.print(
+        f"outputs: {paths.rel(paths.view_dir(params.dataset_id, params.view))}/, {paths.rel(paths.processed_dir(params.dataset_id, params.view))}/"
+    )
     if stage != "prepare":
         _print_scores(root, report.params)
     console.print(f"{len(report.runs)} Dagster runs in {seconds:.1f}s; see them with `pepm dev`")
@@ -156,8 +170,9 @@ def _print_files(paths, corpus_id: str) -> None:
     except (OSError, ValueError):
         return
     failed = stats.get("failed_files", [])
-    console.print(f"{corpus_id}: {stats['n_files_parsed']} files parsed, {len(failed)} failed"
-                  + f", {stats['n_rejects']} documents rejected")
+    console.print(
+        f"{corpus_id}: {stats['n_files_parsed']} files parsed, {len(failed)} failed" + f", {stats['n_rejects']} documents rejected"
+    )
     for f in failed:
         console.print(f"  [yellow]failed[/] {escape(corpus.where(f))}: {escape(f['reason'])}: {escape(str(f['detail']))}")
 
@@ -167,15 +182,27 @@ def _print_scores(root: Path, params) -> None:
     from .core.training import latest_entries, read_index
 
     paths = ProjectPaths(root)
-    entries = [e for e in latest_entries(read_index(paths)) if e["dataset_id"] == params.dataset_id and e["view"] == params.view
-               and e["eval_dataset_id"] == params.dataset_id and e["model_id"] in params.models]
+    entries = [
+        e
+        for e in latest_entries(read_index(paths))
+        if e["dataset_id"] == params.dataset_id
+        and e["view"] == params.view
+        and e["eval_dataset_id"] == params.dataset_id
+        and e["model_id"] in params.models
+    ]
     table = Table(title=f"job set of {params.dataset_id} / {params.view}")
     for col in ("model", "family", "accuracy", "macro-F1 [95% CI]", "other"):
         table.add_column(col)
     for e in sorted(entries, key=lambda e: -e["metrics"].get("macro_f1", -1)):
         m = e["metrics"]
         if "macro_f1" in m:
-            table.add_row(e["model_id"], e["family"], f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f} [{m['macro_f1_ci95'][0]:.4f}, {m['macro_f1_ci95'][1]:.4f}]", "")
+            table.add_row(
+                e["model_id"],
+                e["family"],
+                f"{m['accuracy']:.4f}",
+                f"{m['macro_f1']:.4f} [{m['macro_f1_ci95'][0]:.4f}, {m['macro_f1_ci95'][1]:.4f}]",
+                "",
+            )
         else:
             table.add_row(e["model_id"], e["family"], "", "", " ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float)))
     console.print(table)
@@ -186,8 +213,12 @@ def _print_scores(root: Path, params) -> None:
 def run(
     stage: str = typer.Option("pipeline", "--stage", "-s", help="prepare | train | evaluate | pipeline (all three)"),
     profile: str = PROFILE,
-    override: Optional[List[str]] = OVERRIDE,
-    make_var: Optional[List[str]] = typer.Option(None, "--make-var", help="the spec's Make variables, NAME=value (SEED, TRAIN_PROP, HARDWARE_PRESET, FAMILY, MODELS, ...; repeatable); --override wins"),
+    override: list[str] | None = OVERRIDE,
+    make_var: list[str] | None = typer.Option(
+        None,
+        "--make-var",
+        help="the spec's Make variables, NAME=value (SEED, TRAIN_PROP, HARDWARE_PRESET, FAMILY, MODELS, ...; repeatable); --override wins",
+    ),
 ) -> None:
     """The older interface (`make run STAGE=... PROFILE=... SEED=...`): run one stage of a profile."""
     from .core.make_vars import to_overrides
@@ -241,12 +272,13 @@ def mlflow_ui(port: int = typer.Option(5000, help="web UI port")) -> None:
 
 
 @app.command()
-def status(profile: Optional[List[str]] = typer.Option(None, "--profile", "-p", help="profiles to show (default: all)"),
-           override: Optional[List[str]] = OVERRIDE) -> None:
+def status(
+    profile: list[str] | None = typer.Option(None, "--profile", "-p", help="profiles to show (default: all)"),
+    override: list[str] | None = OVERRIDE,
+) -> None:
     """What is fresh, stale or missing for each profile, from raw bytes to evaluations: each output's
     recorded version against the one its current inputs, parameters and code call for."""
     from .core import lineage
-
     from .defs.recovery import crashed_runs
 
     root = _root()
@@ -307,7 +339,9 @@ def data_import(no_dvc: bool = typer.Option(False, "--no-dvc", help="only unpack
     archive = root / SHIPPED
     if not archive.is_file():
         _fail(f"{SHIPPED} not found")
-    written = dvc.unpack_shipped(archive, root / "data" / "raw", [cid for cid, c in common.corpora.items() if c.path.startswith("data/raw/")])
+    written = dvc.unpack_shipped(
+        archive, root / "data" / "raw", [cid for cid, c in common.corpora.items() if c.path.startswith("data/raw/")]
+    )
     console.print(f"unpacked: {[str(p.relative_to(root)) for p in written] or 'nothing (already there)'}")
     if not no_dvc:
         try:
@@ -329,9 +363,11 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
 
 @app.command()
 def bench(
-    what: str = typer.Argument("extract", help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script)"),
+    what: str = typer.Argument(
+        "extract", help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script)"
+    ),
     corpus: str = typer.Option("mpt", help="corpus to measure"),
-    replicas: Optional[int] = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10)"),
+    replicas: int | None = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10)"),
 ) -> None:
     """Benchmarks with their plain baselines measured in the same run (benchmarks/)."""
     root = _root()

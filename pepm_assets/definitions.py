@@ -3,6 +3,7 @@
 Partitions come from the project's configs, so the definitions are built for a project root:
 `build_definitions(root)`; `defs` is the one for the current project.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ from .core.config import load_common, project_root
 from .core.labels import load_label_map
 from .defs.assets.prepare import build_prepare_assets
 from .defs.assets.train import RESOURCE_CLASS_TAG, MlflowTracking, build_train_assets
-from .defs.partitions import view_partitions
 from .defs.jobs import build_jobs
+from .defs.partitions import view_partitions
 from .defs.resources import PepmProject
 from .defs.schedules import build_schedules
 
@@ -30,14 +31,16 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
     # Runs launched from the UI: one process per step, started by a forkserver with pepm preloaded
     # (cheaper than spawn); the CLI and tests execute in process. Swap for celery/dask/k8s here.
     # resource classes (models.yml) bound how many steps of each kind run at once
-    executor = dg.multiprocess_executor.configured({
-        "max_concurrent": int(os.environ.get("PEPM_MAX_CONCURRENT", "2")),
-        "start_method": {"forkserver": {"preload_modules": ["pepm_assets.definitions"]}},
-        "tag_concurrency_limits": [
-            {"key": RESOURCE_CLASS_TAG, "value": "heavy", "limit": 1},
-            {"key": RESOURCE_CLASS_TAG, "value": "medium", "limit": 2},
-        ],
-    })
+    executor = dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": int(os.environ.get("PEPM_MAX_CONCURRENT", "2")),
+            "start_method": {"forkserver": {"preload_modules": ["pepm_assets.definitions"]}},
+            "tag_concurrency_limits": [
+                {"key": RESOURCE_CLASS_TAG, "value": "heavy", "limit": 1},
+                {"key": RESOURCE_CLASS_TAG, "value": "medium", "limit": 2},
+            ],
+        }
+    )
     return dg.Definitions(
         assets=[*build_prepare_assets(common, label_map), *build_train_assets(common, view_partitions(common, label_map))],
         jobs=build_jobs(),

@@ -3,6 +3,7 @@
 The corpora are generated, not copied, so the tests say exactly what is in them: two MPT-dialect
 sittings and one standard-TEI month, with chair, government, collective and non-attached speakers.
 """
+
 from __future__ import annotations
 
 import random
@@ -11,8 +12,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-LEFT_WORDS = "égalité droits couples familles progrès amour reconnaissance liberté".split()
-RIGHT_WORDS = "filiation enfant nature tradition référendum père mère société".split()
+LEFT_WORDS = ["égalité", "droits", "couples", "familles", "progrès", "amour", "reconnaissance", "liberté"]
+RIGHT_WORDS = ["filiation", "enfant", "nature", "tradition", "référendum", "père", "mère", "société"]
 
 MPT_SPEAKERS = [  # (auteur, group, wing, vote)
     ("Erwann_Binet", "SRC", "left", "pour"),
@@ -32,7 +33,9 @@ def _text(rng: random.Random, words: list[str], i: int, n: int = 12) -> str:
 def mpt_sitting(file_id: str, n_per_speaker: int, seed: int) -> str:
     rng = random.Random(seed)
     parts = []
-    parts.append('<sp who="le_président"><speaker>le président</speaker><mpt:metadata auteur="le_président" interventiontype="régulation"><p>. La séance est ouverte.</p></mpt:metadata></sp>')
+    parts.append(
+        '<sp who="le_président"><speaker>le président</speaker><mpt:metadata auteur="le_président" interventiontype="régulation"><p>. La séance est ouverte.</p></mpt:metadata></sp>'
+    )
     i = 0
     for k in range(n_per_speaker):
         for auteur, group, wing, vote in MPT_SPEAKERS:
@@ -43,11 +46,17 @@ def mpt_sitting(file_id: str, n_per_speaker: int, seed: int) -> str:
                 f'<mpt:metadata auteur="{auteur}" interventiontype="intervention" politicalgroup="{group}" vote="{vote}" gender="male" wing="{wing}" debat="mpt" subject="mpt">'
                 f"<p>{_text(rng, words, int(file_id[-2:]) * 1000 + i)}</p></mpt:metadata></sp>"
             )
-        parts.append('<sp who="Christiane_Taubira"><speaker>Christiane Taubira</speaker><mpt:metadata auteur="Christiane_Taubira" interventiontype="intervention" politicalgroup="GVT" wing="left">'
-                     f"<p>Le gouvernement répond {file_id} {k}.</p></mpt:metadata></sp>")
-        parts.append('<sp who="Plusieurs_députés_du_groupe_UMP"><speaker>Plusieurs députés du groupe UMP</speaker><mpt:metadata auteur="Plusieurs_députés_du_groupe_UMP" interventiontype="interruption">'
-                     f"<p>Très bien {file_id} {k} !</p></mpt:metadata></sp>")
-    parts.append('<sp who="Erwann_Binet"><speaker>Erwann Binet</speaker><mpt:metadata auteur="Erwann_Binet" interventiontype="interruption" politicalgroup="SRC" wing="left"><p>   </p></mpt:metadata></sp>')
+        parts.append(
+            '<sp who="Christiane_Taubira"><speaker>Christiane Taubira</speaker><mpt:metadata auteur="Christiane_Taubira" interventiontype="intervention" politicalgroup="GVT" wing="left">'
+            f"<p>Le gouvernement répond {file_id} {k}.</p></mpt:metadata></sp>"
+        )
+        parts.append(
+            '<sp who="Plusieurs_députés_du_groupe_UMP"><speaker>Plusieurs députés du groupe UMP</speaker><mpt:metadata auteur="Plusieurs_députés_du_groupe_UMP" interventiontype="interruption">'
+            f"<p>Très bien {file_id} {k} !</p></mpt:metadata></sp>"
+        )
+    parts.append(
+        '<sp who="Erwann_Binet"><speaker>Erwann Binet</speaker><mpt:metadata auteur="Erwann_Binet" interventiontype="interruption" politicalgroup="SRC" wing="left"><p>   </p></mpt:metadata></sp>'
+    )
     body = "\n".join(parts)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -57,17 +66,27 @@ def mpt_sitting(file_id: str, n_per_speaker: int, seed: int) -> str:
     )
 
 
-AN_PERSONS = [("Boris_Vallaud", "SOC", "left"), ("Ugo_Bernalicis", "LFI", "left"), ("Eric_Ciotti", "LR", "right"),
-              ("Marine_Le_Pen", "NI", "right"), ("Laurent_Pietraszewski", "LREM", None)]
+AN_PERSONS = [
+    ("Boris_Vallaud", "SOC", "left"),
+    ("Ugo_Bernalicis", "LFI", "left"),
+    ("Eric_Ciotti", "LR", "right"),
+    ("Marine_Le_Pen", "NI", "right"),
+    ("Laurent_Pietraszewski", "LREM", None),
+]
 
 
 def an_month(n_per_speaker: int, seed: int) -> str:
     rng = random.Random(seed)
-    persons = "\n".join(
-        f'<person xml:id="{pid}"><persName>{pid.replace("_", " ")}</persName><affiliation role="member" ref="#grp.{grp}"/></person>'
-        for pid, grp, _ in AN_PERSONS
-    ) + '\n<person xml:id="Edouard_Philippe"><persName>Édouard Philippe</persName></person>'
-    orgs = "\n".join(f'<org xml:id="grp.{g}" role="parliamentaryGroup"><orgName>{g}</orgName></org>' for g in sorted({g for _, g, _ in AN_PERSONS}))
+    persons = (
+        "\n".join(
+            f'<person xml:id="{pid}"><persName>{pid.replace("_", " ")}</persName><affiliation role="member" ref="#grp.{grp}"/></person>'
+            for pid, grp, _ in AN_PERSONS
+        )
+        + '\n<person xml:id="Edouard_Philippe"><persName>Édouard Philippe</persName></person>'
+    )
+    orgs = "\n".join(
+        f'<org xml:id="grp.{g}" role="parliamentaryGroup"><orgName>{g}</orgName></org>' for g in sorted({g for _, g, _ in AN_PERSONS})
+    )
     us = []
     i = 0
     for _ in range(n_per_speaker):
@@ -187,7 +206,10 @@ def make_project(dest: Path, n_per_speaker: int = 6) -> Path:
     mpt.mkdir(parents=True)
     for n, file_id in enumerate(("20130101", "20130102")):
         (mpt / f"{file_id}.xml").write_text(mpt_sitting(file_id, n_per_speaker, seed=n), encoding="utf-8")
-    (mpt / "metadata.csv").write_text('"id","debat","lieu","seance","date"\n"20130101","x","AN","Première séance","2013-01-29"\n"20130102","x","AN","Deuxième séance","2013-01-30"\n', encoding="utf-8")
+    (mpt / "metadata.csv").write_text(
+        '"id","debat","lieu","seance","date"\n"20130101","x","AN","Première séance","2013-01-29"\n"20130102","x","AN","Deuxième séance","2013-01-30"\n',
+        encoding="utf-8",
+    )
     an = dest / "data" / "raw" / "an"
     an.mkdir(parents=True)
     (an / "an_2019-03.xml").write_text(an_month(n_per_speaker, seed=3), encoding="utf-8")

@@ -1,4 +1,5 @@
 """The command line (help, validation exit codes) and atomic writes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,19 +37,17 @@ def test_run_rejects_unknown_stage_before_work(project: Path, monkeypatch: pytes
 def test_atomic_writes_keep_the_old_file_when_interrupted(tmp_path: Path) -> None:
     target = tmp_path / "out" / "train.tsv"
     write_text(target, "old\n")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half a fi")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half a fi")
+        raise RuntimeError("killed")
     assert target.read_text() == "old\n" and list(target.parent.iterdir()) == [target]
 
     folder = tmp_path / "shards"
     with atomic_dir(folder) as tmp:
         (tmp / "part-0001.spacy").write_text("a")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(folder) as tmp:
-            (tmp / "part-0001.spacy").write_text("b")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_dir(folder) as tmp:
+        (tmp / "part-0001.spacy").write_text("b")
+        raise RuntimeError("killed")
     assert (folder / "part-0001.spacy").read_text() == "a" and sorted(p.name for p in tmp_path.iterdir()) == ["out", "shards"]
 
 
@@ -74,9 +73,26 @@ def test_importing_pepm_turns_mlflow_telemetry_off() -> None:
     import subprocess
     import sys
 
-    ci_markers = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CI", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
-                  "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION", "CLOUD_RUN_EXECUTION",
-                  "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+    ci_markers = (
+        "PYTEST_CURRENT_TEST",
+        "GITHUB_ACTIONS",
+        "CI",
+        "CIRCLECI",
+        "GITLAB_CI",
+        "JENKINS_URL",
+        "TRAVIS",
+        "TF_BUILD",
+        "BITBUCKET_BUILD_NUMBER",
+        "CODEBUILD_BUILD_ARN",
+        "BUILDKITE",
+        "TEAMCITY_VERSION",
+        "CLOUD_RUN_EXECUTION",
+        "RUNBOT_HOST_URL",
+        "RUNBOT_BUILD_NAME",
+        "RUNBOT_WORKER_ID",
+        "MLFLOW_DISABLE_TELEMETRY",
+        "DO_NOT_TRACK",
+    )
     env = {k: v for k, v in os.environ.items() if k not in ci_markers}
     probe = "from mlflow.telemetry.utils import is_telemetry_disabled; print(is_telemetry_disabled())"
     without = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
@@ -91,18 +107,28 @@ def test_tsv_round_trip_keeps_every_value_as_written(tmp_path: Path) -> None:
 
     from pepm_assets.core.prepare import read_tsv_file, write_tsv
 
-    df = pd.DataFrame({
-        "doc_id": ["mpt:1", "mpt:2", "mpt:3"], "label": ["NA", "null", "left"], "group": ["", "SRC", "UMP"],
-        "date": ["2013-01-29", "", "2013-02-02"], "n_tokens": [3, 4, 1],
-        "text": ['a\tb "quoted"', "line\nbreak", "1234"],
-    })
+    df = pd.DataFrame(
+        {
+            "doc_id": ["mpt:1", "mpt:2", "mpt:3"],
+            "label": ["NA", "null", "left"],
+            "group": ["", "SRC", "UMP"],
+            "date": ["2013-01-29", "", "2013-02-02"],
+            "n_tokens": [3, 4, 1],
+            "text": ['a\tb "quoted"', "line\nbreak", "1234"],
+        }
+    )
     back = read_tsv_file(write_tsv(df, tmp_path / "train.tsv"))
     assert back.to_dict("records") == df.to_dict("records")
     assert back["n_tokens"].dtype.kind == "i" and all(isinstance(v, str) for v in back["text"])
     header_only = read_tsv_file(write_tsv(df.iloc[:0], tmp_path / "job.tsv"))
     assert list(header_only.columns) == list(df.columns) and len(header_only) == 0
     # several MB, quoted newlines everywhere, one text longer than Arrow's default 1 MiB block
-    big = pd.DataFrame({"doc_id": [f"d{i}" for i in range(4000)], "n_tokens": range(4000),
-                        "text": [f"ligne {i}\nsuite « {i} »\t" * 40 for i in range(3999)] + ["x\ny " * 400_000]})
+    big = pd.DataFrame(
+        {
+            "doc_id": [f"d{i}" for i in range(4000)],
+            "n_tokens": range(4000),
+            "text": [f"ligne {i}\nsuite « {i} »\t" * 40 for i in range(3999)] + ["x\ny " * 400_000],
+        }
+    )
     back = read_tsv_file(write_tsv(big, tmp_path / "big.tsv"))
     assert (tmp_path / "big.tsv").stat().st_size > 5_000_000 and back.to_dict("records") == big.to_dict("records")

@@ -5,6 +5,7 @@ point, `pepm_assets.cli:app`) that wait at a barrier after their imports, so tha
 fresh store within milliseconds of each other (without the lock: a broken Alembic stamp or "table
 already exists" in most tries). The recovery test SIGKILLs a pipeline run at chosen points.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,8 @@ while not go.exists():
 
 PEPM_STATUS = BARRIER.format(
     imports="import dagster, pepm_assets.cli as cli, pepm_assets.core.lineage, pepm_assets.defs.sqlite_storage",  # what status imports first
-    body="sys.argv = ['pepm', 'status', '-p', 'tiny_an']\ncli.app()")
+    body="sys.argv = ['pepm', 'status', '-p', 'tiny_an']\ncli.app()",
+)
 
 MLFLOW_LOG = BARRIER.format(
     imports="import mlflow\nfrom pepm_assets.core.tracking import Tracker",
@@ -48,7 +50,8 @@ MLFLOW_LOG = BARRIER.format(
 def log(mlflow, experiment_id):
     with mlflow.start_run(experiment_id=experiment_id, tags={"n": sys.argv[3]}):
         mlflow.log_metric("m", 1.0)
-Tracker(Path(sys.argv[4]))._log(log)""")
+Tracker(Path(sys.argv[4]))._log(log)""",
+)
 
 
 def _project(tmp_path: Path) -> Path:
@@ -66,8 +69,12 @@ def _at_once(script: str, env: dict[str, str], tmp: Path, *args: str) -> list[su
     """Start N_AT_ONCE processes of `script`, release them together once all are ready, wait for all."""
     ready, go = tmp / "ready", tmp / "go"
     ready.mkdir()
-    procs = [subprocess.Popen([PYTHON, "-c", script, str(ready), str(go), str(i), *args], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(N_AT_ONCE)]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", script, str(ready), str(go), str(i), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for i in range(N_AT_ONCE)
+    ]
     deadline = time.monotonic() + 120
     while len(list(ready.iterdir())) < N_AT_ONCE and time.monotonic() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.01)
@@ -93,8 +100,12 @@ def test_mlflow_store_created_by_several_processes_at_once(tmp_path: Path) -> No
     env = _env(project, tmp_path / "dagster_home")
     _assert_all_ok(_at_once(MLFLOW_LOG, env, tmp_path, str(project)))
     (tmp_path / "go2").touch()
-    after = subprocess.run([PYTHON, "-c", MLFLOW_LOG, str(tmp_path / "ready"), str(tmp_path / "go2"), "after", str(project)],
-                           env=env, capture_output=True, text=True)
+    after = subprocess.run(
+        [PYTHON, "-c", MLFLOW_LOG, str(tmp_path / "ready"), str(tmp_path / "go2"), "after", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert after.returncode == 0, after.stderr[-1500:]
     import mlflow
 
@@ -150,8 +161,14 @@ def _temporaries(project: Path) -> list[Path]:
 
 
 def _pipeline(project: Path, env: dict[str, str], point: str, marker: Path) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, "-c", PIPELINE, str(project), point, str(marker)], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [PYTHON, "-c", PIPELINE, str(project), point, str(marker)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_at_marker(proc: subprocess.Popen, marker: Path) -> list[int]:
@@ -160,7 +177,9 @@ def _kill_at_marker(proc: subprocess.Popen, marker: Path) -> list[int]:
     deadline = time.monotonic() + 240
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert marker.exists(), f"never reached the kill point:\n{proc.communicate(timeout=60)[1][-2000:] if proc.poll() is not None else 'timeout'}"
+    assert marker.exists(), (
+        f"never reached the kill point:\n{proc.communicate(timeout=60)[1][-2000:] if proc.poll() is not None else 'timeout'}"
+    )
     session = _session_pids(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -230,7 +249,9 @@ def test_killed_runs_are_recovered_and_the_rerun_completes(tmp_path: Path, monke
             with get_instance(project) as instance:
                 assert _running_mlflow_runs(project, [r.run_id for r in instance.get_runs()])
         if point == "parse":  # through the CLI, as every command does it
-            status = subprocess.run([str(Path(PYTHON).with_name("pepm")), "status", "-p", "tiny_an"], env=env, capture_output=True, text=True)
+            status = subprocess.run(
+                [str(Path(PYTHON).with_name("pepm")), "status", "-p", "tiny_an"], env=env, capture_output=True, text=True
+            )
             assert status.returncode == 0, status.stderr[-2000:]
             assert re.search(r"recovered:.*Dagster run \S+ \(prepare_corpus\): STARTED -> FAILURE", status.stderr), status.stderr
             assert "runs whose process died" in status.stdout and "prepare_corpus" in status.stdout, status.stdout
@@ -270,15 +291,24 @@ def test_only_runs_whose_process_died_are_marked_failed(dagster_instance: dg.Dag
     from dagster._core.storage.dagster_run import DagsterRun
 
     mine = recovery.process_tags()
-    cases = {"live": mine, "dead": {**mine, recovery.PID: str(_dead_pid())},
-             "other_host": {**mine, recovery.PID: str(_dead_pid()), recovery.HOST: socket.gethostname() + "-elsewhere"},
-             "pid_reused": {**mine, recovery.PID_START: "1"}, "untagged": {}}
+    cases = {
+        "live": mine,
+        "dead": {**mine, recovery.PID: str(_dead_pid())},
+        "other_host": {**mine, recovery.PID: str(_dead_pid()), recovery.HOST: socket.gethostname() + "-elsewhere"},
+        "pid_reused": {**mine, recovery.PID_START: "1"},
+        "untagged": {},
+    }
     for name, tags in cases.items():
         dagster_instance.add_run(DagsterRun(job_name=name, status=dg.DagsterRunStatus.STARTED, tags=tags))
     done = recovery.recover(dagster_instance, tmp_path)
     status = {r.job_name: r.status for r in dagster_instance.get_runs()}
-    assert status == {"live": dg.DagsterRunStatus.STARTED, "other_host": dg.DagsterRunStatus.STARTED, "untagged": dg.DagsterRunStatus.STARTED,
-                      "dead": dg.DagsterRunStatus.FAILURE, "pid_reused": dg.DagsterRunStatus.FAILURE}, done
+    assert status == {
+        "live": dg.DagsterRunStatus.STARTED,
+        "other_host": dg.DagsterRunStatus.STARTED,
+        "untagged": dg.DagsterRunStatus.STARTED,
+        "dead": dg.DagsterRunStatus.FAILURE,
+        "pid_reused": dg.DagsterRunStatus.FAILURE,
+    }, done
     assert {c.job_name for c in recovery.crashed_runs(dagster_instance)} == {"dead", "pid_reused"}
     assert recovery.recover(dagster_instance, tmp_path) == []  # nothing left to do
 
@@ -307,7 +337,8 @@ def test_only_temporaries_of_dead_processes_are_removed(tmp_path: Path) -> None:
     raw_temp.write_text("not walked")
     done = recovery.remove_temporaries(tmp_path)
     assert len(done) == 4 and sum(line.startswith("restored") for line in done) == 1, done
-    assert sorted(p.name for p in models.iterdir()) == sorted([temp("b.json", os.getpid()).name, temp("c.json", dead, on=other).name,
-                                                              "model_b", "model_c"])
+    assert sorted(p.name for p in models.iterdir()) == sorted(
+        [temp("b.json", os.getpid()).name, temp("c.json", dead, on=other).name, "model_b", "model_c"]
+    )
     assert (models / "model_b" / "kept.txt").read_text() == "old"
     assert raw_temp.exists()

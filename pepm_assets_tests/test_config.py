@@ -1,4 +1,5 @@
 """A broken config fails before any work starts, with a message naming the file and the key."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -121,7 +122,9 @@ def test_the_specs_models_per_family_lists_and_ideology_view(project) -> None:
     """§2.4.2 spellings: `models_<family>: [...]` beside `families`, and `ideology: {view: ...}`."""
     (project / "configs" / "profiles" / "spec_style.yml").write_text(
         "dataset_id: tiny_mpt\nideology: {view: left_right}\nfamilies: [check, spacy, sklearn]\n"
-        "models_spacy: [spacy_bow]\nmodels_sklearn: [tfidf_svm_quick, tfidf_nb]\n", encoding="utf-8")
+        "models_spacy: [spacy_bow]\nmodels_sklearn: [tfidf_svm_quick, tfidf_nb]\n",
+        encoding="utf-8",
+    )
     params = resolve_profile(project, "spec_style")
     assert params.view == "left_right"
     assert params.models == ["check_default", "spacy_bow", "tfidf_svm_quick", "tfidf_nb"]

@@ -1,5 +1,6 @@
 """Compiled counting and counting on several processes must give exactly scikit-learn's vectorizer,
 and leave it plain."""
+
 from __future__ import annotations
 
 import os
@@ -7,15 +8,36 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-import pyarrow as pa
-
 from pepm_assets.core.families import counting as pc
 
-WORDS = ("mariage égalité famille enfants droits filiation adoption loi république liberté amour "
-         "couples parents société nature tradition code civil union homme femme débat").split()
+WORDS = [
+    "mariage",
+    "égalité",
+    "famille",
+    "enfants",
+    "droits",
+    "filiation",
+    "adoption",
+    "loi",
+    "république",
+    "liberté",
+    "amour",
+    "couples",
+    "parents",
+    "société",
+    "nature",
+    "tradition",
+    "code",
+    "civil",
+    "union",
+    "homme",
+    "femme",
+    "débat",
+]
 
 
 def _texts(n: int, seed: int) -> list[str]:
@@ -37,11 +59,14 @@ def _pool_used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("make", [
-    lambda: TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-    lambda: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, max_features=500),
-    lambda: CountVectorizer(max_df=0.5, binary=True),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        lambda: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=2, max_features=500),
+        lambda: CountVectorizer(max_df=0.5, binary=True),
+    ],
+)
 def test_same_vocabulary_and_matrix_as_scikit_learn(make, monkeypatch: pytest.MonkeyPatch) -> None:
     train, job = _texts(400, 1), _texts(150, 2)
     calls = _pool_used(monkeypatch)
@@ -78,10 +103,26 @@ def test_small_input_stays_serial_and_stop_words_fall_back(monkeypatch: pytest.M
 
 # ------------------------------------------------------------------ the compiled counter
 EDGE_TEXTS = [
-    "", " ", "a", "a b c", "ab", "ab cd", "Ab AB ab", "l'été, l’été — «\u00a0été\u00a0» étés", "snake_case __x__ _ __",
-    "2024 1er 3° 42e x2 ½ ² ٣٤ ๑๒", "ΣΊΣΥΦΟΣ σίσυφος Straße STRASSE", "日本語テキスト 中文 한국어 tiếng việt",
-    "e\u0301te\u0301 cafe\u0301", "emoji🙂emoji 🙂🙂 ok", "tab\tnew\nline\r\nend", "ab ab ab ab ab cd ab cd",
-    "\u00a0\u202f\u2009nbsp\u00a0words", "ﬁn ﬂeur Ǆemal", "mot-composé aujourd'hui peut-être", "x" * 300 + " y" * 3,
+    "",
+    " ",
+    "a",
+    "a b c",
+    "ab",
+    "ab cd",
+    "Ab AB ab",
+    "l'été, l’été — «\u00a0été\u00a0» étés",
+    "snake_case __x__ _ __",
+    "2024 1er 3° 42e x2 ½ ² ٣٤ ๑๒",
+    "ΣΊΣΥΦΟΣ σίσυφος Straße STRASSE",
+    "日本語テキスト 中文 한국어 tiếng việt",
+    "e\u0301te\u0301 cafe\u0301",
+    "emoji🙂emoji 🙂🙂 ok",
+    "tab\tnew\nline\r\nend",
+    "ab ab ab ab ab cd ab cd",
+    "\u00a0\u202f\u2009nbsp\u00a0words",
+    "ﬁn ﬂeur Ǆemal",
+    "mot-composé aujourd'hui peut-être",
+    "x" * 300 + " y" * 3,
 ]
 WORD_VECTORIZERS = [
     dict(ngram_range=(1, 2)),
@@ -180,7 +221,12 @@ def test_compiled_counter_keeps_scikit_learns_errors_and_fallbacks() -> None:
         v.fit(["un texte", np.nan])
     bytes_docs = [t.encode("utf-8") for t in _texts(30, 7)]
     _assert_same(CountVectorizer(), CountVectorizer(), bytes_docs, bytes_docs[:5])
-    for params in (dict(stop_words=["le"]), dict(token_pattern=r"\w+"), dict(analyzer="char"), dict(tokenizer=str.split, token_pattern=None)):
+    for params in (
+        dict(stop_words=["le"]),
+        dict(token_pattern=r"\w+"),
+        dict(analyzer="char"),
+        dict(tokenizer=str.split, token_pattern=None),
+    ):
         assert not pc._compiled_applies(CountVectorizer(**params))  # scikit-learn's own counting, unchanged
 
 

@@ -1,4 +1,5 @@
 """The prepare stage through Dagster on a real (SQLite, temp DAGSTER_HOME) instance."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,9 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     assert meta["split"]["n_train"] == 63 and meta["split"]["n_job"] == 21
     formats = json.loads((processed / "meta_formats.json").read_text())
     assert set(formats["families"]) == {"check", "sklearn", "spacy", "hf", "cluster"}
-    assert formats["families"]["spacy"]["train"] == [f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 8)]
+    assert formats["families"]["spacy"]["train"] == [
+        f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 8)
+    ]
     assert all((project / p).is_file() for p in formats["families"]["spacy"]["job"])
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
     assert len(hf_rows) == 63 and {r["label"] for r in hf_rows} == {"left", "right"}
@@ -149,17 +152,20 @@ def test_instance_files_are_dagster_sqlite_files(project: Path, dagster_instance
     stock_home = tmp_path / "stock_home"
     stock_home.mkdir()
     (stock_home / "dagster.yaml").write_text(
-        f"storage:\n  sqlite:\n    base_dir: {dagster_instance.root_directory}\ntelemetry:\n  enabled: false\n", encoding="utf-8")
+        f"storage:\n  sqlite:\n    base_dir: {dagster_instance.root_directory}\ntelemetry:\n  enabled: false\n", encoding="utf-8"
+    )
     with dg.DagsterInstance.from_config(str(stock_home)) as stock:
         assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
         assert [r.run_id for r in stock.get_runs()] == [r.run_id for r in dagster_instance.get_runs()]
         assert {run_id for _, _, run_id in report.runs} <= {r.run_id for r in stock.get_runs()}
         event = stock.get_latest_materialization_event(dg.AssetKey("view_split"))
         assert event is not None and event.asset_materialization.partition == KEY
-        assert len(stock.get_records_for_run(report.runs[-1][2]).records) == len(dagster_instance.get_records_for_run(report.runs[-1][2]).records)
+        assert len(stock.get_records_for_run(report.runs[-1][2]).records) == len(
+            dagster_instance.get_records_for_run(report.runs[-1][2]).records
+        )
         # run databases are copies of a template: same schema revision as Dagster's own
-        from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
         from dagster._core.storage.event_log.sqlite import sqlite_event_log
+        from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 
         with stock.event_log_storage.run_connection(report.runs[-1][2]) as conn:
             db_revision, head = check_alembic_revision(get_alembic_config(sqlite_event_log.__file__), conn)

@@ -1,4 +1,5 @@
 """DVC round trip with the real dvc executable: add, push to a local remote, lose everything, pull."""
+
 from __future__ import annotations
 
 import filecmp

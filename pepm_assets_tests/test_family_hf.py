@@ -3,6 +3,7 @@
 The set is written with the hf format writer itself (formats/hf.py), so the family reads exactly
 what `prepare` produces: hf/train.jsonl, hf/job.jsonl and hf/labels.json under data/processed.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch  # noqa: F401  (installed by `make setup`: the hf extra)
+import transformers  # noqa: F401
 import yaml
 from pydantic import ValidationError
 
@@ -24,11 +27,8 @@ from pepm_assets.core.formats.hf import hf_jsonl
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets_tests.fixtures import LEFT_WORDS, REPO, RIGHT_WORDS
 
-import torch  # noqa: E402,F401  (installed by `make setup`: the hf extra)
-import transformers  # noqa: E402,F401
-
 LABELS = ["left", "right"]
-SHARED = "monsieur le ministre nous pensons que cette loi pour la république doit".split()
+SHARED = ["monsieur", "le", "ministre", "nous", "pensons", "que", "cette", "loi", "pour", "la", "république", "doit"]
 HW = HardwarePreset(threads=1, batch_size=8, max_length=32)
 TINY = {"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "epochs": 8, "learning_rate": 3e-3}
 
@@ -57,7 +57,9 @@ class Tiny:
     job: pd.DataFrame
 
     def data(self, seed: int = 0, train: pd.DataFrame | None = None, **kw) -> TrainData:
-        return TrainData(train=self.train if train is None else train, labels=LABELS, seed=seed, hardware=HW, root=self.root, formats=self.formats, **kw)
+        return TrainData(
+            train=self.train if train is None else train, labels=LABELS, seed=seed, hardware=HW, root=self.root, formats=self.formats, **kw
+        )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def test_params_validated_before_anything_runs() -> None:
 
 # ---------------------------------------------------------------- training from scratch
 def test_fit_predict_learns_the_tiny_set(tiny: Tiny, fitted: tuple[Path, dict, list[str]]) -> None:
-    model_dir, meta, pred = fitted
+    model_dir, _meta, pred = fitted
     assert len(pred) == len(tiny.job) and set(pred) <= set(LABELS)
     assert _accuracy(pred, tiny.job["label"]) >= 0.9
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "pepm_hf.json"):
@@ -128,20 +130,22 @@ def test_fit_predict_learns_the_tiny_set(tiny: Tiny, fitted: tuple[Path, dict, l
 
 def test_meta_facts(tiny: Tiny, fitted: tuple[Path, dict, list[str]]) -> None:
     import tokenizers
-    import torch
-    import transformers
 
     _, meta, _ = fitted
     assert meta["source"] == "scratch" and meta["device"] == "cpu" and meta["mixed_precision"] == "no"
     assert meta["epochs"] == 8 and meta["steps_per_epoch"] == math.ceil(80 / 8) and meta["steps"] == 8 * 10
     assert meta["n_train_docs"] == 80 and meta["batch_size"] == 8 and meta["max_length"] == 32 and meta["threads"] == 1
-    assert 0 < meta["n_truncated_docs"] < 80        # the long texts, and only them
+    assert 0 < meta["n_truncated_docs"] < 80  # the long texts, and only them
     assert len(meta["epoch_losses"]) == 8 and meta["train_loss"] == meta["epoch_losses"][-1] < meta["epoch_losses"][0] / 2
     assert 5 < meta["vocab_size"] <= 300 and 0 < meta["n_parameters"] < 100_000
     assert meta["initializer_range"] == 0.02
     assert meta["seconds"] > 0 and meta["peak_rss_mb"] > 50 and meta["peak_gpu_memory_mb"] is None
-    assert (meta["torch_version"], meta["transformers_version"], meta["tokenizers_version"]) == (torch.__version__, transformers.__version__, tokenizers.__version__)
-    json.dumps(meta)                                # goes into meta_model.json as is
+    assert (meta["torch_version"], meta["transformers_version"], meta["tokenizers_version"]) == (
+        torch.__version__,
+        transformers.__version__,
+        tokenizers.__version__,
+    )
+    json.dumps(meta)  # goes into meta_model.json as is
 
 
 def test_same_seed_same_model(tiny: Tiny, fitted: tuple[Path, dict, list[str]], tmp_path: Path) -> None:
@@ -164,13 +168,12 @@ def test_truncated_train_uses_the_first_records_and_checks_them(tiny: Tiny, tmp_
     assert set(family.predict(tmp_path / "m", ["égalité des droits", ""])) <= set(LABELS)
     assert family.predict(tmp_path / "m", []) == []
 
-    stale = tiny.train.iloc[::-1].reset_index(drop=True)      # train.tsv and train.jsonl out of step
+    stale = tiny.train.iloc[::-1].reset_index(drop=True)  # train.tsv and train.jsonl out of step
     with pytest.raises(ValueError, match="stale"):
         family.fit(tiny.data(train=stale), tmp_path / "stale")
 
 
 def test_unavailable_device_or_precision_fails_clearly(tiny: Tiny, tmp_path: Path) -> None:
-    import torch
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -183,12 +186,12 @@ def test_unavailable_device_or_precision_fails_clearly(tiny: Tiny, tmp_path: Pat
 # ---------------------------------------------------------------- from a local model directory
 def test_fine_tune_from_a_local_model_dir(tiny: Tiny, fitted: tuple[Path, dict, list[str]], tmp_path: Path) -> None:
     first_dir, first_meta, _ = fitted
-    relative = str(first_dir.relative_to(tiny.root))          # relative to the project root
+    relative = str(first_dir.relative_to(tiny.root))  # relative to the project root
     family = build("hf", {"model_dir": relative, "epochs": 2, "learning_rate": 1e-3})
     meta = family.fit(tiny.data(seed=1), tmp_path / "tuned")
     assert meta["source"] == "model_dir" and meta["base_model_dir"] == relative
     assert meta["vocab_size"] == first_meta["vocab_size"] and meta["n_parameters"] == first_meta["n_parameters"]
-    assert meta["epoch_losses"][0] < first_meta["epoch_losses"][0]   # starts from a trained model
+    assert meta["epoch_losses"][0] < first_meta["epoch_losses"][0]  # starts from a trained model
     pred = family.predict(tmp_path / "tuned", list(tiny.job["text"]))
     assert _accuracy(pred, tiny.job["label"]) >= 0.9
     assert (tmp_path / "tuned" / "tokenizer.json").read_bytes() == (first_dir / "tokenizer.json").read_bytes()

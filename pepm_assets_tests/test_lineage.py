@@ -5,6 +5,7 @@ failed on the code before the version chain (a model scored on a job set overlap
 set, raw edits that never reached the split, models.yml edits that never made a model stale,
 deleted outputs that read as fresh, a partition from the UI that never went stale).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,16 +50,28 @@ def test_a_model_is_never_scored_on_a_split_it_was_not_fitted_on(project: Path, 
     with pytest.raises(lineage.LineageError, match="was fitted on split .* its job set may hold its own training documents"):
         training.evaluate_model(params, "tfidf_svm_quick", spec, project)
     with pytest.raises(runner.StageFailed, match="evaluation__tfidf_svm_quick.*failed|fitted on split"):
-        runner._execute(defs, runner.VIEW_PIPELINE, dagster_instance, KEY, assets=["evaluation__tfidf_svm_quick"],
-                        tags={"pepm/profile": "tiny_quick", "pepm/overrides": json.dumps(["seed=8"])})
+        runner._execute(
+            defs,
+            runner.VIEW_PIPELINE,
+            dagster_instance,
+            KEY,
+            assets=["evaluation__tfidf_svm_quick"],
+            tags={"pepm/profile": "tiny_quick", "pepm/overrides": json.dumps(["seed=8"])},
+        )
     assert _index(project) == before  # no score under the wrong settings
     # train then evaluate with seed 8: the score is recorded with the seed it was trained with
     runner.run_stage(project, "pipeline", "tiny_quick", ["seed=8", "models=[tfidf_svm_quick]"], dagster_instance, defs)
-    meta_eval = json.loads((ProjectPaths(project).report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_eval.json").read_text())
-    meta_model = json.loads((ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_model.json").read_text())
+    meta_eval = json.loads(
+        (ProjectPaths(project).report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_eval.json").read_text()
+    )
+    meta_model = json.loads(
+        (ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_model.json").read_text()
+    )
     assert meta_eval["seed"] == meta_model["seed"] == 8 and meta_eval["split_version"] == meta_model["split_version"]
     train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
-    predictions = pd.read_csv(ProjectPaths(project).report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "predictions.tsv", sep="\t")
+    predictions = pd.read_csv(
+        ProjectPaths(project).report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "predictions.tsv", sep="\t"
+    )
     assert not set(train["doc_id"]) & set(predictions["doc_id"])
 
 
@@ -67,8 +80,13 @@ def _flip_one_speaker(project: Path) -> str:
     path = project / "data" / "raw" / "mpt" / "20130101.xml"
     text = path.read_text(encoding="utf-8")
     assert 'auteur="Hervé_Mariton" interventiontype="intervention" politicalgroup="UMP"' in text
-    path.write_text(text.replace('auteur="Hervé_Mariton" interventiontype="intervention" politicalgroup="UMP"',
-                                 'auteur="Hervé_Mariton" interventiontype="intervention" politicalgroup="SRC"'), encoding="utf-8")
+    path.write_text(
+        text.replace(
+            'auteur="Hervé_Mariton" interventiontype="intervention" politicalgroup="UMP"',
+            'auteur="Hervé_Mariton" interventiontype="intervention" politicalgroup="SRC"',
+        ),
+        encoding="utf-8",
+    )
     return "Hervé Mariton"
 
 
@@ -112,7 +130,9 @@ def test_editing_one_model_rebuilds_only_that_model(project: Path, dagster_insta
     defs = build_definitions(project)
     runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
     models_yml = project / "configs" / "common" / "models.yml"
-    models_yml.write_text(models_yml.read_text().replace("params: {estimator: logreg, min_df: 1}", "params: {estimator: logreg, min_df: 1, C: 0.25}"))
+    models_yml.write_text(
+        models_yml.read_text().replace("params: {estimator: logreg, min_df: 1}", "params: {estimator: logreg, min_df: 1, C: 0.25}")
+    )
     status = _status(project)
     assert {a for a, s in status.items() if s != "FRESH"} == {"model__tfidf_logreg", "evaluation__tfidf_logreg"}, status
     new_defs = build_definitions(project)
@@ -122,14 +142,18 @@ def test_editing_one_model_rebuilds_only_that_model(project: Path, dagster_insta
     events = [r.event_log_entry.dagster_event for r in dagster_instance.get_records_for_run(report.runs[-1][2]).records]
     ran = {e.asset_key.to_user_string() for e in events if e is not None and e.is_step_materialization}
     assert ran == {"model__tfidf_logreg", "evaluation__tfidf_logreg", "leaderboard"}
-    meta = json.loads((ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "meta_model.json").read_text())
+    meta = json.loads(
+        (ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "meta_model.json").read_text()
+    )
     assert meta["model_params"]["C"] == 0.25 and set(_status(project).values()) == {"FRESH"}
 
 
 def test_a_hardware_value_a_family_fits_with_makes_its_models_stale(project: Path, dagster_instance: dg.DagsterInstance) -> None:
     """Case 3: hardware preset values are in the version of the models whose family reads them."""
     defs = build_definitions(project)
-    runner.run_stage(project, "pipeline", "tiny_quick", ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"], dagster_instance, defs)
+    runner.run_stage(
+        project, "pipeline", "tiny_quick", ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"], dagster_instance, defs
+    )
     hw = project / "configs" / "common" / "hardware.yml"
     hw.write_text(hw.read_text() + "    max_train_docs_sklearn: 30\n")
     status = _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])
@@ -198,10 +222,32 @@ def test_two_pipelines_of_one_partition_with_different_seeds_never_mix(project: 
 
     env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(tmp_path / "dh"), "COLUMNS": "200"}
     pepm = str(Path(sys.executable).with_name("pepm"))
-    subprocess.run([pepm, "status", "-p", "tiny_quick"], env=env, check=True, capture_output=True)  # the store exists (case 4 is tested apart)
-    procs = [subprocess.Popen([pepm, "run", "--stage", "pipeline", "-p", "tiny_quick", "-o", f"seed={seed}", "-o", "families=[sklearn]",
-                               "-o", "models=[tfidf_svm_quick,tfidf_logreg]"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for seed in (7, 8)]
+    subprocess.run(
+        [pepm, "status", "-p", "tiny_quick"], env=env, check=True, capture_output=True
+    )  # the store exists (case 4 is tested apart)
+    procs = [
+        subprocess.Popen(
+            [
+                pepm,
+                "run",
+                "--stage",
+                "pipeline",
+                "-p",
+                "tiny_quick",
+                "-o",
+                f"seed={seed}",
+                "-o",
+                "families=[sklearn]",
+                "-o",
+                "models=[tfidf_svm_quick,tfidf_logreg]",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (7, 8)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert any("waiting" in err for _, err in outs), [err for _, err in outs]
@@ -274,7 +320,11 @@ def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, da
     assert logreg["model_params"]["C"] == 0.25 and logreg["n_train_used"] == svm["n_train_used"] == 30
     assert set(_status(project, tuned).values()) == {"FRESH"}, [(k, v) for k, v in _status(project, tuned).items() if v != "FRESH"]
     assert _status(project)["model__tfidf_logreg"] == "STALE"
-    for bad, key in (("models.tfidf_logreg.params.CC=1", "models.tfidf_logreg.params.CC"), ("models.nope.params.C=1", "models.nope"),
-                     ("hardware.max_train_docs_sklearn=-3", "hardware.max_train_docs_sklearn"), ("hardware.nope=1", "hardware.nope")):
+    for bad, key in (
+        ("models.tfidf_logreg.params.CC=1", "models.tfidf_logreg.params.CC"),
+        ("models.nope.params.C=1", "models.nope"),
+        ("hardware.max_train_docs_sklearn=-3", "hardware.max_train_docs_sklearn"),
+        ("hardware.nope=1", "hardware.nope"),
+    ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             resolve_profile(project, "tiny_quick", [*SK, bad])

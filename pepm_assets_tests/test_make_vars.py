@@ -1,5 +1,6 @@
 """`make run` with the spec's Make variables (issue: every variable but STAGE/PROFILE/OVERRIDES was
 silently ignored, so `make run SEED=3` ran seed 42)."""
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,21 @@ from .fixtures import REPO
 
 def test_make_variables_map_onto_profile_parameters() -> None:
     assert to_overrides(["SEED=3", "TRAIN_PROP=0.7", "FAMILY=spacy", "MODELS=a, b", "CORPUS_ID=mpt"]) == [
-        "seed=3", "train_prop=0.7", "families=[spacy]", "models=[a,b]", "data.corpus_ids=[mpt]"]
+        "seed=3",
+        "train_prop=0.7",
+        "families=[spacy]",
+        "models=[a,b]",
+        "data.corpus_ids=[mpt]",
+    ]
     with pytest.raises(ConfigError, match="SEDD.*did you mean SEED"):
         to_overrides(["SEDD=7"])
 
 
 def _make(project: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(tmp_path / "dh")}
-    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "run", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), "run", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_make_run_applies_seed_and_train_prop_and_refuses_a_typo(project: Path, tmp_path: Path) -> None:

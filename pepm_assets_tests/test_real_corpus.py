@@ -1,4 +1,5 @@
 """The one real-corpus path: MPT from the shipped archive, prepared through Dagster."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.Dagst
     formats = json.loads((paths.processed_dir("mpt", "left_right") / "meta_formats.json").read_text())
     shards = formats["families"]["spacy"]["train"]
     assert len(shards) == -(-meta["split"]["n_train"] // 2000) and all((root / s).is_file() for s in shards)
-    assert sum(1 for _ in open(root / formats["families"]["hf"]["job"], encoding="utf-8")) == meta["split"]["n_job"]
+    assert (root / formats["families"]["hf"]["job"]).read_text(encoding="utf-8").count("\n") == meta["split"]["n_job"]
 
     # every input file accounted for, and the version chain from the raw bytes (acceptance on MPT)
     files = pd.read_parquet(paths.corpus_dir("mpt") / "files.parquet")

@@ -1,4 +1,5 @@
 """The engine-caching SQLite event log: run databases made from the template are Dagster's own."""
+
 from __future__ import annotations
 
 import os
@@ -124,8 +125,18 @@ def _store_events(storage: EngineCachingEventLogStorage, run_id: str, n: int) ->
     from dagster._core.events.log import EventLogEntry
 
     for i in range(n):
-        storage.store_event(EventLogEntry(error_info=None, level=20, user_message=f"message {i}", run_id=run_id,
-                                          timestamp=1.0 + i, step_key=None, job_name="job", dagster_event=None))
+        storage.store_event(
+            EventLogEntry(
+                error_info=None,
+                level=20,
+                user_message=f"message {i}",
+                run_id=run_id,
+                timestamp=1.0 + i,
+                step_key=None,
+                job_name="job",
+                dagster_event=None,
+            )
+        )
 
 
 def test_watching_a_run_sees_events_written_by_another_storage(tmp_path: Path) -> None:

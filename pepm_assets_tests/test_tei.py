@@ -1,4 +1,5 @@
 """TEI reading: both dialects on tiny files, and hostile or broken files beside good ones."""
+
 from __future__ import annotations
 
 import os
@@ -43,23 +44,35 @@ def test_standard_dialect_resolves_speakers_groups_and_dates(project: Path) -> N
     docs = pd.read_parquet(outputs.docs)
     assert stats.n_docs == 36 and stats.n_rejects == 0
     vallaud = docs[docs["speaker"] == "Boris_Vallaud"].iloc[0]
-    assert (vallaud["group"], vallaud["speaker_name"], vallaud["date"], vallaud["section"]) == ("SOC", "Boris Vallaud", "2019-03-01", "Débat 1")
+    assert (vallaud["group"], vallaud["speaker_name"], vallaud["date"], vallaud["section"]) == (
+        "SOC",
+        "Boris Vallaud",
+        "2019-03-01",
+        "Débat 1",
+    )
     gov = docs[docs["speaker"] == "Edouard_Philippe"]
     assert set(gov["role"]) == {"government"} and set(gov["group"]) == {""}
 
 
 def test_standard_dialect_amendments_take_the_expose(tmp_path: Path) -> None:
-    xml = ('<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><teiHeader><profileDesc><particDesc>'
-           '<listPerson><person xml:id="p1"><persName>P Un</persName><affiliation role="member" ref="#grp.RN"/></person></listPerson>'
-           '<listOrg><org xml:id="grp.RN"><orgName>RN</orgName></org></listOrg></particDesc></profileDesc></teiHeader>'
-           '<text><body><div type="bill"><head>Loi</head>'
-           '<div type="amendment" xml:id="a1" n="12" resp="#p1"><head>Amendement n° 12<date when="2025-01-20"/></head>'
-           '<p type="dispositif">Supprimer cet article.</p><p type="expose">Parce que cet article est mauvais.</p></div>'
-           '<div type="amendment" xml:id="a2" n="13" resp="#p1"><head>Amendement n° 13</head><p type="dispositif">Rédiger ainsi.</p><p type="expose"> </p></div>'
-           "</div></body></text></TEI>")
+    xml = (
+        '<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><teiHeader><profileDesc><particDesc>'
+        '<listPerson><person xml:id="p1"><persName>P Un</persName><affiliation role="member" ref="#grp.RN"/></person></listPerson>'
+        '<listOrg><org xml:id="grp.RN"><orgName>RN</orgName></org></listOrg></particDesc></profileDesc></teiHeader>'
+        '<text><body><div type="bill"><head>Loi</head>'
+        '<div type="amendment" xml:id="a1" n="12" resp="#p1"><head>Amendement n° 12<date when="2025-01-20"/></head>'
+        '<p type="dispositif">Supprimer cet article.</p><p type="expose">Parce que cet article est mauvais.</p></div>'
+        '<div type="amendment" xml:id="a2" n="13" resp="#p1"><head>Amendement n° 13</head><p type="dispositif">Rédiger ainsi.</p><p type="expose"> </p></div>'
+        "</div></body></text></TEI>"
+    )
     path = tmp_path / "bill.xml"
     path.write_text(xml, encoding="utf-8")
-    dialect = build("amend", tmp_path, "tei", {"element": "div", "type": "amendment", "speaker_attribute": "resp", "text_element": "p", "text_type": "expose"})
+    dialect = build(
+        "amend",
+        tmp_path,
+        "tei",
+        {"element": "div", "type": "amendment", "speaker_attribute": "resp", "text_element": "p", "text_type": "expose"},
+    )
     [chunk] = list(dialect.iter_file(path))
     [row] = dialect.table([chunk]).to_pylist()
     assert row["text"] == "Parce que cet article est mauvais."
@@ -72,11 +85,13 @@ SECRET = "TOP-SECRET-CONTENT-42"
 XXE = """<?xml version="1.0"?>
 <!DOCTYPE TEI [<!ENTITY xxe SYSTEM "file://{secret}">]>
 <TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body><u who="#a"><seg>&xxe;</seg></u></body></text></TEI>"""
-BOMB = """<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol">""" + "".join(
-    f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
-) + """]>
+BOMB = (
+    """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol">"""
+    + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+    + """]>
 <TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body><u who="#a"><seg>&lol9;</seg></u></body></text></TEI>"""
+)
 
 
 @pytest.fixture()
@@ -138,7 +153,9 @@ def test_memory_is_released_while_streaming(tmp_path: Path) -> None:
     n_docs = 20000
     body = "".join(f'<u who="#a"><seg>texte {i}</seg></u>' for i in range(n_docs))
     path = tmp_path / "big.xml"
-    path.write_text(f'<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>{body}</body></text></TEI>', encoding="utf-8")
+    path.write_text(
+        f'<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>{body}</body></text></TEI>', encoding="utf-8"
+    )
     widths = [len(elem.getparent()) for elem in safe_iterparse(path, [TEI_NS + "u"], whole_file_max=0)]
     assert len(widths) == n_docs
     assert max(widths) < n_docs / 10
@@ -152,6 +169,7 @@ def test_whole_file_and_streaming_modes_read_the_same_documents(project: Path, c
     cfg = common.corpora[cid]
     dialect = build(cid, project / cfg.path, cfg.dialect, cfg.dialect_options)
     files = corpus.corpus_files(project / cfg.path, cfg.glob)
+
     def documents(workers: int) -> tuple[list, list]:  # batch boundaries may differ, the documents may not
         batches = list(corpus.iter_batches(dialect, files, workers))
         return [row for b in batches for row in b.docs.to_pylist()], [r for b in batches for r in b.rejects]
@@ -193,8 +211,10 @@ def test_element_words_normalises_xml_whitespace_only() -> None:
     assert count_tokens(text) == 5 and count_tokens("") == 0  # "députés\u00a0!" is one token
 
 
-@pytest.mark.parametrize("text", ["Mme la ministre", " M. Dupont", "M. Dupont ", "M.  Dupont", "M.\nDupont",
-                                  "M.\tDupont", "M.\r\nDupont", "M.\u00a0Dupont", "", None])
+@pytest.mark.parametrize(
+    "text",
+    ["Mme la ministre", " M. Dupont", "M. Dupont ", "M.  Dupont", "M.\nDupont", "M.\tDupont", "M.\r\nDupont", "M.\u00a0Dupont", "", None],
+)
 def test_element_words_leaf_shortcut_matches_xpath(text: str | None) -> None:
     """A leaf's text is returned without XPath only when it is already normalised: same result."""
     from lxml import etree

@@ -1,5 +1,6 @@
 """The dedup text key: the compiled `_textkey` against the plain-Python reference
 (`split.normalize_for_dedup`), on hand-made edge cases and on every text of the shipped corpora."""
+
 from __future__ import annotations
 
 import os
@@ -14,12 +15,51 @@ from pepm_assets.core.tei.dialects import build
 from pepm_assets_tests.fixtures import REPO
 
 EDGE_CASES = [
-    "", " ", "...", "\u00a0", "«\u00a0»", "a", "A", " a ", "a.b", "a  b", "\tA\r\nB\x0b\x0cc",
-    "Très bien !", "TRÈS BIEN !!", "très\u00a0bien\u202f!", "«\u00a0Très bien\u00a0»", "l’été", "l'été", "L’ÉTÉ…",
-    "Straße", "STRASSE", "ﬁn", "ΣΊΣΥΦΟΣ", "İstanbul", "Ǆ", "naïve café", "ŒUVRE œuvre",
-    "100° – 20 %", "a—b–c", "x•y·z", "„quoted“", "‘single’", "2 000\u2009€", "…début", "fin…",
-    "© ® ‰ ′ ″", "\u2000\u200a\u2028\u203f", "\u00a1\u00bf\u00bb\u00ab", "日本語 テキスト", "emoji 🙂 ok", "e\u0301",
-    "«", "»a", "a«", "\u00c2\u00a0", "\u00e2\u0080\u0099",  # characters whose UTF-8 bytes look like marks' bytes
+    "",
+    " ",
+    "...",
+    "\u00a0",
+    "«\u00a0»",
+    "a",
+    "A",
+    " a ",
+    "a.b",
+    "a  b",
+    "\tA\r\nB\x0b\x0cc",
+    "Très bien !",
+    "TRÈS BIEN !!",
+    "très\u00a0bien\u202f!",
+    "«\u00a0Très bien\u00a0»",
+    "l’été",
+    "l'été",
+    "L’ÉTÉ…",
+    "Straße",
+    "STRASSE",
+    "ﬁn",
+    "ΣΊΣΥΦΟΣ",
+    "İstanbul",
+    "Ǆ",
+    "naïve café",
+    "ŒUVRE œuvre",
+    "100° – 20 %",
+    "a—b–c",
+    "x•y·z",
+    "„quoted“",
+    "‘single’",
+    "2 000\u2009€",
+    "…début",
+    "fin…",
+    "© ® ‰ ′ ″",
+    "\u2000\u200a\u2028\u203f",
+    "\u00a1\u00bf\u00bb\u00ab",
+    "日本語 テキスト",
+    "emoji 🙂 ok",
+    "e\u0301",
+    "«",
+    "»a",
+    "a«",
+    "\u00c2\u00a0",
+    "\u00e2\u0080\u0099",  # characters whose UTF-8 bytes look like marks' bytes
 ]
 
 
@@ -64,6 +104,8 @@ def test_a_separator_the_compiled_tables_cannot_hold_is_refused() -> None:
 def test_both_text_keys_agree_on_the_shipped_corpus(shipped_corpora: Path, corpus_id: str) -> None:
     cfg = load_common(REPO).corpora[corpus_id]
     dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
-    texts = pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))["text"].to_pylist()
+    texts = pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))[
+        "text"
+    ].to_pylist()
     assert len(texts) > 1000
     assert split.text_keys(texts, "compiled") == split.text_keys(texts, "python")

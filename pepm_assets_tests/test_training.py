@@ -1,4 +1,5 @@
 """Train and evaluate every family through Dagster on the tiny fixture; reports, MLflow, cross-dataset."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,17 @@ from pepm_assets.defs import runner
 from pepm_assets_tests.conftest import temporary_instance
 from pepm_assets_tests.fixtures import make_project
 
-ALL_MODELS = ["check_default", "tfidf_svm_quick", "tfidf_logreg", "tfidf_nb", "spacy_bow", "spacy_cnn_quick", "hf_tiny", "kmeans_tfidf", "hdbscan_tfidf"]
+ALL_MODELS = [
+    "check_default",
+    "tfidf_svm_quick",
+    "tfidf_logreg",
+    "tfidf_nb",
+    "spacy_bow",
+    "spacy_cnn_quick",
+    "hf_tiny",
+    "kmeans_tfidf",
+    "hdbscan_tfidf",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +85,16 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     hf_meta = json.loads((paths.model_dir("tiny_mpt", "left_right", "hf", "hf_tiny") / "meta_model.json").read_text())
     assert hf_meta["truncated"] and hf_meta["n_train_used"] == 50 and hf_meta["n_train_available"] == 63
     terms = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "top_terms.json").read_text())
-    assert set(terms) == {"left", "right"} and terms["left"][0][0] in {"égalité", "droits", "couples", "familles", "progrès", "amour", "reconnaissance", "liberté"}
+    assert set(terms) == {"left", "right"} and terms["left"][0][0] in {
+        "égalité",
+        "droits",
+        "couples",
+        "familles",
+        "progrès",
+        "amour",
+        "reconnaissance",
+        "liberté",
+    }
     assert all(report.checks.values()), report.checks
     board = (project / "reports" / "leaderboard.md").read_text()
     assert "tfidf_svm_quick" in board and (project / "reports" / "leaderboard.png").is_file()
@@ -83,7 +103,7 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
 def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) -> None:
     import mlflow
 
-    project, _, report, db, _ = trained
+    _, _, _, db, _ = trained
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("pepm")
     runs = client.search_runs([experiment.experiment_id], max_results=100)
@@ -204,7 +224,6 @@ def test_retraining_adds_a_version_to_the_registered_model(tmp_path: Path) -> No
     assert (first["registered_model"], first["version"], second["version"]) == ("pepm.d.v.m", "1", "2")
     versions = mlflow.MlflowClient(tracking_uri=uri).search_model_versions("name = 'pepm.d.v.m'")
     assert sorted(v.run_id for v in versions) == sorted([first["run_id"], second["run_id"]])
-
 
 
 def test_each_tracking_database_gets_its_own_experiment_in_one_process(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """`pepm validate` refuses a broken config the way every command does before any work: exit code 2,
 a message naming the file and the key, in under 2 s, nothing written. Each case below once passed
 validation and failed (or hung) only after work had started."""
+
 from __future__ import annotations
 
 import shutil
@@ -57,7 +58,9 @@ def test_seed_outside_numpy_range(project: Path, monkeypatch: pytest.MonkeyPatch
         ("tiny_quick", "analysis.compare_by=[gender,no_such_column]", PROFILE, "analysis.compare_by.1"),
     ],
 )
-def test_group_by_and_compare_by_must_be_document_columns(project: Path, monkeypatch: pytest.MonkeyPatch, profile: str, override: str, file: str, key: str) -> None:
+def test_group_by_and_compare_by_must_be_document_columns(
+    project: Path, monkeypatch: pytest.MonkeyPatch, profile: str, override: str, file: str, key: str
+) -> None:
     """Columns are known before parsing: each dialect declares its fields (mpt: its metadata attributes),
     plus the dataset's source_field."""
     out = _refused(project, monkeypatch, "-o", override, file=file, key=key, profile=profile)

@@ -1,4 +1,5 @@
 """Labels, balance strategies and the split: the core of a view, on small frames."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,28 +22,41 @@ def label_map() -> labels.LabelMap:
 
 
 def _docs(rows: list[tuple]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["corpus_id", "speaker", "group", "role", "vote"]).assign(doc_id=lambda d: [f"d{i}" for i in range(len(d))])
+    return pd.DataFrame(rows, columns=["corpus_id", "speaker", "group", "role", "vote"]).assign(
+        doc_id=lambda d: [f"d{i}" for i in range(len(d))]
+    )
 
 
 def test_every_document_gets_a_label_or_a_reason(label_map: labels.LabelMap) -> None:
-    docs = _docs([
-        ("mpt", "A", "SRC", "member", "pour"),
-        ("mpt", "B", "UMP", "member", "contre"),
-        ("mpt", "le_président", "", "chair", ""),
-        ("mpt", "Taubira", "GVT", "government", ""),
-        ("mpt", "Jacques_Bompard", "NI", "member", "contre"),   # actor override: far right
-        ("mpt", "Jean_Lassalle", "NI", "member", "contre"),     # actor override: centre
-        ("mpt", "Other", "NI", "member", "contre"),             # non-attached, no override
-        ("mpt", "C", "XYZ", "member", ""),                      # group missing from the map
-        ("an_debats", "D", "LREM", "member", ""),               # centre: not in the binary view
-        ("an_debats", "E", "", "member", ""),
-    ])
+    docs = _docs(
+        [
+            ("mpt", "A", "SRC", "member", "pour"),
+            ("mpt", "B", "UMP", "member", "contre"),
+            ("mpt", "le_président", "", "chair", ""),
+            ("mpt", "Taubira", "GVT", "government", ""),
+            ("mpt", "Jacques_Bompard", "NI", "member", "contre"),  # actor override: far right
+            ("mpt", "Jean_Lassalle", "NI", "member", "contre"),  # actor override: centre
+            ("mpt", "Other", "NI", "member", "contre"),  # non-attached, no override
+            ("mpt", "C", "XYZ", "member", ""),  # group missing from the map
+            ("an_debats", "D", "LREM", "member", ""),  # centre: not in the binary view
+            ("an_debats", "E", "", "member", ""),
+        ]
+    )
     out = labels.assign_labels(docs, label_map, "left_right")
     assert (out["label"].notna() ^ out["exclusion"].notna()).all()
     got = dict(zip(out["speaker"], out["label"].fillna(out["exclusion"])))
-    assert got == {"A": "left", "B": "right", "le_président": "chair_speaker", "Taubira": "government_speaker",
-                   "Jacques_Bompard": "right", "Jean_Lassalle": "label_not_in_view", "Other": "non_attached",
-                   "C": "unmapped_group", "D": "label_not_in_view", "E": "no_group"}
+    assert got == {
+        "A": "left",
+        "B": "right",
+        "le_président": "chair_speaker",
+        "Taubira": "government_speaker",
+        "Jacques_Bompard": "right",
+        "Jean_Lassalle": "label_not_in_view",
+        "Other": "non_attached",
+        "C": "unmapped_group",
+        "D": "label_not_in_view",
+        "E": "no_group",
+    }
     intra = labels.assign_labels(docs, label_map, "right_intra")
     got = dict(zip(intra["speaker"], intra["label"].fillna(intra["exclusion"])))
     assert got["Jacques_Bompard"] == "national_right" and got["B"] == "gaullist_right" and got["A"] == "outside_view_wing"
@@ -56,14 +70,17 @@ def _labelled(counts: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["doc_id", "label", "text", "n_tokens", "speaker"])
 
 
-@pytest.mark.parametrize(("strategy", "params", "expected"), [
-    ("none", {}, {"a": 100, "b": 30}),
-    ("cap_docs", {"max_docs": 50}, {"a": 50, "b": 30}),
-    ("cap_docs", {"max_docs": "min"}, {"a": 30, "b": 30}),
-    ("alpha_total", {"alpha": 0.0, "total": 40}, {"a": 20, "b": 20}),
-    ("alpha_total", {"alpha": 1.0, "total": 65}, {"a": 50, "b": 15}),
-    ("oversample", {"target": "max"}, {"a": 100, "b": 100}),
-])
+@pytest.mark.parametrize(
+    ("strategy", "params", "expected"),
+    [
+        ("none", {}, {"a": 100, "b": 30}),
+        ("cap_docs", {"max_docs": 50}, {"a": 50, "b": 30}),
+        ("cap_docs", {"max_docs": "min"}, {"a": 30, "b": 30}),
+        ("alpha_total", {"alpha": 0.0, "total": 40}, {"a": 20, "b": 20}),
+        ("alpha_total", {"alpha": 1.0, "total": 65}, {"a": 50, "b": 15}),
+        ("oversample", {"target": "max"}, {"a": 100, "b": 100}),
+    ],
+)
 def test_balance_strategies(strategy: str, params: dict, expected: dict) -> None:
     out = balance.build(strategy, params).resample(_labelled({"a": 100, "b": 30}), np.random.default_rng(0))
     assert out["label"].value_counts().to_dict() == expected
@@ -95,8 +112,13 @@ def test_grouped_split_keeps_each_speaker_on_one_side() -> None:
 
 
 def test_duplicates_never_cross_the_split() -> None:
-    df = pd.DataFrame({"doc_id": ["1", "2", "3", "4", "5"], "label": ["a", "a", "b", "a", "b"],
-                       "text": ["Très bien !", "très   BIEN", "Très bien.", "Un texte", "un texte !"]})
+    df = pd.DataFrame(
+        {
+            "doc_id": ["1", "2", "3", "4", "5"],
+            "label": ["a", "a", "b", "a", "b"],
+            "text": ["Très bien !", "très   BIEN", "Très bien.", "Un texte", "un texte !"],
+        }
+    )
     kept, reasons = split.drop_duplicates(df)
     # "très bien" has both labels: all copies dropped; "un texte" too; nothing left to leak
     assert reasons == {"conflicting_duplicate": 5} and kept.empty

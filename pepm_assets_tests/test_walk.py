@@ -1,5 +1,6 @@
 """The column walker: the compiled module against the plain-Python reference, on hand-made edge
 cases and on the three shipped corpora end to end."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ from pepm_assets_tests.fixtures import REPO
 
 T = "{http://www.tei-c.org/ns/1.0}"
 X = "{urn:x}"
-DOC = f"""<TEI xmlns="http://www.tei-c.org/ns/1.0" xmlns:x="urn:x">
+DOC = """<TEI xmlns="http://www.tei-c.org/ns/1.0" xmlns:x="urn:x">
 <u who="#a" xml:id="u1" n="1"><seg>  Bonjour\tà\r\n  <hi>tous</hi>,   mes <w>chers</w>collègues  </seg><x:meta x:k="v" k="plain"> . . Oui </x:meta></u>
 <u who="#b"><seg type="a">Un</seg><note><seg type="b">  </seg></note><seg type="a">deux <seg type="a">dans</seg> trois</seg></u>
 <u><seg>\u00a0non-breaking\u00a0space </seg><![CDATA[ cdata  text ]]><!-- a comment --></u>
@@ -103,8 +104,10 @@ def test_walker_refuses_what_is_not_an_element() -> None:
 def test_streaming_keeps_the_start_of_a_speech_that_contains_a_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While streaming, only documents and header entries free their earlier siblings: a <date>
     inside a speech must not free the speech's own first paragraph."""
-    xml = ('<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body><div type="s"><head>S</head>'
-           '<u who="#a"><seg>Premier paragraphe.</seg><date when="2020-01-01"/><seg>Second.</seg></u></div></body></text></TEI>')
+    xml = (
+        '<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body><div type="s"><head>S</head>'
+        '<u who="#a"><seg>Premier paragraphe.</seg><date when="2020-01-01"/><seg>Second.</seg></u></div></body></text></TEI>'
+    )
     path = tmp_path / "dated.xml"
     path.write_text(xml, encoding="utf-8")
     dialect = build("t", tmp_path, "tei", {"element": "u", "text_element": "seg"})
@@ -119,9 +122,11 @@ def test_a_speaker_listed_after_the_speeches_is_not_known_to_them(tmp_path: Path
     """Speakers are resolved against the listPerson read before each document, as the documents
     are met: the answer cannot depend on how documents are grouped into chunks."""
     person = '<listPerson><person xml:id="a"><persName>A</persName><affiliation ref="#g"/></person></listPerson>'
-    xml = ('<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>'
-           '<u who="#a"><seg>Avant la liste.</seg></u>' + person + '<u who="#a"><seg>Après la liste.</seg></u>'
-           '</body></text></TEI>')
+    xml = (
+        '<?xml version="1.0"?><TEI xmlns="http://www.tei-c.org/ns/1.0"><text><body>'
+        '<u who="#a"><seg>Avant la liste.</seg></u>' + person + '<u who="#a"><seg>Après la liste.</seg></u>'
+        "</body></text></TEI>"
+    )
     path = tmp_path / "late.xml"
     path.write_text(xml, encoding="utf-8")
     dialect = build("t", tmp_path, "tei", {"element": "u", "text_element": "seg"})

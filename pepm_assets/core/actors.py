@@ -4,6 +4,7 @@
 gives them now; `ideology_actors.skeleton.yml` is the same list as YAML, ready to copy into
 configs/label_maps/ideology_actors.yml for the actors that need a correction.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,13 @@ def write_actor_files(corpus_id: str, docs_file: Path, label_map: LabelMap, out_
     skeleton = {
         "actors": {
             corpus_id: {
-                row.speaker: {"group": row.group, "role": row.role, "n_docs": int(row.n_docs), "category": row.category or None, "exclusion": row.exclusion or None}
+                row.speaker: {
+                    "group": row.group,
+                    "role": row.role,
+                    "n_docs": int(row.n_docs),
+                    "category": row.category or None,
+                    "exclusion": row.exclusion or None,
+                }
                 for row in table.itertuples(index=False)
             }
         }

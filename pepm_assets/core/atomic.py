@@ -9,6 +9,7 @@ one is swapped in: `.<name>.<pid>-<host>-old.tmp`), <pid> being the process that
 from what a live one (on this host or another sharing the folder) is still writing, and removed
 (`stale_temporaries`, used by defs/recovery.py).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,9 @@ import re
 import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{6})-(?P<kind>[0-9a-f]{8}|old)\.tmp$")

@@ -2,6 +2,7 @@
 their pure-Python references: the TEI column walker, the dedup text keys, the word n-gram counter.
 Each reference gives the same results (the tests compare them) and is used when the module is not
 built, or when its environment variable says `python`."""
+
 from __future__ import annotations
 
 import importlib

@@ -6,6 +6,7 @@ bad file. `resolve_profile` cross-checks the profile against the common configs 
 hardware, balance, label map) and returns `ResolvedParams`, whose `params_hash` identifies the
 content of everything downstream. Nothing is read from disk after this point that is not in it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,7 +39,7 @@ class ConfigError(ValueError):
 
 
 def did_you_mean(word: Any, choices: Iterable[Any]) -> str:
-    """" (did you mean 'x'?)" when a known name is close to `word`, else ""."""
+    """ " (did you mean 'x'?)" when a known name is close to `word`, else ""."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -174,8 +175,12 @@ class Profile(Strict):
     balance_params: dict[str, Any] = {}
     train_prop: float = Field(0.8, gt=0, lt=1)
     seed: int = Field(42, ge=0, le=MAX_SEED)
-    hardware: dict[str, Any] = Field({}, description="values replacing the hardware preset's (override: hardware.max_train_docs_spacy=1000)")
-    model_params: dict[str, dict[str, Any]] = Field({}, description="per model id, params replacing its models.yml params (override: models.<id>.params.C=1.0)")
+    hardware: dict[str, Any] = Field(
+        {}, description="values replacing the hardware preset's (override: hardware.max_train_docs_spacy=1000)"
+    )
+    model_params: dict[str, dict[str, Any]] = Field(
+        {}, description="per model id, params replacing its models.yml params (override: models.<id>.params.C=1.0)"
+    )
     split: SplitConfig = SplitConfig()
     filters: FilterConfig = FilterConfig()
     formats: FormatsConfig = FormatsConfig()
@@ -191,7 +196,7 @@ class Profile(Strict):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        lists = {key[len("models_"):]: data.pop(key) for key in list(data) if key.startswith("models_") and key != "models_by_family"}
+        lists = {key[len("models_") :]: data.pop(key) for key in list(data) if key.startswith("models_") and key != "models_by_family"}
         if lists:
             data["models_by_family"] = {**data.get("models_by_family", {}), **lists}
         ideology = data.get("ideology")
@@ -456,10 +461,18 @@ def load_common(root: Path) -> CommonConfig:
     cross = common.cross_corpus
     if cross is not None:
         if cross.model_id not in models:
-            raise ConfigError("configs/common/cross_corpus.yml", "cross_corpus.model_id", f"unknown model {cross.model_id!r}{did_you_mean(cross.model_id, models)}")
+            raise ConfigError(
+                "configs/common/cross_corpus.yml",
+                "cross_corpus.model_id",
+                f"unknown model {cross.model_id!r}{did_you_mean(cross.model_id, models)}",
+            )
         for i, dataset_id in enumerate(cross.datasets):
             if dataset_id not in common.datasets:
-                raise ConfigError("configs/common/cross_corpus.yml", f"cross_corpus.datasets.{i}", f"unknown dataset {dataset_id!r}{did_you_mean(dataset_id, common.datasets)}")
+                raise ConfigError(
+                    "configs/common/cross_corpus.yml",
+                    f"cross_corpus.datasets.{i}",
+                    f"unknown dataset {dataset_id!r}{did_you_mean(dataset_id, common.datasets)}",
+                )
     return common
 
 
@@ -483,7 +496,11 @@ def _check_corpora(corpora: dict[str, CorpusConfig]) -> None:
     for cid, corpus in corpora.items():
         if corpus.dialect not in dialects.REGISTRY:
             known = dialects.REGISTRY.names()
-            raise ConfigError(source, f"corpora.{cid}.dialect", f"unknown dialect {corpus.dialect!r}{did_you_mean(corpus.dialect, known)} (known: {known})")
+            raise ConfigError(
+                source,
+                f"corpora.{cid}.dialect",
+                f"unknown dialect {corpus.dialect!r}{did_you_mean(corpus.dialect, known)} (known: {known})",
+            )
         validate(dialects.REGISTRY.get(corpus.dialect).options_model, corpus.dialect_options, source, f"corpora.{cid}.dialect_options")
 
 
@@ -582,7 +599,11 @@ def resolve_profile(
     common = common or load_common(root)
 
     if prof.dataset_id not in common.datasets:
-        raise ConfigError(source, "dataset_id", f"unknown dataset {prof.dataset_id!r}{did_you_mean(prof.dataset_id, common.datasets)} (declared in configs/common/datasets.yml: {sorted(common.datasets)})")
+        raise ConfigError(
+            source,
+            "dataset_id",
+            f"unknown dataset {prof.dataset_id!r}{did_you_mean(prof.dataset_id, common.datasets)} (declared in configs/common/datasets.yml: {sorted(common.datasets)})",
+        )
     dataset = common.datasets[prof.dataset_id]
     patch = {k: v for k, v in prof.data.model_dump().items() if v is not None}
     if prof.analysis.compare_by is not None:
@@ -591,19 +612,31 @@ def resolve_profile(
         dataset = dataset.model_copy(update=patch)
     for i, cid in enumerate(dataset.corpus_ids):
         if cid not in common.corpora:
-            raise ConfigError(source, f"data.corpus_ids.{i}", f"unknown corpus {cid!r}{did_you_mean(cid, common.corpora)} (declared in configs/common/corpora.yml: {sorted(common.corpora)})")
+            raise ConfigError(
+                source,
+                f"data.corpus_ids.{i}",
+                f"unknown corpus {cid!r}{did_you_mean(cid, common.corpora)} (declared in configs/common/corpora.yml: {sorted(common.corpora)})",
+            )
     if dataset.merge_mode == "single" and len(dataset.corpus_ids) != 1:
         raise ConfigError(source, "data.merge_mode", f"'single' needs exactly one corpus, got {dataset.corpus_ids}")
     corpora = {cid: common.corpora[cid] for cid in dataset.corpus_ids}
     _check_columns(prof, dataset, corpora, source)
 
     if prof.hardware_preset not in common.hardware:
-        raise ConfigError(source, "hardware_preset", f"unknown hardware preset {prof.hardware_preset!r}{did_you_mean(prof.hardware_preset, common.hardware)} (known: {sorted(common.hardware)})")
+        raise ConfigError(
+            source,
+            "hardware_preset",
+            f"unknown hardware preset {prof.hardware_preset!r}{did_you_mean(prof.hardware_preset, common.hardware)} (known: {sorted(common.hardware)})",
+        )
 
     label_map_path = root / "configs" / "label_maps" / prof.label_map
     label_map = labels.load_label_map(label_map_path, root)
     if prof.view not in label_map.views:
-        raise ConfigError(source, "view", f"unknown view {prof.view!r}{did_you_mean(prof.view, label_map.views)} (views of {prof.label_map}: {sorted(label_map.views)})")
+        raise ConfigError(
+            source,
+            "view",
+            f"unknown view {prof.view!r}{did_you_mean(prof.view, label_map.views)} (views of {prof.label_map}: {sorted(label_map.views)})",
+        )
 
     balance_params = balance.resolve(prof.balance_strategy, prof.balance_preset, prof.balance_params, common.balance_presets, source)
 
@@ -617,20 +650,40 @@ def resolve_profile(
         for family, listed in prof.models_by_family.items():
             for i, model_id in enumerate(listed):
                 if model_id not in common.models or common.models[model_id].family != family or family not in prof.families:
-                    found = f"of family {common.models[model_id].family!r}" if model_id in common.models else f"unknown{did_you_mean(model_id, common.models)}"
-                    raise ConfigError(source, f"models_{family}.{i}", f"model {model_id!r} is {found}; models_{family} lists {family} models of families {prof.families}")
+                    found = (
+                        f"of family {common.models[model_id].family!r}"
+                        if model_id in common.models
+                        else f"unknown{did_you_mean(model_id, common.models)}"
+                    )
+                    raise ConfigError(
+                        source,
+                        f"models_{family}.{i}",
+                        f"model {model_id!r} is {found}; models_{family} lists {family} models of families {prof.families}",
+                    )
     else:
         models = list(prof.models)
         for i, model_id in enumerate(models):
             if model_id not in common.models:
-                raise ConfigError(source, f"models.{i}", f"unknown model {model_id!r}{did_you_mean(model_id, common.models)} (configs/common/models.yml has: {sorted(common.models)})")
+                raise ConfigError(
+                    source,
+                    f"models.{i}",
+                    f"unknown model {model_id!r}{did_you_mean(model_id, common.models)} (configs/common/models.yml has: {sorted(common.models)})",
+                )
             if common.models[model_id].family not in prof.families:
-                raise ConfigError(source, f"models.{i}", f"model {model_id!r} is of family {common.models[model_id].family!r}, which is not in families {prof.families}")
+                raise ConfigError(
+                    source,
+                    f"models.{i}",
+                    f"model {model_id!r} is of family {common.models[model_id].family!r}, which is not in families {prof.families}",
+                )
 
     model_specs = {m: _model_spec(m, common.models[m], prof.model_params.get(m), source) for m in models}
     for model_id in prof.model_params:
         if model_id not in model_specs:
-            raise ConfigError(source, f"models.{model_id}.params", f"model {model_id!r} is not run by this profile{did_you_mean(model_id, model_specs)} (models: {models})")
+            raise ConfigError(
+                source,
+                f"models.{model_id}.params",
+                f"model {model_id!r} is not run by this profile{did_you_mean(model_id, model_specs)} (models: {models})",
+            )
 
     return ResolvedParams(
         profile=prof.profile,
@@ -681,4 +734,8 @@ def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, Cor
         named.append((source, "split.group_by", prof.split.group_by))
     for where, key, column in named:
         if column not in columns:
-            raise ConfigError(where, key, f"no column {column!r} in the documents of dataset {prof.dataset_id!r}{did_you_mean(column, columns)} (columns: {sorted(columns)})")
+            raise ConfigError(
+                where,
+                key,
+                f"no column {column!r} in the documents of dataset {prof.dataset_id!r}{did_you_mean(column, columns)} (columns: {sorted(columns)})",
+            )

@@ -12,6 +12,7 @@ Every path the corpus glob matches is accounted for in files.parquet: a file tha
 never silently skipped, and never stops the others. `quality_gate` counts failed files apart from
 document rejects: one lost file among thousands of documents would not move a reject rate.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -45,8 +46,17 @@ BATCH_TEXT_BYTES = 1_000_000  # and at most about this much text: long speeches 
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting worker processes costs more than it saves
 TASK_MAX_BYTES = 2 * 1024 * 1024  # a worker task (a few files) is handed back whole: this bounds memory
 REJECT_FIELDS = ("corpus_id", "source_file", "source_line", "reason", "detail", "doc_id")
-FILE_SCHEMA = pa.schema([("source_file", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-                         ("line", pa.int64()), ("detail", pa.string()), ("n_docs", pa.int64()), ("n_rejects", pa.int64())])
+FILE_SCHEMA = pa.schema(
+    [
+        ("source_file", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("line", pa.int64()),
+        ("detail", pa.string()),
+        ("n_docs", pa.int64()),
+        ("n_rejects", pa.int64()),
+    ]
+)
 NO_DOCUMENTS = f"no TEI document element found (is the TEI namespace {TEI_NS} declared?)"
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -109,8 +119,10 @@ def quality_gate(stats: ParseStats, cfg: CorpusConfig) -> list[str]:
             problems.append(f"{cid}: failed file {where(failed)}: {failed['reason']}: {failed['detail']}")
     if stats.reject_rate > cfg.max_reject_rate:
         reasons = ", ".join(f"{reason} {n}" for reason, n in stats.rejects_by_reason.most_common())
-        problems.append(f"{cid}: {stats.n_rejects} of {stats.n_docs + stats.n_rejects} documents rejected "
-                        f"(rate {stats.reject_rate:.4f} > max_reject_rate {cfg.max_reject_rate}): {reasons}")
+        problems.append(
+            f"{cid}: {stats.n_rejects} of {stats.n_docs + stats.n_rejects} documents rejected "
+            f"(rate {stats.reject_rate:.4f} > max_reject_rate {cfg.max_reject_rate}): {reasons}"
+        )
     return problems
 
 
@@ -173,8 +185,17 @@ def read_batches(dialect: Dialect, paths: list[Path]) -> Iterator[Batch]:
                 detail = f"all {n_rejects} documents were rejected (see rejects.parquet)" if n_rejects else NO_DOCUMENTS
                 failure = ("no_documents", detail)
         reason, detail = failure or ("", "")
-        files.append({"source_file": _relative(path, dialect.corpus_dir), "status": "failed" if failure else "parsed",
-                      "reason": reason, "line": line, "detail": detail, "n_docs": n_docs, "n_rejects": n_rejects})
+        files.append(
+            {
+                "source_file": _relative(path, dialect.corpus_dir),
+                "status": "failed" if failure else "parsed",
+                "reason": reason,
+                "line": line,
+                "detail": detail,
+                "n_docs": n_docs,
+                "n_rejects": n_rejects,
+            }
+        )
     if chunks or rejects or files:
         yield Batch(dialect.table(chunks), rejects, files)
 
@@ -256,17 +277,20 @@ def iter_batches(dialect: Dialect, files: list[Path], workers: int = 1) -> Itera
     tasks = _tasks(files, min(TASK_MAX_BYTES, total // (16 * workers)))  # small tasks: no worker idles long at the end
     # an executor, not multiprocessing.Pool: a worker that dies (killed, out of memory) breaks it
     # with an error, where Pool would replace the worker and wait forever for the lost task
-    pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=mp.get_context("fork"),
-                               initializer=_reset_signals, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        min(workers, len(tasks)), mp_context=mp.get_context("fork"), initializer=_reset_signals, initargs=(os.getpid(),)
+    )
     try:
         results = pool.map(_read_files, tasks)
         for task in tasks:
             try:
                 batches = next(results)
             except BrokenProcessPool as exc:
-                raise RuntimeError(f"a parse worker died (killed or crashed) before {', '.join(p.name for p in task)} "
-                                   "was read (that task or one running beside it): set parse_workers: 1 in corpora.yml "
-                                   "to read in one process") from exc
+                raise RuntimeError(
+                    f"a parse worker died (killed or crashed) before {', '.join(p.name for p in task)} "
+                    "was read (that task or one running beside it): set parse_workers: 1 in corpora.yml "
+                    "to read in one process"
+                ) from exc
             yield from batches
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -306,8 +330,7 @@ class CorpusOutputs:
 
 
 def corpus_outputs(out_dir: Path) -> CorpusOutputs:
-    return CorpusOutputs(out_dir / "docs.parquet", out_dir / "rejects.parquet", out_dir / "parse_stats.json",
-                         out_dir / "files.parquet")
+    return CorpusOutputs(out_dir / "docs.parquet", out_dir / "rejects.parquet", out_dir / "parse_stats.json", out_dir / "files.parquet")
 
 
 def _count(table: pa.Table, column: str) -> Counter:

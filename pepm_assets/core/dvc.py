@@ -5,6 +5,7 @@ selection parser needs 4.13), so DVC lives in its own virtual environment (`.ven
 `make setup`) and pepm calls its executable with argument lists, never a shell string.
 Override the executable with PEPM_DVC.
 """
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ actors (non-attached deputies, mostly). A *view* reads one of those fields:
 Every document either gets a label or an exclusion reason (chair_speaker, no_group, ...): nothing
 is dropped silently, and the counts by reason go into meta_view.json.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,7 @@ class LabelMap(Strict):
     fingerprint: str = ""
 
     @model_validator(mode="after")
-    def _consistent(self) -> "LabelMap":
+    def _consistent(self) -> LabelMap:
         known = set(self.categories)
         for wing, cats in self.wings.items():
             bad = set(cats) - known

@@ -16,6 +16,7 @@ as fresh. A version is a hash of exactly what determines the content:
 that differs is stale, a stamp (or an output file) that is missing is missing. The runner skips
 exactly the fresh ones, and an asset refuses inputs whose stamp is not the one its run expects.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,11 @@ def model_inputs_of_spec(model_id: str, spec: ModelSpec) -> dict[str, Any]:
     """A model's models.yml entry (what changes the fit) and its family's code version."""
     from . import families
 
-    return {"model_id": model_id, "spec": spec.model_dump(mode="json", exclude={"description", "early_stop", "resource_class"}),
-            "family_code": families.REGISTRY.get(spec.family).code_version}
+    return {
+        "model_id": model_id,
+        "spec": spec.model_dump(mode="json", exclude={"description", "early_stop", "resource_class"}),
+        "family_code": families.REGISTRY.get(spec.family).code_version,
+    }
 
 
 def model_inputs(params: ResolvedParams, model_id: str, spec: ModelSpec) -> dict[str, Any]:
@@ -163,8 +167,14 @@ def training_id(model_meta: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- stamps on disk
-def stamp_file(paths: ProjectPaths, asset: str, params: ResolvedParams | None = None, corpus_id: str = "",
-               model_id: str = "", spec: ModelSpec | None = None) -> Path:
+def stamp_file(
+    paths: ProjectPaths,
+    asset: str,
+    params: ResolvedParams | None = None,
+    corpus_id: str = "",
+    model_id: str = "",
+    spec: ModelSpec | None = None,
+) -> Path:
     """The meta file that carries an asset partition's stamp."""
     if asset == "corpus_docs":
         return paths.corpus_dir(corpus_id) / "parse_stats.json"
@@ -224,10 +234,20 @@ class Status:
     why: list[str] = field(default_factory=list)
 
 
-WHY = {"raw": "raw files changed", "config": "corpora.yml parse settings changed", "params_hash": "parameters changed",
-       "corpus_docs": "parsed corpus changed", "view": "split changed", "formats": "model formats changed",
-       "spec": "models.yml entry changed", "hardware": "hardware values changed", "family_code": "family code changed",
-       "model": "model changed", "eval_view": "job set changed", "training_id": "model trained again"}
+WHY = {
+    "raw": "raw files changed",
+    "config": "corpora.yml parse settings changed",
+    "params_hash": "parameters changed",
+    "corpus_docs": "parsed corpus changed",
+    "view": "split changed",
+    "formats": "model formats changed",
+    "spec": "models.yml entry changed",
+    "hardware": "hardware values changed",
+    "family_code": "family code changed",
+    "model": "model changed",
+    "eval_view": "job set changed",
+    "training_id": "model trained again",
+}
 
 
 def _status(asset: str, partition: str, expected: tuple[str, dict[str, Any]], path: Path) -> Status:
@@ -272,7 +292,12 @@ class Expected:
     def model(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         formats = self.formats(params)[0]
         inputs = model_inputs(params, model_id, spec)
-        return model_version(formats, inputs), {"formats": formats, "view": self.view(params)[0], "params_hash": params.params_hash, **inputs}
+        return model_version(formats, inputs), {
+            "formats": formats,
+            "view": self.view(params)[0],
+            "params_hash": params.params_hash,
+            **inputs,
+        }
 
     def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         model = self.model(params, model_id, spec)[0]
@@ -283,13 +308,27 @@ class Expected:
     def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec]) -> list[Status]:
         """corpus_docs of each corpus, then the partition's view, formats, models and evaluations."""
         part = f"{params.dataset_id}|{params.view}"
-        out = [_status("corpus_docs", cid, self.corpus_docs(cid, c), stamp_file(self.paths, "corpus_docs", corpus_id=cid))
-               for cid, c in params.corpora.items()]
+        out = [
+            _status("corpus_docs", cid, self.corpus_docs(cid, c), stamp_file(self.paths, "corpus_docs", corpus_id=cid))
+            for cid, c in params.corpora.items()
+        ]
         out.append(_status("view_split", part, self.view(params), stamp_file(self.paths, "view_split", params)))
         out.append(_status("model_formats", part, self.formats(params), stamp_file(self.paths, "model_formats", params)))
         for model_id, spec in models.items():
-            out.append(_status(f"model__{model_id}", part, self.model(params, model_id, spec),
-                               stamp_file(self.paths, "model", params, model_id=model_id, spec=spec)))
-            out.append(_status(f"evaluation__{model_id}", part, self.evaluation(params, model_id, spec),
-                               stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec)))
+            out.append(
+                _status(
+                    f"model__{model_id}",
+                    part,
+                    self.model(params, model_id, spec),
+                    stamp_file(self.paths, "model", params, model_id=model_id, spec=spec),
+                )
+            )
+            out.append(
+                _status(
+                    f"evaluation__{model_id}",
+                    part,
+                    self.evaluation(params, model_id, spec),
+                    stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec),
+                )
+            )
         return out

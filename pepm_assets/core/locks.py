@@ -7,6 +7,7 @@ lock for its whole stage, the steps take it again: re-entrant within one process
 waits for it, and says so. The kernel drops the lock when a process dies, so a killed run never
 leaves it behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,8 +17,8 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _HELD: dict[str, int] = {}  # lock path -> depth, for the partition locks this process holds
 _GUARD = threading.Lock()

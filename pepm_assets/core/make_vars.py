@@ -2,6 +2,7 @@
 `make_vars`) mapped onto profile parameters, as overrides. Nothing calls Make: the Makefile passes
 the variables it was given on its command line to `pepm run --make-var NAME=value`, and an unknown
 name is an error that lists the known ones (a silently ignored SEDD=7 would run seed 42)."""
+
 from __future__ import annotations
 
 import difflib

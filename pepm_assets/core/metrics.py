@@ -1,5 +1,6 @@
 """Scores of predictions against gold labels: global, with bootstrap intervals, per group, for
 clusterings; plus the confusion-matrix plot. Pure functions over lists and arrays."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +24,7 @@ def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> tuple[
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict[str, Any]:
-    cm, t, p = confusion(y_true, y_pred, labels)
+    cm, t, _ = confusion(y_true, y_pred, labels)
     n = len(y_true)
     tp = np.diagonal(cm).astype(float)
     gold, pred = np.bincount(t, minlength=len(labels)).astype(float), cm.sum(axis=0).astype(float)
@@ -37,14 +38,18 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "weighted_f1": float((f1 * gold).sum() / gold.sum()) if gold.sum() else 0.0,
-        "per_class": {label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(gold[i])}
-                      for i, label in enumerate(labels)},
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(gold[i])}
+            for i, label in enumerate(labels)
+        },
         "labels": labels,
         "confusion_matrix": cm.tolist(),
     }
 
 
-def bootstrap_intervals(y_true: list[str], y_pred: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+def bootstrap_intervals(
+    y_true: list[str], y_pred: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95
+) -> dict[str, Any]:
     """Percentile bootstrap of accuracy and macro-F1. Resampling n documents with replacement is
     drawing the n (gold, predicted) cells from a multinomial over the observed cells: same
     distribution, without materialising n_boot x n indices."""
@@ -55,8 +60,14 @@ def bootstrap_intervals(y_true: list[str], y_pred: list[str], labels: list[str],
     cms = rng.multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, k + 1)
     acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / n
     macro = _macro_f1(cms)
-    return {"level": level, "n_boot": n_boot, "seed": seed, "method": "percentile, multinomial resampling of documents",
-            "accuracy": _percentile_interval(acc, level), "macro_f1": _percentile_interval(macro, level)}
+    return {
+        "level": level,
+        "n_boot": n_boot,
+        "seed": seed,
+        "method": "percentile, multinomial resampling of documents",
+        "accuracy": _percentile_interval(acc, level),
+        "macro_f1": _percentile_interval(macro, level),
+    }
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> list[float]:
@@ -74,8 +85,9 @@ def _macro_f1(cms: np.ndarray) -> np.ndarray:
     return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
-def paired_bootstrap_delta(y_true: list[str], pred_a: list[str], pred_b: list[str], labels: list[str], seed: int,
-                           n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+def paired_bootstrap_delta(
+    y_true: list[str], pred_a: list[str], pred_b: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95
+) -> dict[str, Any]:
     """Macro-F1 of A minus macro-F1 of B on the same documents, with a percentile interval from
     resampling documents, the same resample for both (two overlapping intervals of the separate
     scores do not say whether A beats B; the interval of the paired difference does). As in
@@ -89,8 +101,14 @@ def paired_bootstrap_delta(y_true: list[str], pred_a: list[str], pred_b: list[st
     deltas = _macro_f1(draws.sum(axis=3)) - _macro_f1(draws.sum(axis=2))
     observed = cells.reshape(1, k, m, m)
     point = float(_macro_f1(observed.sum(axis=3))[0] - _macro_f1(observed.sum(axis=2))[0])
-    return {"delta_macro_f1": point, "ci95": _percentile_interval(deltas, level),
-            "share_a_better": float((deltas > 0).mean()), "n_boot": n_boot, "seed": seed, "level": level}
+    return {
+        "delta_macro_f1": point,
+        "ci95": _percentile_interval(deltas, level),
+        "share_a_better": float((deltas > 0).mean()),
+        "n_boot": n_boot,
+        "seed": seed,
+        "level": level,
+    }
 
 
 def metrics_by_group(job: pd.DataFrame, y_pred: list[str], field: str, labels: list[str]) -> dict[str, Any]:
@@ -139,8 +157,15 @@ def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: 
     ax.set_title(title, fontsize=10)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{int(arr[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center", fontsize=8,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{int(arr[i, j])}\n{norm[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     # no colour bar: every cell prints its share, and the bar was 40% of the drawing time
     fig.tight_layout()
     with atomic_path(target) as tmp:

@@ -1,4 +1,5 @@
 """Where every output lives (spec paths). One place, so assets, CLI and tests agree."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

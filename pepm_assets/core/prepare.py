@@ -3,6 +3,7 @@
 `build_view` is the whole prepare stage for one dataset x view, as one plain function: the Dagster
 asset `view_split` and the tests call it the same way.
 """
+
 from __future__ import annotations
 
 import time
@@ -90,7 +91,9 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     n_in = len(docs)
     for field in effective_compare_by(params) + ([params.split.group_by] if params.split.group_by else []):
         if field not in docs.columns:
-            raise ViewError(f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})")
+            raise ViewError(
+                f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})"
+            )
 
     labelled = labels.assign_labels(docs, label_map, params.view)
     excluded: Counter = Counter(labelled["exclusion"].dropna().value_counts().to_dict())
@@ -143,11 +146,25 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         "excluded_by_reason": dict(excluded.most_common()),
         "label_counts_before_balance": {str(k): int(v) for k, v in before.items()},
         "label_counts_after_balance": counts(pd.concat([train, job])),
-        "balance": {"strategy": params.balance_strategy, "preset": params.balance_preset, "params": params.balance,
-                    "stage": strategy.stage, "class_weights": strategy.class_weights(train)},
-        "split": {"train_prop": params.train_prop, "stratify": params.split.stratify, "group_by": params.split.group_by,
-                  "n_train": len(train), "n_job": len(job), "train_label_counts": counts(train), "job_label_counts": counts(job),
-                  "by_source": {str(k): int(v) for k, v in pd.concat([train, job])[params.dataset.source_field].value_counts().sort_index().items()}},
+        "balance": {
+            "strategy": params.balance_strategy,
+            "preset": params.balance_preset,
+            "params": params.balance,
+            "stage": strategy.stage,
+            "class_weights": strategy.class_weights(train),
+        },
+        "split": {
+            "train_prop": params.train_prop,
+            "stratify": params.split.stratify,
+            "group_by": params.split.group_by,
+            "n_train": len(train),
+            "n_job": len(job),
+            "train_label_counts": counts(train),
+            "job_label_counts": counts(job),
+            "by_source": {
+                str(k): int(v) for k, v in pd.concat([train, job])[params.dataset.source_field].value_counts().sort_index().items()
+            },
+        },
         "leakage": split.leakage(train, job, params.split.group_by),
         "seed": params.seed,
         "params_hash": params.params_hash,
@@ -164,10 +181,9 @@ def write_tsv(df: pd.DataFrame, target: Path) -> Path:
     """Atomically, with Arrow's C++ CSV writer (30x pandas.to_csv on 100k texts); fields are quoted
     only where needed, the header never, so the file reads the same with pandas, csv or cut."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(("\t".join(map(str, df.columns)) + "\n").encode("utf-8"))
-            pcsv.write_csv(table, fh, write_options=pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed"))
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        fh.write(("\t".join(map(str, df.columns)) + "\n").encode("utf-8"))
+        pcsv.write_csv(table, fh, write_options=pcsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="needed"))
     return target
 
 
@@ -190,8 +206,9 @@ def read_tsv_file(path: Path) -> pd.DataFrame:
         path,
         read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)),
         parse_options=pcsv.ParseOptions(delimiter="\t", newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False, null_values=[],
-                                            quoted_strings_can_be_null=False),
+        convert_options=pcsv.ConvertOptions(
+            column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False
+        ),
     )
     return table.to_pandas()
 

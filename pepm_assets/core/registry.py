@@ -1,7 +1,9 @@
 """A tiny named registry, the one extension mechanism of pepm (dialects, balance strategies, formats)."""
+
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
 """Cross-model reports from reports/index.json: the leaderboard and the cross-corpus matrix."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,15 +45,32 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
         if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
             continue
         seeds = repeats.get((slot(e), e.get("settings_hash")), [])
-        rows.append({"dataset_id": e["dataset_id"], "view": e["view"], "model_id": e["model_id"], "family": e["family"],
-                     "macro_f1": round(m["macro_f1"], 4), "macro_f1_low": round(m["macro_f1_ci95"][0], 4), "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
-                     "accuracy": round(m["accuracy"], 4), "accuracy_low": round(m["accuracy_ci95"][0], 4), "accuracy_high": round(m["accuracy_ci95"][1], 4),
-                     "n_job": e["n_job"], "n_train_used": e["n_train_used"], "truncated": e["truncated"], "seed": e["seed"],
-                     "profile": e["profile"], "params_hash": e["params_hash"], "report": e["files"].get("metrics.json", ""),
-                     "predictions": e["files"].get("predictions.tsv", ""),
-                     "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else "",
-                     "n_seeds": len(seeds), "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
-                     "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan")})
+        rows.append(
+            {
+                "dataset_id": e["dataset_id"],
+                "view": e["view"],
+                "model_id": e["model_id"],
+                "family": e["family"],
+                "macro_f1": round(m["macro_f1"], 4),
+                "macro_f1_low": round(m["macro_f1_ci95"][0], 4),
+                "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
+                "accuracy": round(m["accuracy"], 4),
+                "accuracy_low": round(m["accuracy_ci95"][0], 4),
+                "accuracy_high": round(m["accuracy_ci95"][1], 4),
+                "n_job": e["n_job"],
+                "n_train_used": e["n_train_used"],
+                "truncated": e["truncated"],
+                "seed": e["seed"],
+                "profile": e["profile"],
+                "params_hash": e["params_hash"],
+                "report": e["files"].get("metrics.json", ""),
+                "predictions": e["files"].get("predictions.tsv", ""),
+                "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else "",
+                "n_seeds": len(seeds),
+                "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
+                "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan"),
+            }
+        )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -76,9 +94,15 @@ def with_reference_deltas(table: pd.DataFrame, paths: ProjectPaths, reference: s
             if len(both) != len(ref_pred):
                 continue  # not the same job set (another seed or split): no paired comparison
             labels = sorted(set(both["label"]))
-            delta = metrics.paired_bootstrap_delta(both["label"].tolist(), both["predicted"].tolist(), both["predicted_ref"].tolist(), labels, seed)
-            table.loc[i, ["delta_vs", "delta_macro_f1", "delta_low", "delta_high"]] = [reference, round(delta["delta_macro_f1"], 4),
-                                                                                      round(delta["ci95"][0], 4), round(delta["ci95"][1], 4)]
+            delta = metrics.paired_bootstrap_delta(
+                both["label"].tolist(), both["predicted"].tolist(), both["predicted_ref"].tolist(), labels, seed
+            )
+            table.loc[i, ["delta_vs", "delta_macro_f1", "delta_low", "delta_high"]] = [
+                reference,
+                round(delta["delta_macro_f1"], 4),
+                round(delta["ci95"][0], 4),
+                round(delta["ci95"][1], 4),
+            ]
     return table
 
 
@@ -101,16 +125,26 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    lines = ["# pepm leaderboard", "",
-             "In-domain evaluation on each view's job set; 95% bootstrap intervals. Δ: macro-F1 minus "
-             f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
-             "(better / worse when it excludes 0).", ""]
+    lines = [
+        "# pepm leaderboard",
+        "",
+        "In-domain evaluation on each view's job set; 95% bootstrap intervals. Δ: macro-F1 minus "
+        f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
+        "(better / worse when it excludes 0).",
+        "",
+    ]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
-        lines += [f"## {dataset_id} / {view}", "", f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {dataset_id} / {view}",
+            "",
+            f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
-            lines.append(f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
-                         f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |")
+            lines.append(
+                f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
+                f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |"
+            )
         lines.append("")
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:
@@ -137,13 +171,22 @@ def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
     plt.close(fig)
 
 
-def write_cross_matrix(paths: ProjectPaths, view: str, model_id: str, datasets: list[str], cells: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+def write_cross_matrix(
+    paths: ProjectPaths, view: str, model_id: str, datasets: list[str], cells: dict[tuple[str, str], dict[str, Any]]
+) -> dict[str, Any]:
     """cells[(train dataset, eval dataset)] = metrics summary -> matrix.json + heat map PNG."""
     out_dir = paths.reports / "cross_corpus" / view / model_id
     matrix = [[round(cells[(a, b)]["macro_f1"], 4) for b in datasets] for a in datasets]
-    data = {"view": view, "model_id": model_id, "rows_trained_on": datasets, "columns_evaluated_on": datasets, "metric": "macro_f1",
-            "macro_f1": matrix, "accuracy": [[round(cells[(a, b)]["accuracy"], 4) for b in datasets] for a in datasets],
-            "macro_f1_ci95": [[cells[(a, b)]["macro_f1_ci95"] for b in datasets] for a in datasets]}
+    data = {
+        "view": view,
+        "model_id": model_id,
+        "rows_trained_on": datasets,
+        "columns_evaluated_on": datasets,
+        "metric": "macro_f1",
+        "macro_f1": matrix,
+        "accuracy": [[round(cells[(a, b)]["accuracy"], 4) for b in datasets] for a in datasets],
+        "macro_f1_ci95": [[cells[(a, b)]["macro_f1_ci95"] for b in datasets] for a in datasets],
+    }
     write_json(out_dir / "matrix.json", data)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.6 * len(datasets) + 2.5, 1.3 * len(datasets) + 1.5))

@@ -6,11 +6,12 @@ without them (the Dagster UI, a schedule) gets the partition's *configured* prof
 configs/profiles/ that targets this dataset x view (the first by name if several do), else the
 defaults. Configs are the user's declared intent; nothing a run writes changes what another reads.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from .config import CommonConfig, ConfigError, ResolvedParams, default_profile, list_profiles, load_yaml, profile_path, resolve_profile
 
@@ -35,8 +36,9 @@ def configured_profile(root: Path, dataset_id: str, view: str) -> str:
     return ""
 
 
-def resolve_partition(root: Path, dataset_id: str, view: str, profile: str = "", overrides: list[str] | None = None,
-                      common: CommonConfig | None = None) -> ResolvedParams:
+def resolve_partition(
+    root: Path, dataset_id: str, view: str, profile: str = "", overrides: list[str] | None = None, common: CommonConfig | None = None
+) -> ResolvedParams:
     """Params of a partition: the given profile (+ overrides), else its configured profile, else the
     defaults. Pass `common` when resolving many partitions: the common configs are then read once."""
     overrides = list(overrides or [])
@@ -46,8 +48,11 @@ def resolve_partition(root: Path, dataset_id: str, view: str, profile: str = "",
     else:
         params = resolve_profile(root, default_profile(dataset_id, view), overrides, common)
     if (params.dataset_id, params.view) != (dataset_id, view):
-        raise ConfigError(f"profile {params.profile!r}", "dataset_id/view",
-                          f"targets {params.dataset_id}/{params.view}, not the partition {dataset_id}/{view}")
+        raise ConfigError(
+            f"profile {params.profile!r}",
+            "dataset_id/view",
+            f"targets {params.dataset_id}/{params.view}, not the partition {dataset_id}/{view}",
+        )
     return params
 
 

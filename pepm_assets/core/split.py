@@ -7,6 +7,7 @@
 - Optionally grouped (`group_by: speaker`): each speaker's documents stay on one side, so a
   classifier cannot score by recognising who speaks rather than which side they are on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -96,7 +97,9 @@ def _grouped(df: pd.DataFrame, train_prop: float, rng: np.random.Generator, grou
     return np.isin(groups, list(train_groups))
 
 
-def split_train_job(df: pd.DataFrame, train_prop: float, seed: int, stratify: bool = True, group_by: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_train_job(
+    df: pd.DataFrame, train_prop: float, seed: int, stratify: bool = True, group_by: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     if group_by:
         if group_by not in df.columns:
@@ -120,8 +123,7 @@ def _keys(df: pd.DataFrame) -> set[str]:
 
 def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None) -> dict[str, int]:
     """Counts of what is shared between train and job (all zero when the split is clean)."""
-    shared = {"shared_texts": len(_keys(train) & _keys(job)),
-              "shared_doc_ids": len(_values(train["doc_id"]) & _values(job["doc_id"]))}
+    shared = {"shared_texts": len(_keys(train) & _keys(job)), "shared_doc_ids": len(_values(train["doc_id"]) & _values(job["doc_id"]))}
     if group_by:
         shared[f"shared_{group_by}"] = len(_values(train[group_by]) & _values(job[group_by]))
     return shared

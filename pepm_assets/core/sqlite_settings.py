@@ -12,6 +12,7 @@ system: for a team sharing runs across machines, use Postgres for both stores.
 `PEPM_SQLITE_SYNCHRONOUS=FULL` (or EXTRA) restores the strict behaviour. Only SQLite connections
 are touched: a Postgres store never comes here.
 """
+
 from __future__ import annotations
 
 import os

@@ -13,13 +13,15 @@ _alembic_tmp_metrics already exists", or leave the database half-migrated for go
 an flock on <folder of the database>/.init.lock (<root>/mlruns/.init.lock by default), once per
 process and tracking URI.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from . import sqlite_settings
 from .locks import exclusive_lock
@@ -65,11 +67,15 @@ def fail_running_runs(root: Path, dagster_run_id: str, message: str, uri: str | 
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return []
-    runs = client.search_runs([experiment.experiment_id], max_results=1000,
-                              filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        max_results=1000,
+        filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
+    )
     for run in runs:
-        _retry(lambda: client.set_tag(run.info.run_id, "pepm.failure", message))
-        _retry(lambda: client.set_terminated(run.info.run_id, status="FAILED"))
+        run_id = run.info.run_id
+        _retry(lambda run_id=run_id: client.set_tag(run_id, "pepm.failure", message))
+        _retry(lambda run_id=run_id: client.set_terminated(run_id, status="FAILED"))
     return [run.info.run_id for run in runs]
 
 
@@ -133,8 +139,11 @@ class Tracker:
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
         def log(mlflow: Any, experiment_id: str) -> dict[str, str]:
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}",
-                                  tags={**tags, "stage": "train"}) as run:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}",
+                tags={**tags, "stage": "train"},
+            ) as run:
                 mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved}))
                 mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
                 mlflow.log_artifacts(str(model_dir), artifact_path="model")
@@ -158,8 +167,9 @@ class Tracker:
 
         def log(mlflow: Any, experiment_id: str) -> str:
             name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
-            with mlflow.start_run(experiment_id=experiment_id, run_name=name,
-                                  tags={**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]}) as run:
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=name, tags={**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]}
+            ) as run:
                 mlflow.log_params({"model_id": meta_eval["model_id"], "params_hash": meta_eval["params_hash"], "seed": meta_eval["seed"]})
                 mlflow.log_metrics(metrics)
                 mlflow.log_artifacts(str(report_dir), artifact_path="report")

@@ -3,6 +3,7 @@
 `train_model` and `evaluate_model` are what the Dagster assets `model__<id>` and
 `evaluation__<id>` call; each writes its outputs atomically and returns its meta dict.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,15 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
     family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])
-    data = families.TrainData(train=used.reset_index(drop=True), labels=labels, seed=params.seed, hardware=params.hardware, root=root,
-                              formats=meta_formats["families"].get(spec.family, {}), class_weights=meta_view["balance"]["class_weights"])
+    data = families.TrainData(
+        train=used.reset_index(drop=True),
+        labels=labels,
+        seed=params.seed,
+        hardware=params.hardware,
+        root=root,
+        formats=meta_formats["families"].get(spec.family, {}),
+        class_weights=meta_view["balance"]["class_weights"],
+    )
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()
@@ -75,15 +83,19 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "training_id": uuid.uuid4().hex,  # this fit, whatever its version (evaluations name the fit they scored)
             "split_version": view_stamp["version"],
-            "lineage": lineage.stamp(version, {"formats": formats_stamp["version"], "view": view_stamp["version"],
-                                               "params_hash": params.params_hash, **inputs}, []),
+            "lineage": lineage.stamp(
+                version,
+                {"formats": formats_stamp["version"], "view": view_stamp["version"], "params_hash": params.params_hash, **inputs},
+                [],
+            ),
         }
         write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
 
 
-def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None,
-                   n_boot: int = 1000) -> dict[str, Any]:
+def evaluate_model(
+    params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None, n_boot: int = 1000
+) -> dict[str, Any]:
     """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset)."""
     paths = ProjectPaths(root)
     eval_params = eval_params or params
@@ -117,27 +129,50 @@ def evaluate_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root:
                 write_json(tmp / "top_terms.json", terms)
         else:
             scores = metrics.cluster_metrics(job["label"].tolist(), pred, family.embed(model_dir, texts), seed=params.seed)
-            write_text(tmp / "classification_report.txt", f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n")
+            write_text(
+                tmp / "classification_report.txt",
+                f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
+            )
         write_json(tmp / "metrics.json", scores)
         write_tsv(pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}), tmp / "predictions.tsv")
         summary = _summary(scores, family.supervised)
         quality_ok, quality_flags = spec.early_stop.judge(summary)
         meta_eval = {
-            "model_id": model_id, "family": spec.family, "supervised": family.supervised,
-            "dataset_id": params.dataset_id, "eval_dataset_id": eval_params.dataset_id, "view": params.view,
-            "profile": params.profile, "params_hash": params.params_hash, "eval_params_hash": eval_params.params_hash,
-            "seed": params.seed, "n_job": len(job), "predict_seconds": round(predict_seconds, 3),
-            "model_created_at": meta_model["created_at"], "n_train_used": meta_model["n_train_used"], "truncated": meta_model["truncated"],
+            "model_id": model_id,
+            "family": spec.family,
+            "supervised": family.supervised,
+            "dataset_id": params.dataset_id,
+            "eval_dataset_id": eval_params.dataset_id,
+            "view": params.view,
+            "profile": params.profile,
+            "params_hash": params.params_hash,
+            "eval_params_hash": eval_params.params_hash,
+            "seed": params.seed,
+            "n_job": len(job),
+            "predict_seconds": round(predict_seconds, 3),
+            "model_created_at": meta_model["created_at"],
+            "n_train_used": meta_model["n_train_used"],
+            "truncated": meta_model["truncated"],
             "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "quality_ok": quality_ok, "quality_flags": quality_flags,
+            "quality_ok": quality_ok,
+            "quality_flags": quality_flags,
             "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
-            "model_version": model_stamp["version"], "split_version": model_stamp["inputs"]["view"], "eval_split_version": eval_view["version"],
-            "lineage": lineage.stamp(version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, ["metrics.json"]),
+            "model_version": model_stamp["version"],
+            "split_version": model_stamp["inputs"]["view"],
+            "eval_split_version": eval_view["version"],
+            "lineage": lineage.stamp(
+                version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, ["metrics.json"]
+            ),
         }
         write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
-    entry = {**{k: v for k, v in meta_eval.items() if k != "lineage"}, "version": version, "metrics": summary, "files": files,
-             "model_dir": paths.rel(model_dir)}
+    entry = {
+        **{k: v for k, v in meta_eval.items() if k != "lineage"},
+        "version": version,
+        "metrics": summary,
+        "files": files,
+        "model_dir": paths.rel(model_dir),
+    }
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
 
 
@@ -166,16 +201,19 @@ def prepared_split(params: ResolvedParams, root: Path) -> tuple[dict[str, Any], 
         raise lineage.LineageError(f"{where}: no prepared split (data/interim/{where}/meta_view.json or its TSVs missing); {fix}")
     built_with = view["inputs"].get("params_hash")
     if built_with != params.params_hash:
-        raise lineage.LineageError(f"{where}: the split on disk was prepared with params {built_with}, this run has params "
-                                   f"{params.params_hash} (seed {params.seed}); {fix}")
+        raise lineage.LineageError(
+            f"{where}: the split on disk was prepared with params {built_with}, this run has params "
+            f"{params.params_hash} (seed {params.seed}); {fix}"
+        )
     formats = lineage.read_stamp(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
     if formats is None or formats["inputs"].get("view") != view["version"]:
         raise lineage.LineageError(f"{where}: the model formats on disk are not those of the split on disk; {fix}")
     return view, formats
 
 
-def trained_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path,
-                  eval_params: ResolvedParams | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def trained_model(
+    params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model stamp, stamp of the split to score on), if the model on disk was fitted on the split
     now on disk for `params`; else a LineageError. Scoring a model on a job set of another split
     (another seed, other data) would score it on its own training documents."""
@@ -191,7 +229,8 @@ def trained_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: 
         raise lineage.LineageError(
             f"model {model_id} was fitted on split {model['inputs'].get('view')} of {params.dataset_id}/{params.view} "
             f"(params {model['inputs'].get('params_hash')}), the split on disk is {view['version']} (params {params.params_hash}, "
-            f"seed {params.seed}): its job set may hold its own training documents; {fix}")
+            f"seed {params.seed}): its job set may hold its own training documents; {fix}"
+        )
     eval_view = view if eval_params is params else prepared_split(eval_params, root)[0]
     return model, eval_view
 
@@ -208,10 +247,16 @@ def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd
 
 def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
     if supervised:
-        return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "weighted_f1": scores["weighted_f1"],
-                "accuracy_ci95": scores["ci95"]["accuracy"], "macro_f1_ci95": scores["ci95"]["macro_f1"]}
+        return {
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+            "weighted_f1": scores["weighted_f1"],
+            "accuracy_ci95": scores["ci95"]["accuracy"],
+            "macro_f1_ci95": scores["ci95"]["macro_f1"],
+        }
     return {k: scores[k] for k in ("ari", "nmi", "homogeneity", "completeness", "n_clusters") if k in scores} | (
-        {"silhouette": scores["silhouette"]} if "silhouette" in scores else {})
+        {"silhouette": scores["silhouette"]} if "silhouette" in scores else {}
+    )
 
 
 def _report_text(scores: dict[str, Any], title: str) -> str:
@@ -222,10 +267,14 @@ def _report_text(scores: dict[str, Any], title: str) -> str:
     for label, s in scores["per_class"].items():
         lines.append(f"{label:>{width}}  {s['precision']:9.4f}  {s['recall']:9.4f}  {s['f1']:9.4f}  {s['support']:9d}")
     ci = scores["ci95"]
-    lines += ["", f"{'accuracy':>{width}}  {scores['accuracy']:.4f}  (95% CI {ci['accuracy'][0]:.4f}-{ci['accuracy'][1]:.4f})",
-              f"{'macro-F1':>{width}}  {scores['macro_f1']:.4f}  (95% CI {ci['macro_f1'][0]:.4f}-{ci['macro_f1'][1]:.4f})",
-              f"{'weighted-F1':>{width}}  {scores['weighted_f1']:.4f}",
-              f"{'documents':>{width}}  {scores['n']}; bootstrap n={ci['n_boot']}, seed={ci['seed']}", ""]
+    lines += [
+        "",
+        f"{'accuracy':>{width}}  {scores['accuracy']:.4f}  (95% CI {ci['accuracy'][0]:.4f}-{ci['accuracy'][1]:.4f})",
+        f"{'macro-F1':>{width}}  {scores['macro_f1']:.4f}  (95% CI {ci['macro_f1'][0]:.4f}-{ci['macro_f1'][1]:.4f})",
+        f"{'weighted-F1':>{width}}  {scores['weighted_f1']:.4f}",
+        f"{'documents':>{width}}  {scores['n']}; bootstrap n={ci['n_boot']}, seed={ci['seed']}",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ than one head present", for every later command) or fail with "table runs alread
 (dagster-io/dagster#27390). `get_instance` opens the instance under an flock on
 <DAGSTER_HOME>/.pepm-init.lock; once the store exists, taking the free lock costs microseconds.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Partitions built from the configs: corpora (corpora.yml) and dataset x view (datasets.yml x label map views)."""
+
 from __future__ import annotations
 
 import dagster as dg
@@ -16,8 +17,9 @@ def view_partitions(common: CommonConfig, label_map: LabelMap) -> dg.StaticParti
     the corpus -> view lineage is a StaticPartitionMapping, which Dagster validates only between two
     static partition sets (`dagster definitions validate` refuses it toward a multi-partition one).
     The keys are the strings a multi-partition key would print, so earlier runs still match."""
-    return dg.StaticPartitionsDefinition([view_key(dataset_id, view) for dataset_id in sorted(common.datasets)
-                                          for view in sorted(label_map.views)])
+    return dg.StaticPartitionsDefinition(
+        [view_key(dataset_id, view) for dataset_id in sorted(common.datasets) for view in sorted(label_map.views)]
+    )
 
 
 def view_key(dataset_id: str, view: str) -> str:

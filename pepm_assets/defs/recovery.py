@@ -13,6 +13,7 @@ process is gone, sets FAILED its MLflow runs still RUNNING, and removes the temp
 dead processes. A run without these tags (launched by the UI or the daemon) is left to Dagster's
 run monitoring (dagster.yaml), as is a run of another host (its process cannot be checked here).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,7 @@ from ..core import tracking
 from ..core.atomic import pid_alive, remove_stale_temporary, stale_temporaries
 
 PID, HOST, PID_START, CRASHED = "pepm/pid", "pepm/host", "pepm/pid_start", "pepm/crashed"
-UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 OUTPUT_FOLDERS = ("data", "models", "reports")
 NOT_WALKED = ("raw", "shipped")  # data/raw, data/shipped: inputs, never written atomically, large
 
@@ -39,7 +39,7 @@ def _start_time(pid: int) -> str:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat[stat.rindex(")") + 2:].split()[19]  # fields from the 3rd on, after "(comm)"
+    return stat[stat.rindex(")") + 2 :].split()[19]  # fields from the 3rd on, after "(comm)"
 
 
 def process_tags() -> dict[str, str]:
@@ -65,7 +65,9 @@ def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
         if not _process_dead(run.tags):
             continue
-        message = f"pepm: the process running this run (pid {run.tags[PID]} on {run.tags[HOST]}) died before it ended; marked failed by `recover`"
+        message = (
+            f"pepm: the process running this run (pid {run.tags[PID]} on {run.tags[HOST]}) died before it ended; marked failed by `recover`"
+        )
         try:
             mlflow_runs = tracking.fail_running_runs(Path(root), run.run_id, message)
         except Exception as exc:  # noqa: BLE001  (MLflow unreachable: retried by the next command)
@@ -84,8 +86,12 @@ def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
 def remove_temporaries(root: Path) -> list[str]:
     """Remove the temporaries of atomic writes (core/atomic.py) left under data/, models/, reports/
     by processes of this host that are gone; returns what was done, one line each."""
-    return [remove_stale_temporary(tmp, target) for folder in OUTPUT_FOLDERS if (root / folder).is_dir()
-            for tmp, target in stale_temporaries(root / folder, NOT_WALKED)]
+    return [
+        remove_stale_temporary(tmp, target)
+        for folder in OUTPUT_FOLDERS
+        if (root / folder).is_dir()
+        for tmp, target in stale_temporaries(root / folder, NOT_WALKED)
+    ]
 
 
 class CrashedRun(NamedTuple):
@@ -99,5 +105,7 @@ class CrashedRun(NamedTuple):
 def crashed_runs(instance: dg.DagsterInstance, limit: int = 10) -> list[CrashedRun]:
     """The runs `recover` marked failed because their process died, newest first (for `pepm status`)."""
     records = instance.get_run_records(filters=dg.RunsFilter(tags={CRASHED: "true"}), limit=limit)
-    return [CrashedRun(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition", ""),
-                       r.start_time, r.end_time) for r in records]
+    return [
+        CrashedRun(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition", ""), r.start_time, r.end_time)
+        for r in records
+    ]

@@ -1,4 +1,5 @@
 """The project resource: where the configs and data live. Swapped by configuration in tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

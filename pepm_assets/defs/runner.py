@@ -12,19 +12,20 @@ has just computed the hashes of the partitions it needs, so launching a run to c
 (the `observe_*` jobs, which the schedules and the UI use, and which observe every partition)
 would only add a run's fixed cost. Dagster's staleness reads both kinds of observation alike.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import dagster as dg
 
 from ..core import lineage
 from ..core.config import ResolvedParams, resolve_profile
 from ..core.locks import view_lock
-from ..core.training import command
 from ..core.selection import params_tags
+from ..core.training import command
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
 from .partitions import view_key
 from .recovery import process_tags
@@ -46,18 +47,35 @@ class StageReport:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
-def _execute(defs: dg.Definitions, job: str, instance: dg.DagsterInstance, partition: str | None = None,
-             run_config: dict | None = None, quiet: bool = True, assets: list[str] | None = None,
-             tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+def _execute(
+    defs: dg.Definitions,
+    job: str,
+    instance: dg.DagsterInstance,
+    partition: str | None = None,
+    run_config: dict | None = None,
+    quiet: bool = True,
+    assets: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
     config = {**(QUIET if quiet else {}), **(run_config or {})}
     selection = [dg.AssetKey(a) for a in assets] if assets else None
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=partition, run_config=config,
-                                                          raise_on_error=False, asset_selection=selection,
-                                                          tags={**process_tags(), **(tags or {})})  # process_tags: recognised if this process dies
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        partition_key=partition,
+        run_config=config,
+        raise_on_error=False,
+        asset_selection=selection,
+        tags={**process_tags(), **(tags or {})},
+    )  # process_tags: recognised if this process dies
     if not result.success:
-        errors = [_root_cause(e.event_specific_data.error) for e in result.all_events
-                  if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)]
-        raise StageFailed(f"Dagster run {result.run_id} ({job}{' ' + partition if partition else ''}) failed: {'; '.join(errors) or 'see the run in the UI'}")
+        errors = [
+            _root_cause(e.event_specific_data.error)
+            for e in result.all_events
+            if e.is_step_failure and e.event_specific_data and getattr(e.event_specific_data, "error", None)
+        ]
+        raise StageFailed(
+            f"Dagster run {result.run_id} ({job}{' ' + partition if partition else ''}) failed: {'; '.join(errors) or 'see the run in the UI'}"
+        )
     return result
 
 
@@ -70,8 +88,9 @@ def _root_cause(error) -> str:
 
 def _record(report: StageReport, job: str, partition: str, result: dg.ExecuteInProcessResult) -> None:
     report.runs.append((job, partition, result.run_id))
-    report.checks.update({f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed
-                          for e in result.get_asset_check_evaluations()})
+    report.checks.update(
+        {f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
+    )
 
 
 def _no_step(_name: str) -> None:
@@ -167,11 +186,20 @@ def _gate_problems(root: Path, corpus_id: str) -> list[str]:
 def _require_fresh(status: dict, key: str, assets: list[str], fix: str) -> None:
     bad = [status[(a, key)] for a in assets if status[(a, key)].state != "FRESH"]
     if bad:
-        raise StageFailed("; ".join(f"{st.asset}[{key}] is {st.state.lower()} for these parameters ({', '.join(st.why)})" for st in bad) + f": {fix}")
+        raise StageFailed(
+            "; ".join(f"{st.asset}[{key}] is {st.state.lower()} for these parameters ({', '.join(st.why)})" for st in bad) + f": {fix}"
+        )
 
 
-def prepare(root: Path, profile: str, overrides: list[str], instance: dg.DagsterInstance, defs: dg.Definitions | None = None,
-            on_step: Callable[[str], None] | None = None, quiet: bool = True) -> StageReport:
+def prepare(
+    root: Path,
+    profile: str,
+    overrides: list[str],
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions | None = None,
+    on_step: Callable[[str], None] | None = None,
+    quiet: bool = True,
+) -> StageReport:
     """Prepare the profile's dataset x view (parse its corpora, split, formats), skipping what is fresh."""
     return run_stage(root, "prepare", profile, overrides, instance, defs, on_step, quiet)
 

@@ -4,9 +4,11 @@ The CLI runner records the versions it is about to use before its runs; a run la
 way (the UI, a schedule, a sensor) records them when its resources start, before any step reads its
 inputs' versions: a partition is versioned the same way whoever builds it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
+
 import dagster as dg
 
 from ..core import lineage
@@ -24,9 +26,14 @@ def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], 
     for partition, version in versions.items():
         if recorded_version(instance, asset, partition) == version:
             continue
-        instance.report_runless_asset_event(dg.AssetObservation(
-            asset_key=asset, partition=partition, tags={DATA_VERSION_TAG: version},
-            metadata={"observed_by": f"{by} (the version it is about to use)"}))
+        instance.report_runless_asset_event(
+            dg.AssetObservation(
+                asset_key=asset,
+                partition=partition,
+                tags={DATA_VERSION_TAG: version},
+                metadata={"observed_by": f"{by} (the version it is about to use)"},
+            )
+        )
         observed.append(f"{asset}[{partition}]")
     return observed
 
@@ -40,15 +47,18 @@ def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -
     return version.value if version else None
 
 
-def observe_partition(instance: dg.DagsterInstance, root: Path, params: ResolvedParams, by: str = "pepm runner",
-                      raw: dict[str, str] | None = None) -> list[str]:
+def observe_partition(
+    instance: dg.DagsterInstance, root: Path, params: ResolvedParams, by: str = "pepm runner", raw: dict[str, str] | None = None
+) -> list[str]:
     """Record the source versions a dataset x view run uses: its corpora's raw files (`raw`, when
     already hashed), its parameters and its hardware preset. Returns what was recorded."""
     key = view_key(params.dataset_id, params.view)
     raw = raw if raw is not None else {cid: lineage.raw_version(root, c) for cid, c in params.corpora.items()}
-    return [*observe(instance, "raw_tei", raw, by),
-            *observe(instance, "view_params", {key: params.params_hash}, by),
-            *observe(instance, "train_params", {key: lineage.hardware_version(params)}, by)]
+    return [
+        *observe(instance, "raw_tei", raw, by),
+        *observe(instance, "view_params", {key: params.params_hash}, by),
+        *observe(instance, "train_params", {key: lineage.hardware_version(params)}, by),
+    ]
 
 
 def observe_for_run(instance: dg.DagsterInstance, root: Path, tags: dict[str, str]) -> list[str]:

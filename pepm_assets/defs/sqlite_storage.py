@@ -13,20 +13,22 @@ a new run database as a copy of one made the standard way once per process, and 
 (benchmarks/README.md). Selected in dagster.yaml (`storage: custom:`); Postgres is configured
 there instead and does not come here.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
@@ -34,7 +36,6 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
-from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
@@ -43,15 +44,20 @@ from ..core import sqlite_settings
 from ..core.atomic import new_sibling_file
 
 ENGINES_KEPT = 16  # one per run database recently written; the index database is one of them
-_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _pooled_engine(url: str) -> Engine:
     """One open connection kept per database (SQLite closes the write-ahead log, with a checkpoint
     and a disk sync, each time the last connection to a database closes); more are opened when
     threads write at once, and closed after use."""
-    engine = create_engine(url, poolclass=QueuePool, pool_size=1, max_overflow=8,
-                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=8,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
     _ENGINES.add(engine)
     return engine
 
@@ -189,5 +195,5 @@ class PepmSqliteStorage(DagsterSqliteStorage):
         DagsterStorage.__init__(self)
 
     @classmethod
-    def from_config_value(cls, inst_data, config_value) -> "PepmSqliteStorage":
+    def from_config_value(cls, inst_data, config_value) -> PepmSqliteStorage:
         return cls.from_local(inst_data=inst_data, **config_value)

@@ -3,6 +3,7 @@
 Dagster has no public API for this yet; this mirrors its own test helper
 (dagster._utils.test.data_versions.get_stale_status_resolver) and is the one place to update.
 """
+
 from __future__ import annotations
 
 import dagster as dg
@@ -13,8 +14,9 @@ from dagster._time import get_current_datetime
 
 def stale_resolver(instance: dg.DagsterInstance, defs: dg.Definitions) -> CachingStaleStatusResolver:
     graph = defs.resolve_asset_graph()
-    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-                          instance=instance, asset_graph=graph)
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None), instance=instance, asset_graph=graph
+    )
     return CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
 
 

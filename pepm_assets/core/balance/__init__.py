@@ -7,6 +7,7 @@ balance.yml presets + profile `balance_params`) and a `stage`:
 - "none": no resampling; `class_weights` only reports weights for the trainers.
 To add one: write `balance/<name>.py` with a `@REGISTRY.register("<name>")` class, import it below.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
@@ -41,7 +42,9 @@ class Strategy:
 REGISTRY: Registry[type[Strategy]] = Registry("balance strategy")
 
 
-def resolve(strategy: str, preset: str, params: dict[str, Any], presets: dict[str, dict[str, dict[str, Any]]], source: str) -> dict[str, Any]:
+def resolve(
+    strategy: str, preset: str, params: dict[str, Any], presets: dict[str, dict[str, dict[str, Any]]], source: str
+) -> dict[str, Any]:
     """Strategy name + preset + explicit params -> validated parameter dict (raises ConfigError)."""
     from ..config import ConfigError
 
@@ -49,7 +52,11 @@ def resolve(strategy: str, preset: str, params: dict[str, Any], presets: dict[st
         raise ConfigError(source, "balance_strategy", f"unknown balance strategy {strategy!r} (known: {REGISTRY.names()})")
     strategy_presets = presets.get(strategy, {})
     if preset not in strategy_presets and not (preset == "default" and not strategy_presets):
-        raise ConfigError(source, "balance_preset", f"unknown preset {preset!r} for strategy {strategy!r} (configs/common/balance.yml has: {sorted(strategy_presets)})")
+        raise ConfigError(
+            source,
+            "balance_preset",
+            f"unknown preset {preset!r} for strategy {strategy!r} (configs/common/balance.yml has: {sorted(strategy_presets)})",
+        )
     merged = {**strategy_presets.get(preset, {}), **params}
     cls = REGISTRY.get(strategy)
     try:

@@ -3,6 +3,7 @@
 alpha=1 keeps natural proportions, alpha=0 asks for uniform classes; a class never gives more
 documents than it has.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Cap every class at `max_docs` documents (or at the smallest class with `max_docs: min`)."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """Cap every class at `max_tokens` tokens: long speeches and short interruptions weigh by length."""
+
 from __future__ import annotations
 
 import numpy as np

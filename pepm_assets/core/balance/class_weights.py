@@ -1,4 +1,5 @@
 """No resampling: report per-class weights (n / (k * n_c), scikit-learn's "balanced") for trainers."""
+
 from __future__ import annotations
 
 from typing import Literal

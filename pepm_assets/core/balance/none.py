@@ -1,4 +1,5 @@
 """No balancing: the classes keep their natural proportions."""
+
 from . import REGISTRY, Strategy
 
 

@@ -2,6 +2,7 @@
 
 Applied to train only, after the split: duplicated rows must never land in the job set.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -26,7 +27,7 @@ class Oversample(Strategy):
         counts = df[LABEL].value_counts()
         target = int(counts.max()) if self.params.target == "max" else int(self.params.target)
         parts = []
-        for label, group in df.groupby(LABEL, sort=True):
+        for _label, group in df.groupby(LABEL, sort=True):
             extra = max(0, target - len(group))
             parts.append(group)
             if extra:

@@ -18,6 +18,7 @@ methods, never at module import.
 To add a family: write `families/<name>.py` with a `Family` subclass decorated by
 `@REGISTRY.register("<name>")`, import it at the bottom of this file, add entries to models.yml.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,13 +40,13 @@ class FamilyParams(BaseModel):
 class TrainData:
     """What a family gets to train on; everything already resolved and seeded."""
 
-    train: pd.DataFrame                     # columns: doc_id, label, text, ... (train.tsv, maybe truncated)
-    labels: list[str]                       # every label of the view, sorted (train and job)
+    train: pd.DataFrame  # columns: doc_id, label, text, ... (train.tsv, maybe truncated)
+    labels: list[str]  # every label of the view, sorted (train and job)
     seed: int
     hardware: HardwarePreset
-    root: Path                              # project root: `formats` paths are relative to it
-    formats: dict[str, Any] = field(default_factory=dict)   # this family's entry of meta_formats.json
-    class_weights: dict[str, float] | None = None           # set when balance_strategy is class_weights
+    root: Path  # project root: `formats` paths are relative to it
+    formats: dict[str, Any] = field(default_factory=dict)  # this family's entry of meta_formats.json
+    class_weights: dict[str, float] | None = None  # set when balance_strategy is class_weights
 
     def path(self, relative: str) -> Path:
         return self.root / relative

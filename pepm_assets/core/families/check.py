@@ -1,6 +1,7 @@
 """The `check` family: a control, not a classifier. It records label and length statistics of the
 train set (meta_model.json) and predicts the majority class, so its scores are the floor every
 real model must beat."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ class CheckFamily(Family):
             "n_docs": len(train),
             "label_counts": {str(k): int(v) for k, v in counts.items()},
             "majority_label": str(counts.idxmax()),
-            "tokens_per_doc": {str(label): {"mean": round(float(t.mean()), 2), "median": float(t.median()), "max": int(t.max())}
-                               for label, t in tokens.groupby(train["label"])},
+            "tokens_per_doc": {
+                str(label): {"mean": round(float(t.mean()), 2), "median": float(t.median()), "max": int(t.max())}
+                for label, t in tokens.groupby(train["label"])
+            },
             "empty_texts": int((train["text"].str.strip() == "").sum()),
         }
         (model_dir / "check.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -5,6 +5,7 @@ completeness and silhouette instead of accuracy. KMeans is fitted on train and a
 documents to the nearest centroid. scikit-learn's HDBSCAN has no `predict`, so it is fitted on the
 job embeddings themselves (transductive: the projection is still learnt on train only).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

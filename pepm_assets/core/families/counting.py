@@ -21,15 +21,18 @@ idf). Same vocabulary, same matrix, same model: tested value for value against t
 vectorizer. It is an execution strategy, not an estimator: the vectorizer stays a plain
 scikit-learn object and what is pickled is plain scikit-learn (a model.pkl loads without pepm).
 """
+
 from __future__ import annotations
 
 import functools
+import itertools
 import multiprocessing
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,9 +67,14 @@ def fast_counting(vectorizers: list[Any], n_jobs: int, min_chars: int = MIN_CHAR
 
 
 def _compiled_applies(vectorizer: Any) -> bool:
-    return (IMPLEMENTATION == "compiled" and vectorizer.analyzer == "word" and vectorizer.tokenizer is None
-            and vectorizer.token_pattern == DEFAULT_TOKEN_PATTERN and vectorizer.get_stop_words() is None
-            and vectorizer.ngram_range[0] >= 1)  # (0, n): scikit-learn counts empty-string "0-grams"
+    return (
+        IMPLEMENTATION == "compiled"
+        and vectorizer.analyzer == "word"
+        and vectorizer.tokenizer is None
+        and vectorizer.token_pattern == DEFAULT_TOKEN_PATTERN
+        and vectorizer.get_stop_words() is None
+        and vectorizer.ngram_range[0] >= 1
+    )  # (0, n): scikit-learn counts empty-string "0-grams"
 
 
 def _serial(vectorizer: Any, documents: list, fixed_vocab: bool):
@@ -82,13 +90,17 @@ def _compiled_count(vectorizer: Any, documents: list, fixed_vocab: bool):
 
     vocabulary = vectorizer.vocabulary_ if fixed_vocab else {}
     min_n, max_n = vectorizer.ngram_range
-    indices, values, indptr = _ngrams.count_word_ngrams(documents, vectorizer.build_preprocessor(), vectorizer.decode,
-                                                        min_n, max_n, vocabulary, fixed_vocab)
+    indices, values, indptr = _ngrams.count_word_ngrams(
+        documents, vectorizer.build_preprocessor(), vectorizer.decode, min_n, max_n, vocabulary, fixed_vocab
+    )
     if not fixed_vocab and not vocabulary:
         raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
     index_dtype = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
-    X = sp.csr_array((values.astype(np.intc, copy=False), indices.astype(index_dtype), indptr.astype(index_dtype)),
-                     shape=(len(indptr) - 1, len(vocabulary)), dtype=vectorizer.dtype)
+    X = sp.csr_array(
+        (values.astype(np.intc, copy=False), indices.astype(index_dtype), indptr.astype(index_dtype)),
+        shape=(len(indptr) - 1, len(vocabulary)),
+        dtype=vectorizer.dtype,
+    )
     X.sort_indices()
     align = getattr(text, "_align_api_if_sparse", None)  # scikit-learn >= 1.8: csr_array or csr_matrix per its config
     return vocabulary, (align(X) if align is not None else sp.csr_matrix(X))
@@ -106,7 +118,7 @@ class _Counted(NamedTuple):
 
 def _count_chunk(bounds: tuple[int, int]) -> _Counted:
     vectorizer, documents, fixed_vocab = _WORK["vectorizer"], _WORK["documents"], _WORK["fixed_vocab"]
-    vocabulary, X = _serial(vectorizer, documents[bounds[0]:bounds[1]], fixed_vocab)
+    vocabulary, X = _serial(vectorizer, documents[bounds[0] : bounds[1]], fixed_vocab)
     # dict order is index order (scikit-learn numbers a term when first seen), so the terms alone say it
     return _Counted(None if fixed_vocab else list(vocabulary), X.data, X.indices, X.indptr, type(X))
 
@@ -120,7 +132,7 @@ def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixe
     if small or _compiled_applies(vectorizer):
         return _serial(vectorizer, documents, fixed_vocab)
     edges = np.linspace(0, len(documents), jobs + 1).astype(int).tolist()
-    chunks = list(zip(edges[:-1], edges[1:]))
+    chunks = list(itertools.pairwise(edges))
     _WORK.update(vectorizer=vectorizer, documents=documents, fixed_vocab=fixed_vocab)
     try:
         with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
@@ -152,9 +164,14 @@ def _stack(parts: list[_Counted], remaps: list, n_features: int, dtype: Any):
     """The chunks' rows one after another, column indices mapped to the merged vocabulary."""
     import scipy.sparse as sp
 
-    blocks = [part.matrix_class((part.data, part.indices if remap is None else remap[part.indices], part.indptr),
-                                shape=(len(part.indptr) - 1, n_features), dtype=dtype)
-              for part, remap in zip(parts, remaps)]
+    blocks = [
+        part.matrix_class(
+            (part.data, part.indices if remap is None else remap[part.indices], part.indptr),
+            shape=(len(part.indptr) - 1, n_features),
+            dtype=dtype,
+        )
+        for part, remap in zip(parts, remaps)
+    ]
     X = sp.vstack(blocks, format="csr", dtype=dtype)
     X.sort_indices()  # remapped rows are no longer in column order
     index_dtype = np.int64 if X.nnz > np.iinfo(np.int32).max else np.int32  # scikit-learn's rule (remaps are int64)

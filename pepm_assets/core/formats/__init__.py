@@ -4,10 +4,12 @@ One writer per format file (tsv.py, spacy.py, hf.py), registered under the famil
 To add a family with a new input format: write `formats/<name>.py`, register it, import it below.
 `meta_formats.json` lists every path per family, so trainers never guess where their input is.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -21,8 +23,9 @@ Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPath
 REGISTRY: Registry[Writer] = Registry("model format")
 
 
-def write_formats(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame,
-                  stamp: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_formats(
+    params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame, stamp: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Every family's files, then meta_formats.json (with the lineage `stamp`) last."""
     out_dir = paths.processed_dir(params.dataset_id, params.view)
     labels = sorted(set(train["label"]) | set(job["label"]))

@@ -1,4 +1,5 @@
 """Hugging Face format: JSON Lines ({"doc_id", "text", "label", "label_id"}) + labels.json."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,9 @@ def hf_jsonl(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: Reso
         target = hf_dir / f"{split}.jsonl"
         with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             for doc_id, text, label in zip(df["doc_id"], df["text"], df["label"]):
-                fh.write(json.dumps({"doc_id": doc_id, "text": text, "label": label, "label_id": label2id[label]}, ensure_ascii=False) + "\n")
+                fh.write(
+                    json.dumps({"doc_id": doc_id, "text": text, "label": label, "label_id": label2id[label]}, ensure_ascii=False) + "\n"
+                )
         result[split] = paths.rel(target)
     write_json(hf_dir / "labels.json", {"label2id": label2id, "id2label": {str(i): label for label, i in label2id.items()}})
     return result

@@ -4,6 +4,7 @@ Only the tokenizer of a blank pipeline is used (spacy.blank(lang)): the trainer 
 Docs keep the order of train.tsv / job.tsv (doc ids are not stored per doc: user_data
 serialisation made writing 4x slower).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,7 +34,7 @@ def spacy_shards(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: 
             texts, golds = df["text"].tolist(), df["label"].tolist()
             for start in range(0, max(len(texts), 1), size):
                 bin_ = DocBin(attrs=["ORTH", "SPACY"])
-                for text, gold in zip(texts[start:start + size], golds[start:start + size]):
+                for text, gold in zip(texts[start : start + size], golds[start : start + size]):
                     doc = nlp.make_doc(text)
                     doc.cats = {label: float(label == gold) for label in labels}
                     bin_.add(doc)

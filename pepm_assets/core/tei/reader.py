@@ -10,12 +10,13 @@ every element the caller has finished with is pruned. Either way memory is bound
 WHOLE_FILE_MAX, never by the corpus. A file that is broken is re-read streaming, so the documents
 before the break are still delivered, then TeiFileError says where it broke.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from lxml import etree
 
@@ -27,8 +28,9 @@ _WORD_CHAR = re.compile("[^" + re.escape(PUNCTUATION) + "]")
 _PROLOG_BYTES = 65536
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
-_PARSER_OPTIONS = dict(resolve_entities=False, load_dtd=False, dtd_validation=False, no_network=True,
-                       huge_tree=False, remove_comments=True, remove_pis=True)
+_PARSER_OPTIONS = dict(
+    resolve_entities=False, load_dtd=False, dtd_validation=False, no_network=True, huge_tree=False, remove_comments=True, remove_pis=True
+)
 
 
 class TeiFileError(Exception):
@@ -49,7 +51,9 @@ def _check_prolog(path: Path, head: bytes) -> None:
     match = _DTD.search(prolog)
     if match:
         line = head[: match.start()].count(b"\n") + 1
-        raise TeiFileError(path, "forbidden_dtd", "DTD / entity declarations are not allowed in TEI input (XXE and entity-expansion protection)", line)
+        raise TeiFileError(
+            path, "forbidden_dtd", "DTD / entity declarations are not allowed in TEI input (XXE and entity-expansion protection)", line
+        )
 
 
 def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> TeiFileError:
@@ -58,8 +62,9 @@ def _syntax_error(path: Path, exc: etree.XMLSyntaxError) -> TeiFileError:
     return TeiFileError(path, "truncated_xml" if truncated else "xml_syntax_error", f"XML error: {message}", exc.lineno or None)
 
 
-def safe_iterparse(path: str | Path, tags: Iterable[str], whole_file_max: int | None = None,
-                   prune: Iterable[str] | None = None) -> Iterator[etree._Element]:
+def safe_iterparse(
+    path: str | Path, tags: Iterable[str], whole_file_max: int | None = None, prune: Iterable[str] | None = None
+) -> Iterator[etree._Element]:
     """Yield each complete element of `tags` (Clark notation), in document order, parsing with no
     DTD, no entity resolution and no network. While streaming, the earlier siblings of a yielded
     element of `prune` (default: of any of `tags`) are freed once the next one is asked for: name

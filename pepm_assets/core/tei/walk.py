@@ -9,10 +9,11 @@ Text semantics are XPath's normalize-space() of the element's string value (see
 `reader.element_words`): runs of XML whitespace become one space, nothing is added at tag
 boundaries, a no-break space is kept.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pyarrow as pa
 from lxml import etree
@@ -28,12 +29,18 @@ class TextColumn:
     text: pa.StringArray
     n_tokens: pa.Int64Array
     missing: list[int]  # positions with no `within` element (their text is "")
-    empty: list[int]    # positions whose text has no word (only spaces and reader.PUNCTUATION)
+    empty: list[int]  # positions whose text has no word (only spaces and reader.PUNCTUATION)
 
 
-def text_column(elements: Sequence[etree._Element], within: str | None = None, parts: str | None = None,
-                part_type: str | None = None, lstrip: str = "", rstrip: str = "",
-                implementation: str | None = None) -> TextColumn:
+def text_column(
+    elements: Sequence[etree._Element],
+    within: str | None = None,
+    parts: str | None = None,
+    part_type: str | None = None,
+    lstrip: str = "",
+    rstrip: str = "",
+    implementation: str | None = None,
+) -> TextColumn:
     """Each element's normalised text, or that of its first `within` descendant (Clark notation),
     or the texts of its `parts` descendants (with @type == `part_type`) joined by one space (a part
     inside a part is not read twice); then leading `lstrip` and trailing `rstrip` characters (ASCII)
@@ -43,13 +50,19 @@ def text_column(elements: Sequence[etree._Element], within: str | None = None, p
     if (implementation or IMPLEMENTATION) == "python":
         return _python_text_column(elements, within, parts, part_type, lstrip, rstrip)
     offsets, data, tokens, missing, empty = _walk.texts(
-        list(elements), within, parts, part_type, lstrip.encode(), rstrip.encode(), reader.PUNCTUATION)
+        list(elements), within, parts, part_type, lstrip.encode(), rstrip.encode(), reader.PUNCTUATION
+    )
     n = len(elements)
     return TextColumn(_strings(n, offsets, data), pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(tokens)]), missing, empty)
 
 
-def attribute_columns(elements: Sequence[etree._Element], names: Sequence[str], within: str | None = None,
-                      default: str = "", implementation: str | None = None) -> dict[str, pa.StringArray]:
+def attribute_columns(
+    elements: Sequence[etree._Element],
+    names: Sequence[str],
+    within: str | None = None,
+    default: str = "",
+    implementation: str | None = None,
+) -> dict[str, pa.StringArray]:
     """Attributes `names` (Clark notation) of each element, or of its first `within` descendant;
     `default` where either is missing."""
     names = list(dict.fromkeys(names))  # a name asked twice is one column
@@ -66,6 +79,7 @@ def _strings(n: int, offsets: bytes, data: bytes) -> pa.StringArray:
 
 
 # --- the plain-Python reference -------------------------------------------------------------
+
 
 def _first_descendant(elem: etree._Element, tag: str) -> etree._Element | None:
     return next(elem.iterdescendants(tag), None)

@@ -54,11 +54,19 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
     corpora_pd = corpus_partitions(common)
     views_pd = view_partitions(common, label_map)
 
-    @dg.observable_source_asset(partitions_def=corpora_pd, group_name=GROUP, description="Raw TEI files under data/raw/<corpus> that the corpus glob selects; data version = their content hash (DVC's directory hash when the glob selects the whole tracked folder).")
+    @dg.observable_source_asset(
+        partitions_def=corpora_pd,
+        group_name=GROUP,
+        description="Raw TEI files under data/raw/<corpus> that the corpus glob selects; data version = their content hash (DVC's directory hash when the glob selects the whole tracked folder).",
+    )
     def raw_tei(project: PepmProject) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition({cid: lineage.raw_version(project.path, cfg) for cid, cfg in project.common().corpora.items()})
 
-    @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Resolved parameters of each dataset x view (its configured profile + configs; a CLI run records its own profile + overrides); data version = their hash. Observe after editing a profile to see what became stale.")
+    @dg.observable_source_asset(
+        partitions_def=views_pd,
+        group_name=GROUP,
+        description="Resolved parameters of each dataset x view (its configured profile + configs; a CLI run records its own profile + overrides); data version = their hash. Observe after editing a profile to see what became stale.",
+    )
     def view_params(project: PepmProject) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition(_per_view(project, lambda params: params.params_hash))
 
@@ -74,17 +82,34 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 versions[key] = "invalid:" + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
         return versions
 
-    @dg.observable_source_asset(partitions_def=views_pd, group_name=GROUP, description="Hardware preset values of each dataset x view (its configured profile's preset); data version = their hash. The models depend on it.")
+    @dg.observable_source_asset(
+        partitions_def=views_pd,
+        group_name=GROUP,
+        description="Hardware preset values of each dataset x view (its configured profile's preset); data version = their hash. The models depend on it.",
+    )
     def train_params(project: PepmProject) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition(_per_view(project, lineage.hardware_version))
 
     @dg.asset(
-        partitions_def=corpora_pd, group_name=GROUP, code_version=CODE_VERSION, deps=[raw_tei],
+        partitions_def=corpora_pd,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
+        deps=[raw_tei],
         description="Streaming, safe TEI parse -> docs.parquet, rejects.parquet (document rejects: reason + file:line), files.parquet (every matched file: parsed or failed, with reason and line), parse_stats.json.",
-        check_specs=[dg.AssetCheckSpec("reject_rate_under_threshold", asset="corpus_docs", blocking=True,
-                                       description="rejected documents / documents <= corpora.yml max_reject_rate"),
-                     dg.AssetCheckSpec("failed_files_under_threshold", asset="corpus_docs", blocking=True,
-                                       description="input files that failed completely (unreadable, broken XML, no TEI document, links, folders) <= corpora.yml max_failed_files (default 0)")],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "reject_rate_under_threshold",
+                asset="corpus_docs",
+                blocking=True,
+                description="rejected documents / documents <= corpora.yml max_reject_rate",
+            ),
+            dg.AssetCheckSpec(
+                "failed_files_under_threshold",
+                asset="corpus_docs",
+                blocking=True,
+                description="input files that failed completely (unreadable, broken XML, no TEI document, links, folders) <= corpora.yml max_failed_files (default 0)",
+            ),
+        ],
     )
     def corpus_docs(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
@@ -126,43 +151,76 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             data_version=dg.DataVersion(version),
             check_results=[
                 dg.AssetCheckResult(
-                    check_name="reject_rate_under_threshold", passed=stats.reject_rate <= cfg.max_reject_rate,
+                    check_name="reject_rate_under_threshold",
+                    passed=stats.reject_rate <= cfg.max_reject_rate,
                     severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"reject_rate": stats.reject_rate, "threshold": cfg.max_reject_rate, "rejects_by_reason": dict(stats.rejects_by_reason)}),
+                    metadata={
+                        "reject_rate": stats.reject_rate,
+                        "threshold": cfg.max_reject_rate,
+                        "rejects_by_reason": dict(stats.rejects_by_reason),
+                    },
+                ),
                 dg.AssetCheckResult(
-                    check_name="failed_files_under_threshold", passed=stats.n_files_failed <= cfg.max_failed_files,
+                    check_name="failed_files_under_threshold",
+                    passed=stats.n_files_failed <= cfg.max_failed_files,
                     severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={"n_files_failed": stats.n_files_failed, "threshold": cfg.max_failed_files, "n_files": stats.n_files,
-                              "failed_files": markdown_rows(pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
-                                                            ["source_file", "line", "reason", "detail"])}),
+                    metadata={
+                        "n_files_failed": stats.n_files_failed,
+                        "threshold": cfg.max_failed_files,
+                        "n_files": stats.n_files,
+                        "failed_files": markdown_rows(
+                            pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
+                            ["source_file", "line", "reason", "detail"],
+                        ),
+                    },
+                ),
             ],
         )
 
     @dg.asset(
-        partitions_def=corpora_pd, group_name=GROUP, code_version=CODE_VERSION, deps=[corpus_docs],
+        partitions_def=corpora_pd,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
+        deps=[corpus_docs],
         description="actors_counts_<corpus>.tsv and an ideology_actors skeleton: every actor, counts and current label per view.",
     )
     def actor_counts(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
         label_map_ = labels.load_label_map(project.path / "configs" / "label_maps" / "ideology.yml", project.path)
-        tsv, yml, table = actors.write_actor_files(cid, project.paths.corpus_dir(cid) / "docs.parquet", label_map_, project.paths.actors_dir(cid))
+        tsv, yml, table = actors.write_actor_files(
+            cid, project.paths.corpus_dir(cid) / "docs.parquet", label_map_, project.paths.actors_dir(cid)
+        )
         unlabelled = table[table["category"] == ""]
-        return dg.MaterializeResult(metadata={
-            "n_actors": len(table),
-            "n_actors_unlabelled": len(unlabelled),
-            "docs_of_unlabelled_actors": markdown_counts(unlabelled.groupby("exclusion")["n_docs"].sum().to_dict(), "reason"),
-            "counts_path": dg.MetadataValue.path(project.paths.rel(tsv)),
-            "skeleton_path": dg.MetadataValue.path(project.paths.rel(yml)),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "n_actors": len(table),
+                "n_actors_unlabelled": len(unlabelled),
+                "docs_of_unlabelled_actors": markdown_counts(unlabelled.groupby("exclusion")["n_docs"].sum().to_dict(), "reason"),
+                "counts_path": dg.MetadataValue.path(project.paths.rel(tsv)),
+                "skeleton_path": dg.MetadataValue.path(project.paths.rel(yml)),
+            }
+        )
 
     @dg.asset(
-        partitions_def=views_pd, group_name=GROUP, code_version=CODE_VERSION,
+        partitions_def=views_pd,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
         deps=[dg.AssetDep(corpus_docs, partition_mapping=corpus_to_views(common, label_map)), view_params],
         description="Label map, quality filters, balance, leak-free train/job split -> data/interim/<dataset>/<view>/{train,job}.tsv, meta_view.json.",
         check_specs=[
-            dg.AssetCheckSpec("enough_docs_per_class", asset="view_split", blocking=True, description="every class has >= quality.min_docs_per_class train docs and >= 1 job doc"),
+            dg.AssetCheckSpec(
+                "enough_docs_per_class",
+                asset="view_split",
+                blocking=True,
+                description="every class has >= quality.min_docs_per_class train docs and >= 1 job doc",
+            ),
             dg.AssetCheckSpec("no_empty_texts", asset="view_split", blocking=True, description="no empty text in train.tsv / job.tsv"),
-            dg.AssetCheckSpec("no_train_job_leakage", asset="view_split", blocking=True, description="no doc id, normalised text (or group_by value) in both train and job"),
+            dg.AssetCheckSpec(
+                "no_train_job_leakage",
+                asset="view_split",
+                blocking=True,
+                description="no doc id, normalised text (or group_by value) in both train and job",
+            ),
         ],
     )
     def view_split(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
@@ -202,7 +260,10 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
         )
 
     @dg.asset(
-        partitions_def=views_pd, group_name=GROUP, code_version=CODE_VERSION, deps=[view_split, view_params],
+        partitions_def=views_pd,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
+        deps=[view_split, view_params],
         description="spaCy DocBin shards, HF JSONL, TSV references and meta_formats.json under data/processed/<dataset>/<view>/.",
     )
     def model_formats(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
@@ -210,17 +271,24 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
         with view_lock(project.path, params.dataset_id, params.view):
             view_stamp = lineage.read_stamp(project.paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
             if view_stamp is None or view_stamp["inputs"].get("params_hash") != params.params_hash:
-                raise dg.Failure(f"view_split of {params.dataset_id}/{params.view} on disk is missing or was built with other "
-                                 f"parameters than this run's ({params.params_hash}): materialize view_split first")
+                raise dg.Failure(
+                    f"view_split of {params.dataset_id}/{params.view} on disk is missing or was built with other "
+                    f"parameters than this run's ({params.params_hash}): materialize view_split first"
+                )
             version = lineage.formats_version(view_stamp["version"])
             train, job = prepare.read_split(params, project.path)
             meta = formats.write_formats(params, project.paths, train, job, lineage.stamp(version, {"view": view_stamp["version"]}, []))
-        return dg.MaterializeResult(metadata={
-            "params_hash": params.params_hash,
-            "view_version": view_stamp["version"],
-            "families": dg.MetadataValue.json(meta["families"]),
-            "meta_formats_path": dg.MetadataValue.path(project.paths.rel(project.paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")),
-        }, data_version=dg.DataVersion(version))
+        return dg.MaterializeResult(
+            metadata={
+                "params_hash": params.params_hash,
+                "view_version": view_stamp["version"],
+                "families": dg.MetadataValue.json(meta["families"]),
+                "meta_formats_path": dg.MetadataValue.path(
+                    project.paths.rel(project.paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
+                ),
+            },
+            data_version=dg.DataVersion(version),
+        )
 
     return [raw_tei, view_params, train_params, corpus_docs, actor_counts, view_split, model_formats]
 
@@ -230,13 +298,19 @@ def view_checks(train: pd.DataFrame, job: pd.DataFrame, min_docs: int, group_by:
     train_counts = train["label"].value_counts().to_dict()
     job_counts = job["label"].value_counts().to_dict()
     labels_ = sorted(set(train_counts) | set(job_counts))
-    short = {lab: {"train": int(train_counts.get(lab, 0)), "job": int(job_counts.get(lab, 0))}
-             for lab in labels_ if train_counts.get(lab, 0) < min_docs or job_counts.get(lab, 0) < 1}
+    short = {
+        lab: {"train": int(train_counts.get(lab, 0)), "job": int(job_counts.get(lab, 0))}
+        for lab in labels_
+        if train_counts.get(lab, 0) < min_docs or job_counts.get(lab, 0) < 1
+    }
     empty = int((train["text"].str.strip() == "").sum() + (job["text"].str.strip() == "").sum())
     leaks = split.leakage(train, job, group_by if group_by in train.columns else None)
     return [
-        dg.AssetCheckResult(check_name="enough_docs_per_class", passed=bool(labels_) and not short,
-                            metadata={"min_docs_per_class": min_docs, "classes_below": dg.MetadataValue.json(short), "n_classes": len(labels_)}),
+        dg.AssetCheckResult(
+            check_name="enough_docs_per_class",
+            passed=bool(labels_) and not short,
+            metadata={"min_docs_per_class": min_docs, "classes_below": dg.MetadataValue.json(short), "n_classes": len(labels_)},
+        ),
         dg.AssetCheckResult(check_name="no_empty_texts", passed=empty == 0, metadata={"empty_texts": empty}),
         dg.AssetCheckResult(check_name="no_train_job_leakage", passed=not any(leaks.values()), metadata=leaks),
     ]

@@ -5,7 +5,9 @@ assets, `cross_corpus_matrix` and `leaderboard`.
     model_formats + view_params + train_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
     evaluation__* -> leaderboard          model__<cross model> -> cross_corpus_matrix
 """
-from typing import Any, Callable, TypeVar
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -33,9 +35,17 @@ class MlflowTracking(dg.ConfigurableResource):
 
 
 def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelSpec) -> dict[str, str]:
-    return {"dataset": params.dataset_id, "view": params.view, "family": spec.family, "model": model_id,
-            "seed": str(params.seed), "params_hash": params.params_hash, "profile": params.profile,
-            "dagster_run_id": context.run.run_id, "partition": str(context.partition_key) if context.has_partition_key else ""}
+    return {
+        "dataset": params.dataset_id,
+        "view": params.view,
+        "family": spec.family,
+        "model": model_id,
+        "seed": str(params.seed),
+        "params_hash": params.params_hash,
+        "profile": params.profile,
+        "dagster_run_id": context.run.run_id,
+        "partition": str(context.partition_key) if context.has_partition_key else "",
+    }
 
 
 def _in_partition(project: PepmProject, params, work: Callable[[], T]) -> T:
@@ -57,8 +67,13 @@ def model_code_version(model_id: str, spec: ModelSpec) -> str:
 
 def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
     @dg.asset(
-        name=f"model__{model_id}", partitions_def=views_pd, group_name="train", code_version=model_code_version(model_id, spec),
-        deps=["model_formats", "view_params", "train_params"], kinds={spec.family}, op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
+        name=f"model__{model_id}",
+        partitions_def=views_pd,
+        group_name="train",
+        code_version=model_code_version(model_id, spec),
+        deps=["model_formats", "view_params", "train_params"],
+        kinds={spec.family},
+        op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
         description=f"{model_id} ({spec.family}) trained on the partition's train set -> models/<dataset>/<view>/{spec.family}/{model_id}/. {spec.description}",
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -70,23 +85,47 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         tags = {**_tags(context, params, model_id, spec), "version": meta["lineage"]["version"], "split_version": meta["split_version"]}
         logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, tags) if tracker else {}
         training.commit_model(project.path, meta)
-        return dg.MaterializeResult(metadata={
-            "params_hash": params.params_hash, "seed": params.seed, "n_train_used": meta["n_train_used"],
-            "truncated": meta["truncated"], "train_seconds": meta["train_seconds"],
-            "fit": dg.MetadataValue.json(meta["fit"]), "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
-            "split_version": meta["split_version"],
-            **({"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"} if logged else {}),
-        }, data_version=dg.DataVersion(meta["lineage"]["version"]))
+        return dg.MaterializeResult(
+            metadata={
+                "params_hash": params.params_hash,
+                "seed": params.seed,
+                "n_train_used": meta["n_train_used"],
+                "truncated": meta["truncated"],
+                "train_seconds": meta["train_seconds"],
+                "fit": dg.MetadataValue.json(meta["fit"]),
+                "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
+                "split_version": meta["split_version"],
+                **(
+                    {"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"}
+                    if logged
+                    else {}
+                ),
+            },
+            data_version=dg.DataVersion(meta["lineage"]["version"]),
+        )
 
     stop = spec.early_stop
     limits = " and ".join(f"{m} < {v}" for m, v in (("accuracy", stop.min_accuracy), ("macro-F1", stop.min_macro_f1)) if v is not None)
-    checks = [dg.AssetCheckSpec("quality_ok", asset=f"evaluation__{model_id}",
-                                description=f"models.yml early_stop: flagged when {limits} (not blocking: the model stays in the leaderboard, flagged)")
-              ] if stop.enabled and limits else []
+    checks = (
+        [
+            dg.AssetCheckSpec(
+                "quality_ok",
+                asset=f"evaluation__{model_id}",
+                description=f"models.yml early_stop: flagged when {limits} (not blocking: the model stays in the leaderboard, flagged)",
+            )
+        ]
+        if stop.enabled and limits
+        else []
+    )
 
     @dg.asset(
-        name=f"evaluation__{model_id}", partitions_def=views_pd, group_name="evaluate", code_version=lineage.EVAL_CODE,
-        deps=[model_asset], kinds={spec.family}, check_specs=checks,
+        name=f"evaluation__{model_id}",
+        partitions_def=views_pd,
+        group_name="evaluate",
+        code_version=lineage.EVAL_CODE,
+        deps=[model_asset],
+        kinds={spec.family},
+        check_specs=checks,
         description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, metrics_by_<field>.json, confusion_matrix.png under reports/.",
     )
     def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -94,23 +133,46 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         run_spec = params.model_specs.get(model_id, spec)
         result = _in_partition(project, params, lambda: training.evaluate_model(params, model_id, run_spec, project.path))
         tracker = mlflow.tracker(project)
-        tags = {**_tags(context, params, model_id, spec), "version": result["lineage"]["version"], "model_version": result["model_version"],
-                "quality_ok": str(result["quality_ok"]).lower(), "quality_flags": ",".join(result["quality_flags"])}
+        tags = {
+            **_tags(context, params, model_id, spec),
+            "version": result["lineage"]["version"],
+            "model_version": result["model_version"],
+            "quality_ok": str(result["quality_ok"]).lower(),
+            "quality_flags": ",".join(result["quality_flags"]),
+        }
         run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], tags) if tracker else None
         training.commit_evaluation(project.path, result)
         summary = result["metrics"]
-        check_results = [dg.AssetCheckResult(
-            check_name="quality_ok", passed=bool(result["quality_ok"]), severity=dg.AssetCheckSeverity.WARN,
-            metadata={"quality_flags": ",".join(result["quality_flags"]) or "none", "accuracy": summary.get("accuracy", 0.0),
-                      "macro_f1": summary.get("macro_f1", 0.0), "min_accuracy": stop.min_accuracy or 0.0, "min_macro_f1": stop.min_macro_f1 or 0.0},
-        )] if checks else []
+        check_results = (
+            [
+                dg.AssetCheckResult(
+                    check_name="quality_ok",
+                    passed=bool(result["quality_ok"]),
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={
+                        "quality_flags": ",".join(result["quality_flags"]) or "none",
+                        "accuracy": summary.get("accuracy", 0.0),
+                        "macro_f1": summary.get("macro_f1", 0.0),
+                        "min_accuracy": stop.min_accuracy or 0.0,
+                        "min_macro_f1": stop.min_macro_f1 or 0.0,
+                    },
+                )
+            ]
+            if checks
+            else []
+        )
         return dg.MaterializeResult(
-            metadata={**{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
-                      **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
-                      "n_job": result["n_job"], "seed": params.seed, "params_hash": params.params_hash,
-                      "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
-                      "model_version": result["model_version"], "split_version": result["split_version"],
-                      **({"mlflow_run_id": run_id} if run_id else {})},
+            metadata={
+                **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
+                **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
+                "n_job": result["n_job"],
+                "seed": params.seed,
+                "params_hash": params.params_hash,
+                "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+                "model_version": result["model_version"],
+                "split_version": result["split_version"],
+                **({"mlflow_run_id": run_id} if run_id else {}),
+            },
             data_version=dg.DataVersion(result["lineage"]["version"]),
             check_results=check_results,
         )
@@ -124,15 +186,27 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
         assets.extend(_model_assets(model_id, spec, views_pd))
     evaluations = [a for a in assets if a.key.path[0].startswith("evaluation__")]
 
-    @dg.asset(group_name="reports", deps=evaluations, description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals.")
+    @dg.asset(
+        group_name="reports",
+        deps=evaluations,
+        description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals.",
+    )
     def leaderboard(project: PepmProject) -> dg.MaterializeResult:
         out = reports.write_leaderboard(project.paths)
         table = reports.leaderboard_table(project.paths)
         best = table.groupby(["dataset_id", "view"]).head(1) if not table.empty else table
-        return dg.MaterializeResult(metadata={
-            "rows": out["rows"], "markdown": dg.MetadataValue.path(out["md"]), "plot": dg.MetadataValue.path(out["png"] or ""),
-            "best_per_view": markdown_counts({f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f}" for r in best.itertuples()}, "dataset/view", "best model, macro-F1"),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "rows": out["rows"],
+                "markdown": dg.MetadataValue.path(out["md"]),
+                "plot": dg.MetadataValue.path(out["png"] or ""),
+                "best_per_view": markdown_counts(
+                    {f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f}" for r in best.itertuples()},
+                    "dataset/view",
+                    "best model, macro-F1",
+                ),
+            }
+        )
 
     if common.cross_corpus is not None:
         assets.append(_cross_corpus_asset(common, views_pd))
@@ -144,7 +218,8 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
     spec = common.models[cfg.model_id]
 
     @dg.asset(
-        group_name="reports", deps=[f"model__{cfg.model_id}"],
+        group_name="reports",
+        deps=[f"model__{cfg.model_id}"],
         description=f"Train on each of {cfg.datasets}, evaluate on each one's job set ({cfg.model_id}, view {cfg.view}): reports/cross_corpus/... matrix.json + heat map.",
     )
     def cross_corpus_matrix(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
@@ -153,15 +228,26 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
         cells = {}
         for a in cfg.datasets:
             for b in cfg.datasets:
-                result = training.evaluate_model(params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b])
+                result = training.evaluate_model(
+                    params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b]
+                )
                 cells[(a, b)] = result["metrics"]
                 if tracker:
-                    tracker.log_evaluation(result, result["metrics"], result["report_dir"],
-                                           {**_tags(context, params[a], cfg.model_id, spec), "cross_corpus": "true"})
+                    tracker.log_evaluation(
+                        result,
+                        result["metrics"],
+                        result["report_dir"],
+                        {**_tags(context, params[a], cfg.model_id, spec), "cross_corpus": "true"},
+                    )
                 training.commit_evaluation(project.path, result)
         out = reports.write_cross_matrix(project.paths, cfg.view, cfg.model_id, cfg.datasets, cells)
         rows = {f"{a} -> {b}": f"{cells[(a, b)]['macro_f1']:.4f}" for a in cfg.datasets for b in cfg.datasets}
-        return dg.MaterializeResult(metadata={"matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),
-                                              "heat_map": dg.MetadataValue.path(out["png"]), "json": dg.MetadataValue.path(out["json"])})
+        return dg.MaterializeResult(
+            metadata={
+                "matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),
+                "heat_map": dg.MetadataValue.path(out["png"]),
+                "json": dg.MetadataValue.path(out["json"]),
+            }
+        )
 
     return cross_corpus_matrix

@@ -7,12 +7,14 @@ of them at once (`walk.text_column`, `walk.attribute_columns`), which is what ke
 close to the speed of parsing. To add one: write `dialects/<name>.py` with a subclass of `Dialect`
 decorated by `@REGISTRY.register("<name>")`, import it below, and name it in corpora.yml.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator, Mapping, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,15 +25,24 @@ from ...registry import Registry
 from ..reader import TeiFileError
 
 BASE_FIELDS = (
-    "doc_id", "corpus_id", "source_file", "source_line", "speaker", "speaker_name",
-    "group", "role", "date", "text", "n_tokens",
+    "doc_id",
+    "corpus_id",
+    "source_file",
+    "source_line",
+    "speaker",
+    "speaker_name",
+    "group",
+    "role",
+    "date",
+    "text",
+    "n_tokens",
 )
 INT_FIELDS = frozenset({"source_line", "n_tokens"})
 CHUNK_DOCS = 4096  # document elements read into columns at once: bounds memory when a file is streamed
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def schema(fields: tuple[str, ...]) -> pa.Schema:
     return pa.schema([(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in fields])
 
@@ -41,7 +52,7 @@ class Reject(dict):
     read at all is a failed file in files.parquet, not a Reject)."""
 
 
-Column = Union[pa.Array, list, str, int]  # n values, or one value shared by all n documents
+Column = pa.Array | list | str | int  # n values, or one value shared by all n documents
 
 
 @dataclass
@@ -52,7 +63,7 @@ class Chunk:
 
     columns: dict[str, Column]  # every field of the dialect
     n: int
-    rejects: list[Reject]       # in document order
+    rejects: list[Reject]  # in document order
 
     @property
     def text_bytes(self) -> int:

@@ -3,12 +3,13 @@
 See the corpus's Encoding.fr.md. Roles: `interventiontype="régulation"` is the chair, an author
 named "Plusieurs ..." is a collective interjection, group GVT is the government.
 """
+
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 from .. import reader, walk
 from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked, ordinal_ids
 
-TEI = "{%s}" % reader.TEI_NS
+TEI = f"{{{reader.TEI_NS}}}"
 MPT = "{http://mpt.ethelred.fr/ns/0.0/}"
 SP, SPEAKER, METADATA = TEI + "sp", TEI + "speaker", MPT + "metadata"
 COLLECTIVE_PREFIXES = ("Plusieurs", "Un_député", "Une_députée")
@@ -47,8 +48,12 @@ class MptDialect(Dialect):
 
     def iter_file(self, path: Path) -> Iterator[Chunk]:
         sitting = self._sittings.get(path.stem, {})
-        constants = {"corpus_id": self.corpus_id, "source_file": path.name,
-                     "date": sitting.get("date", ""), "sitting": sitting.get("seance", "")}
+        constants = {
+            "corpus_id": self.corpus_id,
+            "source_file": path.name,
+            "date": sitting.get("date", ""),
+            "sitting": sitting.get("seance", ""),
+        }
         done = 0
         for sps in chunked(reader.safe_iterparse(path, [SP])):
             yield self._chunk(path, sps, done, constants)
@@ -62,12 +67,13 @@ class MptDialect(Dialect):
         who = walk.attribute_columns(sps, ("who",))["who"]
         speaker = pc.if_else(pc.equal(meta["auteur"], ""), who, meta["auteur"])
         lines = [sp.sourceline for sp in sps]
-        rejects = {i: self.reject(path, lines[i], "missing_metadata", "<sp> without <mpt:metadata>", ids[i].as_py())
-                   for i in text.missing}
-        rejects.update({i: self.reject(path, lines[i], "empty_text", f"speaker {speaker[i].as_py()!r}", ids[i].as_py())
-                        for i in text.empty})
+        rejects = {i: self.reject(path, lines[i], "missing_metadata", "<sp> without <mpt:metadata>", ids[i].as_py()) for i in text.missing}
+        rejects.update(
+            {i: self.reject(path, lines[i], "empty_text", f"speaker {speaker[i].as_py()!r}", ids[i].as_py()) for i in text.empty}
+        )
         columns = {
-            **constants, **meta,
+            **constants,
+            **meta,
             "doc_id": ids,
             "source_line": lines,
             "speaker": speaker,

@@ -4,27 +4,29 @@ configured element: `<u who="#id">` for debates, `<div type="amendment" resp="#i
 Options say which element is a document, which attribute names its author and which child holds
 the text, so a new corpus in standard TEI usually needs only a corpora.yml entry.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from .. import reader, walk
 from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked
 
-TEI = "{%s}" % reader.TEI_NS
+TEI = f"{{{reader.TEI_NS}}}"
 PERSON, PERS_NAME, AFFILIATION = TEI + "person", TEI + "persName", TEI + "affiliation"
 ORG, ORG_NAME = TEI + "org", TEI + "orgName"
 DATE, HEAD, NOTE, DIV = TEI + "date", TEI + "head", TEI + "note", TEI + "div"
 
 
 class StandardOptions(DialectOptions):
-    element: str = "u"                       # local name of the document element
-    type: str | None = None                  # required @type of that element, if any
-    speaker_attribute: str = "who"           # attribute pointing to the author (#person_id)
-    text_element: str | None = None          # child holding the text (None: all the text)
-    text_type: str | None = None             # required @type of that child
-    government_ana: str = "#government"      # @ana value marking a member of the government
+    element: str = "u"  # local name of the document element
+    type: str | None = None  # required @type of that element, if any
+    speaker_attribute: str = "who"  # attribute pointing to the author (#person_id)
+    text_element: str | None = None  # child holding the text (None: all the text)
+    text_type: str | None = None  # required @type of that child
+    government_ana: str = "#government"  # @ana value marking a member of the government
 
 
 @REGISTRY.register("tei")
@@ -39,14 +41,14 @@ class StandardTeiDialect(Dialect):
             yield self._chunk(path, id_prefix, documents, done)
             done += len(documents)
 
-    def _documents(self, path: Path) -> Iterator["_Document"]:
+    def _documents(self, path: Path) -> Iterator[_Document]:
         """Each document element with what stands before it: the date and section it is in, and
         its speaker resolved against the `<person>`/`<org>` entries read so far (a listPerson
         after the documents does not name them: it was not there when they were read)."""
         opts: StandardOptions = self.options  # type: ignore[assignment]
         doc_tag = TEI + opts.element
-        persons: dict[str, tuple[str, str]] = {}   # id -> (name, group ref)
-        orgs: dict[str, str] = {}                   # id -> group name
+        persons: dict[str, tuple[str, str]] = {}  # id -> (name, group ref)
+        orgs: dict[str, str] = {}  # id -> group name
         date = section = ""
         for elem in reader.safe_iterparse(path, (PERSON, ORG, DATE, HEAD, doc_tag), prune=(PERSON, ORG, doc_tag)):
             tag = elem.tag
@@ -73,7 +75,7 @@ class StandardTeiDialect(Dialect):
                 if parent is not None and parent.tag == DIV and parent.get("type") != opts.type:
                     section = reader.element_words(elem)
 
-    def _chunk(self, path: Path, id_prefix: str, documents: list["_Document"], done: int) -> Chunk:
+    def _chunk(self, path: Path, id_prefix: str, documents: list[_Document], done: int) -> Chunk:
         opts: StandardOptions = self.options  # type: ignore[assignment]
         docs = [d.elem for d in documents]
         parts = TEI + opts.text_element if opts.text_element else None
@@ -102,7 +104,7 @@ class StandardTeiDialect(Dialect):
         }
         return self.chunk(columns, len(docs), rejects)
 
-    def _role(self, doc: "_Document", ana: str) -> str:
+    def _role(self, doc: _Document, ana: str) -> str:
         government_ana = self.options.government_ana  # type: ignore[attr-defined]
         if doc.speaker and not doc.known:
             return "unknown"
@@ -115,8 +117,8 @@ class _Document(NamedTuple):
     elem: Any
     date: str
     section: str
-    speaker: str   # the id its speaker attribute points to
-    name: str      # that person's name, group and whether listPerson had them, when it was read
+    speaker: str  # the id its speaker attribute points to
+    name: str  # that person's name, group and whether listPerson had them, when it was read
     group: str
     known: bool
 
