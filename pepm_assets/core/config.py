@@ -17,7 +17,7 @@ import os
 import types
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,15 +69,31 @@ class DatasetConfig(Strict):
 
 
 class HardwarePreset(Strict):
+    """Bounds a run trains within. `max_train_docs` caps the train set per family (a capped family
+    takes the first rows of the shuffled train.tsv); the spec's `max_train_docs_<family>` keys are
+    read into it (null: no cap)."""
+
     threads: int = Field(1, ge=1)
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(256, ge=8)
-    ram_gb: float = Field(4.0, gt=0)
-    max_train_docs_check: int | None = Field(None, ge=1)
-    max_train_docs_sklearn: int | None = Field(None, ge=1)
-    max_train_docs_spacy: int | None = Field(None, ge=1)
-    max_train_docs_hf: int | None = Field(None, ge=1)
-    max_train_docs_cluster: int | None = Field(None, ge=1)
+    max_train_docs: dict[str, Annotated[int, Field(ge=1)]] = Field({}, description="family -> most training documents it gets")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_cap_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        caps = dict(data.get("max_train_docs") or {})
+        for key in [k for k in data if isinstance(k, str) and k.startswith("max_train_docs_")]:
+            value = data.pop(key)
+            caps[key[len("max_train_docs_") :]] = value
+        data["max_train_docs"] = {family: cap for family, cap in caps.items() if cap is not None}
+        return data
+
+    def cap(self, family: str) -> int | None:
+        """The most training documents `family` gets (None: all of train.tsv)."""
+        return self.max_train_docs.get(family)
 
 
 class EarlyStop(Strict):
@@ -642,7 +658,10 @@ def resolve_profile(
 
     hardware = common.hardware[prof.hardware_preset]
     if prof.hardware:
-        hardware = validate(HardwarePreset, {**hardware.model_dump(), **prof.hardware}, source, "hardware")
+        patch = dict(prof.hardware)
+        if isinstance(patch.get("max_train_docs"), dict):  # hardware.max_train_docs.spacy=1000 adds to the preset's caps
+            patch["max_train_docs"] = {**hardware.max_train_docs, **patch["max_train_docs"]}
+        hardware = validate(HardwarePreset, {**hardware.model_dump(), **patch}, source, "hardware")
 
     if prof.models is None:
         models = [m for m, spec in common.models.items() if spec.family in prof.families and spec.family not in prof.models_by_family]

@@ -138,7 +138,11 @@ def model_inputs(params: ResolvedParams, model_id: str, spec: ModelSpec) -> dict
     from . import families
 
     fields = families.REGISTRY.get(spec.family).hardware_fields
-    return {**model_inputs_of_spec(model_id, spec), "hardware": {name: getattr(params.hardware, name) for name in fields}}
+    hardware = {
+        f"max_train_docs_{spec.family}": params.hardware.cap(spec.family),
+        **{name: getattr(params.hardware, name) for name in fields},
+    }
+    return {**model_inputs_of_spec(model_id, spec), "hardware": hardware}
 
 
 def hardware_version(params: ResolvedParams) -> str:

@@ -45,7 +45,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
     inputs = lineage.model_inputs(params, model_id, spec)
     version = lineage.model_version(formats_stamp["version"], inputs)
-    cap = getattr(params.hardware, f"max_train_docs_{spec.family}", None)
+    cap = params.hardware.cap(spec.family)
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
     family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])

@@ -75,6 +75,7 @@ class Family:
     supervised: ClassVar[bool] = True
     # part of every model's version (core/lineage.py): bump `code_version` when a change to the
     # family changes what it fits; `hardware_fields` are the preset values that change the fit
+    # (besides the family's own `max_train_docs` cap, always part of it)
     code_version: ClassVar[str] = "1"
     hardware_fields: ClassVar[tuple[str, ...]] = ()
 

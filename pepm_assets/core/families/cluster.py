@@ -29,7 +29,7 @@ class ClusterParams(FamilyParams):
 
 @REGISTRY.register("cluster")
 class ClusterFamily(Family):
-    hardware_fields = ("max_train_docs_cluster",)
+    hardware_fields = ()
     params_model = ClusterParams
     supervised = False
 

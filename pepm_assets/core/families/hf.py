@@ -235,7 +235,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int, model_max_length: int) -
 
 @REGISTRY.register("hf")
 class HfFamily(Family):
-    hardware_fields = ("max_train_docs_hf", "batch_size", "max_length", "threads")  # torch sums in thread order
+    hardware_fields = ("batch_size", "max_length", "threads")  # torch sums in thread order
     params_model = HfParams
     params: HfParams
 

@@ -85,7 +85,7 @@ def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
 
 @REGISTRY.register("sklearn")
 class SklearnFamily(Family):
-    hardware_fields = ("max_train_docs_sklearn",)
+    hardware_fields = ()
     params_model = SklearnParams
 
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def _gold(cats: dict[str, float]) -> str | None:
 
 @REGISTRY.register("spacy")
 class SpacyFamily(Family):
-    hardware_fields = ("max_train_docs_spacy", "batch_size")
+    hardware_fields = ("batch_size",)
     params_model = SpacyParams
     params: SpacyParams
 
