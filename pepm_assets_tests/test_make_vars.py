@@ -23,7 +23,7 @@ def test_make_variables_map_onto_profile_parameters() -> None:
         "train_prop=0.7",
         "families=[spacy]",
         "models=[a,b]",
-        "data.corpus_ids=[mpt]",
+        "dataset_id=mpt",
     ]
     with pytest.raises(ConfigError, match="SEDD.*did you mean SEED"):
         to_overrides(["SEDD=7"])

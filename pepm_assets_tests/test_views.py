@@ -140,6 +140,6 @@ def test_build_view_writes_split_and_meta(project: Path) -> None:
     assert len(set(meta["split"]["train_label_counts"].values())) == 1
     assert meta["leakage"] == {"shared_texts": 0, "shared_doc_ids": 0, "shared_speaker": 0}
     assert set(pd.read_csv(result.train_path, sep="\t")["corpus_id"]) == {"mpt", "an"}
-    bad = resolve_profile(project, "tiny_multi", ["view=vote", "data.corpus_ids=[an]", "data.merge_mode=single"])
+    bad = resolve_profile(project, "tiny_multi", ["view=vote", "dataset_id=tiny_an", "data.merge_mode=single"])
     with pytest.raises(ViewError, match="no labelled document"):
         build_view(bad, project, {"an": paths.corpus_dir("an") / "docs.parquet"})

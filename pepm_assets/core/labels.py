@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 from pydantic import Field, model_validator
 
-from .config import ConfigError, Strict, _rel, load_yaml, validate
+from .config.loading import _rel, load_yaml, validate
+from .config.schema import ConfigError, Strict
 
 
 class GroupEntry(Strict):

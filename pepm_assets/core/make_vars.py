@@ -19,7 +19,7 @@ MAKE_VARS: dict[str, tuple[str, str]] = {
     "DATASET_ID": ("dataset_id", "scalar"),
     "VIEW": ("view", "scalar"),
     "LABEL_MAP": ("label_map", "scalar"),
-    "CORPUS_ID": ("data.corpus_ids", "list"),
+    "CORPUS_ID": ("dataset_id", "scalar"),  # the spec's single-corpus mode: the dataset named as the corpus
     "CORPUS_IDS": ("data.corpus_ids", "list"),
     "MERGE_MODE": ("data.merge_mode", "scalar"),
     "FAMILY": ("families", "list"),

@@ -1,0 +1,284 @@
+"""The configuration schema: typed objects for every YAML file, and ConfigError.
+
+No pepm imports here: every other module may import the schema (families read HardwarePreset,
+formats read ResolvedParams) without an import cycle. Reading YAML into these objects is
+`loading.py`; turning a profile into a run's parameters is `resolve.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
+MAX_SEED = 2**32 - 1  # numpy's seed range
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before any work starts. Its message names file and key."""
+
+    def __init__(self, source: str, key: str | None, message: str) -> None:
+        self.source, self.key, self.message = source, key, message
+        where = f"{source}: key '{key}'" if key else source
+        super().__init__(f"{where}: {message}")
+
+
+def did_you_mean(word: Any, choices: Iterable[Any]) -> str:
+    """ " (did you mean 'x'?)" when a known name is close to `word`, else ""."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- common configs
+class CorpusConfig(Strict):
+    path: str = Field(description="folder of TEI files, relative to the project root")
+    dialect: str
+    dialect_options: dict[str, Any] = {}
+    glob: str = "*.xml"
+    max_reject_rate: float = Field(0.05, ge=0, le=1, description="quality gate on parse rejects")
+    max_failed_files: int = Field(0, ge=0, description="quality gate on files that could not be parsed")
+    parse_workers: int = Field(0, ge=0, description="processes parsing files in parallel; 0 = one per core (max 4)")
+    description: str = ""
+
+
+class DatasetConfig(Strict):
+    corpus_ids: list[str] = Field(min_length=1)
+    merge_mode: Literal["single", "merged", "juxtaposed", "separate"] = "single"
+    source_field: str = "corpus_id"
+    compare_by: list[str] = []
+    description: str = ""
+
+
+class HardwarePreset(Strict):
+    """Bounds a run trains within. `max_train_docs` caps the train set per family (a capped family
+    takes the first rows of the shuffled train.tsv); the spec's `max_train_docs_<family>` keys are
+    read into it (null: no cap)."""
+
+    threads: int = Field(1, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_length: int = Field(256, ge=8)
+    max_train_docs: dict[str, Annotated[int, Field(ge=1)]] = Field({}, description="family -> most training documents it gets")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_cap_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        caps = dict(data.get("max_train_docs") or {})
+        for key in [k for k in data if isinstance(k, str) and k.startswith("max_train_docs_")]:
+            value = data.pop(key)
+            caps[key[len("max_train_docs_") :]] = value
+        data["max_train_docs"] = {family: cap for family, cap in caps.items() if cap is not None}
+        return data
+
+    def cap(self, family: str) -> int | None:
+        """The most training documents `family` gets (None: all of train.tsv)."""
+        return self.max_train_docs.get(family)
+
+
+class EarlyStop(Strict):
+    """Minimum scores of a model on the job set, with the spec's semantics (§8.6): a model is flagged
+    (`quality_ok: false`, `quality_flags`) when *every* threshold set is missed (accuracy and
+    macro-F1 both low), only when `enabled`. A flag is recorded and shown, never blocking: a weak
+    model stays in the leaderboard, marked."""
+
+    enabled: bool = True
+    min_accuracy: float | None = Field(None, ge=0, le=1)
+    min_macro_f1: float | None = Field(None, ge=0, le=1)
+
+    def judge(self, scores: dict[str, Any]) -> tuple[bool, list[str]]:
+        """(quality_ok, quality_flags) of an evaluation's scores."""
+        limits = {"accuracy": self.min_accuracy, "macro_f1": self.min_macro_f1}
+        limits = {k: v for k, v in limits.items() if v is not None and k in scores}
+        if not self.enabled or not limits:
+            return True, []
+        flags = [f"low_{metric}" for metric, threshold in limits.items() if scores[metric] < threshold]
+        return len(flags) < len(limits), flags
+
+
+class ModelSpec(Strict):
+    family: str
+    params: dict[str, Any] = {}
+    resource_class: Literal["light", "medium", "heavy"] = "light"
+    early_stop: EarlyStop = EarlyStop()
+    description: str = ""
+
+
+class CrossCorpusConfig(Strict):
+    """Train one model on each dataset, evaluate it on each dataset's job set (same view)."""
+
+    view: str
+    model_id: str
+    datasets: list[str] = Field(min_length=2)
+
+
+class CommonConfig(Strict):
+    corpora: dict[str, CorpusConfig]
+    datasets: dict[str, DatasetConfig]
+    hardware: dict[str, HardwarePreset]
+    balance_presets: dict[str, dict[str, dict[str, Any]]]
+    models: dict[str, ModelSpec] = {}
+    cross_corpus: CrossCorpusConfig | None = None
+
+
+# ---------------------------------------------------------------- profiles
+class DataOverride(Strict):
+    """A profile's `data:` block (spec §2.4.2). For a dataset_id not in datasets.yml it defines the
+    dataset (its corpus_ids are then required); for a declared one it may change how the corpora
+    are combined (merge_mode, source_field), not which."""
+
+    corpus_ids: list[str] | None = Field(None, min_length=1)
+    merge_mode: Literal["single", "merged", "juxtaposed", "separate"] | None = None
+    source_field: str | None = None
+
+
+class AnalysisConfig(Strict):
+    compare_by: list[str] | None = None
+
+
+class SplitConfig(Strict):
+    stratify: bool = True
+    group_by: str | None = Field(None, description="column kept on one side of the split (e.g. speaker)")
+
+
+class FilterConfig(Strict):
+    min_tokens: int = Field(1, ge=0)
+    max_docs_per_corpus: int | None = Field(None, ge=1)
+    dedup: bool = True
+
+
+class FormatsConfig(Strict):
+    spacy_shard_size: int = Field(2000, ge=1)
+    spacy_language: str = "fr"
+
+
+class QualityConfig(Strict):
+    """The view's gates (the corpus's own, max_reject_rate / max_failed_files, are in corpora.yml:
+    a parsed corpus is shared by every view that uses it)."""
+
+    min_docs_per_class: int = Field(20, ge=1)
+
+
+class Profile(Strict):
+    profile: str
+    description: str = ""
+    dataset_id: str
+    view: str
+    label_map: str = "ideology.yml"
+    data: DataOverride = DataOverride()
+    analysis: AnalysisConfig = AnalysisConfig()
+    families: list[str] | None = Field(None, description="model families run (default: every registered family)")
+    models: list[str] | None = None
+    eval_dataset_id: str | None = Field(None, description="also score the models on this dataset's job set (spec §2.7.3)")
+    hardware_preset: str = "small"
+    balance_strategy: str = "none"
+    balance_preset: str = "default"
+    balance_params: dict[str, Any] = {}
+    train_prop: float = Field(0.8, gt=0, lt=1)
+    seed: int = Field(42, ge=0, le=MAX_SEED)
+    hardware: dict[str, Any] = Field(
+        {}, description="values replacing the hardware preset's (override: hardware.max_train_docs_spacy=1000)"
+    )
+    model_params: dict[str, dict[str, Any]] = Field(
+        {}, description="per model id, params replacing its models.yml params (override: models.<id>.params.C=1.0)"
+    )
+    split: SplitConfig = SplitConfig()
+    filters: FilterConfig = FilterConfig()
+    formats: FormatsConfig = FormatsConfig()
+    quality: QualityConfig = QualityConfig()
+
+    models_by_family: dict[str, list[str]] = Field({}, description="the spec's models_<family> lists, gathered by the validator")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_spellings(cls, data: Any) -> Any:
+        """The specification's spellings: `models_<family>: [...]` lists, `ideology: {view: x}` for
+        `view`, and `cross_dataset: {train_on, eval_on}` (§10.2) for dataset_id / eval_dataset_id.
+        (Family names are checked against the family registry at resolution.)"""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        lists = {key[len("models_") :]: data.pop(key) for key in list(data) if key.startswith("models_") and key != "models_by_family"}
+        if lists:
+            data["models_by_family"] = {**data.get("models_by_family", {}), **lists}
+        ideology = data.get("ideology")
+        if isinstance(ideology, dict) and set(ideology) == {"view"}:
+            data.pop("ideology")
+            if data.get("view", ideology["view"]) != ideology["view"]:
+                raise ValueError(f"view {data['view']!r} and ideology.view {ideology['view']!r} differ")
+            data["view"] = ideology["view"]
+        cross = data.get("cross_dataset")
+        if isinstance(cross, dict) and set(cross) <= {"train_on", "eval_on"}:
+            data.pop("cross_dataset")
+            for key, field in (("train_on", "dataset_id"), ("eval_on", "eval_dataset_id")):
+                if key in cross:
+                    if data.get(field, cross[key]) != cross[key]:
+                        raise ValueError(f"{field} {data[field]!r} and cross_dataset.{key} {cross[key]!r} differ")
+                    data[field] = cross[key]
+        return data
+
+
+class ResolvedParams(Strict):
+    """Everything a prepare run depends on, resolved; `params_hash` fingerprints it."""
+
+    profile: str
+    overrides: list[str]
+    dataset_id: str
+    dataset: DatasetConfig
+    corpora: dict[str, CorpusConfig]
+    view: str
+    label_map: str
+    label_map_sha256: str
+    families: list[str]
+    models: list[str]
+    eval_dataset_id: str | None = None  # scored on this dataset's job set too (cross-dataset)
+    model_specs: dict[str, ModelSpec]  # models.yml entries of `models`, with the profile's model_params
+    hardware_preset: str
+    hardware: HardwarePreset
+    balance_strategy: str
+    balance_preset: str
+    balance: dict[str, Any]
+    train_prop: float
+    seed: int
+    split: SplitConfig
+    filters: FilterConfig
+    formats: FormatsConfig
+    quality: QualityConfig
+
+    @property
+    def compare_by(self) -> list[str]:
+        return list(self.dataset.compare_by)
+
+    def hashed_part(self) -> dict[str, Any]:
+        """What decides the content of a view: the profile name and the wording of overrides do not."""
+        data = self.model_dump(mode="json")
+        for key in ("profile", "overrides", "families", "models", "eval_dataset_id", "model_specs", "hardware_preset", "hardware"):
+            data.pop(key)
+        return data
+
+    @property
+    def params_hash(self) -> str:
+        blob = json.dumps(self.hashed_part(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def settings_hash(self) -> str:
+        """The params hash without the seed: evaluations that differ only by their seed share it
+        (the repeats the leaderboard summarises as mean ± sd)."""
+        data = {k: v for k, v in self.hashed_part().items() if k != "seed"}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def default_profile(dataset_id: str, view: str) -> Profile:
+    """The parameters a dataset x view partition gets when no profile is named (e.g. from the UI)."""
+    return Profile(profile="default", dataset_id=dataset_id, view=view)
