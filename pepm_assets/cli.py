@@ -83,9 +83,15 @@ def train(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None
 
 
 @app.command()
-def evaluate(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
+def evaluate(
+    profile: str = PROFILE,
+    override: list[str] | None = OVERRIDE,
+    eval_dataset: str | None = typer.Option(
+        None, "--eval-dataset", help="also score the models on this dataset's job set (= -o eval_dataset_id=...; spec §2.7.3)"
+    ),
+) -> None:
     """Evaluate the profile's trained models on the job set, then refresh the leaderboard."""
-    _run_stage(_root(), "evaluate", profile, override or [])
+    _run_stage(_root(), "evaluate", profile, [*(override or []), *([f"eval_dataset_id={eval_dataset}"] if eval_dataset else [])])
 
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
@@ -182,15 +188,21 @@ def _print_scores(root: Path, params) -> None:
     from .core.training import latest_entries, read_index
 
     paths = ProjectPaths(root)
-    entries = [
-        e
-        for e in latest_entries(read_index(paths))
-        if e["dataset_id"] == params.dataset_id
-        and e["view"] == params.view
-        and e["eval_dataset_id"] == params.dataset_id
-        and e["model_id"] in params.models
-    ]
-    table = Table(title=f"job set of {params.dataset_id} / {params.view}")
+    scored_on = [params.dataset_id, *([params.eval_dataset_id] if params.eval_dataset_id else [])]
+    for eval_dataset_id in scored_on:
+        entries = [
+            e
+            for e in latest_entries(read_index(paths))
+            if (e["dataset_id"], e["view"], e["eval_dataset_id"]) == (params.dataset_id, params.view, eval_dataset_id)
+            and e["model_id"] in params.models
+        ]
+        trained = "" if eval_dataset_id == params.dataset_id else f", models trained on {params.dataset_id}"
+        _print_score_table(entries, f"job set of {eval_dataset_id} / {params.view}{trained}")
+    console.print(f"leaderboard: {paths.rel(paths.reports / 'leaderboard.md')} (+ .tsv, .png); MLflow: `pepm mlflow`")
+
+
+def _print_score_table(entries: list[dict], title: str) -> None:
+    table = Table(title=escape(title))
     for col in ("model", "family", "accuracy", "macro-F1 [95% CI]", "other"):
         table.add_column(col)
     for e in sorted(entries, key=lambda e: -e["metrics"].get("macro_f1", -1)):
@@ -206,7 +218,6 @@ def _print_scores(root: Path, params) -> None:
         else:
             table.add_row(e["model_id"], e["family"], "", "", " ".join(f"{k}={v:.3f}" for k, v in m.items() if isinstance(v, float)))
     console.print(table)
-    console.print(f"leaderboard: {paths.rel(paths.reports / 'leaderboard.md')} (+ .tsv, .png); MLflow: `pepm mlflow`")
 
 
 @app.command()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +178,10 @@ def stamp_file(
     corpus_id: str = "",
     model_id: str = "",
     spec: ModelSpec | None = None,
+    eval_dataset_id: str | None = None,
 ) -> Path:
-    """The meta file that carries an asset partition's stamp."""
+    """The meta file that carries an asset partition's stamp (for an evaluation on another
+    dataset's job set, `eval_dataset_id`: the `<model>@<dataset>` report)."""
     if asset == "corpus_docs":
         return paths.corpus_dir(corpus_id) / "parse_stats.json"
     assert params is not None
@@ -191,7 +193,7 @@ def stamp_file(
     if asset == "model":
         return paths.model_dir(params.dataset_id, params.view, spec.family, model_id) / "meta_model.json"
     if asset == "evaluation":
-        return paths.report_dir(params.dataset_id, params.view, spec.family, model_id) / "meta_eval.json"
+        return paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_dataset_id) / "meta_eval.json"
     raise ValueError(asset)
 
 
@@ -303,14 +305,18 @@ class Expected:
             **inputs,
         }
 
-    def evaluation(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
+    def evaluation(
+        self, params: ResolvedParams, model_id: str, spec: ModelSpec, eval_params: ResolvedParams | None = None
+    ) -> tuple[str, dict[str, Any]]:
         model = self.model(params, model_id, spec)[0]
-        view = self.view(params)[0]
+        view = self.view(eval_params or params)[0]
         fit = training_id(stamp_file(self.paths, "model", params, model_id=model_id, spec=spec))
         return evaluation_version(model, view, fit), {"model": model, "eval_view": view, "training_id": fit}
 
-    def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec]) -> list[Status]:
-        """corpus_docs of each corpus, then the partition's view, formats, models and evaluations."""
+    def statuses(self, params: ResolvedParams, models: dict[str, ModelSpec], eval_params: ResolvedParams | None = None) -> list[Status]:
+        """corpus_docs of each corpus, then the partition's view, formats, models and evaluations.
+        With `eval_params` (a cross-dataset evaluation, spec §2.7.3), an evaluation is fresh only
+        when its score on that dataset's job set is too."""
         part = f"{params.dataset_id}|{params.view}"
         out = [
             _status("corpus_docs", cid, self.corpus_docs(cid, c), stamp_file(self.paths, "corpus_docs", corpus_id=cid))
@@ -327,12 +333,16 @@ class Expected:
                     stamp_file(self.paths, "model", params, model_id=model_id, spec=spec),
                 )
             )
-            out.append(
-                _status(
-                    f"evaluation__{model_id}",
-                    part,
-                    self.evaluation(params, model_id, spec),
-                    stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec),
-                )
+            evaluation = _status(
+                f"evaluation__{model_id}",
+                part,
+                self.evaluation(params, model_id, spec),
+                stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec),
             )
+            if eval_params is not None and evaluation.state == "FRESH":
+                stamp = stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec, eval_dataset_id=eval_params.dataset_id)
+                cross = _status(evaluation.asset, part, self.evaluation(params, model_id, spec, eval_params), stamp)
+                if cross.state != "FRESH":
+                    evaluation = replace(cross, why=[f"on {eval_params.dataset_id}'s job set: {why}" for why in cross.why])
+            out.append(evaluation)
         return out

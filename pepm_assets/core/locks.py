@@ -73,9 +73,19 @@ def view_lock(root: Path, dataset_id: str, view: str) -> contextlib.AbstractCont
 
 
 @contextlib.contextmanager
-def corpora_locks(root: Path, corpus_ids: list[str]) -> Iterator[None]:
-    """Every corpus of a dataset, in a fixed order (no two runs can deadlock on them)."""
+def partition_locks(root: Path, names: list[str]) -> Iterator[None]:
+    """Several partitions' locks, in a fixed order (no two runs can deadlock on them)."""
     with contextlib.ExitStack() as stack:
-        for cid in sorted(corpus_ids):
-            stack.enter_context(corpus_lock(root, cid))
+        for name in sorted(set(names)):
+            stack.enter_context(partition_lock(root, name))
         yield
+
+
+def corpora_locks(root: Path, corpus_ids: list[str]) -> contextlib.AbstractContextManager[None]:
+    """Every corpus of a dataset."""
+    return partition_locks(root, [f"corpus:{cid}" for cid in corpus_ids])
+
+
+def views_locks(root: Path, partitions: list[tuple[str, str]]) -> contextlib.AbstractContextManager[None]:
+    """Several dataset x view partitions (a model's and the one a cross-dataset evaluation scores on)."""
+    return partition_locks(root, [f"view:{dataset_id}|{view}" for dataset_id, view in partitions])

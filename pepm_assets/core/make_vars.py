@@ -17,6 +17,7 @@ MAKE_VARS: dict[str, tuple[str, str]] = {
     "BALANCE_STRATEGY": ("balance_strategy", "scalar"),
     "BALANCE_PRESET": ("balance_preset", "scalar"),
     "DATASET_ID": ("dataset_id", "scalar"),
+    "EVAL_DATASET_ID": ("eval_dataset_id", "scalar"),
     "VIEW": ("view", "scalar"),
     "LABEL_MAP": ("label_map", "scalar"),
     "CORPUS_ID": ("dataset_id", "scalar"),  # the spec's single-corpus mode: the dataset named as the corpus

@@ -13,7 +13,17 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import CommonConfig, ConfigError, ResolvedParams, default_profile, list_profiles, load_yaml, profile_path, resolve_profile
+from .config import (
+    CommonConfig,
+    ConfigError,
+    ResolvedParams,
+    default_profile,
+    list_profiles,
+    load_yaml,
+    profile_path,
+    resolve_on_dataset,
+    resolve_profile,
+)
 
 PROFILE_TAG = "pepm/profile"
 OVERRIDES_TAG = "pepm/overrides"
@@ -47,6 +57,8 @@ def resolve_partition(
         params = resolve_profile(root, profile, overrides, common)
     else:
         params = resolve_profile(root, default_profile(dataset_id, view), overrides, common)
+    if params.eval_dataset_id == dataset_id and params.view == view:  # the job set a cross-dataset evaluation scores on
+        return resolve_on_dataset(root, params, dataset_id, common)
     if (params.dataset_id, params.view) != (dataset_id, view):
         raise ConfigError(
             f"profile {params.profile!r}",

@@ -22,8 +22,8 @@ from pathlib import Path
 import dagster as dg
 
 from ..core import lineage
-from ..core.config import ResolvedParams, resolve_profile
-from ..core.locks import view_lock
+from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
+from ..core.locks import views_locks
 from ..core.selection import params_tags
 from ..core.training import command
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
@@ -117,7 +117,9 @@ def run_stage(
     What runs is decided by versions (core/lineage.py), not by time: every asset partition whose
     stamp on disk is the version its inputs and parameters call for is skipped, the rest runs, in one
     Dagster run per corpus and one for the dataset x view (models and evaluations included), then
-    the leaderboard. `train` and `evaluate` never prepare: they stop with what to run first when the
+    the leaderboard. With eval_dataset_id, the split of that dataset is prepared with the same
+    parameters (its own run) and every model is scored on its job set too, in its evaluation step
+    (reports/<dataset>/<view>/<family>/<model>@<eval dataset>/). `train` and `evaluate` never prepare: they stop with what to run first when the
     split (or, for evaluate, the model) on disk is not the one these parameters call for. The
     partition's lock is held throughout, so a second command on it waits."""
     from ..definitions import build_definitions
@@ -127,22 +129,31 @@ def run_stage(
     params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
     defs = defs or build_definitions(root)
     step = on_step or _no_step
-    for cid, corpus in params.corpora.items():
+    # a cross-dataset evaluation (eval_dataset_id) scores on a split of that dataset prepared like this one
+    eval_params = resolve_on_dataset(root, params, params.eval_dataset_id) if params.eval_dataset_id and stage != "train" else None
+    partitions = [params, *([eval_params] if eval_params else [])]
+    for cid, corpus in {cid: c for part in partitions for cid, c in part.corpora.items()}.items():
         if not (root / corpus.path).is_dir():
             raise StageFailed(f"corpus {cid!r}: {corpus.path} is missing; run `pepm data import` (shipped corpora) or `dvc pull`")
     report = StageReport(params=params)
     tags = params_tags(params)
     key = view_key(params.dataset_id, params.view)
-    with view_lock(root, params.dataset_id, params.view):
+    with views_locks(root, [(p.dataset_id, p.view) for p in partitions]):
         step("versions")
         expected = lineage.Expected(root)
-        raw = {cid: expected.raw(cid, c) for cid, c in params.corpora.items()}
-        report.observed += observe_partition(instance, root, params, raw=raw)
         models = params.model_specs
-        status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}
+
+        def statuses() -> dict[tuple[str, str], lineage.Status]:
+            found = expected.statuses(params, models, eval_params) + (expected.statuses(eval_params, {}) if eval_params else [])
+            return {(st.asset, st.partition): st for st in found}
+
+        for part in partitions:
+            raw = {cid: expected.raw(cid, c) for cid, c in part.corpora.items()}
+            report.observed += observe_partition(instance, root, part, raw=raw)
+        status = statuses()
 
         if stage in ("prepare", "pipeline"):
-            for cid in params.dataset.corpus_ids:
+            for cid in [cid for part in partitions for cid in part.dataset.corpus_ids]:
                 step(f"corpus {cid}")
                 if status[("corpus_docs", cid)].state == "FRESH":
                     report.skipped.append(f"corpus_docs[{cid}]")
@@ -152,7 +163,9 @@ def run_stage(
                 except StageFailed as exc:
                     raise StageFailed("\n".join([str(exc), *_gate_problems(root, cid)])) from None
                 _record(report, PREPARE_CORPUS, cid, result)
-            status = {(st.asset, st.partition): st for st in expected.statuses(params, models)}  # the new stamps; raw hashes kept
+            status = statuses()  # the new stamps; raw hashes kept
+        if eval_params is not None:
+            status = _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet)
         wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
         if stage in ("prepare", "pipeline"):
             wanted = ["view_split", "model_formats", *wanted]
@@ -168,6 +181,23 @@ def run_stage(
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
             _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
     return report
+
+
+def _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet):
+    """The split a cross-dataset evaluation scores on: prepared by prepare / pipeline when it is
+    not the one these parameters call for; `evaluate` only checks it (it never prepares)."""
+    key = view_key(eval_params.dataset_id, eval_params.view)
+    assets = ["view_split", "model_formats"]
+    if stage == "evaluate":
+        _require_fresh(status, key, assets, f"prepare it first ({command('prepare', eval_params)})")
+        return status
+    stale = [a for a in assets if status[(a, key)].state != "FRESH"]
+    report.skipped += [f"{a}[{key}]" for a in assets if a not in stale]
+    if not stale:
+        return status
+    step(f"{len(stale)} assets of {eval_params.dataset_id}/{eval_params.view} (evaluation set)")
+    _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
+    return statuses()
 
 
 def _gate_problems(root: Path, corpus_id: str) -> list[str]:

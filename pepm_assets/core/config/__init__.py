@@ -23,7 +23,7 @@ from .loading import (
     project_root,
     validate,
 )
-from .resolve import resolve_profile
+from .resolve import resolve_on_dataset, resolve_profile
 from .schema import (
     MAX_SEED,
     MERGE_MODES,
@@ -73,6 +73,7 @@ __all__ = [
     "parse_override",
     "profile_path",
     "project_root",
+    "resolve_on_dataset",
     "resolve_profile",
     "validate",
 ]

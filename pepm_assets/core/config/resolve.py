@@ -20,14 +20,17 @@ from .loading import (
     validate,
 )
 from .schema import (
+    AnalysisConfig,
     CommonConfig,
     ConfigError,
     CorpusConfig,
+    DataOverride,
     DatasetConfig,
     HardwarePreset,
     ModelSpec,
     Profile,
     ResolvedParams,
+    default_profile,
     did_you_mean,
 )
 
@@ -99,6 +102,22 @@ def resolve_profile(
         formats=prof.formats,
         quality=prof.quality,
     )
+
+
+def resolve_on_dataset(root: Path, params: ResolvedParams, dataset_id: str, common: CommonConfig | None = None) -> ResolvedParams:
+    """The parameters of `params`' profile and overrides applied to another dataset: the split a
+    cross-dataset evaluation scores on (spec §2.7.3) is prepared like the model's own (seed,
+    train_prop, filters, balance, label map), from that dataset's own corpora and settings."""
+    if params.profile == "default":
+        prof = default_profile(params.dataset_id, params.view)
+        if params.overrides:
+            prof = validate(Profile, apply_overrides(prof.model_dump(exclude_none=True), params.overrides), "default profile")
+    else:
+        prof = load_profile(root, params.profile, params.overrides)
+    moved = prof.model_copy(
+        update={"dataset_id": dataset_id, "data": DataOverride(), "analysis": AnalysisConfig(), "eval_dataset_id": None}
+    )
+    return resolve_profile(root, moved, [], common).model_copy(update={"overrides": params.overrides})
 
 
 def _resolve_dataset(prof: Profile, common: CommonConfig, source: str) -> DatasetConfig:

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from ...core import lineage, reports, training
-from ...core.config import CommonConfig, ModelSpec
-from ...core.locks import view_lock
+from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
+from ...core.locks import views_locks
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
 from ..resources import PepmProject
@@ -48,10 +48,12 @@ def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelS
     }
 
 
-def _in_partition(project: PepmProject, params, work: Callable[[], T]) -> T:
-    """Core work under the partition's lock; a lineage refusal (a split or model of other versions)
-    fails the step with its message, which says what to re-run."""
-    with view_lock(project.path, params.dataset_id, params.view):
+def _in_partition(project: PepmProject, params, work: Callable[[], T], eval_params=None) -> T:
+    """Core work under the partition's lock (and the one of the split a cross-dataset evaluation
+    reads); a lineage refusal (a split or model of other versions) fails the step with its
+    message, which says what to re-run."""
+    parts = [(p.dataset_id, p.view) for p in (params, eval_params) if p is not None]
+    with views_locks(project.path, parts):
         try:
             return work()
         except lineage.LineageError as exc:
@@ -142,6 +144,7 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
         }
         run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], tags) if tracker else None
         training.commit_evaluation(project.path, result)
+        cross = _cross_dataset_evaluation(context, project, mlflow, params, model_id, run_spec) if params.eval_dataset_id else {}
         summary = result["metrics"]
         check_results = (
             [
@@ -172,12 +175,39 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
                 "model_version": result["model_version"],
                 "split_version": result["split_version"],
                 **({"mlflow_run_id": run_id} if run_id else {}),
+                **cross,
             },
             data_version=dg.DataVersion(result["lineage"]["version"]),
             check_results=check_results,
         )
 
     return [model_asset, evaluation_asset]
+
+
+def _cross_dataset_evaluation(
+    context, project: PepmProject, mlflow: MlflowTracking, params, model_id: str, spec: ModelSpec
+) -> dict[str, Any]:
+    """The model scored on eval_dataset_id's job set (spec §2.7.3), prepared with the same
+    parameters: reports/<dataset>/<view>/<family>/<model>@<eval dataset>/, its own MLflow run and
+    index entry. Returns the step's metadata about it."""
+    eval_params = resolve_on_dataset(project.path, params, params.eval_dataset_id)
+    result = _in_partition(
+        project, params, lambda: training.evaluate_model(params, model_id, spec, project.path, eval_params=eval_params), eval_params
+    )
+    tracker = mlflow.tracker(project)
+    tags = {**_tags(context, params, model_id, spec), "eval_dataset": eval_params.dataset_id, "version": result["lineage"]["version"]}
+    run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], tags) if tracker else None
+    training.commit_evaluation(project.path, result)
+    scores = {
+        f"{k}_on_{eval_params.dataset_id}": dg.MetadataValue.float(float(v))
+        for k, v in result["metrics"].items()
+        if k in ("accuracy", "macro_f1", "ari")
+    }
+    return {
+        **scores,
+        "cross_dataset_report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+        **({"cross_dataset_mlflow_run_id": run_id} if run_id else {}),
+    }
 
 
 def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> list[Any]:
