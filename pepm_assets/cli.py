@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .core import dvc
+from .core import dvc, settings
 from .core.config import ConfigError, list_profiles, load_common, project_root, resolve_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -369,7 +369,7 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
     home = _instance(root).root_directory  # the store is created (under its lock) before the UI's processes open it
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
     # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is)
-    raise typer.Exit(subprocess.call(cmd, cwd=home, env={**os.environ, "PEPM_ROOT": str(root)}))
+    raise typer.Exit(subprocess.call(cmd, cwd=home, env={**os.environ, settings.ROOT.name: str(root)}))
 
 
 @app.command()

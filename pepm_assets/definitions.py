@@ -6,7 +6,6 @@ Partitions come from the project's configs, so the definitions are built for a p
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import dagster as dg
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)  # observable_source_asset is beta in 1.13
 
+from .core import settings
 from .core.config import load_common, project_root
 from .core.labels import load_label_map
 from .defs.assets.prepare import build_prepare_assets
@@ -33,7 +33,7 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
     # resource classes (models.yml) bound how many steps of each kind run at once
     executor = dg.multiprocess_executor.configured(
         {
-            "max_concurrent": int(os.environ.get("PEPM_MAX_CONCURRENT", "2")),
+            "max_concurrent": settings.MAX_CONCURRENT.get(),
             "start_method": {"forkserver": {"preload_modules": ["pepm_assets.definitions"]}},
             "tag_concurrency_limits": [
                 {"key": RESOURCE_CLASS_TAG, "value": "heavy", "limit": 1},

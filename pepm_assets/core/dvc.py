@@ -16,13 +16,15 @@ from pathlib import Path
 
 import yaml
 
+from . import settings
+
 
 class DvcError(RuntimeError):
     pass
 
 
 def executable(root: Path) -> str:
-    candidates = [os.environ.get("PEPM_DVC"), str(root / ".venv-dvc" / "bin" / "dvc"), shutil.which("dvc")]
+    candidates = [settings.DVC.get(), str(root / ".venv-dvc" / "bin" / "dvc"), shutil.which("dvc")]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate

@@ -16,13 +16,13 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from . import compiled
+from . import compiled, settings
 
 LABEL = "label"
 # separators outside ASCII that French parliamentary texts use; every other non-ASCII character is kept
 _TYPOGRAPHIC = ("\u00a0", "\u202f", "\u2009", "’", "‘", "«", "»", "“", "”", "„", "…", "–", "—", "•", "·", "°")
 _MARKS = "".join(_TYPOGRAPHIC)
-_textkey, IMPLEMENTATION = compiled.load(f"{__package__}._textkey", "PEPM_TEXT_KEY", "dedup keys take twice as long")
+_textkey, IMPLEMENTATION = compiled.load(f"{__package__}._textkey", settings.TEXT_KEY, "dedup keys take twice as long")
 _ASCII_ALNUM = bytes(c if (48 <= c <= 57 or 97 <= c <= 122 or c >= 128) else 32 for c in range(256))
 
 

@@ -17,13 +17,12 @@ process and tracking URI.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import sqlite_settings
+from . import settings, sqlite_settings
 from .locks import exclusive_lock
 
 T = TypeVar("T")
@@ -32,7 +31,7 @@ _EXPERIMENT_IDS: dict[str, str] = {}  # tracking URI -> id of its pepm experimen
 
 
 def default_uri(root: Path) -> str:
-    return os.environ.get("PEPM_MLFLOW_URI") or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    return settings.MLFLOW_URI.get() or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
 
 
 def _sqlite_file(uri: str) -> Path | None:

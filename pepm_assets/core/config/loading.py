@@ -13,6 +13,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .. import settings
 from .schema import (
     CommonConfig,
     ConfigError,
@@ -33,9 +34,9 @@ MAX_YAML_VALUES = 100_000  # values a config may stand for once its aliases are 
 
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:
     """PEPM_ROOT, else the nearest folder above `start` (or cwd) holding configs/common/corpora.yml."""
-    env = os.environ.get("PEPM_ROOT")
+    env = settings.ROOT.get()
     if env:
-        return Path(env).resolve()
+        return env.resolve()
     here = Path(start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / "configs" / "common" / "corpora.yml").is_file():

@@ -36,9 +36,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import compiled
+from .. import compiled, settings
 
-_ngrams, IMPLEMENTATION = compiled.load(f"{__package__}._ngrams", "PEPM_NGRAMS", "word n-grams count 2-3x slower")
+_ngrams, IMPLEMENTATION = compiled.load(f"{__package__}._ngrams", settings.NGRAMS, "word n-grams count 2-3x slower")
 MIN_CHARS = 1_000_000
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _WORK: dict[str, Any] = {}  # what the forked workers read (inherited memory: the documents are never pickled)

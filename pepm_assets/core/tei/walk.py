@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import pyarrow as pa
 from lxml import etree
 
-from .. import compiled
+from .. import compiled, settings
 from . import reader
 
-_walk, IMPLEMENTATION = compiled.load(f"{__package__}._walk", "PEPM_TEI_WALK", "extraction runs several times slower")
+_walk, IMPLEMENTATION = compiled.load(f"{__package__}._walk", settings.TEI_WALK, "extraction runs several times slower")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+"""Every PEPM_* environment variable pepm reads: its name, meaning, default and parsing, in one place.
+
+Configs (YAML, profiles, overrides) decide what a run computes and enter its params hash; these
+switches only decide where things are and how the work is done, so they live outside the configs.
+Each is read when `.get()` is called, never at import, so a test's monkeypatch.setenv takes effect.
+An unset or empty variable means its default; a value that does not parse raises SettingError,
+which names the variable. Code elsewhere in pepm_assets reads these variables only through here
+(pepm_assets_tests/test_settings.py checks it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingError(ValueError):
+    """A PEPM_* variable with a value pepm cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    name: str
+    meaning: str
+    default: str  # the default in words, for the table in README.md
+    parse: Callable[[str], T]  # raises ValueError with the reason; `get` adds the variable's name
+    unset: T | None = None  # what `get` returns when the variable is unset or empty
+
+    def get(self) -> T | None:
+        raw = os.environ.get(self.name, "").strip()
+        if not raw:
+            return self.unset
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise SettingError(f"{self.name}={raw!r}: {exc}") from None
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _file(raw: str) -> str:
+    """An explicit executable that is missing fails, instead of silently falling back to another."""
+    if not Path(raw).expanduser().is_file():
+        raise ValueError("no such file")
+    return str(Path(raw).expanduser())
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number >= 1") from None
+    if value < 1:
+        raise ValueError("expected a whole number >= 1")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower() if choices[0].islower() else raw.upper()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+ROOT: Setting[Path] = Setting(
+    "PEPM_ROOT",
+    "the project folder (the one holding configs/common/corpora.yml)",
+    "the nearest such folder above the current directory",
+    _path,
+)
+MLFLOW_URI: Setting[str] = Setting(
+    "PEPM_MLFLOW_URI",
+    "MLflow tracking URI (a server, Postgres); the Dagster resource's tracking_uri wins over it",
+    "sqlite:///<root>/mlruns/mlflow.db",
+    _text,
+)
+DVC: Setting[str] = Setting(
+    "PEPM_DVC",
+    "the dvc executable (DVC lives in its own virtual environment)",
+    "<root>/.venv-dvc/bin/dvc, else dvc on PATH",
+    _file,
+)
+MAX_CONCURRENT: Setting[int] = Setting(
+    "PEPM_MAX_CONCURRENT",
+    "steps a run launched from the Dagster UI executes at once (resource classes still bound heavy/medium steps)",
+    "2",
+    _positive_int,
+    2,
+)
+SQLITE_SYNCHRONOUS: Setting[str] = Setting(
+    "PEPM_SQLITE_SYNCHRONOUS",
+    "SQLite `synchronous` level of the embedded Dagster and MLflow stores (FULL: no commit lost on a power cut)",
+    "NORMAL",
+    _choice("OFF", "NORMAL", "FULL", "EXTRA"),
+    "NORMAL",
+)
+TEI_WALK: Setting[str] = Setting(
+    "PEPM_TEI_WALK",
+    "`python`: the TEI column walker runs its Python reference instead of the compiled module",
+    "compiled (python when the module is not built)",
+    _choice("compiled", "python"),
+    "compiled",
+)
+TEXT_KEY: Setting[str] = Setting(
+    "PEPM_TEXT_KEY",
+    "`python`: dedup text keys are computed by the Python reference instead of the compiled module",
+    "compiled (python when the module is not built)",
+    _choice("compiled", "python"),
+    "compiled",
+)
+NGRAMS: Setting[str] = Setting(
+    "PEPM_NGRAMS",
+    "`python`: word n-grams are counted by scikit-learn instead of the compiled counter",
+    "compiled (python when the module is not built)",
+    _choice("compiled", "python"),
+    "compiled",
+)
+
+ALL: tuple[Setting, ...] = (ROOT, MLFLOW_URI, DVC, MAX_CONCURRENT, SQLITE_SYNCHRONOUS, TEI_WALK, TEXT_KEY, NGRAMS)
