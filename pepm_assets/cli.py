@@ -68,6 +68,11 @@ def validate(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> N
     console.print(
         f"[green]ok[/] {escape(what)}: dataset {escape(params.dataset_id)}, view {escape(params.view)}, params hash {params.params_hash}"
     )
+    described = [(f"dataset {params.dataset_id}", params.dataset.description)]
+    described += [(f"corpus {cid}", corpus.description) for cid, corpus in params.corpora.items()]
+    for name, text in described:
+        if text:
+            console.print(f"  {escape(name)}: {escape(text.strip())}")
 
 
 @app.command()

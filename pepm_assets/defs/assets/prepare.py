@@ -146,6 +146,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
                 "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
                 "dialect": cfg.dialect,
+                "description": cfg.description,
                 "raw_version": raw,
             },
             data_version=dg.DataVersion(version),
@@ -241,6 +242,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             metadata={
                 "params_hash": params.params_hash,
                 "profile": params.profile,
+                "dataset": params.dataset.description or ", ".join(params.dataset.corpus_ids),
                 "overrides": dg.MetadataValue.json(params.overrides),
                 "seed": params.seed,
                 "train_prop": params.train_prop,
