@@ -40,11 +40,13 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     assert meta["label_counts_before_balance"] == {"left": 36, "right": 48}
     assert meta["split"]["n_train"] == 63 and meta["split"]["n_job"] == 21
     formats = json.loads((processed / "meta_formats.json").read_text())
-    assert set(formats["families"]) == {"check", "sklearn", "spacy", "hf", "cluster"}
-    assert formats["families"]["spacy"]["train"] == [
+    # each format the profile's families read, written once
+    assert formats["families"] == {"check": "tsv", "sklearn": "tsv", "spacy": "spacy_docbin", "hf": "hf_jsonl", "cluster": "tsv"}
+    assert set(formats["formats"]) == {"tsv", "spacy_docbin", "hf_jsonl"}
+    assert formats["formats"]["spacy_docbin"]["train"] == [
         f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 8)
     ]
-    assert all((project / p).is_file() for p in formats["families"]["spacy"]["job"])
+    assert all((project / p).is_file() for p in formats["formats"]["spacy_docbin"]["job"])
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
     assert len(hf_rows) == 63 and {r["label"] for r in hf_rows} == {"left", "right"}
     # every check ran and passed, and the UI gets the params hash as metadata

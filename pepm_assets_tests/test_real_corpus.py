@@ -40,9 +40,9 @@ def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.Dagst
     train = pd.read_csv(paths.view_dir("mpt", "left_right") / "train.tsv", sep="\t")
     assert len(train) == meta["split"]["n_train"] and train["text"].str.len().min() > 0
     formats = json.loads((paths.processed_dir("mpt", "left_right") / "meta_formats.json").read_text())
-    shards = formats["families"]["spacy"]["train"]
+    shards = formats["formats"]["spacy_docbin"]["train"]
     assert len(shards) == -(-meta["split"]["n_train"] // 2000) and all((root / s).is_file() for s in shards)
-    assert (root / formats["families"]["hf"]["job"]).read_text(encoding="utf-8").count("\n") == meta["split"]["n_job"]
+    assert (root / formats["formats"]["hf_jsonl"]["job"]).read_text(encoding="utf-8").count("\n") == meta["split"]["n_job"]
 
     # every input file accounted for, and the version chain from the raw bytes (acceptance on MPT)
     files = pd.read_parquet(paths.corpus_dir("mpt") / "files.parquet")

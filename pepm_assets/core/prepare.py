@@ -49,8 +49,9 @@ def tsv_columns(params: ResolvedParams) -> list[str]:
 
 
 def effective_compare_by(params: ResolvedParams) -> list[str]:
+    """compare_by, with the source field first when corpora are compared (juxtaposed, separate)."""
     fields = list(params.compare_by)
-    if params.dataset.merge_mode == "juxtaposed" and params.dataset.source_field not in fields:
+    if params.dataset.merge_mode in ("juxtaposed", "separate") and params.dataset.source_field not in fields:
         fields.insert(0, params.dataset.source_field)
     return fields
 
@@ -109,8 +110,18 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
     before = pool["label"].value_counts().sort_index()
 
-    if params.dataset.merge_mode == "separate":
-        parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(params.dataset.source_field, sort=True))]
+    separate = params.dataset.merge_mode == "separate"
+    if separate:
+        # each corpus balanced and split on its own (salt = its rank among the sorted corpus ids):
+        # training fits one model per corpus on its rows of train.tsv (core/training.py)
+        source = params.dataset.source_field
+        missing = sorted(set(params.dataset.corpus_ids) - set(pool[source]))
+        if missing:
+            raise ViewError(
+                f"merge_mode separate: corpus {missing} has no labelled document in view {params.view!r} of dataset "
+                f"{params.dataset_id!r}, so it can have no model of its own (exclusions: {dict(excluded)})"
+            )
+        parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(source, sort=True))]
         train = pd.concat([p[0] for p in parts])
         job = pd.concat([p[1] for p in parts])
     else:
@@ -166,6 +177,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
             },
         },
         "leakage": split.leakage(train, job, params.split.group_by),
+        **({"by_corpus": _by_corpus(train, job, params, strategy, counts)} if separate else {}),
         "seed": params.seed,
         "params_hash": params.params_hash,
         "params": params.model_dump(mode="json"),
@@ -175,6 +187,24 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     }
     write_json(meta_path, meta)
     return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
+
+
+def _by_corpus(train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, strategy: Any, counts: Any) -> dict[str, Any]:
+    """merge_mode separate: each corpus's split, as its own model sees it (sizes, classes, class
+    weights, leakage within the corpus)."""
+    source = params.dataset.source_field
+    out = {}
+    for cid in sorted(set(train[source]) | set(job[source])):
+        tr, jb = train[train[source] == cid], job[job[source] == cid]
+        out[str(cid)] = {
+            "n_train": len(tr),
+            "n_job": len(jb),
+            "train_label_counts": counts(tr),
+            "job_label_counts": counts(jb),
+            "class_weights": strategy.class_weights(tr),
+            "leakage": split.leakage(tr, jb, params.split.group_by),
+        }
+    return out
 
 
 def write_tsv(df: pd.DataFrame, target: Path) -> Path:

@@ -1,4 +1,8 @@
-"""Cross-model reports from reports/index.json: the leaderboard and the cross-corpus matrix."""
+"""Cross-model reports from reports/index.json: the leaderboard and the cross-corpus matrix.
+
+A model of a `merge_mode: separate` dataset is one model per corpus: its leaderboard row is the
+pooled score (each job document scored by its own corpus's model), and leaderboard.md adds its
+per-corpus rows (also in leaderboard_by_corpus.tsv)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pandas as pd
 from . import metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
-from .training import latest_entries, read_index, slot
+from .training import COMPARISON, latest_entries, read_index, slot
 
 REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
 
@@ -66,6 +70,7 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                 "report": e["files"].get("metrics.json", ""),
                 "predictions": e["files"].get("predictions.tsv", ""),
                 "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else "",
+                "per_corpus": e["files"].get(f"{COMPARISON}.md", ""),  # separate: one model per corpus
                 "n_seeds": len(seeds),
                 "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
                 "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan"),
@@ -75,6 +80,34 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
     if table.empty:
         return table
     return table.sort_values(["dataset_id", "view", "macro_f1"], ascending=[True, True, False], ignore_index=True)
+
+
+def by_corpus_table(paths: ProjectPaths) -> pd.DataFrame:
+    """One row per corpus of the latest in-domain evaluation of each separate-mode model (its
+    meta_eval's by_corpus: each corpus's model on that corpus's job documents)."""
+    rows = []
+    for e in latest_entries(read_index(paths)):
+        if e["eval_dataset_id"] != e["dataset_id"] or not e.get("by_corpus") or "macro_f1" not in e["metrics"]:
+            continue
+        for cid, r in e["by_corpus"].items():
+            m = r["metrics"]
+            rows.append(
+                {
+                    "dataset_id": e["dataset_id"],
+                    "view": e["view"],
+                    "model_id": e["model_id"],
+                    "corpus_id": cid,
+                    "macro_f1": round(m["macro_f1"], 4),
+                    "macro_f1_low": round(m["macro_f1_ci95"][0], 4),
+                    "macro_f1_high": round(m["macro_f1_ci95"][1], 4),
+                    "accuracy": round(m["accuracy"], 4),
+                    "n_job": r["n_job"],
+                    "n_train_used": r["n_train_used"],
+                    "truncated": r["truncated"],
+                    "seed": e["seed"],
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def with_reference_deltas(table: pd.DataFrame, paths: ProjectPaths, reference: str = REFERENCE_MODEL, seed: int = 0) -> pd.DataFrame:
@@ -125,6 +158,10 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
+    per_corpus = by_corpus_table(paths)
+    if not per_corpus.empty:
+        with atomic_path(out / "leaderboard_by_corpus.tsv") as tmp:
+            per_corpus.to_csv(tmp, sep="\t", index=False)
     lines = [
         "# pepm leaderboard",
         "",
@@ -146,10 +183,32 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
                 f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |"
             )
         lines.append("")
+        lines += _by_corpus_lines(per_corpus, dataset_id, view)
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:
         _plot_leaderboard(table, png)
     return {"rows": len(table), "tsv": paths.rel(tsv), "md": paths.rel(md), "png": paths.rel(png) if not table.empty else None}
+
+
+def _by_corpus_lines(per_corpus: pd.DataFrame, dataset_id: str, view: str) -> list[str]:
+    """The per-corpus rows of a dataset x view's separate-mode models, as a markdown table."""
+    if per_corpus.empty:
+        return []
+    rows = per_corpus[(per_corpus["dataset_id"] == dataset_id) & (per_corpus["view"] == view)]
+    if rows.empty:
+        return []
+    lines = [
+        "merge_mode separate: one model per corpus; the rows above score each job document with its own corpus's model.",
+        "",
+        "| model | corpus | macro-F1 [95% CI] | accuracy | n job | train docs |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows.itertuples(index=False):
+        lines.append(
+            f"| {r.model_id} | {r.corpus_id} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | {r.accuracy:.4f} | "
+            f"{r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |"
+        )
+    return [*lines, ""]
 
 
 def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:

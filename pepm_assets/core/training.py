@@ -2,6 +2,10 @@
 
 `train_model` and `evaluate_model` are what the Dagster assets `model__<id>` and
 `evaluation__<id>` call; each writes its outputs atomically and returns its meta dict.
+
+A dataset with `merge_mode: separate` gets one model per corpus inside the model folder
+(by_corpus/<corpus_id>/, each fitted on its corpus's train rows only); its evaluation scores each
+job document with its own corpus's model and adds per-corpus reports and a comparison table.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 import random
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import families, lineage, metrics
+from . import balance, families, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .locks import exclusive_lock
@@ -25,6 +30,8 @@ from .paths import ProjectPaths
 from .prepare import effective_compare_by, read_tsv, write_tsv
 
 TOP_TERMS = 25
+BY_CORPUS = "by_corpus"  # merge_mode separate: one model (and one report) per corpus, in this subfolder
+COMPARISON = "comparison_by_corpus"  # merge_mode separate: the per-corpus table of an evaluation (.md, .tsv)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -55,14 +62,18 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
         seed=params.seed,
         hardware=params.hardware,
         root=root,
-        formats=meta_formats["families"].get(spec.family, {}),
+        formats=families.input_format(family, meta_formats),
         class_weights=meta_view["balance"]["class_weights"],
     )
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()
+    corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
     with atomic_dir(target) as tmp:
-        info = family.fit(data, tmp)
+        if corpus_sets is not None:
+            info, by_corpus = _fit_by_corpus(params, family, data, corpus_sets, tmp)
+        else:
+            info, by_corpus = family.fit(data, tmp), None
         meta = {
             "model_id": model_id,
             "family": spec.family,
@@ -89,14 +100,85 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
                 [],
             ),
         }
+        if by_corpus is not None:
+            meta.update(
+                merge_mode="separate",
+                source_field=params.dataset.source_field,
+                n_train_used=sum(f["n_train_used"] for f in by_corpus.values()),
+                truncated=any(f["truncated"] for f in by_corpus.values()),
+                by_corpus=by_corpus,
+            )
+            meta["lineage"]["files"] = [f"{BY_CORPUS}/{cid}" for cid in by_corpus]  # a deleted corpus model: missing
         write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
+
+
+def _corpus_train_sets(
+    params: ResolvedParams, spec: ModelSpec, family: families.Family, train: pd.DataFrame, cap: int | None
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """merge_mode separate: (rows, rows used) of train.tsv for each corpus, the family's train-size
+    cap applied per corpus; or an error, before any folder is written."""
+    if family.reads != "tsv":
+        # hf / spacy read files pre-built from the pooled train set, in its order (formats/): a
+        # corpus's rows are not a prefix of them, so those families cannot fit one corpus alone
+        raise ValueError(
+            f"merge_mode separate: family {spec.family!r} trains from the pooled pre-built {family.reads!r} files, "
+            f"which cannot be restricted to one corpus; use a family that reads train.tsv (check, sklearn, cluster) "
+            f"or merge_mode juxtaposed for dataset {params.dataset_id!r}"
+        )
+    sets = {}
+    for cid in params.dataset.corpus_ids:
+        rows = train[train[params.dataset.source_field] == cid]  # train.tsv's (seeded, shuffled) order: a cap takes a random subset
+        used = rows.iloc[:cap] if cap is not None and len(rows) > cap else rows
+        present = sorted(set(used["label"]))
+        if family.supervised and len(present) < 2:
+            raise ValueError(
+                f"merge_mode separate: corpus {cid!r} of dataset {params.dataset_id!r} has {len(used)} train documents "
+                f"with labels {present} in view {params.view!r}: a classifier of its own needs two classes at least"
+            )
+        sets[cid] = (rows, used)
+    return sets
+
+
+def _fit_by_corpus(
+    params: ResolvedParams,
+    family: families.Family,
+    data: families.TrainData,
+    corpus_sets: dict[str, tuple[pd.DataFrame, pd.DataFrame]],
+    model_dir: Path,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """merge_mode separate: one model per corpus in by_corpus/<corpus_id>/, each fitted on that
+    corpus's train rows only (`_corpus_train_sets`), with the same seed for each fit. Returns
+    (fit info, facts) per corpus, for meta_model.json."""
+    strategy = balance.build(params.balance_strategy, params.balance)
+    fits: dict[str, Any] = {}
+    facts: dict[str, dict[str, Any]] = {}
+    for cid, (rows, used) in corpus_sets.items():
+        present = sorted(set(used["label"]))
+        sub = model_dir / BY_CORPUS / cid
+        sub.mkdir(parents=True)
+        weights = strategy.class_weights(rows)
+        seed_everything(params.seed)
+        started = time.perf_counter()
+        fits[cid] = family.fit(replace(data, train=used.reset_index(drop=True), class_weights=weights), sub)
+        facts[cid] = {
+            "n_train_available": len(rows),
+            "n_train_used": len(used),
+            "truncated": len(used) < len(rows),
+            "labels": present,
+            "label_counts": {str(k): int(v) for k, v in used["label"].value_counts().sort_index().items()},
+            "class_weights": weights,
+            "train_seconds": round(time.perf_counter() - started, 3),
+            "model_dir": f"{BY_CORPUS}/{cid}",
+        }
+    return fits, facts
 
 
 def evaluate_model(
     params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None, n_boot: int = 1000
 ) -> dict[str, Any]:
-    """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset)."""
+    """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset).
+    A separate-mode model scores each document with the model of the document's corpus."""
     paths = ProjectPaths(root)
     eval_params = eval_params or params
     if eval_params.view != params.view:
@@ -110,8 +192,9 @@ def evaluate_model(
     family = families.build(spec.family, spec.params)
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     texts = job["text"].tolist()
+    groups = _corpus_groups(params, eval_params, meta_model, job)  # None unless one model per corpus
     started = time.perf_counter()
-    pred = family.predict(model_dir, texts)
+    pred = family.predict(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
     predict_seconds = time.perf_counter() - started
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
@@ -124,18 +207,26 @@ def evaluate_model(
             metrics.plot_confusion(scores["confusion_matrix"], labels, tmp / "confusion_matrix.png", title)
             for field in _compare_fields(params, eval_params, job):
                 write_json(tmp / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
-            terms = family.top_terms(model_dir, TOP_TERMS)
+            terms = family.top_terms(model_dir, TOP_TERMS) if groups is None else None  # separate: per corpus
             if terms:
                 write_json(tmp / "top_terms.json", terms)
         else:
-            scores = metrics.cluster_metrics(job["label"].tolist(), pred, family.embed(model_dir, texts), seed=params.seed)
+            # separate: no pooled silhouette, each corpus's model embeds in a space of its own
+            embedding = family.embed(model_dir, texts) if groups is None else None
+            scores = metrics.cluster_metrics(job["label"].tolist(), pred, embedding, seed=params.seed)
             write_text(
                 tmp / "classification_report.txt",
                 f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
             )
         write_json(tmp / "metrics.json", scores)
-        write_tsv(pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred}), tmp / "predictions.tsv")
+        predictions = pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred})
+        if groups is not None:
+            predictions["predicted_by"] = _model_of_row(job, groups)
+            by_corpus = _report_by_corpus(tmp, family, model_dir, job, pred, labels, groups, meta_model, params.seed, n_boot, title)
+        write_tsv(predictions, tmp / "predictions.tsv")
         summary = _summary(scores, family.supervised)
+        if groups is not None:
+            _write_comparison(tmp, by_corpus, summary, family.supervised, title, len(job))
         quality_ok, quality_flags = spec.early_stop.judge(summary)
         meta_eval = {
             "model_id": model_id,
@@ -164,6 +255,9 @@ def evaluate_model(
                 version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, ["metrics.json"]
             ),
         }
+        if groups is not None:
+            meta_eval.update(merge_mode="separate", by_corpus=by_corpus)
+            meta_eval["lineage"]["files"].append(f"{COMPARISON}.tsv")
         write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
     entry = {
@@ -174,6 +268,148 @@ def evaluate_model(
         "model_dir": paths.rel(model_dir),
     }
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
+
+
+def _corpus_groups(
+    params: ResolvedParams, eval_params: ResolvedParams, meta_model: dict[str, Any], job: pd.DataFrame
+) -> dict[str, pd.Index] | None:
+    """merge_mode separate: the job rows of each corpus, each to be scored by that corpus's model
+    (by corpus id, also for another dataset's job set: a corpus without a model of its own is an
+    error, never scored by another corpus's model); None for a model of the pooled train set."""
+    if params.dataset.merge_mode != "separate":
+        return None
+    fitted = meta_model.get("by_corpus")
+    if not fitted:
+        raise lineage.LineageError(
+            f"model {meta_model['model_id']} of {params.dataset_id}/{params.view} is one model of the pooled train set, "
+            f"fitted before merge_mode separate trained one model per corpus; re-train it ({command('train', params)})"
+        )
+    source = eval_params.dataset.source_field
+    groups = {str(cid): idx for cid, idx in job.groupby(source, sort=True).groups.items()}
+    unknown = sorted(set(groups) - set(fitted))
+    if unknown:
+        raise ValueError(
+            f"model {meta_model['model_id']} of {params.dataset_id} (merge_mode separate) has one model per corpus, for "
+            f"{sorted(fitted)}; the job set of {eval_params.dataset_id} holds documents of {unknown} ({source}), which no "
+            f"corpus model was trained for: evaluate it on a dataset of those corpora only"
+        )
+    return groups
+
+
+def _predict_by_corpus(family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:
+    """Each corpus's job documents predicted by that corpus's model; cluster ids are prefixed with
+    the corpus (cluster 0 of one corpus's model is not cluster 0 of another's)."""
+    pred = pd.Series("", index=job.index, dtype=object)
+    for cid, idx in groups.items():
+        got = family.predict(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
+        pred[idx] = got if family.supervised else [c if c == "noise" else f"{cid}:{c}" for c in got]
+    return pred.tolist()
+
+
+def _model_of_row(job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:
+    """predictions.tsv's `predicted_by`: the model folder (relative to the model's) that predicted each row."""
+    owner = pd.Series("", index=job.index, dtype=object)
+    for cid, idx in groups.items():
+        owner[idx] = f"{BY_CORPUS}/{cid}"
+    return owner.tolist()
+
+
+def _report_by_corpus(
+    out_dir: Path,
+    family: families.Family,
+    model_dir: Path,
+    job: pd.DataFrame,
+    pred: list[str],
+    labels: list[str],
+    groups: dict[str, pd.Index],
+    meta_model: dict[str, Any],
+    seed: int,
+    n_boot: int,
+    title: str,
+) -> dict[str, dict[str, Any]]:
+    """merge_mode separate: by_corpus/<corpus_id>/ with each corpus's metrics.json and report
+    (its job documents, its own model's predictions); returns one summary row per corpus."""
+    predicted = pd.Series(pred, index=job.index)
+    rows: dict[str, dict[str, Any]] = {}
+    for cid, idx in groups.items():
+        sub = out_dir / BY_CORPUS / cid
+        sub.mkdir(parents=True)
+        gold, got = job.loc[idx, "label"].tolist(), predicted[idx].tolist()
+        sub_title = f"{title} · corpus {cid}, scored by its own model"
+        if family.supervised:
+            scores = metrics.classification_metrics(gold, got, labels)
+            scores["ci95"] = metrics.bootstrap_intervals(gold, got, labels, seed=seed, n_boot=n_boot)
+            write_text(sub / "classification_report.txt", _report_text(scores, sub_title))
+            metrics.plot_confusion(scores["confusion_matrix"], labels, sub / "confusion_matrix.png", sub_title)
+            terms = family.top_terms(model_dir / BY_CORPUS / cid, TOP_TERMS)
+            if terms:
+                write_json(sub / "top_terms.json", terms)
+        else:
+            embedding = family.embed(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
+            scores = metrics.cluster_metrics(gold, got, embedding, seed=seed)
+            write_text(
+                sub / "classification_report.txt",
+                f"{sub_title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
+            )
+        write_json(sub / "metrics.json", scores)
+        fitted = meta_model["by_corpus"][cid]
+        rows[cid] = {
+            "n_train_used": fitted["n_train_used"],
+            "truncated": fitted["truncated"],
+            "n_job": len(idx),
+            "metrics": _summary(scores, family.supervised),
+        }
+    return rows
+
+
+def _write_comparison(
+    out_dir: Path, by_corpus: dict[str, dict[str, Any]], pooled: dict[str, Any], supervised: bool, title: str, n_job: int
+) -> None:
+    """comparison_by_corpus.tsv (one row per corpus) and .md (the same, plus the pooled headline)."""
+    names = ["accuracy", "macro_f1"] if supervised else ["ari", "nmi", "homogeneity", "completeness", "n_clusters"]
+
+    def cells(m: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            out[name] = m.get(name, float("nan"))
+            if f"{name}_ci95" in m:
+                out[f"{name}_low"], out[f"{name}_high"] = m[f"{name}_ci95"]
+        return out
+
+    rows = [
+        {"corpus_id": cid, "n_train_used": r["n_train_used"], "truncated": r["truncated"], "n_job": r["n_job"], **cells(r["metrics"])}
+        for cid, r in by_corpus.items()
+    ]
+    write_tsv(pd.DataFrame(rows), out_dir / f"{COMPARISON}.tsv")
+
+    def fmt(m: dict[str, Any], name: str) -> str:
+        if name not in m:
+            return ""
+        if isinstance(m[name], int):  # n_clusters
+            return str(m[name])
+        ci = m.get(f"{name}_ci95")
+        return f"{m[name]:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+    head = [
+        "corpus",
+        "train docs",
+        "job docs",
+        *({"accuracy": "accuracy [95% CI]", "macro_f1": "macro-F1 [95% CI]"}.get(n, n) for n in names),
+    ]
+    lines = [
+        f"# {title}",
+        "",
+        "merge_mode separate: one model per corpus, each trained on its corpus's train set and scored on its corpus's job documents.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for cid, r in by_corpus.items():
+        train = f"{r['n_train_used']}{' (capped)' if r['truncated'] else ''}"
+        lines.append("| " + " | ".join([cid, train, str(r["n_job"]), *(fmt(r["metrics"], n) for n in names)]) + " |")
+    total = sum(r["n_train_used"] for r in by_corpus.values())
+    lines.append("| all corpora (each by its own model) | " + " | ".join([str(total), str(n_job), *(fmt(pooled, n) for n in names)]) + " |")
+    write_text(out_dir / f"{COMPARISON}.md", "\n".join(lines) + "\n")
 
 
 def commit_model(root: Path, meta: dict[str, Any]) -> None:

@@ -1,11 +1,14 @@
 """Model families: one file each, one registry, an estimator-like interface.
 
 A family is a small object with explicit parameters (a pydantic model, validated from the entry's
-`params` in configs/common/models.yml before anything runs) and two methods:
+`params` in configs/common/models.yml before anything runs), the name of the model format it
+`reads` (a writer of formats/: "tsv", "spacy_docbin", "hf_jsonl"; prepare writes each format the
+profile's families read, once) and two methods:
 
-- `fit(data, model_dir)`: train on `data` (a `TrainData`) and write everything needed to predict
-  into `model_dir` (an empty temporary folder, swapped in atomically by the caller); return a dict
-  of facts for meta_model.json (epochs, vocabulary size, device, ...).
+- `fit(data, model_dir)`: train on `data` (a `TrainData`: the train rows, and `formats`, the entry
+  of meta_formats.json for the format it reads) and write everything needed to predict into
+  `model_dir` (an empty temporary folder, swapped in atomically by the caller); return a dict of
+  facts for meta_model.json (epochs, vocabulary size, device, ...).
 - `predict(model_dir, texts)`: load what `fit` wrote and return one label per text (for an
   unsupervised family, one cluster id per text).
 
@@ -15,8 +18,13 @@ No state is kept on the object between calls: train and evaluate are separate as
 separate processes. Heavy libraries (spaCy models, torch, transformers) are imported inside the
 methods, never at module import.
 
-To add a family: write `families/<name>.py` with a `Family` subclass decorated by
-`@REGISTRY.register("<name>")`, import it at the bottom of this file, add entries to models.yml.
+To add a family (README, "Adding a model family"):
+1. the module: a `Family` subclass with `reads` (and `params_model`, `fit`, `predict`);
+2. one registry entry: in pepm, a line `"<name>": "<module>:<Class>"` in `BUILTIN` below; in a
+   package of your own, an entry point `<name> = "<module>:<Class>"` of the group `pepm.families`
+   (its pyproject.toml), then `pip install` it;
+3. models.yml entries `{family: <name>, params: {...}}`.
+Modules are imported when their family is first used (`REGISTRY.get`), never to list names.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import Any, ClassVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from ..config import HardwarePreset
+from ..config.schema import HardwarePreset
 from ..registry import Registry
 
 
@@ -45,7 +53,7 @@ class TrainData:
     seed: int
     hardware: HardwarePreset
     root: Path  # project root: `formats` paths are relative to it
-    formats: dict[str, Any] = field(default_factory=dict)  # this family's entry of meta_formats.json
+    formats: dict[str, Any] = field(default_factory=dict)  # the entry of meta_formats.json for the format the family reads
     class_weights: dict[str, float] | None = None  # set when balance_strategy is class_weights
 
     def path(self, relative: str) -> Path:
@@ -71,6 +79,7 @@ def load_estimator(path: Path) -> Any:
 
 
 class Family:
+    reads: ClassVar[str]  # the model format `fit` is given (`TrainData.formats`): a formats.REGISTRY name
     params_model: ClassVar[type[FamilyParams]] = FamilyParams
     supervised: ClassVar[bool] = True
     # part of every model's version (core/lineage.py): bump `code_version` when a change to the
@@ -78,6 +87,12 @@ class Family:
     # (besides the family's own `max_train_docs` cap, always part of it)
     code_version: ClassVar[str] = "1"
     hardware_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A family without `reads` fails here, where it is defined, not when prepare writes formats."""
+        super().__init_subclass__(**kwargs)
+        if not isinstance(getattr(cls, "reads", None), str):
+            raise TypeError(f'family {cls.__qualname__} must declare the format it reads, e.g. `reads = "tsv"`')
 
     def __init__(self, params: FamilyParams) -> None:
         self.params = params
@@ -96,7 +111,14 @@ class Family:
         return None
 
 
-REGISTRY: Registry[type[Family]] = Registry("model family")
+BUILTIN = {  # one line per family: name -> "module:Class", imported at first use
+    "check": f"{__name__}.check:CheckFamily",
+    "sklearn": f"{__name__}.sklearn:SklearnFamily",
+    "spacy": f"{__name__}.spacy:SpacyFamily",
+    "hf": f"{__name__}.hf:HfFamily",
+    "cluster": f"{__name__}.cluster:ClusterFamily",
+}
+REGISTRY: Registry[type[Family]] = Registry("model family", BUILTIN, group="pepm.families")
 
 
 def build(family: str, params: dict[str, Any]) -> Family:
@@ -104,4 +126,12 @@ def build(family: str, params: dict[str, Any]) -> Family:
     return cls(cls.params_model.model_validate(params))
 
 
-from . import check, cluster, hf, sklearn, spacy  # noqa: E402,F401  (registration)
+def input_format(family: Family, meta_formats: dict[str, Any]) -> dict[str, Any]:
+    """The entry of meta_formats.json for the format `family` reads; an error that names what was written instead."""
+    written = meta_formats.get("formats", {})
+    if family.reads not in written:
+        raise ValueError(
+            f"meta_formats.json has no {family.reads!r} format, which {type(family).__name__} reads: prepare wrote "
+            f"{sorted(written)}, for the families {sorted(meta_formats.get('families', {}))}"
+        )
+    return written[family.reads]

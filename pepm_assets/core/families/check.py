@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import REGISTRY, Family, TrainData
+from . import Family, TrainData
 
 
-@REGISTRY.register("check")
 class CheckFamily(Family):
+    reads = "tsv"
+
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         train = data.train
         counts = train["label"].value_counts().sort_index()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from . import REGISTRY, Family, FamilyParams, TrainData, load_estimator, save_estimator
+from . import Family, FamilyParams, TrainData, load_estimator, save_estimator
 
 MODEL_FILE = "cluster.pkl"
 
@@ -27,8 +27,8 @@ class ClusterParams(FamilyParams):
     min_df: int = Field(2, ge=1)
 
 
-@REGISTRY.register("cluster")
 class ClusterFamily(Family):
+    reads = "tsv"
     hardware_fields = ()
     params_model = ClusterParams
     supervised = False

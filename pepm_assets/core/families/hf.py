@@ -35,7 +35,7 @@ mpt/left_right, 0.088 cost about 0.03 macro-F1 in 3 epochs.
 
 `fit` writes into `model_dir`: the model and tokenizer (`save_pretrained`) and `pepm_hf.json`
 (the params, labels, max_length, batch size, threads and precision used by `predict`).
-torch, transformers and tokenizers are imported inside the methods only.
+torch, transformers and tokenizers are imported inside functions, never at module import.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from . import REGISTRY, Family, FamilyParams, TrainData
+from . import Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ def _pad(torch: Any, seqs: list[list[int]], pad_id: int, device: Any) -> tuple[A
 def _read_train(data: TrainData) -> tuple[list[str], list[str], dict[str, int]]:
     """The first len(data.train) records of hf/train.jsonl (same order as train.tsv) and labels.json."""
     fmt = data.formats
-    if fmt.get("format") != "jsonl":
-        raise ValueError(f"hf: expected the 'jsonl' format in meta_formats.json, got {fmt.get('format')!r}")
+    if fmt.get("format") != HfFamily.reads:
+        raise ValueError(f"hf: expected the {HfFamily.reads!r} format in meta_formats.json, got {fmt.get('format')!r}")
     label2id = {str(k): int(v) for k, v in json.loads(data.path(fmt["label2id"]).read_text(encoding="utf-8"))["label2id"].items()}
     missing = sorted(set(data.labels) - set(label2id))
     if missing:
@@ -233,8 +233,174 @@ def _train_tokenizer(texts: list[str], vocab_size: int, model_max_length: int) -
     )
 
 
-@REGISTRY.register("hf")
+def _seed(torch: Any, seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _load_model(p: HfParams, root: Path, texts: list[str], label2id: dict[str, int], max_length: int) -> tuple[Any, Any]:
+    """(tokenizer, model): from `p.model_dir` with a head for these labels, else a BPE tokenizer
+    trained on `texts` and a small BERT built from the params."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    id2label = {i: label for label, i in label2id.items()}
+    if p.model_dir is not None:
+        source = Path(p.model_dir).expanduser()
+        source = source if source.is_absolute() else root / source
+        if not source.is_dir():
+            raise FileNotFoundError(f"hf: model_dir {p.model_dir!r} is not a folder ({source})")
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source,
+            local_files_only=True,
+            num_labels=len(label2id),
+            id2label=id2label,
+            label2id=label2id,
+            ignore_mismatched_sizes=True,
+        )
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        positions = max(512, max_length)
+        tokenizer = _train_tokenizer(texts, p.vocab_size, positions)
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=p.hidden_size,
+            num_hidden_layers=p.num_layers,
+            num_attention_heads=p.num_heads,
+            intermediate_size=p.intermediate_size or 4 * p.hidden_size,
+            max_position_embeddings=positions,
+            pad_token_id=tokenizer.pad_token_id,
+            initializer_range=p.initializer_range,
+            num_labels=len(label2id),
+            id2label=id2label,
+            label2id=label2id,
+        )
+        model = BertForSequenceClassification(config)
+    model.config.problem_type = "single_label_classification"
+    return tokenizer, model
+
+
+def _encode(tokenizer: Any, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    """Token ids truncated to `max_length`, and how many texts were longer."""
+    encoded = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+    n_truncated = sum(len(ids) > max_length for ids in encoded)
+    if n_truncated:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    return encoded, n_truncated
+
+
+def _loss_weights(torch: Any, class_weights: dict[str, float] | None, label2id: dict[str, int], device: Any) -> Any:
+    """The view's class weights as a tensor in label-id order (None: unweighted loss)."""
+    if not class_weights:
+        return None
+    labels = sorted(label2id, key=label2id.__getitem__)
+    return torch.tensor([float(class_weights.get(label, 1.0)) for label in labels], device=device)
+
+
+def _optimizer(torch: Any, model: Any, p: HfParams, total_steps: int) -> tuple[Any, Any]:
+    """AdamW without weight decay on biases and norms, linear warmup then decay."""
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [q for n, q in named if not n.endswith(no_decay)], "weight_decay": p.weight_decay},
+            {"params": [q for n, q in named if n.endswith(no_decay)], "weight_decay": 0.0},
+        ],
+        lr=p.learning_rate,
+    )
+    return optimizer, get_linear_schedule_with_warmup(optimizer, round(p.warmup_ratio * total_steps), total_steps)
+
+
+def _train(
+    torch: Any,
+    model: Any,
+    encoded: list[list[int]],
+    targets: list[int],
+    *,
+    pad_id: int,
+    weights: Any,
+    p: HfParams,
+    batch_size: int,
+    seed: int,
+    device: Any,
+    precision: str,
+) -> dict[str, Any]:
+    """The training loop: seeded random batches, gradient accumulation over `p.grad_accumulation`
+    batches (the loss weighted by batch size), clipping at 1.0. Returns its facts for meta_model.json."""
+    import numpy as np
+
+    started = time.perf_counter()
+    n, bs, ga = len(encoded), batch_size, p.grad_accumulation
+    steps_per_epoch = math.ceil(math.ceil(n / bs) / ga)
+    optimizer, scheduler = _optimizer(torch, model, p, steps_per_epoch * p.epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
+    rng = np.random.default_rng(seed)
+    y_tensor = torch.tensor(targets, dtype=torch.long)
+    epoch_losses: list[float] = []
+    steps = 0
+    model.train()
+    for epoch in range(p.epochs):
+        te = time.perf_counter()
+        order = rng.permutation(n)
+        batches = [order[i : i + bs] for i in range(0, n, bs)]
+        running = torch.zeros((), device=device)
+        for g in range(0, len(batches), ga):
+            group = batches[g : g + ga]
+            group_docs = sum(len(b) for b in group)
+            for batch in group:
+                ids, mask = _pad(torch, [encoded[i] for i in batch], pad_id, device)
+                target = y_tensor[batch].to(device)
+                with _autocast(torch, device, precision):
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                loss = torch.nn.functional.cross_entropy(logits.float(), target, weight=weights)
+                scaler.scale(loss * (len(batch) / group_docs)).backward()
+                running += loss.detach() * len(batch)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+        epoch_losses.append(round(float(running) / n, 5))
+        log.info(
+            "hf epoch %d/%d: loss %.4f (%d steps, %.1f s)", epoch + 1, p.epochs, epoch_losses[-1], steps_per_epoch, time.perf_counter() - te
+        )
+    model.eval()
+    return {
+        "epochs": p.epochs,
+        "steps": steps,
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": bs,
+        "grad_accumulation": ga,
+        "effective_batch_size": bs * ga,
+        "train_loss": epoch_losses[-1],
+        "epoch_losses": epoch_losses,
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _save(model_dir: Path, model: Any, tokenizer: Any, for_predict: dict[str, Any]) -> None:
+    """Model and tokenizer (save_pretrained), and pepm_hf.json: what `predict` needs besides them."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    (model_dir / PEPM_FILE).write_text(json.dumps(for_predict, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 class HfFamily(Family):
+    reads = "hf_jsonl"
     hardware_fields = ("batch_size", "max_length", "threads")  # torch sums in thread order
     params_model = HfParams
     params: HfParams
@@ -243,17 +409,9 @@ class HfFamily(Family):
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         _offline()
         start, cpu_start = time.perf_counter(), time.process_time()
-        import numpy as np
         import tokenizers
         import torch
         import transformers
-        from transformers import (
-            AutoModelForSequenceClassification,
-            AutoTokenizer,
-            BertConfig,
-            BertForSequenceClassification,
-            get_linear_schedule_with_warmup,
-        )
 
         import_seconds = time.perf_counter() - start
         transformers.utils.logging.disable_progress_bar()
@@ -265,137 +423,39 @@ class HfFamily(Family):
         texts, labels, label2id = _read_train(data)
         if len(label2id) < 2:
             raise ValueError(f"hf: needs at least 2 labels, got {sorted(label2id)}")
-        id2label = {i: label for label, i in label2id.items()}
-        y_all = [label2id[label] for label in labels]
-
-        random.seed(data.seed)
-        np.random.seed(data.seed)
-        torch.manual_seed(data.seed)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(data.seed)
-            torch.cuda.reset_peak_memory_stats()
+        _seed(torch, data.seed)
 
         with _torch_settings(torch, hw.threads, device, deterministic=True):
             t0 = time.perf_counter()
-            if p.model_dir is not None:
-                source = Path(p.model_dir).expanduser()
-                source = source if source.is_absolute() else data.root / source
-                if not source.is_dir():
-                    raise FileNotFoundError(f"hf: model_dir {p.model_dir!r} is not a folder ({source})")
-                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    source,
-                    local_files_only=True,
-                    num_labels=len(label2id),
-                    id2label=id2label,
-                    label2id=label2id,
-                    ignore_mismatched_sizes=True,
-                )
-                if tokenizer.pad_token_id is None:
-                    tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-                if model.config.pad_token_id is None:
-                    model.config.pad_token_id = tokenizer.pad_token_id
-            else:
-                positions = max(512, hw.max_length)
-                tokenizer = _train_tokenizer(texts, p.vocab_size, positions)
-                config = BertConfig(
-                    vocab_size=len(tokenizer),
-                    hidden_size=p.hidden_size,
-                    num_hidden_layers=p.num_layers,
-                    num_attention_heads=p.num_heads,
-                    intermediate_size=p.intermediate_size or 4 * p.hidden_size,
-                    max_position_embeddings=positions,
-                    pad_token_id=tokenizer.pad_token_id,
-                    initializer_range=p.initializer_range,
-                    num_labels=len(label2id),
-                    id2label=id2label,
-                    label2id=label2id,
-                )
-                model = BertForSequenceClassification(config)
-            model.config.problem_type = "single_label_classification"
+            tokenizer, model = _load_model(p, data.root, texts, label2id, hw.max_length)
             tokenizer_seconds = time.perf_counter() - t0
             max_length = _max_length(tokenizer, model.config, hw.max_length)
-
-            encoded = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-            n_truncated = sum(len(ids) > max_length for ids in encoded)
-            encoded = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if n_truncated else encoded
-
+            encoded, n_truncated = _encode(tokenizer, texts, max_length)
             model.to(device)
-            weights = None
-            if data.class_weights:
-                weights = torch.tensor([float(data.class_weights.get(id2label[i], 1.0)) for i in range(len(id2label))], device=device)
-
-            no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-            named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-            optimizer = torch.optim.AdamW(
-                [
-                    {"params": [q for n, q in named if not n.endswith(no_decay)], "weight_decay": p.weight_decay},
-                    {"params": [q for n, q in named if n.endswith(no_decay)], "weight_decay": 0.0},
-                ],
-                lr=p.learning_rate,
+            weights = _loss_weights(torch, data.class_weights, label2id, device)
+            loop = _train(
+                torch,
+                model,
+                encoded,
+                [label2id[label] for label in labels],
+                pad_id=tokenizer.pad_token_id,
+                weights=weights,
+                p=p,
+                batch_size=hw.batch_size,
+                seed=data.seed,
+                device=device,
+                precision=precision,
             )
-            n, bs, ga = len(encoded), hw.batch_size, p.grad_accumulation
-            batches_per_epoch = math.ceil(n / bs)
-            steps_per_epoch = math.ceil(batches_per_epoch / ga)
-            total_steps = steps_per_epoch * p.epochs
-            scheduler = get_linear_schedule_with_warmup(optimizer, round(p.warmup_ratio * total_steps), total_steps)
-            scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
-            rng = np.random.default_rng(data.seed)
-            y_tensor = torch.tensor(y_all, dtype=torch.long)
-
-            t1 = time.perf_counter()
-            epoch_losses: list[float] = []
-            steps = 0
-            model.train()
-            for epoch in range(p.epochs):
-                te = time.perf_counter()
-                order = rng.permutation(n)
-                batches = [order[i : i + bs] for i in range(0, n, bs)]
-                running = torch.zeros((), device=device)
-                for g in range(0, len(batches), ga):
-                    group = batches[g : g + ga]
-                    group_docs = sum(len(b) for b in group)
-                    for batch in group:
-                        ids, mask = _pad(torch, [encoded[i] for i in batch], tokenizer.pad_token_id, device)
-                        target = y_tensor[batch].to(device)
-                        with _autocast(torch, device, precision):
-                            logits = model(input_ids=ids, attention_mask=mask).logits
-                        loss = torch.nn.functional.cross_entropy(logits.float(), target, weight=weights)
-                        scaler.scale(loss * (len(batch) / group_docs)).backward()
-                        running += loss.detach() * len(batch)
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    steps += 1
-                epoch_losses.append(round(float(running) / n, 5))
-                log.info(
-                    "hf epoch %d/%d: loss %.4f (%d steps, %.1f s)",
-                    epoch + 1,
-                    p.epochs,
-                    epoch_losses[-1],
-                    steps_per_epoch,
-                    time.perf_counter() - te,
-                )
-            train_seconds = time.perf_counter() - t1
-
-            model.eval()
-            model_dir = Path(model_dir)
-            model_dir.mkdir(parents=True, exist_ok=True)
-            model.save_pretrained(model_dir)
-            tokenizer.save_pretrained(model_dir)
-            facts_for_predict = {
+            for_predict = {
                 "params": p.model_dump(mode="json"),
-                "labels": [id2label[i] for i in range(len(id2label))],
+                "labels": sorted(label2id, key=label2id.__getitem__),
                 "max_length": max_length,
-                "batch_size": bs,
+                "batch_size": hw.batch_size,
                 "threads": hw.threads,
                 "mixed_precision": precision,
                 "seed": data.seed,
             }
-            (model_dir / PEPM_FILE).write_text(json.dumps(facts_for_predict, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            _save(Path(model_dir), model, tokenizer, for_predict)
 
         return {
             "source": "model_dir" if p.model_dir is not None else "scratch",
@@ -403,24 +463,16 @@ class HfFamily(Family):
             "architecture": type(model).__name__,
             "device": device.type,
             "mixed_precision": precision,
-            "epochs": p.epochs,
-            "steps": steps,
-            "steps_per_epoch": steps_per_epoch,
-            "batch_size": bs,
-            "grad_accumulation": ga,
-            "effective_batch_size": bs * ga,
+            **loop,
             "max_length": max_length,
             "threads": hw.threads,
-            "n_train_docs": n,
+            "n_train_docs": len(encoded),
             "n_truncated_docs": n_truncated,
-            "train_loss": epoch_losses[-1],
-            "epoch_losses": epoch_losses,
             "class_weights": bool(weights is not None),
             "seconds": round(time.perf_counter() - start, 2),
             "cpu_seconds": round(time.process_time() - cpu_start, 2),  # all threads; wall time varies on a shared machine
             "import_seconds": round(import_seconds, 2),
             "tokenizer_seconds": round(tokenizer_seconds, 2),
-            "train_seconds": round(train_seconds, 2),
             "peak_rss_mb": _peak_rss_mb(),
             "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None,
             "n_parameters": sum(q.numel() for q in model.parameters()),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..atomic import write_json
-from . import REGISTRY, Family, FamilyParams, TrainData, load_estimator, save_estimator
+from . import Family, FamilyParams, TrainData, load_estimator, save_estimator
 
 MODEL_FILE = "model.pkl"
 TOP_TERMS_FILE = "top_terms.json"
@@ -83,8 +83,8 @@ def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
     return Pipeline([("tfidf", vectorizer), ("clf", clf)])
 
 
-@REGISTRY.register("sklearn")
 class SklearnFamily(Family):
+    reads = "tsv"
     hardware_fields = ()
     params_model = SklearnParams
 

@@ -5,7 +5,7 @@ What `fit` does, in order:
 1. Reads the train shards of meta_formats.json (`data.formats`, written by formats/spacy.py, one doc
    per train.tsv row, same order) and checks, doc by doc, that the gold label of each of the first
    `len(data.train)` docs is the label of the same row of `data.train` (the caller truncates train to
-   the hardware preset's `max_train_docs_spacy` by taking its first rows; doc ids are not stored in
+   the hardware preset's `max_train_docs` cap for spacy by taking its first rows; doc ids are not stored in
    the shards, so this is the check that shards and table agree).
 2. Dev set (spaCy's `[training] dev_corpus`, used only to pick `model-best`): the LAST `dev_fraction`
    (10 %) of those rows; training uses the first 90 %. train.tsv is in random (seeded, stratified)
@@ -77,7 +77,7 @@ from typing import Any
 
 from pydantic import Field
 
-from . import REGISTRY, Family, FamilyParams, TrainData
+from . import Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +107,14 @@ def _gold(cats: dict[str, float]) -> str | None:
     return positives[0] if len(positives) == 1 else None
 
 
-@REGISTRY.register("spacy")
 class SpacyFamily(Family):
+    reads = "spacy_docbin"
     hardware_fields = ("batch_size",)
     params_model = SpacyParams
     params: SpacyParams
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
-        import spacy
-        from spacy import util
-        from spacy.tokens import DocBin
-        from spacy.training.initialize import init_nlp
-        from spacy.training.loop import train as spacy_train
         from thinc.api import fix_random_seed, require_cpu
 
         p = self.params
@@ -128,8 +123,8 @@ class SpacyFamily(Family):
         config_path = data.path(p.config)
         if not config_path.is_file():
             raise FileNotFoundError(f"spaCy config not found: {config_path} (model param 'config' = {p.config!r})")
-        if data.formats.get("format") != "spacy_docbin" or not data.formats.get("train"):
-            raise ValueError(f"the spacy family needs the 'spacy_docbin' format with train shards, got {data.formats!r:.200}")
+        if data.formats.get("format") != self.reads or not data.formats.get("train"):
+            raise ValueError(f"the spacy family needs the {self.reads!r} format with train shards, got {data.formats!r:.200}")
 
         n_given = len(data.train)
         n_dev = max(1, round(n_given * p.dev_fraction))
@@ -142,25 +137,7 @@ class SpacyFamily(Family):
         fix_random_seed(data.seed)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="pepm-spacy-") as tmp:
-            work = Path(tmp)
-            n_fit_docs, n_dev_docs, n_shards = self._split_shards(data, n_fit, n_given, work, DocBin, spacy)
-
-            base = util.load_config(config_path, interpolate=False)
-            overrides, schedule = self._overrides(base, data, work, n_fit_docs, model_dir)
-            config = util.load_config(config_path, overrides=overrides, interpolate=False)
-            if p.source_tok2vec:
-                self._source_tok2vec(config, spacy)
-
-            console = io.StringIO()
-            with _threads_limited(data.hardware.threads):
-                nlp = init_nlp(config, use_gpu=-1)
-                init_seconds = time.perf_counter() - started
-                t0 = time.perf_counter()
-                try:
-                    spacy_train(nlp, model_dir, use_gpu=-1, stdout=console, stderr=console)
-                finally:
-                    (model_dir / "train_log.txt").write_text(re.sub(r"\x1b\[[0-9;]*m", "", console.getvalue()), encoding="utf-8")
-                train_seconds = time.perf_counter() - t0
+            nlp, config, run = self._train(data, config_path, n_fit, Path(tmp), model_dir)
 
         shutil.rmtree(model_dir / "model-last", ignore_errors=True)
         if not (model_dir / MODEL_BEST / "meta.json").is_file():
@@ -170,6 +147,67 @@ class SpacyFamily(Family):
         empty_text_label = sorted(counts.index[counts == counts.max()])[0]
         (model_dir / SIDE_FILE).write_text(json.dumps({"empty_text_label": empty_text_label}, indent=1), encoding="utf-8")
 
+        facts = self._facts(data, model_dir, nlp, config, run, empty_text_label, started)
+        log.info(
+            "spacy %s: %d train docs (+%d dev), %s epochs, best dev score %.3f at epoch %s, %.1fs",
+            p.config,
+            facts["n_train_docs"],
+            facts["n_dev_docs"],
+            facts["epochs_run"],
+            facts["best_dev_score"] or float("nan"),
+            facts["best_epoch"],
+            facts["train_seconds"],
+        )
+        return facts
+
+    def _train(self, data: TrainData, config_path: Path, n_fit: int, work: Path, model_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
+        """Dev slice and train shards into `work`, the config with pepm's overrides, then spaCy's
+        init_nlp and training loop. Returns (nlp, config, facts of the run)."""
+        import spacy
+        from spacy import util
+        from spacy.tokens import DocBin
+        from spacy.training.initialize import init_nlp
+        from spacy.training.loop import train as spacy_train
+
+        started = time.perf_counter()
+        n_fit_docs, n_dev_docs, n_shards = self._split_shards(data, n_fit, len(data.train), work, DocBin, spacy)
+        base = util.load_config(config_path, interpolate=False)
+        overrides, schedule = self._overrides(base, data, work, n_fit_docs, model_dir)
+        config = util.load_config(config_path, overrides=overrides, interpolate=False)
+        if self.params.source_tok2vec:
+            self._source_tok2vec(config, spacy)
+
+        console = io.StringIO()
+        with _threads_limited(data.hardware.threads):
+            nlp = init_nlp(config, use_gpu=-1)
+            init_seconds = time.perf_counter() - started
+            t0 = time.perf_counter()
+            try:
+                spacy_train(nlp, model_dir, use_gpu=-1, stdout=console, stderr=console)
+            finally:
+                (model_dir / "train_log.txt").write_text(re.sub(r"\x1b\[[0-9;]*m", "", console.getvalue()), encoding="utf-8")
+            train_seconds = time.perf_counter() - t0
+        return (
+            nlp,
+            config,
+            {
+                "n_train_docs": n_fit_docs,
+                "n_dev_docs": n_dev_docs,
+                "n_train_shards_read": n_shards,
+                "schedule": schedule,
+                "init_seconds": round(init_seconds, 2),
+                "train_seconds": round(train_seconds, 2),
+            },
+        )
+
+    def _facts(
+        self, data: TrainData, model_dir: Path, nlp: Any, config: Any, run: dict[str, Any], empty_text_label: str, started: float
+    ) -> dict[str, Any]:
+        """meta_model.json's `fit`: the pipeline, the data used, the schedule and the dev curve
+        (from spaCy's train_log.jsonl); warns where the view asked for what spaCy cannot do."""
+        import spacy
+
+        p, schedule = self.params, run["schedule"]
         evals = self._read_evals(model_dir / "train_log.jsonl")
         best = max(evals, key=lambda e: (e["score"], -e["step"])) if evals else None
         textcat_labels = sorted(nlp.get_pipe("textcat").labels) if "textcat" in nlp.pipe_names else []
@@ -177,20 +215,19 @@ class SpacyFamily(Family):
             log.warning("spacy textcat labels %s differ from the view labels %s", textcat_labels, sorted(data.labels))
         if data.class_weights:
             log.warning("spacy: class_weights are not supported by spaCy's textcat; ignored")
-        model_cfg = config["components"]["textcat"]["model"]
         epoch_updates = schedule.get("updates_per_epoch")
-        facts: dict[str, Any] = {
+        return {
             "spacy_version": spacy.__version__,
             "config": p.config,
-            "architecture": model_cfg.get("@architectures"),
+            "architecture": config["components"]["textcat"]["model"].get("@architectures"),
             "pipeline": list(nlp.pipe_names),
             "labels": textcat_labels,
             "source_tok2vec": SOURCE_PIPELINE if p.source_tok2vec else None,
-            "n_train_docs_given": n_given,
-            "n_train_docs": n_fit_docs,
-            "n_dev_docs": n_dev_docs,
+            "n_train_docs_given": len(data.train),
+            "n_train_docs": run["n_train_docs"],
+            "n_dev_docs": run["n_dev_docs"],
             "dev": f"last {p.dev_fraction:.0%} of the (truncated) train set; job set not used while training",
-            "n_train_shards_read": n_shards,
+            "n_train_shards_read": run["n_train_shards_read"],
             "seed": data.seed,
             "threads": data.hardware.threads,
             "batcher": schedule["batcher"],
@@ -209,22 +246,11 @@ class SpacyFamily(Family):
             "dev_curve": [round(e["score"], 4) for e in evals],
             "empty_text_label": empty_text_label,
             "class_weights": "ignored (spaCy textcat has none)" if data.class_weights else None,
-            "init_seconds": round(init_seconds, 2),
-            "train_seconds": round(train_seconds, 2),
+            "init_seconds": run["init_seconds"],
+            "train_seconds": run["train_seconds"],
             "fit_seconds": round(time.perf_counter() - started, 2),
             "model": MODEL_BEST,
         }
-        log.info(
-            "spacy %s: %d train docs (+%d dev), %s epochs, best dev score %.3f at epoch %s, %.1fs",
-            p.config,
-            n_fit_docs,
-            n_dev_docs,
-            facts["epochs_run"],
-            facts["best_dev_score"] or float("nan"),
-            facts["best_epoch"],
-            train_seconds,
-        )
-        return facts
 
     def _split_shards(self, data: TrainData, n_fit: int, n_given: int, work: Path, DocBin, spacy) -> tuple[int, int, int]:
         """Check shard labels against data.train, link the shards holding the train part, write the dev slice.

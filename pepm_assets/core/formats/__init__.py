@@ -1,8 +1,11 @@
-"""Model formats: what each family reads, written from train.tsv / job.tsv.
+"""Model formats: what the families read, written from train.tsv / job.tsv.
 
-One writer per format file (tsv.py, spacy.py, hf.py), registered under the families that read it.
-To add a family with a new input format: write `formats/<name>.py`, register it, import it below.
-`meta_formats.json` lists every path per family, so trainers never guess where their input is.
+One writer per format, one file each (tsv.py, spacy.py, hf.py), registered by format name: a family
+names the format it reads (`Family.reads`), and prepare writes each format that the profile's
+families read, once. A new format is one module plus one registry entry (a line in `BUILTIN`, or
+an entry point of the group `pepm.formats` in a package of your own), like a family.
+`meta_formats.json` lists every path per format (`formats`) and the format each family reads
+(`families`), so trainers never guess where their input is.
 """
 
 from __future__ import annotations
@@ -13,22 +16,29 @@ from typing import Any
 
 import pandas as pd
 
+from .. import families
 from ..atomic import write_json
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
 from ..registry import Registry
 
-# writer(train, job, out_dir, params, paths) -> {"train": ..., "job": ..., ...} (paths relative to root)
+# writer(train, job, out_dir, params, paths) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root)
 Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPaths], dict[str, Any]]
-REGISTRY: Registry[Writer] = Registry("model format")
+BUILTIN = {  # one line per format: name -> "module:writer", imported at first use
+    "tsv": f"{__name__}.tsv:tsv_reference",
+    "spacy_docbin": f"{__name__}.spacy:spacy_shards",
+    "hf_jsonl": f"{__name__}.hf:hf_jsonl",
+}
+REGISTRY: Registry[Writer] = Registry("model format", BUILTIN, group="pepm.formats")
 
 
 def write_formats(
     params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame, stamp: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Every family's files, then meta_formats.json (with the lineage `stamp`) last."""
+    """Each format the profile's families read, once, then meta_formats.json (with the lineage `stamp`) last."""
     out_dir = paths.processed_dir(params.dataset_id, params.view)
     labels = sorted(set(train["label"]) | set(job["label"]))
+    reads = {family: families.REGISTRY.get(family).reads for family in params.families}
     meta: dict[str, Any] = {
         "dataset_id": params.dataset_id,
         "view": params.view,
@@ -37,15 +47,13 @@ def write_formats(
         "seed": params.seed,
         "n_train": len(train),
         "n_job": len(job),
-        "families": {},
+        "families": reads,
+        "formats": {},
     }
     (out_dir / "meta_formats.json").unlink(missing_ok=True)  # its stamp goes first, comes back last
-    for family in params.families:
-        meta["families"][family] = REGISTRY.get(family)(train, job, out_dir, params, paths)
+    for name in sorted(set(reads.values())):
+        meta["formats"][name] = REGISTRY.get(name)(train, job, out_dir, params, paths)
     if stamp:
         meta["lineage"] = stamp
     write_json(out_dir / "meta_formats.json", meta)
     return meta
-
-
-from . import hf, spacy, tsv  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Hugging Face format: JSON Lines ({"doc_id", "text", "label", "label_id"}) + labels.json."""
+"""The `hf_jsonl` format (Hugging Face): JSON Lines ({"doc_id", "text", "label", "label_id"}) + labels.json."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ import pandas as pd
 from ..atomic import atomic_path, write_json
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
-from . import REGISTRY
 
 
-@REGISTRY.register("hf")
 def hf_jsonl(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
     labels = sorted(set(train["label"]) | set(job["label"]))
     label2id = {label: i for i, label in enumerate(labels)}
     hf_dir = out_dir / "hf"
-    result: dict[str, Any] = {"format": "jsonl", "label2id": paths.rel(hf_dir / "labels.json")}
+    result: dict[str, Any] = {"format": "hf_jsonl", "label2id": paths.rel(hf_dir / "labels.json")}
     for split, df in (("train", train), ("job", job)):
         target = hf_dir / f"{split}.jsonl"
         with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:

@@ -1,4 +1,5 @@
-"""spaCy DocBin shards (spec: no giant DocBin, which fails with E870): `shard_size` docs per file.
+"""The `spacy_docbin` format: spaCy DocBin shards, `shard_size` docs per file (spec: no giant DocBin,
+which fails with E870).
 
 Only the tokenizer of a blank pipeline is used (spacy.blank(lang)): the trainer adds the rest.
 Docs keep the order of train.tsv / job.tsv (doc ids are not stored per doc: user_data
@@ -15,10 +16,8 @@ import pandas as pd
 from ..atomic import atomic_dir
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
-from . import REGISTRY
 
 
-@REGISTRY.register("spacy")
 def spacy_shards(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
     import spacy  # heavy: imported only when this format is written
     from spacy.tokens import DocBin

@@ -1,5 +1,5 @@
-"""The TSV reference format (spec: sklearn "reuses the TSV"): check, sklearn and cluster read
-data/interim/<dataset>/<view>/{train,job}.tsv directly, so nothing is copied."""
+"""The `tsv` format, a reference (spec: sklearn "reuses the TSV"): the families that read it (check,
+sklearn, cluster) are given data/interim/<dataset>/<view>/{train,job}.tsv as they are: nothing is copied."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pandas as pd
 
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
-from . import REGISTRY
 
 
 def tsv_reference(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
@@ -22,7 +21,3 @@ def tsv_reference(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params:
         "text_column": "text",
         "label_column": "label",
     }
-
-
-for _family in ("check", "sklearn", "cluster"):
-    REGISTRY.register(_family)(tsv_reference)
