@@ -141,6 +141,27 @@ def test_leakage_check_fails_when_a_text_is_on_both_sides() -> None:
         assert results["enough_docs_per_class"].passed and results["no_empty_texts"].passed
 
 
+def test_separate_datasets_are_checked_within_each_corpus() -> None:
+    """merge_mode separate: a speaker in mpt's train and an's job is no leak (each corpus's model
+    sees only its own corpus), a class short in one corpus is, named with its corpus."""
+    from pepm_assets.defs.assets.prepare import view_checks
+
+    train = pd.DataFrame(
+        {"doc_id": ["a", "b", "c", "d"], "label": ["left", "right", "left", "right"], "corpus_id": ["mpt", "mpt", "an", "an"],
+         "speaker": ["s1", "s2", "s3", "s4"], "text": ["un", "deux", "trois", "quatre"]}
+    )  # fmt: skip
+    job = pd.DataFrame(
+        {"doc_id": ["e", "f", "g"], "label": ["left", "right", "left"], "corpus_id": ["mpt", "mpt", "an"],
+         "speaker": ["s3", "s5", "s6"], "text": ["cinq", "six", "sept"]}
+    )  # fmt: skip
+    pooled = {c.check_name: c for c in view_checks(train, job, 1, "speaker")}
+    assert pooled["no_train_job_leakage"].passed is False and pooled["enough_docs_per_class"].passed
+    per_corpus = {c.check_name: c for c in view_checks(train, job, 1, "speaker", per="corpus_id")}
+    assert per_corpus["no_train_job_leakage"].passed is True
+    assert per_corpus["enough_docs_per_class"].passed is False
+    assert per_corpus["enough_docs_per_class"].metadata["classes_below"].value == {"an/right": {"train": 1, "job": 0}}
+
+
 def test_instance_files_are_dagster_sqlite_files(project: Path, dagster_instance: dg.DagsterInstance, tmp_path: Path) -> None:
     """dagster.yaml's storage (engine-caching subclasses) writes the same SQLite files as Dagster's
     own `storage: sqlite:`: a stock instance on the same folder sees the runs, events and checks."""

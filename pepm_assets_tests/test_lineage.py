@@ -328,3 +328,19 @@ def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, da
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             resolve_profile(project, "tiny_quick", [*SK, bad])
+
+
+def test_a_family_added_to_a_prepared_split_gets_its_format(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """Prepared for scikit-learn only, then a spaCy model is asked for: the formats are stale (the
+    shards were never written) and the pipeline writes them, instead of failing in the fit."""
+    defs = build_definitions(project)
+    runner.run_stage(project, "prepare", "tiny_quick", SK, dagster_instance, defs)
+    with_spacy = ["families=[sklearn,spacy]", "models=[tfidf_svm_quick,spacy_bow]"]
+    params = resolve_profile(project, "tiny_quick", with_spacy)
+    states = {st.asset: st for st in lineage.Expected(project).statuses(params, params.model_specs)}
+    assert states["view_split"].state == "FRESH"
+    assert (states["model_formats"].state, states["model_formats"].why) == ("STALE", ["formats missing: spacy_docbin"])
+    runner.run_stage(project, "pipeline", "tiny_quick", with_spacy, dagster_instance, defs)
+    meta = json.loads((ProjectPaths(project).processed_dir("tiny_mpt", "left_right") / "meta_formats.json").read_text(encoding="utf-8"))
+    assert set(meta["formats"]) == {"tsv", "spacy_docbin"}
+    assert _status(project, with_spacy)["evaluation__spacy_bow"] == "FRESH"

@@ -142,7 +142,10 @@ def model_inputs(params: ResolvedParams, model_id: str, spec: ModelSpec) -> dict
         f"max_train_docs_{spec.family}": params.hardware.cap(spec.family),
         **{name: getattr(params.hardware, name) for name in fields},
     }
-    return {**model_inputs_of_spec(model_id, spec), "hardware": hardware}
+    inputs = {**model_inputs_of_spec(model_id, spec), "hardware": hardware}
+    if params.dataset.merge_mode == "separate":  # one model per corpus: not what a pooled fit of the same split was
+        inputs["per_corpus"] = params.dataset.source_field
+    return inputs
 
 
 def hardware_version(params: ResolvedParams) -> str:
@@ -269,6 +272,19 @@ def _status(asset: str, partition: str, expected: tuple[str, dict[str, Any]], pa
     return Status(asset, partition, "STALE", version, found["version"], why or ["code version changed"])
 
 
+def _formats_status(expected: tuple[str, dict[str, Any]], path: Path, params: ResolvedParams) -> Status:
+    """model_formats is fresh when it is of the split on disk *and* holds every format the run's
+    families read (a run that adds a spaCy model to a prepared split writes its shards then)."""
+    from . import families
+
+    status = _status("model_formats", f"{params.dataset_id}|{params.view}", expected, path)
+    if status.state != "FRESH":
+        return status
+    written = json.loads(path.read_text(encoding="utf-8")).get("formats", {})
+    missing = sorted({families.REGISTRY.get(f).reads for f in params.families} - set(written))
+    return replace(status, state="STALE", why=[f"formats missing: {', '.join(missing)}"]) if missing else status
+
+
 class Expected:
     """Expected (version, inputs) of each asset partition for one project, from the current files
     and configs; the raw hash is computed once per corpus (hashing is the cost)."""
@@ -323,7 +339,7 @@ class Expected:
             for cid, c in params.corpora.items()
         ]
         out.append(_status("view_split", part, self.view(params), stamp_file(self.paths, "view_split", params)))
-        out.append(_status("model_formats", part, self.formats(params), stamp_file(self.paths, "model_formats", params)))
+        out.append(_formats_status(self.formats(params), stamp_file(self.paths, "model_formats", params), params))
         for model_id, spec in models.items():
             out.append(
                 _status(

@@ -258,7 +258,13 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 "corpus_docs_versions": dg.MetadataValue.json(docs_versions),
             },
             data_version=dg.DataVersion(version),
-            check_results=view_checks(train, job, params.quality.min_docs_per_class, params.split.group_by),
+            check_results=view_checks(
+                train,
+                job,
+                params.quality.min_docs_per_class,
+                params.split.group_by,
+                params.dataset.source_field if params.dataset.merge_mode == "separate" else None,
+            ),
         )
 
     @dg.asset(
@@ -295,18 +301,25 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
     return [raw_tei, view_params, train_params, corpus_docs, actor_counts, view_split, model_formats]
 
 
-def view_checks(train: pd.DataFrame, job: pd.DataFrame, min_docs: int, group_by: str | None) -> list[dg.AssetCheckResult]:
-    """The quality gates of a split, computed from the files as written."""
-    train_counts = train["label"].value_counts().to_dict()
-    job_counts = job["label"].value_counts().to_dict()
-    labels_ = sorted(set(train_counts) | set(job_counts))
-    short = {
-        lab: {"train": int(train_counts.get(lab, 0)), "job": int(job_counts.get(lab, 0))}
-        for lab in labels_
-        if train_counts.get(lab, 0) < min_docs or job_counts.get(lab, 0) < 1
-    }
+def view_checks(
+    train: pd.DataFrame, job: pd.DataFrame, min_docs: int, group_by: str | None, per: str | None = None
+) -> list[dg.AssetCheckResult]:
+    """The quality gates of a split, computed from the files as written. `per` (the source field of
+    a `separate` dataset): class sizes and leakage are checked within each corpus, which is what
+    each corpus's own model trains and is scored on."""
+    parts = [("", train, job)] if per is None else [(f"{c}/", train[train[per] == c], job[job[per] == c]) for c in sorted(set(train[per]))]
+    short: dict[str, dict[str, int]] = {}
+    leaks: dict[str, int] = {}
+    for prefix, part_train, part_job in parts:
+        train_counts = part_train["label"].value_counts().to_dict()
+        job_counts = part_job["label"].value_counts().to_dict()
+        for lab in sorted(set(train_counts) | set(job_counts)):
+            if train_counts.get(lab, 0) < min_docs or job_counts.get(lab, 0) < 1:
+                short[prefix + lab] = {"train": int(train_counts.get(lab, 0)), "job": int(job_counts.get(lab, 0))}
+        for name, n in split.leakage(part_train, part_job, group_by if group_by in train.columns else None).items():
+            leaks[name] = leaks.get(name, 0) + n
+    labels_ = sorted(set(train["label"]) | set(job["label"]))
     empty = int((train["text"].str.strip() == "").sum() + (job["text"].str.strip() == "").sum())
-    leaks = split.leakage(train, job, group_by if group_by in train.columns else None)
     return [
         dg.AssetCheckResult(
             check_name="enough_docs_per_class",
