@@ -153,16 +153,8 @@ def run_stage(
         status = statuses()
 
         if stage in ("prepare", "pipeline"):
-            for cid in [cid for part in partitions for cid in part.dataset.corpus_ids]:
-                step(f"corpus {cid}")
-                if status[("corpus_docs", cid)].state == "FRESH":
-                    report.skipped.append(f"corpus_docs[{cid}]")
-                    continue
-                try:
-                    result = _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet, tags=tags)
-                except StageFailed as exc:
-                    raise StageFailed("\n".join([str(exc), *_gate_problems(root, cid)])) from None
-                _record(report, PREPARE_CORPUS, cid, result)
+            corpus_ids = [cid for part in partitions for cid in part.dataset.corpus_ids]
+            _prepare_corpora(root, defs, instance, report, corpus_ids, status, tags, step, quiet)
             status = statuses()  # the new stamps; raw hashes kept
         if eval_params is not None:
             status = _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet)
@@ -181,6 +173,20 @@ def run_stage(
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
             _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
     return report
+
+
+def _prepare_corpora(root, defs, instance, report, corpus_ids, status, tags, step, quiet) -> None:
+    """One Dagster run per corpus whose parse is not current; a failed quality gate names its files."""
+    for cid in corpus_ids:
+        step(f"corpus {cid}")
+        if status[("corpus_docs", cid)].state == "FRESH":
+            report.skipped.append(f"corpus_docs[{cid}]")
+            continue
+        try:
+            result = _execute(defs, PREPARE_CORPUS, instance, cid, quiet=quiet, tags=tags)
+        except StageFailed as exc:
+            raise StageFailed("\n".join([str(exc), *_gate_problems(root, cid)])) from None
+        _record(report, PREPARE_CORPUS, cid, result)
 
 
 def _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet):

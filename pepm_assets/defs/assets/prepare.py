@@ -53,6 +53,16 @@ def markdown_rows(df: pd.DataFrame, columns: list[str]) -> dg.MetadataValue:
 def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]:
     corpora_pd = corpus_partitions(common)
     views_pd = view_partitions(common, label_map)
+    raw_tei, view_params, train_params = _source_assets(corpora_pd, views_pd)
+    corpus_docs, actor_counts = _corpus_assets(corpora_pd, raw_tei)
+    view_split, model_formats = _view_assets(
+        views_pd, dg.AssetDep(corpus_docs, partition_mapping=corpus_to_views(common, label_map)), view_params
+    )
+    return [raw_tei, view_params, train_params, corpus_docs, actor_counts, view_split, model_formats]
+
+
+def _source_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.PartitionsDefinition) -> tuple[Any, Any, Any]:
+    """The observed sources: raw files (content hash), a partition's parameters and its hardware values."""
 
     @dg.observable_source_asset(
         partitions_def=corpora_pd,
@@ -89,6 +99,12 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
     )
     def train_params(project: PepmProject) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition(_per_view(project, lineage.hardware_version))
+
+    return raw_tei, view_params, train_params
+
+
+def _corpus_assets(corpora_pd: dg.PartitionsDefinition, raw_tei: Any) -> tuple[Any, Any]:
+    """One parsed corpus (with its quality gates) and its actor counts, per corpus partition."""
 
     @dg.asset(
         partitions_def=corpora_pd,
@@ -129,54 +145,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
                 files = [p.name for p in (outputs.docs, outputs.rejects, outputs.files)]
                 parse_stats["lineage"] = lineage.stamp(version, {"raw": raw, "config": config}, files)
             write_json(outputs.stats, parse_stats)  # the stamp, last
-        rejects = pd.read_parquet(outputs.rejects)
-        first = rejects.head(10)
-        return dg.MaterializeResult(
-            metadata={
-                "n_docs": stats.n_docs,
-                "n_rejects": stats.n_rejects,
-                "reject_rate": stats.reject_rate,
-                "n_files": stats.n_files,
-                "n_files_failed": stats.n_files_failed,
-                "failed_by_reason": markdown_counts(dict(stats.failed_by_reason), "reason", "files"),
-                "n_tokens": stats.n_tokens,
-                "seconds": stats.seconds,
-                "groups": markdown_counts(dict(stats.groups.most_common()), "group"),
-                "rejects_by_reason": markdown_counts(dict(stats.rejects_by_reason), "reason"),
-                "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
-                "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
-                "dialect": cfg.dialect,
-                "description": cfg.description,
-                "raw_version": raw,
-            },
-            data_version=dg.DataVersion(version),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="reject_rate_under_threshold",
-                    passed=stats.reject_rate <= cfg.max_reject_rate,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "reject_rate": stats.reject_rate,
-                        "threshold": cfg.max_reject_rate,
-                        "rejects_by_reason": dict(stats.rejects_by_reason),
-                    },
-                ),
-                dg.AssetCheckResult(
-                    check_name="failed_files_under_threshold",
-                    passed=stats.n_files_failed <= cfg.max_failed_files,
-                    severity=dg.AssetCheckSeverity.ERROR,
-                    metadata={
-                        "n_files_failed": stats.n_files_failed,
-                        "threshold": cfg.max_failed_files,
-                        "n_files": stats.n_files,
-                        "failed_files": markdown_rows(
-                            pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
-                            ["source_file", "line", "reason", "detail"],
-                        ),
-                    },
-                ),
-            ],
-        )
+        return _parsed_result(project, cfg, outputs, stats, raw, version)
 
     @dg.asset(
         partitions_def=corpora_pd,
@@ -202,11 +171,69 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             }
         )
 
+    return corpus_docs, actor_counts
+
+
+def _parsed_result(project: PepmProject, cfg: Any, outputs: Any, stats: Any, raw: str, version: str) -> dg.MaterializeResult:
+    """corpus_docs' metadata (counts, the first rejects, failed files) and its two gates."""
+    rejects = pd.read_parquet(outputs.rejects)
+    first = rejects.head(10)
+    return dg.MaterializeResult(
+        metadata={
+            "n_docs": stats.n_docs,
+            "n_rejects": stats.n_rejects,
+            "reject_rate": stats.reject_rate,
+            "n_files": stats.n_files,
+            "n_files_failed": stats.n_files_failed,
+            "failed_by_reason": markdown_counts(dict(stats.failed_by_reason), "reason", "files"),
+            "n_tokens": stats.n_tokens,
+            "seconds": stats.seconds,
+            "groups": markdown_counts(dict(stats.groups.most_common()), "group"),
+            "rejects_by_reason": markdown_counts(dict(stats.rejects_by_reason), "reason"),
+            "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
+            "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
+            "dialect": cfg.dialect,
+            "description": cfg.description,
+            "raw_version": raw,
+        },
+        data_version=dg.DataVersion(version),
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="reject_rate_under_threshold",
+                passed=stats.reject_rate <= cfg.max_reject_rate,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "reject_rate": stats.reject_rate,
+                    "threshold": cfg.max_reject_rate,
+                    "rejects_by_reason": dict(stats.rejects_by_reason),
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="failed_files_under_threshold",
+                passed=stats.n_files_failed <= cfg.max_failed_files,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "n_files_failed": stats.n_files_failed,
+                    "threshold": cfg.max_failed_files,
+                    "n_files": stats.n_files,
+                    "failed_files": markdown_rows(
+                        pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
+                        ["source_file", "line", "reason", "detail"],
+                    ),
+                },
+            ),
+        ],
+    )
+
+
+def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_params: Any) -> tuple[Any, Any]:
+    """A dataset x view's split (with its blocking checks) and the model formats written from it."""
+
     @dg.asset(
         partitions_def=views_pd,
         group_name=GROUP,
         code_version=CODE_VERSION,
-        deps=[dg.AssetDep(corpus_docs, partition_mapping=corpus_to_views(common, label_map)), view_params],
+        deps=[docs_dep, view_params],
         description="Label map, quality filters, balance, leak-free train/job split -> data/interim/<dataset>/<view>/{train,job}.tsv, meta_view.json.",
         check_specs=[
             dg.AssetCheckSpec(
@@ -298,7 +325,7 @@ def build_prepare_assets(common: CommonConfig, label_map: LabelMap) -> list[Any]
             data_version=dg.DataVersion(version),
         )
 
-    return [raw_tei, view_params, train_params, corpus_docs, actor_counts, view_split, model_formats]
+    return view_split, model_formats
 
 
 def view_checks(

@@ -67,7 +67,9 @@ def model_code_version(model_id: str, spec: ModelSpec) -> str:
     return f"{CODE_VERSION}:{lineage.digest(inputs)}"
 
 
-def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> list[Any]:
+def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition) -> Any:
+    """The model fitted on its partition's train set, logged to MLflow, stamped last."""
+
     @dg.asset(
         name=f"model__{model_id}",
         partitions_def=views_pd,
@@ -106,6 +108,12 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
             data_version=dg.DataVersion(meta["lineage"]["version"]),
         )
 
+    return model_asset
+
+
+def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinition, model_asset: Any) -> Any:
+    """The model scored on its partition's job set (and on eval_dataset_id's); early_stop's
+    thresholds as a WARN check."""
     stop = spec.early_stop
     limits = " and ".join(f"{m} < {v}" for m, v in (("accuracy", stop.min_accuracy), ("macro-F1", stop.min_macro_f1)) if v is not None)
     checks = (
@@ -181,7 +189,7 @@ def _model_assets(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefinit
             check_results=check_results,
         )
 
-    return [model_asset, evaluation_asset]
+    return evaluation_asset
 
 
 def _cross_dataset_evaluation(
@@ -213,7 +221,8 @@ def _cross_dataset_evaluation(
 def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> list[Any]:
     assets: list[Any] = []
     for model_id, spec in common.models.items():
-        assets.extend(_model_assets(model_id, spec, views_pd))
+        model_asset = _model_asset(model_id, spec, views_pd)
+        assets += [model_asset, _evaluation_asset(model_id, spec, views_pd, model_asset)]
     evaluations = [a for a in assets if a.key.path[0].startswith("evaluation__")]
 
     @dg.asset(
