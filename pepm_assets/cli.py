@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from .core import dvc, settings
-from .core.config import ConfigError, list_profiles, load_common, project_root, resolve_profile
+from .core.config import ConfigError, did_you_mean, list_profiles, load_common, project_root, resolve_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Raw corpora: import the shipped copy, version with DVC.")
@@ -247,6 +247,41 @@ def run(
     except ConfigError as exc:
         _fail(str(exc))
     _run_stage(_root(), stage, profile, [*from_make, *(override or [])])
+
+
+@app.command()
+def promote(
+    model: str = typer.Argument(..., help="model id of models.yml"),
+    dataset: str = typer.Option(..., "--dataset", help="dataset_id it was trained on"),
+    view: str = typer.Option(..., "--view", help="view it was trained on"),
+    to: str = typer.Option(..., "--to", help="staging | production (an MLflow registered-model alias)"),
+    force: bool = typer.Option(False, "--force", help="promote even if a gate fails (needs --reason; recorded as forced)"),
+    reason: str = typer.Option("", "--reason", help="why a forced promotion is right"),
+) -> None:
+    """Point a registered model's alias at the version on disk, when its gates pass (reports/promotions.tsv records every decision)."""
+    from .core import promotion
+
+    root = _root()
+    try:
+        common = load_common(root)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if model not in common.models:
+        _fail(f"unknown model {model!r}{did_you_mean(model, common.models)}")
+    try:
+        decision = promotion.promote(root, dataset, view, common.models[model].family, model, to, reason if force else None)
+    except promotion.PromotionError as exc:
+        _fail(str(exc))
+    table = Table(title=escape(f"{decision.registered_model} -> {to}"))
+    for col in ("gate", "passed", "detail"):
+        table.add_column(col)
+    for gate in decision.gates:
+        table.add_row(escape(gate.name), "[green]yes[/]" if gate.passed else "[red]no[/]", escape(gate.detail))
+    console.print(table)
+    if not decision.accepted:
+        _fail(f"refused: {', '.join(decision.failed)} failed (recorded in reports/promotions.tsv)", 1)
+    forced = f" (forced: {decision.reason})" if decision.forced and decision.failed else ""
+    console.print(f"[green]promoted[/] {escape(decision.registered_model)} v{decision.version} -> {escape(to)}{escape(forced)}")
 
 
 @app.command("cross-corpus")
