@@ -85,17 +85,45 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     """`stamp` (core/lineage.py) is written into meta_view.json, which is written last."""
     started = time.perf_counter()
     paths = ProjectPaths(root)
+    label_map = _current_label_map(params, root)
+    docs = load_docs(params, docs_files)
+    _check_columns(params, docs)
+    pool, excluded = _labelled_pool(docs, label_map, params)
+    before = _counts(pool)
+    train, job = _split_pool(pool, params, excluded)
+    train_path, job_path, meta_path = _write_split(params, paths, train, job)
+    meta = {
+        **_view_meta(params, label_map, len(docs), before, excluded, train, job),
+        "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path)},
+        "seconds": round(time.perf_counter() - started, 3),
+        **({"lineage": stamp} if stamp else {}),
+    }
+    write_json(meta_path, meta)
+    return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
+
+
+def _current_label_map(params: ResolvedParams, root: Path) -> labels.LabelMap:
+    """The label map, if it is still the one `params` were resolved from: its fingerprint is in the
+    params hash, so labels from an edited map would pass for those of the old one."""
     label_map = labels.load_label_map(root / "configs" / "label_maps" / params.label_map, root)
     if label_map.fingerprint != params.label_map_sha256:
         raise ViewError(f"label map {params.label_map} changed since the parameters were resolved; resolve again")
-    docs = load_docs(params, docs_files)
-    n_in = len(docs)
+    return label_map
+
+
+def _check_columns(params: ResolvedParams, docs: pd.DataFrame) -> None:
+    """A misspelt compare_by / group_by field fails the view, naming the columns there are, rather
+    than the split with a KeyError or the evaluation by leaving out its per-field metrics."""
     for field in effective_compare_by(params) + ([params.split.group_by] if params.split.group_by else []):
         if field not in docs.columns:
             raise ViewError(
                 f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})"
             )
 
+
+def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams) -> tuple[pd.DataFrame, Counter]:
+    """The documents the view gives a label and the quality filters keep, with the count of the
+    others by reason (meta_view.json, and the errors that say why a view is empty)."""
     labelled = labels.assign_labels(docs, label_map, params.view)
     excluded: Counter = Counter(labelled["exclusion"].dropna().value_counts().to_dict())
     pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
@@ -108,41 +136,60 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         excluded.update(dup_reasons)
     if pool.empty:
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
-    before = pool["label"].value_counts().sort_index()
+    return pool, excluded
 
-    separate = params.dataset.merge_mode == "separate"
-    if separate:
-        # each corpus balanced and split on its own (salt = its rank among the sorted corpus ids):
-        # training fits one model per corpus on its rows of train.tsv (core/training.py)
-        source = params.dataset.source_field
-        missing = sorted(set(params.dataset.corpus_ids) - set(pool[source]))
-        if missing:
-            raise ViewError(
-                f"merge_mode separate: corpus {missing} has no labelled document in view {params.view!r} of dataset "
-                f"{params.dataset_id!r}, so it can have no model of its own (exclusions: {dict(excluded)})"
-            )
-        parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(source, sort=True))]
-        train = pd.concat([p[0] for p in parts])
-        job = pd.concat([p[1] for p in parts])
+
+def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Balanced and split (per corpus for merge_mode separate), then shuffled (seeded): corpus order
+    is time order, and a family that caps its train set (hardware max_train_docs_*) takes the first rows."""
+    if params.dataset.merge_mode == "separate":
+        train, job = _split_each_corpus(pool, params, excluded)
     else:
         train, job = _balance_and_split(pool, params, salt=0)
+    return train.sample(frac=1.0, random_state=params.seed), job.sample(frac=1.0, random_state=params.seed)
 
-    # shuffled (seeded): corpus order is time order, and a family that caps its train set
-    # (hardware max_train_docs_*) takes the first rows
-    train = train.sample(frac=1.0, random_state=params.seed)
-    job = job.sample(frac=1.0, random_state=params.seed)
-    strategy = balance.build(params.balance_strategy, params.balance)
+
+def _split_each_corpus(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """merge_mode separate: each corpus balanced and split on its own (salt = its rank among the
+    sorted corpus ids): training fits one model per corpus on its rows of train.tsv (core/training.py)."""
+    source = params.dataset.source_field
+    missing = sorted(set(params.dataset.corpus_ids) - set(pool[source]))
+    if missing:
+        raise ViewError(
+            f"merge_mode separate: corpus {missing} has no labelled document in view {params.view!r} of dataset "
+            f"{params.dataset_id!r}, so it can have no model of its own (exclusions: {dict(excluded)})"
+        )
+    parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(source, sort=True))]
+    return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts])
+
+
+def _write_split(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame) -> tuple[Path, Path, Path]:
+    """train.tsv and job.tsv; meta_view.json (returned, for the caller to write last) is removed
+    first, since its stamp says the view is fresh: a crash leaves the view missing, never half-new and "fresh"."""
     view_dir = paths.view_dir(params.dataset_id, params.view)
     cols = tsv_columns(params)
     train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
-    meta_path.unlink(missing_ok=True)  # its stamp: a crash below leaves the view missing, never half-new and "fresh"
+    meta_path.unlink(missing_ok=True)
     for df, target in ((train, train_path), (job, job_path)):
         write_tsv(df[cols], target)
+    return train_path, job_path, meta_path
 
-    def counts(df: pd.DataFrame) -> dict[str, int]:
-        return {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()}
 
-    meta = {
+def _view_meta(
+    params: ResolvedParams,
+    label_map: labels.LabelMap,
+    n_in: int,
+    before: dict[str, int],
+    excluded: Counter,
+    train: pd.DataFrame,
+    job: pd.DataFrame,
+) -> dict[str, Any]:
+    """meta_view.json but for its paths, time and stamp: what a reader of the split needs to judge
+    it without building it again (where the documents went, class balance, leakage)."""
+    strategy = balance.build(params.balance_strategy, params.balance)
+    both = pd.concat([train, job])
+    separate = params.dataset.merge_mode == "separate"
+    return {
         "dataset_id": params.dataset_id,
         "view": params.view,
         "profile": params.profile,
@@ -153,10 +200,10 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         "compare_by": effective_compare_by(params),
         "label_map": {"file": params.label_map, "fingerprint": label_map.fingerprint, "view": label_map.views[params.view].model_dump()},
         "n_docs_in": n_in,
-        "n_docs_labelled": int(before.sum()),
+        "n_docs_labelled": sum(before.values()),
         "excluded_by_reason": dict(excluded.most_common()),
-        "label_counts_before_balance": {str(k): int(v) for k, v in before.items()},
-        "label_counts_after_balance": counts(pd.concat([train, job])),
+        "label_counts_before_balance": before,
+        "label_counts_after_balance": _counts(both),
         "balance": {
             "strategy": params.balance_strategy,
             "preset": params.balance_preset,
@@ -168,28 +215,27 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
             "train_prop": params.train_prop,
             "stratify": params.split.stratify,
             "group_by": params.split.group_by,
-            "n_train": len(train),
-            "n_job": len(job),
-            "train_label_counts": counts(train),
-            "job_label_counts": counts(job),
-            "by_source": {
-                str(k): int(v) for k, v in pd.concat([train, job])[params.dataset.source_field].value_counts().sort_index().items()
-            },
+            **_split_sizes(train, job),
+            "by_source": _counts(both, params.dataset.source_field),
         },
         "leakage": split.leakage(train, job, params.split.group_by),
-        **({"by_corpus": _by_corpus(train, job, params, strategy, counts)} if separate else {}),
+        **({"by_corpus": _by_corpus(train, job, params, strategy)} if separate else {}),
         "seed": params.seed,
         "params_hash": params.params_hash,
         "params": params.model_dump(mode="json"),
-        "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path)},
-        "seconds": round(time.perf_counter() - started, 3),
-        **({"lineage": stamp} if stamp else {}),
     }
-    write_json(meta_path, meta)
-    return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
 
 
-def _by_corpus(train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, strategy: Any, counts: Any) -> dict[str, Any]:
+def _counts(df: pd.DataFrame, column: str = "label") -> dict[str, int]:
+    return {str(k): int(v) for k, v in df[column].value_counts().sort_index().items()}
+
+
+def _split_sizes(train: pd.DataFrame, job: pd.DataFrame) -> dict[str, Any]:
+    """The same facts for the whole split and for each corpus's (merge_mode separate)."""
+    return {"n_train": len(train), "n_job": len(job), "train_label_counts": _counts(train), "job_label_counts": _counts(job)}
+
+
+def _by_corpus(train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, strategy: Any) -> dict[str, Any]:
     """merge_mode separate: each corpus's split, as its own model sees it (sizes, classes, class
     weights, leakage within the corpus)."""
     source = params.dataset.source_field
@@ -197,10 +243,7 @@ def _by_corpus(train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, s
     for cid in sorted(set(train[source]) | set(job[source])):
         tr, jb = train[train[source] == cid], job[job[source] == cid]
         out[str(cid)] = {
-            "n_train": len(tr),
-            "n_job": len(jb),
-            "train_label_counts": counts(tr),
-            "job_label_counts": counts(jb),
+            **_split_sizes(tr, jb),
             "class_weights": strategy.class_weights(tr),
             "leakage": split.leakage(tr, jb, params.split.group_by),
         }

@@ -186,11 +186,8 @@ def evaluate_model(
     model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     model_stamp, eval_view = trained_model(params, model_id, spec, root, eval_params)
     meta_model = _read_json(model_dir / "meta_model.json")
-    fit = meta_model.get("training_id")
-    version = lineage.evaluation_version(model_stamp["version"], eval_view["version"], fit)
     job = read_tsv(eval_params, root, "job")
     family = families.build(spec.family, spec.params)
-    labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     texts = job["text"].tolist()
     groups = _corpus_groups(params, eval_params, meta_model, job)  # None unless one model per corpus
     started = time.perf_counter()
@@ -198,76 +195,151 @@ def evaluate_model(
     predict_seconds = time.perf_counter() - started
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
-    files: dict[str, str] = {}
     with atomic_dir(out_dir) as tmp:
-        if family.supervised:
-            scores = metrics.classification_metrics(job["label"].tolist(), pred, labels)
-            scores["ci95"] = metrics.bootstrap_intervals(job["label"].tolist(), pred, labels, seed=params.seed, n_boot=n_boot)
-            write_text(tmp / "classification_report.txt", _report_text(scores, title))
-            metrics.plot_confusion(scores["confusion_matrix"], labels, tmp / "confusion_matrix.png", title)
-            for field in _compare_fields(params, eval_params, job):
-                write_json(tmp / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
-            terms = family.top_terms(model_dir, TOP_TERMS) if groups is None else None  # separate: per corpus
-            if terms:
-                write_json(tmp / "top_terms.json", terms)
-        else:
-            # separate: no pooled silhouette, each corpus's model embeds in a space of its own
-            embedding = family.embed(model_dir, texts) if groups is None else None
-            scores = metrics.cluster_metrics(job["label"].tolist(), pred, embedding, seed=params.seed)
-            write_text(
-                tmp / "classification_report.txt",
-                f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
-            )
-        write_json(tmp / "metrics.json", scores)
-        predictions = pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred})
-        if groups is not None:
-            predictions["predicted_by"] = _model_of_row(job, groups)
-            by_corpus = _report_by_corpus(tmp, family, model_dir, job, pred, labels, groups, meta_model, params.seed, n_boot, title)
-        write_tsv(predictions, tmp / "predictions.tsv")
-        summary = _summary(scores, family.supervised)
-        if groups is not None:
-            _write_comparison(tmp, by_corpus, summary, family.supervised, title, len(job))
-        quality_ok, quality_flags = spec.early_stop.judge(summary)
+        scores, summary, by_corpus = _write_reports(
+            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title
+        )
         meta_eval = {
-            "model_id": model_id,
-            "family": spec.family,
-            "supervised": family.supervised,
-            "dataset_id": params.dataset_id,
-            "eval_dataset_id": eval_params.dataset_id,
-            "view": params.view,
-            "profile": params.profile,
-            "params_hash": params.params_hash,
-            "eval_params_hash": eval_params.params_hash,
-            "seed": params.seed,
-            "n_job": len(job),
-            "predict_seconds": round(predict_seconds, 3),
-            "model_created_at": meta_model["created_at"],
-            "n_train_used": meta_model["n_train_used"],
-            "truncated": meta_model["truncated"],
-            "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "quality_ok": quality_ok,
-            "quality_flags": quality_flags,
-            "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
-            "model_version": model_stamp["version"],
-            "split_version": model_stamp["inputs"]["view"],
-            "eval_split_version": eval_view["version"],
-            "lineage": lineage.stamp(
-                version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, ["metrics.json"]
-            ),
+            **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
+            **_eval_versions(params, eval_params, model_id, spec, meta_model, model_stamp, eval_view, separate=groups is not None),
+            **({"merge_mode": "separate", "by_corpus": by_corpus} if by_corpus is not None else {}),
         }
-        if groups is not None:
-            meta_eval.update(merge_mode="separate", by_corpus=by_corpus)
-            meta_eval["lineage"]["files"].append(f"{COMPARISON}.tsv")
-        write_json(tmp / "meta_eval.json", {k: v for k, v in meta_eval.items() if k != "lineage"})
+        unstamped = {k: v for k, v in meta_eval.items() if k != "lineage"}
+        write_json(tmp / "meta_eval.json", unstamped)
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
-    entry = {
-        **{k: v for k, v in meta_eval.items() if k != "lineage"},
-        "version": version,
-        "metrics": summary,
-        "files": files,
-        "model_dir": paths.rel(model_dir),
-    }
+    entry = {**unstamped, "version": meta_eval["lineage"]["version"], "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
+
+
+def _write_reports(
+    out_dir: Path,
+    params: ResolvedParams,
+    eval_params: ResolvedParams,
+    family: families.Family,
+    model_dir: Path,
+    meta_model: dict[str, Any],
+    job: pd.DataFrame,
+    pred: list[str],
+    groups: dict[str, pd.Index] | None,
+    n_boot: int,
+    title: str,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]] | None]:
+    """The report folder but meta_eval.json: the whole job set's report (and its scores by each
+    compare_by field), predictions.tsv, and for one model per corpus each corpus's report and their
+    comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or None)."""
+    labels = sorted(set(meta_model["labels"]) | set(job["label"]))
+    gold = job["label"].tolist()
+    pooled_model = model_dir if groups is None else None
+    scores = _write_report(out_dir, family, pooled_model, job["text"].tolist(), gold, pred, labels, params.seed, n_boot, title)
+    if family.supervised:
+        for field in _compare_fields(params, eval_params, job):
+            write_json(out_dir / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
+    summary = _summary(scores, family.supervised)
+    predictions = pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred})
+    by_corpus = None
+    if groups is not None:
+        predictions["predicted_by"] = _model_of_row(job, groups)
+        by_corpus = _report_by_corpus(out_dir, family, model_dir, job, pred, labels, groups, meta_model, params.seed, n_boot, title)
+        _write_comparison(out_dir, by_corpus, summary, family.supervised, title, len(job))
+    write_tsv(predictions, out_dir / "predictions.tsv")
+    return scores, summary, by_corpus
+
+
+def _write_report(
+    out_dir: Path,
+    family: families.Family,
+    model: Path | None,
+    texts: list[str],
+    gold: list[str],
+    pred: list[str],
+    labels: list[str],
+    seed: int,
+    n_boot: int,
+    title: str,
+) -> dict[str, Any]:
+    """metrics.json and the readable report of one set of predictions (the whole job set's, or one
+    corpus's). `model`: the one model that scored them all, whose top terms or embedding describe
+    them; None where each corpus's model scored its own documents (no pooled top terms, and no
+    pooled silhouette: each corpus's model embeds in a space of its own)."""
+    if family.supervised:
+        scores = metrics.classification_metrics(gold, pred, labels)
+        scores["ci95"] = metrics.bootstrap_intervals(gold, pred, labels, seed=seed, n_boot=n_boot)
+        write_text(out_dir / "classification_report.txt", _report_text(scores, title))
+        metrics.plot_confusion(scores["confusion_matrix"], labels, out_dir / "confusion_matrix.png", title)
+        terms = family.top_terms(model, TOP_TERMS) if model is not None else None
+        if terms:
+            write_json(out_dir / "top_terms.json", terms)
+    else:
+        embedding = family.embed(model, texts) if model is not None else None
+        scores = metrics.cluster_metrics(gold, pred, embedding, seed=seed)
+        write_text(
+            out_dir / "classification_report.txt",
+            f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
+        )
+    write_json(out_dir / "metrics.json", scores)
+    return scores
+
+
+def _eval_facts(
+    params: ResolvedParams,
+    eval_params: ResolvedParams,
+    model_id: str,
+    spec: ModelSpec,
+    family: families.Family,
+    meta_model: dict[str, Any],
+    n_job: int,
+    predict_seconds: float,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """meta_eval.json's account of the run: what was scored on what, and whether the scores pass
+    the model's early_stop thresholds."""
+    quality_ok, quality_flags = spec.early_stop.judge(summary)
+    return {
+        "model_id": model_id,
+        "family": spec.family,
+        "supervised": family.supervised,
+        "dataset_id": params.dataset_id,
+        "eval_dataset_id": eval_params.dataset_id,
+        "view": params.view,
+        "profile": params.profile,
+        "params_hash": params.params_hash,
+        "eval_params_hash": eval_params.params_hash,
+        "seed": params.seed,
+        "n_job": n_job,
+        "predict_seconds": round(predict_seconds, 3),
+        "model_created_at": meta_model["created_at"],
+        "n_train_used": meta_model["n_train_used"],
+        "truncated": meta_model["truncated"],
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quality_ok": quality_ok,
+        "quality_flags": quality_flags,
+    }
+
+
+def _eval_versions(
+    params: ResolvedParams,
+    eval_params: ResolvedParams,
+    model_id: str,
+    spec: ModelSpec,
+    meta_model: dict[str, Any],
+    model_stamp: dict[str, Any],
+    eval_view: dict[str, Any],
+    separate: bool,
+) -> dict[str, Any]:
+    """meta_eval.json's versions of what the scores come from, and its lineage stamp: the scores are
+    stale once the model is fitted again or the job set changes."""
+    fit = meta_model.get("training_id")
+    version = lineage.evaluation_version(model_stamp["version"], eval_view["version"], fit)
+    outputs = ["metrics.json", *([f"{COMPARISON}.tsv"] if separate else [])]
+    return {
+        "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
+        "model_version": model_stamp["version"],
+        "split_version": model_stamp["inputs"]["view"],
+        "eval_split_version": eval_view["version"],
+        "lineage": lineage.stamp(
+            version, {"model": model_stamp["version"], "eval_view": eval_view["version"], "training_id": fit}, outputs
+        ),
+    }
 
 
 def _corpus_groups(
@@ -334,24 +406,9 @@ def _report_by_corpus(
     for cid, idx in groups.items():
         sub = out_dir / BY_CORPUS / cid
         sub.mkdir(parents=True)
-        gold, got = job.loc[idx, "label"].tolist(), predicted[idx].tolist()
+        texts, gold, got = job.loc[idx, "text"].tolist(), job.loc[idx, "label"].tolist(), predicted[idx].tolist()
         sub_title = f"{title} · corpus {cid}, scored by its own model"
-        if family.supervised:
-            scores = metrics.classification_metrics(gold, got, labels)
-            scores["ci95"] = metrics.bootstrap_intervals(gold, got, labels, seed=seed, n_boot=n_boot)
-            write_text(sub / "classification_report.txt", _report_text(scores, sub_title))
-            metrics.plot_confusion(scores["confusion_matrix"], labels, sub / "confusion_matrix.png", sub_title)
-            terms = family.top_terms(model_dir / BY_CORPUS / cid, TOP_TERMS)
-            if terms:
-                write_json(sub / "top_terms.json", terms)
-        else:
-            embedding = family.embed(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
-            scores = metrics.cluster_metrics(gold, got, embedding, seed=seed)
-            write_text(
-                sub / "classification_report.txt",
-                f"{sub_title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
-            )
-        write_json(sub / "metrics.json", scores)
+        scores = _write_report(sub, family, model_dir / BY_CORPUS / cid, texts, gold, got, labels, seed, n_boot, sub_title)
         fitted = meta_model["by_corpus"][cid]
         rows[cid] = {
             "n_train_used": fitted["n_train_used"],
