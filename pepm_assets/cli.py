@@ -250,6 +250,59 @@ def run(
 
 
 @app.command()
+def drift(
+    dataset: str | None = typer.Option(None, "--dataset", help="with --view: the drift of this split only"),
+    view: str | None = typer.Option(None, "--view", help="with --dataset"),
+    corpus: str | None = typer.Option(None, "--corpus", help="this corpus only (vs its previous version, and vs the other corpora)"),
+) -> None:
+    """Drift reports (Evidently) through Dagster: every parsed corpus and prepared split, or the one named."""
+    from .core.drift import monitor
+    from .core.paths import ProjectPaths
+    from .defs import runner
+
+    root = _root()
+    paths = ProjectPaths(root)
+    corpora, views = monitor.on_disk(paths)
+    if (dataset is None) != (view is None):
+        _fail("--dataset and --view go together")
+    if dataset or corpus:
+        corpora = [corpus] if corpus else []
+        views = [f"{dataset}|{view}"] if dataset else []
+        missing = [c for c in corpora if not (paths.corpus_dir(c) / "parse_stats.json").is_file()]
+        missing += [v for v in views if not (paths.view_dir(*v.split("|")) / "meta_view.json").is_file()]
+        if missing:
+            _fail(f"nothing to compare for {', '.join(missing)}: parse / prepare it first (pepm prepare -p <profile>)")
+    if not corpora and not views:
+        _fail("nothing parsed or prepared yet: run `pepm prepare -p <profile>` first")
+    instance = _instance(root)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("drift", total=len(corpora) + len(views))
+
+        def on_step(name: str) -> None:
+            if progress.tasks[task].description != "drift":
+                progress.advance(task)
+            progress.update(task, description=name)
+
+        try:
+            checks = runner.drift(root, instance, corpora, views, on_step=on_step)
+        except runner.StageFailed as exc:
+            _fail(str(exc), 1)
+        progress.update(task, completed=len(corpora) + len(views), description="drift: done")
+    failed = [name for name, ok in checks.items() if not ok]
+    summary = f"checks: {len(checks) - len(failed)}/{len(checks)} passed"
+    console.print(summary + (f" [yellow]drift: {escape(', '.join(failed))}[/]" if failed else ""))
+    where = monitor.drift_root(paths)
+    console.print(f"reports: {paths.rel(where)}/ (report.html in each folder); alerts: {paths.rel(where / 'alerts.csv')}")
+
+
+@app.command()
 def promote(
     model: str = typer.Argument(..., help="model id of models.yml"),
     dataset: str = typer.Option(..., "--dataset", help="dataset_id it was trained on"),

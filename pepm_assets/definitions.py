@@ -16,10 +16,11 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)  # observable_source_
 from .core import settings
 from .core.config import load_common, project_root
 from .core.labels import load_label_map
+from .defs.assets.drift import build_drift_assets
 from .defs.assets.prepare import build_prepare_assets
 from .defs.assets.train import RESOURCE_CLASS_TAG, MlflowTracking, build_train_assets
 from .defs.jobs import build_jobs
-from .defs.partitions import view_partitions
+from .defs.partitions import corpus_partitions, view_partitions
 from .defs.resources import PepmProject
 from .defs.schedules import build_schedules
 
@@ -41,10 +42,18 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
             ],
         }
     )
+    views_pd = view_partitions(common, label_map)
+    jobs = {job.name: job for job in build_jobs()}
+    schedules, sensors = build_schedules(jobs)
     return dg.Definitions(
-        assets=[*build_prepare_assets(common, label_map), *build_train_assets(common, view_partitions(common, label_map))],
-        jobs=build_jobs(),
-        schedules=build_schedules(),
+        assets=[
+            *build_prepare_assets(common, label_map),
+            *build_train_assets(common, views_pd),
+            *build_drift_assets(corpus_partitions(common), views_pd, sorted(common.corpora)),
+        ],
+        jobs=list(jobs.values()),
+        schedules=schedules,
+        sensors=sensors,
         resources={"project": PepmProject(root=str(root)), "mlflow": MlflowTracking()},
         executor=executor,
     )

@@ -4,6 +4,8 @@ on disk passes its gates; every decision is recorded (model-version tag + report
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -13,15 +15,19 @@ from typer.testing import CliRunner
 
 from pepm_assets.cli import app
 from pepm_assets.core import promotion
+from pepm_assets.core.drift import monitor
+from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
+from pepm_assets_tests.fixtures import make_project
 
 RUN = ["families=[check,sklearn]", "models=[check_default,tfidf_svm_quick]"]
 VIEW = ("tiny_mpt", "left_right")
 
 
 @pytest.fixture
-def trained(project: Path, dagster_instance: dg.DagsterInstance) -> Path:
+def trained(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> Path:
+    project = make_project(tmp_path / "proj", n_per_speaker=20)  # enough documents for a drift report
     models = project / "configs" / "common" / "models.yml"
     # the control model gets thresholds it cannot reach: early_stop flags it
     models.write_text(
@@ -30,7 +36,9 @@ def trained(project: Path, dagster_instance: dg.DagsterInstance) -> Path:
         ),
         encoding="utf-8",
     )
-    runner.run_stage(project, "pipeline", "tiny_quick", RUN, dagster_instance, build_definitions(project))
+    defs = build_definitions(project)
+    runner.run_stage(project, "pipeline", "tiny_quick", RUN, dagster_instance, defs)
+    runner.drift(project, dagster_instance, ["mpt"], ["tiny_mpt|left_right"], defs)
     return project
 
 
@@ -76,7 +84,29 @@ def test_a_passing_model_is_promoted_and_a_flagged_one_refused(trained: Path) ->
 def test_a_model_whose_split_moved_on_is_refused(trained: Path, dagster_instance: dg.DagsterInstance) -> None:
     runner.run_stage(trained, "prepare", "tiny_quick", [*RUN, "seed=8"], dagster_instance, build_definitions(trained))
     decision = promotion.promote(trained, *VIEW, "sklearn", "tfidf_svm_quick", "staging")
-    assert not decision.accepted and "split_current" in decision.failed
+    assert not decision.accepted and {"split_current", "drift_train_vs_job"} <= set(decision.failed)
+    assert "another split" in next(g.detail for g in decision.gates if g.name == "drift_train_vs_job")
+
+
+def test_no_promotion_without_the_drift_checks_of_its_data(trained: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """The drift gate: no report of the split -> refused; a corpus version that drifted (ERROR) -> refused."""
+    shutil.rmtree(monitor.train_vs_job_dir(ProjectPaths(trained), *VIEW))
+    decision = promotion.promote(trained, *VIEW, "sklearn", "tfidf_svm_quick", "staging")
+    assert decision.failed == ["drift_train_vs_job"] and "pepm drift --dataset tiny_mpt" in decision.gates[-2].detail
+    runner.drift(trained, dagster_instance, [], ["tiny_mpt|left_right"], build_definitions(trained))
+    summary = monitor.corpus_version_dir(ProjectPaths(trained), "mpt") / "summary.json"
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    fake = json.loads((monitor.train_vs_job_dir(ProjectPaths(trained), *VIEW) / "summary.json").read_text(encoding="utf-8"))
+    fake["alerts"] = [{**a, "severity": "ERROR"} for a in fake["alerts"]] or [_error_alert()]
+    summary.write_text(json.dumps(fake), encoding="utf-8")
+    decision = promotion.promote(trained, *VIEW, "sklearn", "tfidf_svm_quick", "staging")
+    assert decision.failed == ["drift_corpus_version[mpt]"]
+
+
+def _error_alert() -> dict:
+    fields = ["severity", "check", "title", "reference", "current", "scope", "column", "method", "statistic", "value", "threshold"]
+    return {**dict.fromkeys(fields, ""), "severity": "ERROR", "value": 1.0, "threshold": 0.1, "p_value": None,
+            "p_value_threshold": None, "message": "drift", "report": ""}  # fmt: skip
 
 
 def test_the_cli_refuses_with_exit_1_and_names_the_gate(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:

