@@ -488,12 +488,14 @@ DEMO = [("pipeline", "ideo_quick"), ("prepare", "ideo_multi"), ("pipeline", "an_
 @app.command()
 def demo() -> None:
     """README command 1: import the shipped corpora; MPT through prepare -> train -> evaluate (five
-    families, `small` preset); the multi-corpus profile prepared; the cross-corpus matrix."""
+    families, `small` preset); the multi-corpus profile prepared; the cross-corpus matrix; the
+    drift reports of every corpus and split."""
     root = _root()
     data_import(no_dvc=False)
     for stage, name in DEMO:
         _run_stage(root, stage, name, [])
     cross_corpus()
+    drift(dataset=None, view=None, corpus=None)
     console.print(f"[bold]leaderboard:[/] {root / 'reports' / 'leaderboard.md'} (+ .tsv, .png)")
 
 
