@@ -88,9 +88,12 @@ def _root_cause(error) -> str:
 
 def _record(report: StageReport, job: str, partition: str, result: dg.ExecuteInProcessResult) -> None:
     report.runs.append((job, partition, result.run_id))
-    report.checks.update(
-        {f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
-    )
+    report.checks.update(_checks(partition, result))
+
+
+def _checks(partition: str, result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """{asset[partition].check: passed} of a run."""
+    return {f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
 
 
 def _no_step(_name: str) -> None:
