@@ -273,8 +273,5 @@ def drift(
     plan += [(DRIFT_VIEW, v, ["drift_train_vs_job"]) for v in views]
     for job, partition, assets in plan:
         step(f"drift {partition}")
-        result = _execute(defs, job, instance, partition, quiet=quiet, assets=assets)
-        checks.update(
-            {f"{e.asset_key.to_user_string()}[{partition}].{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
-        )
+        checks.update(_checks(partition, _execute(defs, job, instance, partition, quiet=quiet, assets=assets)))
     return checks
