@@ -26,7 +26,7 @@ scikit-learn's default tokenizer ignores one-character tokens, so the replicas h
 features of the original while being distinct texts for the dedup of both sides.
 
 A measurement, not a test: exit code 0 even when a target is missed (FAIL is printed).
-Usage: python benchmarks/bench_pipeline.py --replicas 10 [--repeats 1] [--json out.json] [--keep]
+Usage: python benchmarks/bench_pipeline.py --replicas 10 [--repeats 1] [--json out.json] [--keep] [--dagster-yaml PATH]
 """
 
 from __future__ import annotations
@@ -145,15 +145,16 @@ def environ(**values: str):
                 os.environ[k] = v
 
 
-def make_stores(base: Path) -> tuple[dict[str, str], dict[str, float]]:
-    """A fresh Dagster home (the repo's dagster.yaml: SQLite) and MLflow SQLite file, both created
-    (schemas written) here, outside the timed region; returns the env vars and the seconds each took."""
+def make_stores(base: Path, dagster_yaml: Path) -> tuple[dict[str, str], dict[str, float]]:
+    """A fresh Dagster home (configured by `dagster_yaml`: the repo's by default) and MLflow SQLite
+    file, both created (schemas written) here, outside the timed region; returns the env vars and
+    the seconds each took."""
     import dagster as dg
     import mlflow
 
     home = base / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(dagster_yaml, home / "dagster.yaml")
     env = {"DAGSTER_HOME": str(home), "PEPM_MLFLOW_URI": f"sqlite:///{base / 'mlflow.db'}"}
     with environ(**env):
         started = time.perf_counter()
@@ -182,7 +183,7 @@ def run_plain_subprocess(corpus: Path, out: Path, seed: int) -> float:
     return time.perf_counter() - started
 
 
-def run_pepm(base: Path, corpus: Path, on_step) -> dict:
+def run_pepm(base: Path, corpus: Path, dagster_yaml: Path, on_step) -> dict:
     """The pipeline stage in process; returns wall time, the per-run breakdown and the project root."""
     import dagster as dg
 
@@ -191,7 +192,7 @@ def run_pepm(base: Path, corpus: Path, on_step) -> dict:
 
     root = base / "project"
     removed = make_project(root, corpus)
-    env, stores = make_stores(base)
+    env, stores = make_stores(base, dagster_yaml)
     started = time.perf_counter()
     defs = build_definitions(root)
     defs_s = time.perf_counter() - started
@@ -216,10 +217,10 @@ def run_pepm(base: Path, corpus: Path, on_step) -> dict:
     }
 
 
-def run_pepm_cli(base: Path, corpus: Path) -> dict:
+def run_pepm_cli(base: Path, corpus: Path, dagster_yaml: Path) -> dict:
     root = base / "project"
     make_project(root, corpus)
-    env, _ = make_stores(base)
+    env, _ = make_stores(base, dagster_yaml)
     cmd = [sys.executable, "-m", "pepm_assets.cli", "run", "--stage", "pipeline", "-p", PROFILE]
     started = time.perf_counter()
     proc = subprocess.run(
@@ -364,6 +365,12 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the results to this JSON file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (printed) for inspection")
     ap.add_argument("--corpus", default="mpt", help="only mpt (the plain script reads the MPT dialect)")
+    ap.add_argument(
+        "--dagster-yaml",
+        type=Path,
+        default=REPO / "dagster.yaml",
+        help="the Dagster instance's settings (default: the repo's dagster.yaml)",
+    )
     args = ap.parse_args()
     if args.corpus != "mpt":
         console.print(f"[red]bench pipeline supports only --corpus mpt, not {args.corpus!r}[/]")
@@ -387,6 +394,7 @@ def main() -> int:
     results: dict = {
         "replicas": args.replicas,
         "repeats": args.repeats,
+        "dagster_yaml": str(args.dagster_yaml),
         "tmp": str(tmp) if args.keep else None,
         "machine_cores": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -436,7 +444,7 @@ def main() -> int:
                         progress.update(task, description=f"{label}: pepm in process: {name}")
                         progress.refresh()
 
-                    pepm = run_pepm(base / "pepm", corpus, on_step)
+                    pepm = run_pepm(base / "pepm", corpus, args.dagster_yaml, on_step)
                     res["pepm_s"].append(pepm["seconds"])
                     console.log(f"{label}: pepm in process {pepm['seconds']:.1f}s ({len(pepm['runs']) - 1} Dagster runs)")
                     res.setdefault("pepm_repeats", []).append({k: v for k, v in pepm.items() if k != "root"})
@@ -450,7 +458,7 @@ def main() -> int:
 
                     progress.update(task, description=f"{label}: pepm CLI (subprocess)")
                     progress.refresh()
-                    cli = run_pepm_cli(base / "cli", corpus)
+                    cli = run_pepm_cli(base / "cli", corpus, args.dagster_yaml)
                     res["pepm_cli_s"].append(cli["seconds"])
                     res["pepm_cli_stage_s"].append(cli["stage_s"])
                     console.log(f"{label}: pepm CLI {cli['seconds']:.1f}s (stage {cli['stage_s']}s as the CLI reports it)")

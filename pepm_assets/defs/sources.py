@@ -14,14 +14,13 @@ import dagster as dg
 from ..core import lineage
 from ..core.config import ConfigError, ResolvedParams, load_common
 from ..core.selection import PROFILE_TAG, resolve_for_run
+from .dagster_internals import DATA_VERSION_TAG, extract_data_version_from_entry
 from .partitions import split_view_key, view_key
 
 
 def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], by: str = "pepm runner") -> list[str]:
     """Record each partition's data version as a runless observation, unless it is already the last
     one; returns the partitions recorded."""
-    from dagster._core.definitions.data_version import DATA_VERSION_TAG
-
     observed = []
     for partition, version in versions.items():
         if recorded_version(instance, asset, partition) == version:
@@ -40,8 +39,6 @@ def observe(instance: dg.DagsterInstance, asset: str, versions: dict[str, str], 
 
 def recorded_version(instance: dg.DagsterInstance, asset: str, partition: str) -> str | None:
     """The data version last observed for a source asset partition (None if never observed)."""
-    from dagster._core.definitions.data_version import extract_data_version_from_entry
-
     record = instance.get_latest_data_version_record(dg.AssetKey(asset), is_source=True, partition_key=partition)
     version = extract_data_version_from_entry(record.event_log_entry) if record else None
     return version.value if version else None

@@ -1,15 +1,15 @@
 """Ask Dagster which partitions are stale, the same way the UI does (for the CLI and the tests).
 
 Dagster has no public API for this yet; this mirrors its own test helper
-(dagster._utils.test.data_versions.get_stale_status_resolver) and is the one place to update.
+(dagster._utils.test.data_versions.get_stale_status_resolver); the private names it needs come from
+dagster_internals.py.
 """
 
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
-from dagster._time import get_current_datetime
+
+from .dagster_internals import AssetGraphView, CachingStaleStatusResolver, StaleStatus, TemporalContext, get_current_datetime
 
 
 def stale_resolver(instance: dg.DagsterInstance, defs: dg.Definitions) -> CachingStaleStatusResolver:

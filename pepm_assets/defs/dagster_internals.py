@@ -1,0 +1,70 @@
+"""Every private Dagster API that pepm uses (`dagster._...`), imported here and nowhere else in
+pepm_assets: the one place to update when Dagster moves or changes one of them.
+
+Checked against dagster 1.13.27 (`DAGSTER_CHECKED`; pyproject.toml pins `dagster==1.13.27`).
+pepm_assets_tests/test_dagster_internals.py fails, naming the symbol, when one of these names is no
+longer where it is imported from, when a signature loses a parameter that pepm passes, when a value
+pepm stores or compares changes (the data-version tag), and when the installed dagster is not the
+pinned one. Private names have no deprecation period: upgrade dagster by changing the pin, running
+that test, then moving DAGSTER_CHECKED.
+
+What each is for:
+- staleness (defs/staleness.py): Dagster has no public API to ask whether an asset partition is
+  stale. `CachingStaleStatusResolver` is what the UI asks, built on an `AssetGraphView` at a
+  `TemporalContext` of now, as Dagster's own test helper does
+  (dagster._utils.test.data_versions.get_stale_status_resolver); `StaleStatus` is its answer.
+- source versions (defs/sources.py): a runless `AssetObservation`
+  (`instance.report_runless_asset_event`) carries its data version as the `DATA_VERSION_TAG` tag,
+  which Dagster does not export publicly, and `extract_data_version_from_entry` reads it back from
+  an event log entry.
+- the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
+  storage classes, subclassed to keep one engine and one connection per database file where
+  Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
+  folder layout helpers, so that the files stay exactly Dagster's.
+"""
+
+from __future__ import annotations
+
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import (
+    DATA_VERSION_TAG,
+    CachingStaleStatusResolver,
+    StaleStatus,
+    extract_data_version_from_entry,
+)
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from dagster._time import get_current_datetime
+
+DAGSTER_CHECKED = "1.13.27"
+
+__all__ = [
+    "DAGSTER_CHECKED",
+    "DATA_VERSION_TAG",
+    "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "AssetGraphView",
+    "CachingStaleStatusResolver",
+    "DagsterSqliteStorage",
+    "DagsterStorage",
+    "SqlPollingEventWatcher",
+    "SqliteEventLogStorage",
+    "SqliteRunStorage",
+    "SqliteScheduleStorage",
+    "StaleStatus",
+    "TemporalContext",
+    "_event_logs_directory",
+    "_runs_directory",
+    "_schedule_directory",
+    "extract_data_version_from_entry",
+    "get_current_datetime",
+]
