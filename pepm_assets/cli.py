@@ -468,9 +468,11 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
 @app.command()
 def bench(
     what: str = typer.Argument(
-        "extract", help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script)"
+        "extract",
+        help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script) "
+        "| storage (Dagster storages on pepm commands) | drift (a drift report vs Evidently by hand)",
     ),
-    corpus: str = typer.Option("mpt", help="corpus to measure"),
+    corpus: str | None = typer.Option(None, help="corpus to measure (extract, pipeline, storage; default mpt)"),
     replicas: int | None = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10)"),
 ) -> None:
     """Benchmarks with their plain baselines measured in the same run (benchmarks/)."""
@@ -478,7 +480,7 @@ def bench(
     script = root / "benchmarks" / f"bench_{what}.py"
     if not script.is_file():
         _fail(f"no benchmark {what!r} ({script} not found)")
-    args = ["--corpus", corpus] + (["--replicas", str(replicas)] if replicas else [])
+    args = (["--corpus", corpus] if corpus else []) + (["--replicas", str(replicas)] if replicas else [])
     raise typer.Exit(subprocess.call([sys.executable, str(script), *args], cwd=root))
 
 
