@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -104,6 +105,30 @@ def test_pepm_drift_on_the_shipped_corpora(tmp_path: Path, dagster_instance: dg.
     assert result.exit_code == 0, result.output
     assert "drift_between_corpora[an_amendements].no_drift" in result.output  # the one that fails
     checks = runner.drift(root, dagster_instance, [], ["mpt|left_right"], defs)
-    assert checks == {"drift_train_vs_job[mpt|left_right].no_drift": True}
+    assert checks == {"drift_train_vs_job[mpt|left_right].no_drift": True, "drift_predictions[mpt|left_right].no_drift": True}
     between = json.loads((monitor.between_dir(ProjectPaths(root), "an_amendements", "mpt") / "summary.json").read_text(encoding="utf-8"))
     assert between["dataset_drift"] is True
+
+
+def test_prediction_drift_of_a_cross_dataset_evaluation(tmp_path: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """A model scored on its own job set and on another dataset's: predictions.tsv carries its
+    confidence, and drift_predictions compares the two distributions. 40 documents per speaker:
+    tiny_an's job set reaches drift.yml's min_docs (20; it holds 12 at 20 per speaker)."""
+    bigger = make_project(tmp_path / "proj", n_per_speaker=40)
+    defs = build_definitions(bigger)
+    runner.run_stage(bigger, "pipeline", "tiny_an", [*SK, "eval_dataset_id=tiny_mpt"], dagster_instance, defs)
+    paths = ProjectPaths(bigger)
+    for eval_id in (None, "tiny_mpt"):
+        predictions = pd.read_csv(
+            paths.report_dir("tiny_an", "left_right", "sklearn", "tfidf_svm_quick", eval_id) / "predictions.tsv", sep="\t"
+        )
+        assert list(predictions.columns[:4]) == ["doc_id", "label", "predicted", "score"]
+        assert predictions["score"].between(0, 1).all()
+    assert monitor.scored_cross_evaluations(paths, "tiny_an", "left_right") == [("sklearn", "tfidf_svm_quick", "tiny_mpt")]
+    checks = runner.drift(bigger, dagster_instance, [], ["tiny_an|left_right"], defs)
+    assert "drift_predictions[tiny_an|left_right].no_drift" in checks
+    report = monitor.predictions_dir(paths, "tiny_an", "left_right", "tfidf_svm_quick", "tiny_mpt")
+    assert report == paths.reports / "drift" / "tiny_an" / "left_right" / "predictions" / "tfidf_svm_quick@tiny_mpt"
+    summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
+    assert summary["check"] == "prediction" and {c["column"] for c in summary["columns"]} == {"score", "predicted_label"}
+    assert (summary["reference_name"], summary["current_name"]) == ("tiny_an", "tiny_mpt")

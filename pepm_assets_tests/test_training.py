@@ -261,3 +261,27 @@ def test_early_stop_flags_only_when_every_threshold_is_missed() -> None:
     assert EarlyStop(min_macro_f1=0.55).judge({"accuracy": 0.9, "macro_f1": 0.5}) == (False, ["low_macro_f1"])
     assert EarlyStop(enabled=False, min_accuracy=0.9, min_macro_f1=0.9).judge({"accuracy": 0.1, "macro_f1": 0.1}) == (True, [])
     assert EarlyStop(min_accuracy=0.6).judge({"ari": 0.1}) == (True, [])  # a clustering has no accuracy
+
+
+def test_sklearn_scores_are_the_predicted_class_probability(tmp_path: Path) -> None:
+    """logreg: `scores` is predict_proba's max; linear_svc (no predict_proba): a softmax of its
+    margins, in [0, 1], highest for the texts it is surest of."""
+    from pepm_assets.core.families import build, load_estimator, save_estimator
+    from pepm_assets.core.families.sklearn import MODEL_FILE, build_pipeline
+
+    texts = ["pomme rouge mûre", "chat noir gris", "pomme verte", "chien noir", "pomme jaune", "chat blanc noir"] * 3
+    labels = ["fruit", "animal"] * 9
+    for estimator in ("logreg", "linear_svc"):
+        family = build("sklearn", {"estimator": estimator, "min_df": 1})
+        model_dir = tmp_path / estimator
+        model_dir.mkdir()
+        pipeline = build_pipeline(family.params, 0, None)
+        pipeline.fit(texts, labels)
+        save_estimator(pipeline, model_dir / MODEL_FILE)
+        new = ["pomme", "chat noir", "rien du tout"]
+        got = family.scores(model_dir, new)
+        assert len(got) == len(new) and all(0 <= s <= 1 for s in got)
+        if estimator == "logreg":
+            assert got == pytest.approx(load_estimator(model_dir / MODEL_FILE).predict_proba(new).max(axis=1).tolist())
+        else:
+            assert min(got) >= 0.5 and got[2] < max(got[:2])

@@ -193,11 +193,12 @@ def evaluate_model(
     started = time.perf_counter()
     pred = family.predict(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
     predict_seconds = time.perf_counter() - started
+    confidence = family.scores(model_dir, texts) if groups is None else _scores_by_corpus(family, model_dir, job, groups)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
     with atomic_dir(out_dir) as tmp:
         scores, summary, by_corpus = _write_reports(
-            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title
+            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, confidence
         )
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
@@ -223,10 +224,12 @@ def _write_reports(
     groups: dict[str, pd.Index] | None,
     n_boot: int,
     title: str,
+    confidence: list[float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]] | None]:
     """The report folder but meta_eval.json: the whole job set's report (and its scores by each
-    compare_by field), predictions.tsv, and for one model per corpus each corpus's report and their
-    comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or None)."""
+    compare_by field), predictions.tsv (with a `score` column, the model's confidence in each
+    predicted label, when the family gives one), and for one model per corpus each corpus's report
+    and their comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or None)."""
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     gold = job["label"].tolist()
     pooled_model = model_dir if groups is None else None
@@ -236,6 +239,8 @@ def _write_reports(
             write_json(out_dir / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
     summary = _summary(scores, family.supervised)
     predictions = pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred})
+    if confidence is not None:
+        predictions["score"] = [round(float(c), 6) for c in confidence]
     by_corpus = None
     if groups is not None:
         predictions["predicted_by"] = _model_of_row(job, groups)
@@ -376,6 +381,17 @@ def _predict_by_corpus(family: families.Family, model_dir: Path, job: pd.DataFra
         got = family.predict(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
         pred[idx] = got if family.supervised else [c if c == "noise" else f"{cid}:{c}" for c in got]
     return pred.tolist()
+
+
+def _scores_by_corpus(family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[float] | None:
+    """Each corpus's job documents' confidence scores by that corpus's model; None when the family has none."""
+    confidence = pd.Series(0.0, index=job.index, dtype=float)
+    for cid, idx in groups.items():
+        got = family.scores(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
+        if got is None:
+            return None
+        confidence[idx] = got
+    return confidence.tolist()
 
 
 def _model_of_row(job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:

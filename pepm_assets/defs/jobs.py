@@ -45,7 +45,9 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
             OBSERVE_RAW, selection=dg.AssetSelection.assets("raw_tei"), description="Record the DVC hash of every raw corpus."
         ),
         dg.define_asset_job(
-            DRIFT_VIEW, selection=dg.AssetSelection.assets("drift_train_vs_job"), description="Drift of one split: train vs job."
+            DRIFT_VIEW,
+            selection=dg.AssetSelection.assets("drift_train_vs_job", "drift_predictions"),
+            description="Drift of one split: train vs job, and each model's predictions on its job set vs on another dataset's.",
         ),
         dg.define_asset_job(
             DRIFT_CORPUS,

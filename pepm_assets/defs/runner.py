@@ -261,7 +261,8 @@ def drift(
     quiet: bool = True,
 ) -> dict[str, bool]:
     """The drift reports of these corpora (each vs its previous version; the first run also compares
-    every pair of corpora) and of these dataset|view splits, one Dagster run each. Returns the
+    every pair of corpora) and of these dataset|view splits (train vs job, and each model's
+    predictions on its job set vs on another dataset's), one Dagster run each. Returns the
     checks' results ({asset[partition].check: passed})."""
     from ..definitions import build_definitions
     from .jobs import DRIFT_CORPUS, DRIFT_VIEW
@@ -270,7 +271,7 @@ def drift(
     step = on_step or _no_step
     checks: dict[str, bool] = {}
     plan = [(DRIFT_CORPUS, c, ["drift_corpus_version", *(["drift_between_corpora"] if i == 0 else [])]) for i, c in enumerate(corpora)]
-    plan += [(DRIFT_VIEW, v, ["drift_train_vs_job"]) for v in views]
+    plan += [(DRIFT_VIEW, v, ["drift_train_vs_job", "drift_predictions"]) for v in views]
     for job, partition, assets in plan:
         step(f"drift {partition}")
         checks.update(_checks(partition, _execute(defs, job, instance, partition, quiet=quiet, assets=assets)))

@@ -3,6 +3,9 @@
     reports/drift/<dataset>/<view>/train_vs_job/      a split's train vs its job set (expected: no drift)
     reports/drift/_corpora/<corpus>/corpus_version/   a corpus's parsed version vs the one before it
     reports/drift/_between/<a>__vs__<b>/              one corpus vs another (2013 debates vs 2024 amendements)
+    reports/drift/<dataset>/<view>/predictions/<model>@<eval_dataset>/
+                                                      a model's scores and predicted labels on its own job
+                                                      set vs on another dataset's (cross-dataset evaluation)
     reports/drift/alerts.{json,csv}                   every drift above threshold, over all reports
 
 The previous version of a corpus is kept by `keep_corpus_version` (a copy of docs.parquet per
@@ -13,6 +16,7 @@ recorded in the report's summary. No Dagster here: defs/assets/drift.py calls th
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -22,7 +26,7 @@ from .. import lineage
 from ..atomic import atomic_path
 from ..paths import ProjectPaths
 from .config import DriftConfig
-from .report import DriftResult, compare, load_result, write_alerts
+from .report import DriftResult, compare, load_result, prediction_drift, write_alerts
 
 
 class NothingToCompare(ValueError):
@@ -43,6 +47,10 @@ def corpus_version_dir(paths: ProjectPaths, corpus_id: str) -> Path:
 
 def between_dir(paths: ProjectPaths, first: str, second: str) -> Path:
     return drift_root(paths) / "_between" / f"{first}__vs__{second}"
+
+
+def predictions_dir(paths: ProjectPaths, dataset_id: str, view: str, model_id: str, eval_dataset_id: str) -> Path:
+    return drift_root(paths) / dataset_id / view / "predictions" / f"{model_id}@{eval_dataset_id}"
 
 
 def history_dir(paths: ProjectPaths, corpus_id: str) -> Path:
@@ -134,6 +142,72 @@ def between_corpora(root: Path, first: str, second: str, cfg: DriftConfig) -> Dr
         reference_name=first,
         current_name=second,
     )
+
+
+def _scored_predictions(folder: Path) -> bool:
+    """predictions.tsv there, with a `score` column (its header only is read)."""
+    path = folder / "predictions.tsv"
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8") as fh:
+        return "score" in fh.readline().rstrip("\n").split("\t")
+
+
+def scored_cross_evaluations(paths: ProjectPaths, dataset_id: str, view: str) -> list[tuple[str, str, str]]:
+    """(family, model_id, eval_dataset_id) of every model of this dataset|view evaluated both on its
+    own job set and on another dataset's, both reports' predictions.tsv with scores: what
+    prediction_drift_of compares."""
+    found = []
+    for cross in sorted((paths.reports / dataset_id / view).glob("*/*@*/predictions.tsv")):
+        model_id, _, eval_dataset_id = cross.parent.name.rpartition("@")
+        own = cross.parent.parent / model_id
+        if model_id and eval_dataset_id != dataset_id and _scored_predictions(cross.parent) and _scored_predictions(own):
+            found.append((cross.parent.parent.name, model_id, eval_dataset_id))
+    return found
+
+
+def prediction_drift_of(
+    root: Path, dataset_id: str, view: str, family: str, model_id: str, eval_dataset_id: str, cfg: DriftConfig
+) -> DriftResult:
+    """A model's confidence scores and predicted labels on its own job set (reference) vs on
+    `eval_dataset_id`'s job set (current), read from the two evaluations' predictions.tsv (the
+    `prediction` check: K-S on `score`, chi-square on `predicted_label`)."""
+    from ..prepare import read_tsv_file
+
+    paths = ProjectPaths(root)
+    folders = {
+        side: paths.report_dir(dataset_id, view, family, model_id, None if side == dataset_id else side)
+        for side in (dataset_id, eval_dataset_id)
+    }
+    for side, folder in folders.items():
+        if not _scored_predictions(folder):
+            raise NothingToCompare(
+                f"{family}/{model_id} of {dataset_id}/{view}: no predictions.tsv with scores on the job set of {side} "
+                f"({paths.rel(folder)}/); evaluate it there (a family with scores) first"
+            )
+    models = {side: _read_model_version(folder) for side, folder in folders.items()}
+    if len(set(models.values())) > 1:
+        raise NothingToCompare(
+            f"{family}/{model_id} of {dataset_id}/{view}: its evaluations on {dataset_id} and {eval_dataset_id} are of "
+            f"different fits of the model ({models}); evaluate it again on both"
+        )
+    own, other = (read_tsv_file(folders[side] / "predictions.tsv") for side in (dataset_id, eval_dataset_id))
+    return prediction_drift(
+        own["score"].astype(float),
+        other["score"].astype(float),
+        predictions_dir(paths, dataset_id, view, model_id, eval_dataset_id),
+        cfg,
+        reference_labels=own["predicted"].astype(str),
+        current_labels=other["predicted"].astype(str),
+        title=f"{family}/{model_id} (trained on {dataset_id}/{view}): predictions on the job set of {dataset_id} vs of {eval_dataset_id}",
+        reference_name=dataset_id,
+        current_name=eval_dataset_id,
+    )
+
+
+def _read_model_version(folder: Path) -> str | None:
+    meta = folder / "meta_eval.json"
+    return json.loads(meta.read_text(encoding="utf-8")).get("model_version") if meta.is_file() else None
 
 
 def suite_alerts(root: Path) -> tuple[Path, Path]:

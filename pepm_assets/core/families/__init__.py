@@ -13,7 +13,9 @@ profile's families read, once) and two methods:
   unsupervised family, one cluster id per text).
 
 Optional: `top_terms(model_dir, k)` for linear models (most discriminative terms per class),
-`embed(model_dir, texts)` for families that have document vectors.
+`embed(model_dir, texts)` for families that have document vectors, `scores(model_dir, texts)` for
+families that can say how confident they are in each predicted label (evaluation writes them to
+predictions.tsv's `score` column; the prediction drift report compares them across job sets).
 No state is kept on the object between calls: train and evaluate are separate assets, often
 separate processes. Heavy libraries (spaCy models, torch, transformers) are imported inside the
 methods, never at module import.
@@ -108,6 +110,11 @@ class Family:
 
     def embed(self, model_dir: Path, texts: list[str]) -> Any:
         """Document vectors (for the silhouette of clusterings); None when the family has none."""
+        return None
+
+    def scores(self, model_dir: Path, texts: list[str]) -> list[float] | None:
+        """The model's confidence in the label `predict` gives each text, in [0, 1] (e.g. the
+        probability of the predicted class); None when the family has no such score."""
         return None
 
 

@@ -34,3 +34,10 @@ class CheckFamily(Family):
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
         majority = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))["majority_label"]
         return [majority] * len(texts)
+
+    def scores(self, model_dir: Path, texts: list[str]) -> list[float] | None:
+        """The majority label's share of the train set: the probability a constant guess has of
+        being right there, the same for every text."""
+        stats = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))
+        share = stats["label_counts"][stats["majority_label"]] / max(1, stats["n_docs"])
+        return [float(share)] * len(texts)

@@ -114,6 +114,16 @@ class SklearnFamily(Family):
         with fast_counting(_vectorizers(pipeline), n_jobs=1):  # compiled, one process: a job set is small
             return [str(y) for y in pipeline.predict(texts)]
 
+    def scores(self, model_dir: Path, texts: list[str]) -> list[float] | None:
+        """The probability of the predicted class (predict_proba's max: logreg, complement_nb); for
+        LinearSVC, which has none, the max of a softmax over its decision_function (a binary
+        model's single margin m as the two margins -m/2, +m/2, i.e. a sigmoid of m)."""
+        from .counting import fast_counting
+
+        pipeline = load_estimator(model_dir / MODEL_FILE)
+        with fast_counting(_vectorizers(pipeline), n_jobs=1):
+            return confidence(pipeline, texts)
+
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
         path = model_dir / TOP_TERMS_FILE
         if not path.is_file():
@@ -121,6 +131,20 @@ class SklearnFamily(Family):
         return {
             label: [(term, weight) for term, weight in terms[:k]] for label, terms in json.loads(path.read_text(encoding="utf-8")).items()
         }
+
+
+def confidence(pipeline: Any, texts: list[str]) -> list[float]:
+    """Each text's confidence in its predicted class, in [0, 1] (see SklearnFamily.scores)."""
+    import numpy as np
+
+    if hasattr(pipeline.steps[-1][1], "predict_proba"):
+        return [float(p) for p in np.asarray(pipeline.predict_proba(texts), dtype=float).max(axis=1)]
+    margins = np.asarray(pipeline.decision_function(texts), dtype=float)
+    if margins.ndim == 1:  # binary: one margin, positive = classes_[1]
+        margins = np.column_stack([-margins / 2, margins / 2])
+    margins = margins - margins.max(axis=1, keepdims=True)
+    exp = np.exp(margins)
+    return [float(p) for p in (exp / exp.sum(axis=1, keepdims=True)).max(axis=1)]
 
 
 def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, float]]]:

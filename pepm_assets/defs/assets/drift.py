@@ -2,6 +2,7 @@
 asset with one asset check, whose severity is the report's (WARN or ERROR, configs/common/drift.yml).
 
     view_split[dataset|view]  -> drift_train_vs_job[dataset|view]
+                              -> drift_predictions[dataset|view]  (each model's scores: own job set vs another dataset's)
     corpus_docs[corpus]       -> drift_corpus_version[corpus]
     corpus_docs (every corpus) -> drift_between_corpora            -> reports/drift/alerts.{json,csv}
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import dagster as dg
 
-from ...core.drift import DriftResult, load_drift_config, monitor
+from ...core.drift import DriftInputError, DriftResult, load_drift_config, monitor
 from ...core.locks import corpus_lock, view_lock
 from ..partitions import split_view_key
 from ..resources import PepmProject
@@ -121,7 +122,47 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
             check_results=[check],
         )
 
-    return [drift_train_vs_job, drift_corpus_version, drift_between_corpora]
+    @dg.asset(
+        partitions_def=views_pd,
+        group_name=GROUP,
+        deps=["view_split"],
+        check_specs=[spec("drift_predictions", "prediction, every model evaluated on another dataset; its severity is the worst model's")],
+        description="Evidently reports: each model's confidence scores and predicted labels on its own job set vs on another "
+        "dataset's job set (its cross-dataset evaluations; K-S and chi-square) -> reports/drift/<dataset>/<view>/predictions/<model>@<other>/.",
+    )
+    def drift_predictions(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
+        dataset_id, view = split_view_key(context.partition_key)
+        cfg = load_drift_config(project.path)
+        results, rows = [], {}
+        with view_lock(project.path, dataset_id, view):
+            for family, model_id, eval_id in monitor.scored_cross_evaluations(project.paths, dataset_id, view):
+                name = f"{family}/{model_id} on {eval_id}"
+                try:
+                    result = monitor.prediction_drift_of(project.path, dataset_id, view, family, model_id, eval_id, cfg)
+                except (monitor.NothingToCompare, DriftInputError) as exc:
+                    rows[name] = f"not compared: {exc}"
+                    continue
+                results.append(result)
+                rows[name] = f"{result.drift_share:.2f} ({', '.join(result.drifted_columns) or 'none'}) {result.severity or ''}"
+        json_path, _ = monitor.suite_alerts(project.path)
+        worst = max(results, key=lambda r: {"ERROR": 2, "WARN": 1, None: 0}[r.severity], default=None)
+        check = _check(worst, "drift_predictions")
+        if worst is None:
+            check = dg.AssetCheckResult(
+                check_name=CHECK,
+                passed=True,
+                metadata={"compared": "nothing: no model of this split evaluated, with scores, on its own and another dataset's job set"},
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "drift_share (drifted columns)": markdown_counts(rows or {"(none)": "nothing compared"}, "model", "drift share"),
+                "models_compared": len(results),
+                "alerts": dg.MetadataValue.path(project.paths.rel(json_path)),
+            },
+            check_results=[check],
+        )
+
+    return [drift_train_vs_job, drift_corpus_version, drift_between_corpora, drift_predictions]
 
 
 def _run(work):
