@@ -20,6 +20,7 @@ from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
 from pepm_assets.defs.jobs import DRIFT_CORPUS, DRIFT_VIEW
+from pepm_assets.defs.resources import PepmProject
 from pepm_assets.defs.schedules import daily_requests, drift_requests
 from pepm_assets_tests.fixtures import REPO, make_project
 
@@ -132,3 +133,31 @@ def test_prediction_drift_of_a_cross_dataset_evaluation(tmp_path: Path, dagster_
     summary = json.loads((report / "summary.json").read_text(encoding="utf-8"))
     assert summary["check"] == "prediction" and {c["column"] for c in summary["columns"]} == {"score", "predicted_label"}
     assert (summary["reference_name"], summary["current_name"]) == ("tiny_an", "tiny_mpt")
+
+
+def test_changed_raw_files_are_parsed_again_then_their_drift_reported(bigger: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """The user journey of the issue: new raw data -> the daemon re-parses -> the drift of the new version."""
+    defs = build_definitions(bigger)
+    runner.run_stage(bigger, "prepare", "tiny_quick", SK, dagster_instance, defs)
+    reparse = defs.get_sensor_def("reparse_on_new_raw")
+    drift = defs.get_sensor_def("drift_on_new_data")
+
+    def tick(sensor, cursor):
+        return sensor(
+            dg.build_sensor_context(
+                instance=dagster_instance, cursor=cursor, definitions=defs, resources={"project": PepmProject(root=str(bigger))}
+            )
+        )
+
+    quiet = tick(reparse, None)
+    assert quiet.run_requests == []  # parsed from the files as they are
+    drift_cursor = tick(drift, None).cursor
+    (bigger / "data" / "raw" / "mpt" / "20130102.xml").unlink()  # a new version of the corpus
+    changed = tick(reparse, quiet.cursor)
+    assert _requested(changed.run_requests) == {(runner.PREPARE_CORPUS, "mpt", ())}
+    assert tick(reparse, changed.cursor).run_requests == []  # requested once
+    request = changed.run_requests[0]
+    runner._execute(defs, request.job_name, dagster_instance, request.partition_key)  # what the daemon launches
+    after = tick(drift, drift_cursor)
+    assert _requested(after.run_requests) == {(DRIFT_CORPUS, "mpt", ("drift_between_corpora", "drift_corpus_version"))}
+    assert tick(reparse, changed.cursor).run_requests == []  # the parse is current again

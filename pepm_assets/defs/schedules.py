@@ -3,13 +3,16 @@ every hour, the drift reports when data changes (a sensor) and the whole drift s
 The drift sensor is on by default; the schedules too can be switched off in the UI (Automation)."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from ..core import lineage
+from ..core.config import load_common
 from ..core.drift import monitor
 from ..core.paths import ProjectPaths
-from .jobs import DRIFT_CORPUS, DRIFT_VIEW, OBSERVE_PARAMS, OBSERVE_RAW
+from .jobs import DRIFT_CORPUS, DRIFT_VIEW, OBSERVE_PARAMS, OBSERVE_RAW, PREPARE_CORPUS
 from .resources import PepmProject
 
 # a new materialization of the key asks for the drift run of the same partition
@@ -51,7 +54,38 @@ def build_schedules(jobs: dict[str, Any]) -> tuple[list[dg.ScheduleDefinition], 
         """Every prepared split, train vs job, once a day."""
         return daily_requests(project.paths, context.scheduled_execution_time.strftime("%Y-%m-%d"))[DRIFT_VIEW]
 
-    return [*observe, drift_daily_corpora, drift_daily_views], [drift_on_new_data]
+    @dg.sensor(
+        name="reparse_on_new_raw",
+        jobs=[jobs[PREPARE_CORPUS]],
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="A parsed corpus whose raw files changed (dvc pull, files added or edited: their content hash) "
+        "-> its corpus_docs again; drift_on_new_data then reports the drift of the new version.",
+    )
+    def reparse_on_new_raw(context: dg.SensorEvaluationContext, project: PepmProject) -> dg.SensorResult:
+        requests, cursor = reparse_requests(project.path, context.cursor)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+    return [*observe, drift_daily_corpora, drift_daily_views], [drift_on_new_data, reparse_on_new_raw]
+
+
+def reparse_requests(root: Path, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+    """A corpus_docs run for each parsed corpus whose raw files no longer have the content hash its
+    parse was made from (core/lineage.py; hashes are cached by size, mtime and inode, so a tick that
+    finds nothing new reads no file). A raw version is requested once (the cursor keeps it); a
+    corpus never parsed is left to the user."""
+    requested = json.loads(cursor) if cursor else {}
+    paths = ProjectPaths(root)
+    requests = []
+    for cid, corpus in load_common(root).corpora.items():
+        stamp = lineage.read_stamp(paths.corpus_dir(cid) / "parse_stats.json")
+        if stamp is None or not (root / corpus.path).is_dir():
+            continue
+        raw = lineage.raw_version(root, corpus)
+        if raw != stamp["inputs"].get("raw") and requested.get(cid) != raw:
+            requests.append(dg.RunRequest(run_key=f"{PREPARE_CORPUS}:{cid}:{raw}", job_name=PREPARE_CORPUS, partition_key=cid))
+            requested[cid] = raw
+    return requests, json.dumps(requested, sort_keys=True)
 
 
 def _corpus_run(corpus_id: str, run_key: str, between: bool) -> dg.RunRequest:
