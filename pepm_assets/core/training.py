@@ -191,9 +191,8 @@ def evaluate_model(
     texts = job["text"].tolist()
     groups = _corpus_groups(params, eval_params, meta_model, job)  # None unless one model per corpus
     started = time.perf_counter()
-    pred = family.predict(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
+    pred, confidence = family.predict_scored(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
     predict_seconds = time.perf_counter() - started
-    confidence = family.scores(model_dir, texts) if groups is None else _scores_by_corpus(family, model_dir, job, groups)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
     with atomic_dir(out_dir) as tmp:
@@ -373,25 +372,22 @@ def _corpus_groups(
     return groups
 
 
-def _predict_by_corpus(family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:
-    """Each corpus's job documents predicted by that corpus's model; cluster ids are prefixed with
-    the corpus (cluster 0 of one corpus's model is not cluster 0 of another's)."""
+def _predict_by_corpus(
+    family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]
+) -> tuple[list[str], list[float] | None]:
+    """Each corpus's job documents predicted (and scored, where the family scores) by that corpus's
+    model; cluster ids are prefixed with the corpus (cluster 0 of one corpus's model is not cluster
+    0 of another's)."""
     pred = pd.Series("", index=job.index, dtype=object)
+    confidence: pd.Series | None = pd.Series(0.0, index=job.index, dtype=float)
     for cid, idx in groups.items():
-        got = family.predict(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
+        got, scores = family.predict_scored(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
         pred[idx] = got if family.supervised else [c if c == "noise" else f"{cid}:{c}" for c in got]
-    return pred.tolist()
-
-
-def _scores_by_corpus(family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[float] | None:
-    """Each corpus's job documents' confidence scores by that corpus's model; None when the family has none."""
-    confidence = pd.Series(0.0, index=job.index, dtype=float)
-    for cid, idx in groups.items():
-        got = family.scores(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
-        if got is None:
-            return None
-        confidence[idx] = got
-    return confidence.tolist()
+        if scores is None or confidence is None:
+            confidence = None
+        else:
+            confidence[idx] = scores
+    return pred.tolist(), None if confidence is None else confidence.tolist()
 
 
 def _model_of_row(job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:

@@ -117,6 +117,11 @@ class Family:
         probability of the predicted class); None when the family has no such score."""
         return None
 
+    def predict_scored(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None]:
+        """(predict, scores) in one call: evaluation asks for both; a family whose scores come from
+        the same pass as its labels overrides this to load and encode the texts once."""
+        return self.predict(model_dir, texts), self.scores(model_dir, texts)
+
 
 BUILTIN = {  # one line per family: name -> "module:Class", imported at first use
     "check": f"{__name__}.check:CheckFamily",

@@ -118,11 +118,17 @@ class SklearnFamily(Family):
         """The probability of the predicted class (predict_proba's max: logreg, complement_nb); for
         LinearSVC, which has none, the max of a softmax over its decision_function (a binary
         model's single margin m as the two margins -m/2, +m/2, i.e. a sigmoid of m)."""
+        return self.predict_scored(model_dir, texts)[1]
+
+    def predict_scored(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None]:
+        """Labels and confidences from one load and one vectorization of the texts."""
         from .counting import fast_counting
 
         pipeline = load_estimator(model_dir / MODEL_FILE)
         with fast_counting(_vectorizers(pipeline), n_jobs=1):
-            return confidence(pipeline, texts)
+            features = pipeline[:-1].transform(texts)
+        estimator = pipeline.steps[-1][1]
+        return [str(y) for y in estimator.predict(features)], confidence(estimator, features)
 
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
         path = model_dir / TOP_TERMS_FILE
@@ -133,13 +139,14 @@ class SklearnFamily(Family):
         }
 
 
-def confidence(pipeline: Any, texts: list[str]) -> list[float]:
-    """Each text's confidence in its predicted class, in [0, 1] (see SklearnFamily.scores)."""
+def confidence(estimator: Any, features: Any) -> list[float]:
+    """Each text's confidence in its predicted class, in [0, 1] (see SklearnFamily.scores), from
+    the fitted estimator and the texts' features."""
     import numpy as np
 
-    if hasattr(pipeline.steps[-1][1], "predict_proba"):
-        return [float(p) for p in np.asarray(pipeline.predict_proba(texts), dtype=float).max(axis=1)]
-    margins = np.asarray(pipeline.decision_function(texts), dtype=float)
+    if hasattr(estimator, "predict_proba"):
+        return [float(p) for p in np.asarray(estimator.predict_proba(features), dtype=float).max(axis=1)]
+    margins = np.asarray(estimator.decision_function(features), dtype=float)
     if margins.ndim == 1:  # binary: one margin, positive = classes_[1]
         margins = np.column_stack([-margins / 2, margins / 2])
     margins = margins - margins.max(axis=1, keepdims=True)
