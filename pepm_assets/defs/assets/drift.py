@@ -24,14 +24,15 @@ GROUP = "drift"
 CHECK = "no_drift"
 
 
-def _check(result: DriftResult | None, asset: str, name: str = CHECK) -> dg.AssetCheckResult:
-    """Passed when the report raised no alert; else failed with the report's severity."""
+def _check(result: DriftResult | None, asset: str, nothing: str = "nothing (first version)") -> dg.AssetCheckResult:
+    """Passed when the report raised no alert; else failed with the report's severity. No report
+    (`nothing` says why): passed, saying that nothing was compared."""
     if result is None:
-        return dg.AssetCheckResult(asset_key=asset, check_name=name, passed=True, metadata={"compared": "nothing (first version)"})
+        return dg.AssetCheckResult(asset_key=asset, check_name=CHECK, passed=True, metadata={"compared": nothing})
     severity = result.severity
     return dg.AssetCheckResult(
         asset_key=asset,
-        check_name=name,
+        check_name=CHECK,
         passed=severity is None,
         severity=dg.AssetCheckSeverity[severity or "WARN"],
         metadata={
@@ -41,6 +42,11 @@ def _check(result: DriftResult | None, asset: str, name: str = CHECK) -> dg.Asse
             "report": dg.MetadataValue.path(str(result.path("html"))),
         },
     )
+
+
+def _worst(results: list[DriftResult]) -> DriftResult | None:
+    """The report whose alerts are the most severe (an asset of several reports has one check)."""
+    return max(results, key=lambda r: {"ERROR": 2, "WARN": 1, None: 0}[r.severity], default=None)
 
 
 def _metadata(result: DriftResult | None, project: PepmProject) -> dict[str, Any]:
@@ -110,10 +116,7 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
             results.append(result)
             rows[f"{a} vs {b}"] = f"{result.drift_share:.2f} ({', '.join(result.drifted_columns) or 'none'}) {result.severity or ''}"
         json_path, _ = monitor.suite_alerts(project.path)
-        worst = max(results, key=lambda r: {"ERROR": 2, "WARN": 1, None: 0}[r.severity], default=None)
-        check = _check(worst, "drift_between_corpora")
-        if worst is None:
-            check = dg.AssetCheckResult(check_name=CHECK, passed=True, metadata={"compared": "nothing: fewer than two corpora parsed"})
+        check = _check(_worst(results), "drift_between_corpora", "nothing: fewer than two corpora parsed")
         return dg.MaterializeResult(
             metadata={
                 "drift_share (drifted columns)": markdown_counts(rows, "pair", "drift share"),
@@ -145,14 +148,8 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
                 results.append(result)
                 rows[name] = f"{result.drift_share:.2f} ({', '.join(result.drifted_columns) or 'none'}) {result.severity or ''}"
         json_path, _ = monitor.suite_alerts(project.path)
-        worst = max(results, key=lambda r: {"ERROR": 2, "WARN": 1, None: 0}[r.severity], default=None)
-        check = _check(worst, "drift_predictions")
-        if worst is None:
-            check = dg.AssetCheckResult(
-                check_name=CHECK,
-                passed=True,
-                metadata={"compared": "nothing: no model of this split evaluated, with scores, on its own and another dataset's job set"},
-            )
+        nothing = "nothing: no model of this split evaluated, with scores, on its own and another dataset's job set"
+        check = _check(_worst(results), "drift_predictions", nothing)
         return dg.MaterializeResult(
             metadata={
                 "drift_share (drifted columns)": markdown_counts(rows or {"(none)": "nothing compared"}, "model", "drift share"),
