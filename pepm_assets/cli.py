@@ -466,6 +466,67 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
 
 
 @app.command()
+def sweep(
+    exp_config: Path = typer.Option(..., "--exp-config", "-e", help="configs/superior/<exp>.yml"),
+    parallel: int | None = typer.Option(None, "--parallel", help="runs at once (overrides scheduler.parallel)"),
+    max_ram_gb: float | None = typer.Option(None, "--max-ram-gb", help="soft RAM budget (overrides scheduler.max_ram_gb)"),
+    max_runs: int | None = typer.Option(None, "--max-runs", help="only the first N planned runs (debugging)"),
+    resume: bool = typer.Option(False, "--resume", help="keep the runs already successful, follow those still queued or running"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="write plan.tsv only"),
+) -> None:
+    """An experiment sweep (spec's "superior"): every planned run a Dagster run on the instance's
+    queue, isolated under superior/<exp_id>/runs/<run_id>/; runs.tsv, plots and report.md."""
+    from .defs import runner, sweeper
+
+    root = _root()
+    if dry_run:
+        try:
+            report = sweeper.run_sweep(root, exp_config, parallel, max_ram_gb, max_runs, dry_run=True)
+        except ConfigError as exc:
+            _fail(str(exc))
+        console.print(f"plan: {len(report.plan)} runs -> {escape(str((report.exp_root / 'plan.tsv').relative_to(root)))} (nothing run)")
+        return
+    _instance(root)  # recovery of killed runs, once, before the sweep opens the instance
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("sweep: planning", total=None)
+
+        def on_change(ledger) -> None:
+            from .core.sweep import spec
+
+            done = ledger.count(*spec.FINAL)
+            counts = {name: ledger.count(name) for name in (spec.RUNNING, spec.QUEUED, spec.FAILED, spec.OOM)}
+            skipped = ledger.count(*spec.NOT_RUN)
+            text = f"sweep: {ledger.count(spec.SUCCESS)} done · {counts[spec.RUNNING]} running · {counts[spec.QUEUED]} queued"
+            text += f" · {counts[spec.FAILED]} failed" + (f" · {counts[spec.OOM]} oom" if counts[spec.OOM] else "")
+            text += f" · {skipped} skipped" if skipped else ""
+            progress.update(task, total=len(ledger.rows), completed=done, description=text)
+
+        try:
+            report = sweeper.run_sweep(root, exp_config, parallel, max_ram_gb, max_runs, resume=resume, on_change=on_change)
+        except (ConfigError, runner.StageFailed) as exc:
+            _fail(str(exc), 1)
+        if report.ledger is not None:
+            on_change(report.ledger)
+    for line in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(line)}")
+    console.print(f"queue: {escape(report.daemon or 'nothing to run')}")
+    if report.kept:
+        console.print(f"kept from before (--resume): {len(report.kept)} successful runs")
+    rel = report.exp_root.relative_to(root)
+    console.print(
+        f"{len(report.plan)} planned runs, {len(report.submitted)} submitted, in {report.seconds:.1f}s: {escape(str(rel))}/runs.tsv"
+    )
+    if report.hooks.get("report"):
+        console.print(f"[bold]report:[/] {escape(str(report.hooks['report']))}")
+    failed = [r for r in report.ledger.rows.values() if r["status"] not in ("success",)] if report.ledger else []
+    for row in failed:
+        console.print(f"  {row['run_id']} {row['status']}: {escape(row['note'])}")
+    if any(r["status"] in ("failed", "canceled") for r in failed):
+        raise typer.Exit(1)
+
+
+@app.command()
 def bench(
     what: str = typer.Argument(
         "extract",

@@ -23,6 +23,7 @@ from .defs.jobs import build_jobs
 from .defs.partitions import corpus_partitions, view_partitions
 from .defs.resources import PepmProject
 from .defs.schedules import build_schedules
+from .defs.sweep import sweep_job, sweep_run
 
 
 def build_definitions(root: Path | None = None) -> dg.Definitions:
@@ -43,13 +44,14 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
         }
     )
     views_pd = view_partitions(common, label_map)
-    jobs = {job.name: job for job in build_jobs()}
+    jobs = {job.name: job for job in [*build_jobs(), sweep_job()]}
     schedules, sensors = build_schedules(jobs)
     return dg.Definitions(
         assets=[
             *build_prepare_assets(common, label_map),
             *build_train_assets(common, views_pd),
             *build_drift_assets(corpus_partitions(common), views_pd, sorted(common.corpora)),
+            sweep_run,
         ],
         jobs=list(jobs.values()),
         schedules=schedules,

@@ -27,7 +27,7 @@ from .locks import exclusive_lock
 
 T = TypeVar("T")
 EXPERIMENT = "pepm"
-_EXPERIMENT_IDS: dict[str, str] = {}  # tracking URI -> id of its pepm experiment, in this process
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, experiment name) -> its id, in this process
 
 
 def default_uri(root: Path) -> str:
@@ -63,11 +63,11 @@ def fail_running_runs(root: Path, dagster_run_id: str, message: str, uri: str | 
 
     with _first_use_lock(uri):
         client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    if experiment is None:
+    experiments = [e.experiment_id for e in client.search_experiments()]  # pepm's, and each sweep's
+    if not experiments:
         return []
     runs = client.search_runs(
-        [experiment.experiment_id],
+        experiments,
         max_results=1000,
         filter_string=f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'",
     )
@@ -103,13 +103,14 @@ def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
 class Tracker:
     """Thin wrapper: one place that knows MLflow's API (imported lazily, it is heavy)."""
 
-    def __init__(self, root: Path, uri: str | None = None) -> None:
+    def __init__(self, root: Path, uri: str | None = None, experiment: str = EXPERIMENT) -> None:
         self.root = Path(root)
         self.uri = uri or default_uri(self.root)
+        self.experiment = experiment
 
     def _mlflow(self):
-        """(mlflow, id of the pepm experiment). The experiment is looked up (or created) once per
-        process and tracking URI, not before every run: two queries less per logged run."""
+        """(mlflow, id of the experiment). The experiment is looked up (or created) once per
+        process, tracking URI and name, not before every run: two queries less per logged run."""
         import logging
 
         import mlflow
@@ -120,21 +121,54 @@ class Tracker:
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             sqlite_settings.install()
         mlflow.set_tracking_uri(self.uri)
-        if self.uri not in _EXPERIMENT_IDS:
+        key = (self.uri, self.experiment)
+        if key not in _EXPERIMENT_IDS:
             with _first_use_lock(self.uri):  # the store's tables, then the experiment, made once
-                experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+                experiment = mlflow.get_experiment_by_name(self.experiment)
                 if experiment is None:
                     artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None
-                    _EXPERIMENT_IDS[self.uri] = _retry(lambda: mlflow.create_experiment(EXPERIMENT, artifact_location=artifacts))
+                    _EXPERIMENT_IDS[key] = _retry(lambda: mlflow.create_experiment(self.experiment, artifact_location=artifacts))
                 else:
-                    _EXPERIMENT_IDS[self.uri] = experiment.experiment_id
-        return mlflow, _EXPERIMENT_IDS[self.uri]
+                    _EXPERIMENT_IDS[key] = experiment.experiment_id
+        return mlflow, _EXPERIMENT_IDS[key]
 
     def _log(self, log: Callable[[Any, str], T]) -> T:
         mlflow, experiment_id = self._mlflow()
         return _retry(lambda: log(mlflow, experiment_id))
 
-    def log_training(self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str]) -> dict[str, str]:
+    def start_parent(self, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
+        """An MLflow run that stays open while its children (trainings, evaluations: `parent_run_id`)
+        are logged: a sweep run's, one per Dagster run (dagster-mlflow's model). Ended by end_parent."""
+
+        def log(mlflow: Any, experiment_id: str) -> str:
+            client = mlflow.MlflowClient()
+            run = client.create_run(experiment_id, tags={**tags, "mlflow.runName": run_name})
+            client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in _flatten(params).items()])
+            return run.info.run_id
+
+        return self._log(log)
+
+    def end_parent(self, run_id: str, status: str, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
+        """FINISHED or FAILED, with the run's summary metrics and last tags."""
+
+        def log(mlflow: Any, _experiment_id: str) -> None:
+            client = mlflow.MlflowClient()
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run_id,
+                metrics=[mlflow.entities.Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                tags=[mlflow.entities.RunTag(k, v) for k, v in (tags or {}).items()],
+            )
+            client.set_terminated(run_id, status=status)
+
+        self._log(log)
+
+    def log_training(
+        self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str], register: bool = True
+    ) -> dict[str, str]:
+        """A training run (nested under tags' `mlflow.parentRunId` when given); `register`: also a
+        registered model version (the project's models; a sweep's are not, they would crowd the
+        registry that `pepm promote` reads)."""
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
         def log(mlflow: Any, experiment_id: str) -> dict[str, str]:
@@ -147,6 +181,8 @@ class Tracker:
                 mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
                 mlflow.log_artifacts(str(model_dir), artifact_path="model")
                 source = f"{run.info.artifact_uri}/model"
+            if not register:
+                return {"run_id": run.info.run_id}
             client = mlflow.MlflowClient()
             try:  # cheaper than searching first (a search scans the registry)
                 client.create_registered_model(name, description="pepm model (see meta_model.json in the artifacts)")

@@ -17,6 +17,11 @@ What each is for:
   (`instance.report_runless_asset_event`) carries its data version as the `DATA_VERSION_TAG` tag,
   which Dagster does not export publicly, and `extract_data_version_from_entry` reads it back from
   an event log entry.
+- run submission (defs/sweeper.py): Dagster has no public Python API that puts a run on the
+  instance's queue (the UI and `dagster job launch` do it through these): the workspace is loaded
+  as `dagster job launch` loads it (`get_workspace_from_cli_opts` and the code-location lookups),
+  the run created with its remote origin as that command does (`_create_run`), then
+  `instance.submit_run` hands it to the run coordinator.
 - the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
   storage classes, subclassed to keep one engine and one connection per database file where
   Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
@@ -25,6 +30,13 @@ What each is for:
 
 from __future__ import annotations
 
+from dagster._cli.job import _create_run as create_remote_run
+from dagster._cli.workspace.cli_target import (
+    get_code_location_from_workspace,
+    get_remote_job_from_remote_repo,
+    get_remote_repository_from_code_location,
+    get_workspace_from_cli_opts,
+)
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import (
     DATA_VERSION_TAG,
@@ -65,6 +77,11 @@ __all__ = [
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
+    "create_remote_run",
     "extract_data_version_from_entry",
+    "get_code_location_from_workspace",
     "get_current_datetime",
+    "get_remote_job_from_remote_repo",
+    "get_remote_repository_from_code_location",
+    "get_workspace_from_cli_opts",
 ]

@@ -15,6 +15,7 @@ would only add a run's fixed cost. Dagster's staleness reads both kinds of obser
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,31 @@ def run_stage(
         if stale:
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
             _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
+    return report
+
+
+def parse_corpora(
+    root: Path, instance: dg.DagsterInstance, partitions: list[ResolvedParams], defs: dg.Definitions | None = None, quiet: bool = True
+) -> StageReport | None:
+    """Parse every corpus these datasets read that is not parsed at its current version (one
+    Dagster run each, as the prepare stage does); a sweep calls it once before its runs."""
+    from ..definitions import build_definitions
+
+    if not partitions:
+        return None
+    for cid, corpus in {cid: c for part in partitions for cid, c in part.corpora.items()}.items():
+        if not (root / corpus.path).is_dir():
+            raise StageFailed(f"corpus {cid!r}: {corpus.path} is missing; run `pepm data import` (shipped corpora) or `dvc pull`")
+    report = StageReport(params=partitions[0])
+    expected = lineage.Expected(root)
+    status = {}
+    for part in partitions:
+        raw = {cid: expected.raw(cid, c) for cid, c in part.corpora.items()}
+        report.observed += observe_partition(instance, root, part, raw=raw)
+        status.update({(st.asset, st.partition): st for st in expected.statuses(part, {}) if st.asset == "corpus_docs"})
+    corpus_ids = sorted({cid for part in partitions for cid in part.dataset.corpus_ids})
+    with contextlib.nullcontext():
+        _prepare_corpora(root, defs or build_definitions(root), instance, report, corpus_ids, status, {}, _no_step, quiet)
     return report
 
 

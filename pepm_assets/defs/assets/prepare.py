@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ...core import actors, corpus, formats, labels, lineage, prepare, split
+from ...core import actors, corpus, labels, lineage, prepare, split, stages
 from ...core.atomic import write_json
 from ...core.config import CommonConfig, ConfigError
 from ...core.labels import LabelMap
@@ -253,17 +253,11 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
     )
     def view_split(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         params = run_params(context, project)
-        docs_files = {cid: project.paths.corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
         with view_lock(project.path, params.dataset_id, params.view), corpora_locks(project.path, params.dataset.corpus_ids):
-            docs_versions = {}
-            for cid in params.dataset.corpus_ids:
-                version = lineage.recorded_version(project.paths.corpus_dir(cid) / "parse_stats.json")
-                if version is None:
-                    raise dg.Failure(f"corpus_docs[{cid}] is missing (data/interim/_corpora/{cid}/): materialize it first")
-                docs_versions[cid] = version
-            version = lineage.view_version(params, docs_versions)
-            stamp = lineage.stamp(version, {"params_hash": params.params_hash, "corpus_docs": docs_versions}, ["train.tsv", "job.tsv"])
-            result = prepare.build_view(params, project.path, docs_files, stamp)
+            try:
+                result, version, docs_versions = stages.build_split(params, project.path, project.paths)
+            except lineage.LineageError as exc:
+                raise dg.Failure(str(exc)) from None
             train, job = prepare.read_split(params, project.path)  # checks read back what was written
         return dg.MaterializeResult(
             metadata={
@@ -304,15 +298,10 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
     def model_formats(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         params = run_params(context, project)
         with view_lock(project.path, params.dataset_id, params.view):
-            view_stamp = lineage.read_stamp(project.paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
-            if view_stamp is None or view_stamp["inputs"].get("params_hash") != params.params_hash:
-                raise dg.Failure(
-                    f"view_split of {params.dataset_id}/{params.view} on disk is missing or was built with other "
-                    f"parameters than this run's ({params.params_hash}): materialize view_split first"
-                )
-            version = lineage.formats_version(view_stamp["version"])
-            train, job = prepare.read_split(params, project.path)
-            meta = formats.write_formats(params, project.paths, train, job, lineage.stamp(version, {"view": view_stamp["version"]}, []))
+            try:
+                meta, version, view_stamp = stages.build_formats(params, project.path)
+            except lineage.LineageError as exc:
+                raise dg.Failure(str(exc)) from None
         return dg.MaterializeResult(
             metadata={
                 "params_hash": params.params_hash,

@@ -1,0 +1,40 @@
+"""`python -m pepm_assets.core.sweep.run_single`: one planned run of plan.tsv, in this process
+(spec §7; `python -m scripts.superior.run_single` is an alias). The sweep_run asset starts it as a
+child process when the experiment sets a hard RAM limit, so that the process tree it watches is
+the run's alone; it can also re-run one planned run by hand, outside Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..tracking import Tracker
+from .execute import run_one
+from .plan import read_plan
+from .spec import exp_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_single", description=__doc__)
+    parser.add_argument("--root", default=".", help="project root")
+    parser.add_argument("--exp-id", required=True)
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--extra-override", action="append", default=[], help="key=value after the planned ones (a backoff's caps)")
+    parser.add_argument("--parent-run-id", default="", help="MLflow run to nest the trainings and evaluations under")
+    parser.add_argument("--no-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+    root = Path(args.root).resolve()
+    plan = {s.run_id: s for s in read_plan(exp_dir(root, args.exp_id) / "plan.tsv")}
+    if args.run_id not in plan:
+        print(f"run_single: {args.run_id} is not in superior/{args.exp_id}/plan.tsv", file=sys.stderr)
+        return 2
+    tracker = None if args.no_mlflow else Tracker(root, experiment=args.exp_id)
+    tags = {"mlflow.parentRunId": args.parent_run_id} if args.parent_run_id else {}
+    summary = run_one(root, plan[args.run_id], tracker, args.extra_override, tags, on_step=lambda s: print(f"pepm: {s}", flush=True))
+    print(f"pepm: {args.run_id} done in {summary['duration_s']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

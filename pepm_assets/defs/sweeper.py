@@ -1,0 +1,511 @@
+"""`pepm sweep`: an experiment's planned runs through Dagster's run queue, followed to the end.
+
+1. The plan (core/sweep/plan.py) is built and every run resolved before anything runs: a broken
+   experiment fails here. plan.tsv is written; `--dry-run` stops there.
+2. The corpora the plan reads are parsed (once, whatever the number of runs; skipped when fresh).
+3. Each run to execute becomes a dynamic `sweep_run` partition and a Dagster run submitted to the
+   instance's queue, tagged with its experiment, run id, attempt, resource class and axis values.
+   The QueuedRunCoordinator launches them with the run launcher that dagster.yaml names, within
+   `max_concurrent_runs` (scheduler.parallel) and per resource-class `tag_concurrency_limits`
+   (weights, max_weight, approx_ram_per_class, max_ram_gb): the soft RAM budget only holds runs
+   back. A daemon must dequeue: the one already serving the instance (`pepm dev`), else one
+   started for the sweep with the sweep's limits (an instance folder under superior/<exp_id>/
+   whose dagster.yaml is the project's, same storage, with this run queue), stopped at the end.
+4. The runs are followed in Dagster's run storage until each planned run is final: runs.tsv is
+   rewritten on every change, oom_policy and early_stop are applied as results arrive (cancelling
+   queued runs, or submitting a backoff attempt), then the analysis hooks run.
+
+`--resume` keeps the runs whose row says success with the parameters planned now, adopts the runs
+still queued or running in Dagster, and runs everything else again; a run whose worker died
+(SIGKILL, machine down) is marked failed by `recover` first and executed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from ..core.atomic import write_json, write_text
+from ..core.config import ConfigError, resolve_on_dataset
+from ..core.sweep import hooks, policy
+from ..core.sweep.config import load_experiment
+from ..core.sweep.execute import load_summary, resolve_run, summary_path
+from ..core.sweep.ledger import Ledger
+from ..core.sweep.plan import build_plan, queue_limits, queue_warnings, write_plan
+from ..core.sweep.spec import (
+    ABORTED_OOM,
+    CANCELED,
+    FAILED,
+    FINAL,
+    NOT_RUN,
+    OOM,
+    PLANNED,
+    PRUNED,
+    QUEUED,
+    RUNNING,
+    SKIPPED_OOM,
+    SUCCESS,
+    RunSpec,
+    exp_dir,
+    partition_key,
+    run_dir,
+)
+from . import dagster_internals as internals
+from .sweep import ATTEMPT, AXIS, CLASS, EXP, EXTRA, HARD_LIMIT, OUTCOME, PARTITIONS, RUN, SWEEP_JOB, outcome_path
+
+MAX_BACKOFFS = 3
+DAEMON_RECORD = "pepm-sweep-daemon.json"
+_STATUS = {
+    dg.DagsterRunStatus.QUEUED: QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED: QUEUED,
+    dg.DagsterRunStatus.STARTING: RUNNING,
+    dg.DagsterRunStatus.STARTED: RUNNING,
+    dg.DagsterRunStatus.CANCELING: RUNNING,
+    dg.DagsterRunStatus.SUCCESS: SUCCESS,
+    dg.DagsterRunStatus.FAILURE: FAILED,
+    dg.DagsterRunStatus.CANCELED: CANCELED,
+}
+
+
+@dataclass
+class SweepReport:
+    exp_id: str
+    exp_root: Path
+    plan: list[RunSpec]
+    ledger: Ledger | None = None
+    kept: list[str] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+    daemon: str = ""
+    seconds: float = 0.0
+    hooks: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def run_sweep(
+    root: Path,
+    exp_config: Path,
+    parallel: int | None = None,
+    max_ram_gb: float | None = None,
+    max_runs: int | None = None,
+    resume: bool = False,
+    dry_run: bool = False,
+    on_change: Callable[[Ledger], None] | None = None,
+    poll_seconds: float = 0.5,
+) -> SweepReport:
+    started = time.perf_counter()
+    root = Path(root).resolve()
+    source = os.path.relpath(Path(exp_config).resolve(), root)
+    cfg = load_experiment(Path(exp_config), root)
+    updates = {k: v for k, v in {"parallel": parallel, "max_ram_gb": max_ram_gb}.items() if v is not None}
+    if updates:
+        cfg = cfg.model_copy(update={"scheduler": cfg.scheduler.model_copy(update=updates)})
+    plan = build_plan(cfg, root, source)
+    if max_runs is not None:
+        plan = plan[:max_runs]
+    exp_root = exp_dir(root, cfg.exp_id)
+    report = SweepReport(cfg.exp_id, exp_root, plan)
+    write_plan(exp_root / "plan.tsv", plan)
+    if dry_run:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    from .instance import get_instance
+    from .recovery import recover
+
+    instance = get_instance(root)
+    recover(instance, root)  # runs of this sweep whose worker died: FAILED, so they run again
+    ledger = Ledger.load(exp_root / "runs.tsv")
+    report.kept = [s.run_id for s in plan if resume and _succeeded(ledger, s)]
+    ledger.plan(plan, set(report.kept))
+    adopted = _adopt(instance, cfg.exp_id, plan, ledger, daemon_alive=bool(_live_daemon(instance, _home()))) if resume else {}
+    if not resume:
+        _cancel_unfinished(instance, cfg.exp_id)
+    ledger.save()
+    todo = [s for s in plan if s.run_id not in report.kept and s.run_id not in adopted]
+    _parse_corpora(root, instance, [s for s in plan if s.run_id not in report.kept])
+    classes = sorted({s.resource_class for s in plan})
+    limits, report.warnings = queue_limits(cfg.scheduler, classes), queue_warnings(cfg.scheduler, classes)
+    follower = _Follower(root, cfg, plan, ledger, instance, on_change)
+    with _queue_daemon(instance, root, exp_root, limits) as report.daemon:
+        if todo:
+            instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
+            with _submitter(instance, root) as submit:
+                follower.submit = lambda spec, extra, attempt: submit(_tags(cfg, spec, extra, attempt))
+                for spec in todo:
+                    follower.launch(spec, [])
+                report.submitted = [s.run_id for s in todo]
+                follower.wait(poll_seconds)
+        elif adopted:
+            follower.wait(poll_seconds)
+    report.ledger = ledger
+    report.hooks = hooks.run_hooks(exp_root, root, [h.model_dump() for h in cfg.analysis_hooks.after_experiment], cfg.description)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _succeeded(ledger: Ledger, spec: RunSpec) -> bool:
+    row = ledger.rows.get(spec.run_id)
+    return bool(row) and row["status"] == SUCCESS and row["params_hash"] == spec.params_hash and (Path(row["metrics_path"]).name != "")
+
+
+def _tags(cfg, spec: RunSpec, extra: list[str], attempt: int) -> dict[str, str]:
+    return {
+        "dagster/partition": partition_key(cfg.exp_id, spec.run_id),
+        EXP: cfg.exp_id,
+        RUN: spec.run_id,
+        ATTEMPT: str(attempt),
+        CLASS: spec.resource_class,
+        **({EXTRA: json.dumps(extra)} if extra else {}),
+        **({HARD_LIMIT: str(cfg.safety.hard_limit_mb)} if cfg.safety.enable_hard_ram_limit else {}),
+        **{f"{AXIS}{k}": v for k, v in spec.axis_values.items()},
+    }
+
+
+def _sweep_runs(instance: dg.DagsterInstance, exp_id: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(tags={EXP: exp_id})))
+
+
+def _adopt(instance: dg.DagsterInstance, exp_id: str, plan: list[RunSpec], ledger: Ledger, daemon_alive: bool) -> dict[str, str]:
+    """Runs of this sweep still queued or running in Dagster (a resume while they go on): followed,
+    not submitted again. {run_id: dagster run id}. A run caught between launch and its first step
+    (STARTING: no worker pid recorded yet) when no daemon is alive was launched by a daemon that
+    died with the sweep: it is marked failed (its worker, if it comes up, does not execute a failed
+    run) and runs again."""
+    planned = {s.run_id for s in plan}
+    adopted = {}
+    for run in _sweep_runs(instance, exp_id):  # newest first
+        run_id = run.tags.get(RUN, "")
+        if not daemon_alive and run.status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED):
+            instance.report_run_failed(run, "pepm sweep: launched by a daemon that died before the run's worker started; run again")
+            continue
+        if run_id in planned and run_id not in adopted and not run.is_finished and ledger.rows[run_id]["status"] == PLANNED:
+            adopted[run_id] = run.run_id
+            ledger.update(run_id, status=_STATUS[run.status], dagster_run_id=run.run_id, attempt=run.tags.get(ATTEMPT, "1"))
+    return adopted
+
+
+def _cancel_unfinished(instance: dg.DagsterInstance, exp_id: str) -> None:
+    """A sweep started anew (no --resume) first withdraws its earlier runs still in the queue."""
+    for run in _sweep_runs(instance, exp_id):
+        if run.status == dg.DagsterRunStatus.QUEUED:
+            instance.run_coordinator.cancel_run(run.run_id)
+
+
+def _parse_corpora(root: Path, instance: dg.DagsterInstance, plan: list[RunSpec]) -> None:
+    """Every corpus the runs read, parsed once for the whole sweep (the runner skips fresh ones)."""
+    from ..core.config import resolve_profile
+    from . import runner
+
+    seen: dict[str, Any] = {}
+    for spec in plan:
+        params = resolve_profile(root, spec.profile, spec.override_list)
+        for part in (params, *([resolve_on_dataset(root, params, params.eval_dataset_id)] if params.eval_dataset_id else [])):
+            seen.setdefault(part.dataset_id, part)
+    runner.parse_corpora(root, instance, list(seen.values()))
+
+
+class _Follower:
+    """Follows the sweep's Dagster runs into runs.tsv and applies the policies as results arrive."""
+
+    def __init__(self, root: Path, cfg, plan: list[RunSpec], ledger: Ledger, instance: dg.DagsterInstance, on_change) -> None:
+        self.root, self.cfg, self.ledger, self.instance = root, cfg, ledger, instance
+        self.plan = {s.run_id: s for s in plan}
+        self.order = plan
+        self.on_change = on_change or (lambda _ledger: None)
+        self.submit: Callable[[RunSpec, list[str], int], str] | None = None
+        self.extra: dict[str, list[str]] = {}
+
+    def launch(self, spec: RunSpec, extra: list[str]) -> None:
+        attempt = int(self.ledger.rows[spec.run_id]["attempt"] or 0) + 1
+        self.extra[spec.run_id] = extra
+        outcome_path(self.root, spec.exp_id, spec.run_id).unlink(missing_ok=True)
+        dagster_run_id = self.submit(spec, extra, attempt)
+        self.ledger.update(spec.run_id, status=QUEUED, attempt=attempt, dagster_run_id=dagster_run_id, start="", end="", note="")
+        self.ledger.save()
+        self.on_change(self.ledger)
+
+    def wait(self, poll_seconds: float) -> None:
+        while any(r["status"] not in FINAL for r in self.ledger.rows.values()):
+            if self._poll():
+                self.ledger.save()
+                self.on_change(self.ledger)
+            time.sleep(poll_seconds)
+
+    def _poll(self) -> bool:
+        changed = False
+        by_id = {r.run_id: r for r in _sweep_runs(self.instance, self.cfg.exp_id)}
+        for run_id, row in list(self.ledger.rows.items()):
+            if row["status"] in FINAL or not row["dagster_run_id"]:
+                continue
+            run = by_id.get(row["dagster_run_id"])
+            if run is None:
+                continue
+            status = _STATUS[run.status]
+            if status in (QUEUED, RUNNING):
+                changed |= self.ledger.update(run_id, status=status)
+                continue
+            changed = True
+            self._finished(self.plan[run_id], run, status)
+        return changed
+
+    def _finished(self, spec: RunSpec, run: dg.DagsterRun, status: str) -> None:
+        outcome = _read_outcome(self.root, spec, run.run_id)
+        if status == FAILED and outcome.get("status") == OOM:
+            status = OOM
+        fields = {
+            "status": status,
+            "start": outcome.get("start", ""),
+            "end": outcome.get("end", ""),
+            "duration_s": outcome.get("duration_s", ""),
+            "max_rss_mb": outcome.get("max_rss_mb", ""),
+            "mlflow_run_id": outcome.get("mlflow_run_id", ""),
+            "note": outcome.get("note", "") or ("" if status == SUCCESS else f"Dagster run {run.status.value}; see the run in the UI"),
+        }
+        summary = load_summary(self.root, spec) if status == SUCCESS else None
+        if summary is not None:
+            ok, flags = policy.judge_early_stop(self.cfg.early_stop, summary["models"])
+            fields.update(
+                metrics_path=summary_path(self.root, spec.exp_id, spec.run_id),
+                quality_ok=str(ok).lower(),
+                quality_flags=",".join(flags),
+                train_caps_json=json.dumps(summary.get("train_caps", {}), sort_keys=True),
+            )
+        self.ledger.update(spec.run_id, **fields)
+        if summary is not None and fields["quality_ok"] == "false":
+            self._early_stop(spec, fields["quality_flags"].split(","))
+        if status == OOM:
+            self._oom(spec)
+
+    def _early_stop(self, spec: RunSpec, flags: list[str]) -> None:
+        log = self.ledger.path.parent / "logs" / "early_stop.log"
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {spec.run_id} [{spec.combo}] seed {spec.seed}: {','.join(flags)}"
+        pruned = policy.to_prune(self.order, self.ledger.rows, spec.run_id, self.cfg.early_stop)
+        for run_id in pruned:
+            self._withdraw(run_id, PRUNED, f"early_stop: {spec.run_id} of the same combination flagged {','.join(flags)}")
+        if pruned:
+            line += f"; pruned {', '.join(pruned)}"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def _oom(self, spec: RunSpec) -> None:
+        oom = self.cfg.oom_policy
+        if oom.on_oom == "backoff":
+            attempts = int(self.ledger.rows[spec.run_id]["attempt"] or 1)
+            extra = self._backoff(spec) if attempts <= MAX_BACKOFFS else None
+            if extra is not None:
+                caps = {o.split("=")[0].rsplit(".", 1)[1]: int(o.split("=")[1]) for o in extra}
+                note = f"oom at attempt {attempts}; backoff: {' '.join(extra)}"
+                self.ledger.update(spec.run_id, note=note, train_caps_json=json.dumps(caps, sort_keys=True))
+                self.launch(spec, extra)
+                return
+        for run_id, status, note in policy.after_oom(oom, self.order, self.ledger.rows, spec.run_id):
+            self._withdraw(run_id, status, note)
+
+    def _backoff(self, spec: RunSpec) -> list[str] | None:
+        current = self.extra.get(spec.run_id, [])
+        try:
+            params = resolve_run(self.root, spec, current or None)
+        except (ConfigError, RuntimeError):
+            return None
+        families = sorted({params.model_specs[m].family for m in params.models})
+        caps = {f: params.hardware.cap(f) for f in families}
+        meta = run_dir(self.root, spec.exp_id, spec.run_id) / "data" / "interim" / params.dataset_id / params.view / "meta_view.json"
+        try:
+            n_train = int(json.loads(meta.read_text(encoding="utf-8"))["split"]["n_train"])
+        except (OSError, ValueError, KeyError, TypeError):
+            n_train = None
+        return policy.backoff_overrides(caps, families, n_train, self.cfg.oom_policy.backoff_factor)
+
+    def _withdraw(self, run_id: str, status: str, note: str) -> None:
+        """A policy's decision on a run not final yet: its Dagster run is cancelled (dequeued, or
+        terminated if it already started: the policy says it must not count)."""
+        row = self.ledger.rows[run_id]
+        if row["status"] in FINAL:
+            return
+        if row["dagster_run_id"]:
+            run = self.instance.get_run_by_id(row["dagster_run_id"])
+            if run is not None and not run.is_finished:
+                self.instance.run_coordinator.cancel_run(run.run_id)
+        self.ledger.update(run_id, status=status, note=note)
+
+
+def _read_outcome(root: Path, spec: RunSpec, dagster_run_id: str) -> dict[str, Any]:
+    """The run's outcome.json, if this Dagster run wrote it (an older attempt's is ignored)."""
+    try:
+        data = json.loads((run_dir(root, spec.exp_id, spec.run_id) / OUTCOME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if data.get("dagster_run_id") == dagster_run_id else {}
+
+
+@contextlib.contextmanager
+def _submitter(instance: dg.DagsterInstance, root: Path) -> Iterator[Callable[[dict[str, str]], str]]:
+    """submit(tags) -> Dagster run id: a `sweep` run put on the instance's queue, as `dagster job
+    launch` does it (the workspace loaded once, in this process)."""
+    from dagster import __version__
+    from dagster_shared.cli import WorkspaceOpts
+
+    opts = WorkspaceOpts(workspace=[str(root / "workspace.yaml")])
+    with internals.get_workspace_from_cli_opts(instance, __version__, opts, allow_in_process=True) as workspace:
+        location = internals.get_code_location_from_workspace(workspace, "pepm_assets")
+        repo = internals.get_remote_repository_from_code_location(location, None)
+        job = internals.get_remote_job_from_remote_repo(repo, SWEEP_JOB)
+
+        def submit(tags: dict[str, str]) -> str:
+            run = internals.create_remote_run(
+                instance=instance,
+                code_location=location,
+                remote_repo=repo,
+                remote_job=job,
+                run_config={},
+                tags=tags,
+                op_selection=None,
+                run_id=None,
+            )
+            return instance.submit_run(run.run_id, workspace).run_id
+
+        yield submit
+
+
+# ---------------------------------------------------------------- the daemon that dequeues
+def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
+    """The project's dagster.yaml for a daemon with the sweep's run queue: the same storage
+    (DAGSTER_HOME references made explicit), compute logs and artifacts in the project's instance
+    folder, and `run_queue` = the sweep's limits (dequeued every second)."""
+    source = root / "dagster.yaml"
+    config = yaml.safe_load(source.read_text(encoding="utf-8")) if source.is_file() else {}
+    config = _explicit_home(config or {}, str(home))
+    config.setdefault("storage", {"sqlite": {"base_dir": str(home)}})
+    config.setdefault(
+        "compute_logs",
+        {
+            "module": "dagster._core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": str(home / "storage")},
+        },
+    )
+    config.setdefault(
+        "local_artifact_storage",
+        {"module": "dagster._core.storage.root", "class": "LocalArtifactStorage", "config": {"base_dir": str(home)}},
+    )
+    config["run_queue"] = {**limits, "dequeue_interval_seconds": 1}
+    return "# written by `pepm sweep` for the daemon it starts: the project's dagster.yaml, this sweep's run queue\n" + yaml.safe_dump(
+        config, sort_keys=False
+    )
+
+
+def _explicit_home(node: Any, home: str) -> Any:
+    if isinstance(node, dict):
+        if node == {"env": "DAGSTER_HOME"}:
+            return home
+        return {k: _explicit_home(v, home) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_explicit_home(v, home) for v in node]
+    return node
+
+
+def _live_daemon(instance: dg.DagsterInstance, home: Path) -> str:
+    """A description of the daemon already dequeuing this instance's runs, or "" when there is none.
+    Heartbeats outlive their daemon for a while, so the ids of the daemons sweeps started are kept
+    (<DAGSTER_HOME>/pepm-sweep-daemon.json): a fresh heartbeat of one of them counts only while
+    its process lives."""
+    beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+    if beat is None or time.time() - beat.timestamp > 60:
+        return ""
+    record = _record(home)
+    if beat.daemon_id not in record["ours"]:
+        return f"the Dagster daemon already running on this instance (last heartbeat {time.time() - beat.timestamp:.0f} s ago)"
+    from ..core.atomic import pid_alive
+
+    current = record.get("current") or {}
+    alive = current.get("daemon_id") == beat.daemon_id and pid_alive(int(current.get("pid", 0)))
+    return f"the daemon of sweep {current.get('exp_id')} (pid {current['pid']})" if alive else ""
+
+
+def _record(home: Path) -> dict[str, Any]:
+    try:
+        return json.loads((home / DAEMON_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"ours": []}
+
+
+def _first_heartbeat(instance: dg.DagsterInstance, proc: subprocess.Popen, since: float, log: Path, timeout: float = 120) -> str:
+    """The id of the daemon just started, from its first run-queue heartbeat."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+        if beat is not None and beat.timestamp >= since:
+            return beat.daemon_id
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"the Dagster daemon started for the sweep did not come up; see {log}")
+
+
+def _die_with_parent() -> None:
+    """In the daemon's process, before exec: SIGINT when `pepm sweep` dies (Linux), so a killed
+    sweep leaves no daemon behind."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG (SIGINT: its clean stop)
+    except OSError:
+        pass
+
+
+def _home() -> Path:
+    return Path(os.environ["DAGSTER_HOME"])  # set by get_instance (defs/instance.py)
+
+
+@contextlib.contextmanager
+def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits: dict[str, Any]) -> Iterator[str]:
+    project_home = _home()
+    live = _live_daemon(instance, project_home)
+    if live:
+        yield f"{live}: its run_queue limits (dagster.yaml) apply"
+        return
+    home = exp_root / "dagster_instance"
+    home.mkdir(parents=True, exist_ok=True)
+    write_text(home / "dagster.yaml", instance_yaml(root, project_home, limits))
+    log = exp_root / "logs" / "daemon.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    started = time.time()
+    with log.open("a", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [str(daemon), "run", "-w", str(root / "workspace.yaml")],
+            cwd=root,
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509  (prctl only; no locks are taken)
+        )
+    try:
+        daemon_id = _first_heartbeat(instance, proc, started, log)
+        record = _record(project_home)
+        current = {"pid": proc.pid, "daemon_id": daemon_id, "exp_id": exp_root.name, "home": str(home)}
+        write_json(project_home / DAEMON_RECORD, {"ours": [*record["ours"][-50:], daemon_id], "current": current})
+        yield f"a daemon started for this sweep (pid {proc.pid}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})"
+    finally:
+        proc.send_signal(signal.SIGINT)  # SIGTERM can hang `dagster-daemon` for a minute; SIGINT stops it cleanly
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+__all__ = ["ABORTED_OOM", "NOT_RUN", "SKIPPED_OOM", "SweepReport", "instance_yaml", "run_sweep"]

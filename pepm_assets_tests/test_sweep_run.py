@@ -1,0 +1,235 @@
+"""Sweeps end to end through Dagster's run queue on a tiny project: runs isolated from each other
+and from the user's outputs, resume after a SIGKILL of the CLI and its runs, the hard RAM limit
+with each oom_policy, early-stop pruning. Real daemon, real run workers, real MLflow (SQLite)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from .fixtures import REPO, make_project
+
+BASE = """
+base:
+  profile: tiny_an
+  make_vars: {HARDWARE_PRESET: small}
+  overrides: {families: [sklearn], models: [tfidf_svm_quick]}
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_project(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny project with the repository's dagster.yaml and workspace.yaml, its own instance, its
+    corpora parsed once (every test's sweep finds them fresh)."""
+    root = make_project(tmp_path_factory.mktemp("sweep") / "proj", n_per_speaker=8)
+    for name in ("dagster.yaml", "workspace.yaml"):
+        shutil.copy(REPO / name, root / name)
+    env = {"PEPM_ROOT": str(root), "DAGSTER_HOME": str(root / ".dagster")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield root, {**os.environ, **env, "COLUMNS": "200"}
+
+
+def _experiment(root: Path, exp_id: str, body: str) -> Path:
+    path = root / "configs" / "superior" / f"{exp_id}.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"exp_id: {exp_id}\n{BASE}\n{body}", encoding="utf-8")
+    return path
+
+
+def _runs(root: Path, exp_id: str) -> list[dict[str, str]]:
+    with (root / "superior" / exp_id / "runs.tsv").open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _sweep(root: Path, path: Path, **kwargs):
+    from pepm_assets.defs import sweeper
+
+    return sweeper.run_sweep(root, path, **kwargs)
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(folder)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def test_parallel_runs_on_one_partition_never_share_a_file(sweep_project) -> None:
+    root, _env = sweep_project
+    user = root / "data" / "interim" / "tiny_an" / "left_right"  # the user's own split, made before
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "train.tsv").write_text("the user's file\n", encoding="utf-8")
+    before = _digest(root / "data" / "interim" / "tiny_an")
+    path = _experiment(root, "iso", "run: {repeats: 2, seed_strategy: per_run, base_seed: 11}\nscheduler: {parallel: 2}\n")
+
+    report = _sweep(root, path)
+
+    rows = _runs(root, "iso")
+    assert [(r["run_id"], r["status"], r["seed"]) for r in rows] == [("run_0001", "success", "11"), ("run_0002", "success", "12")]
+    spans = [(datetime.fromisoformat(r["start"]), datetime.fromisoformat(r["end"])) for r in rows]
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], f"the two runs did not overlap: {spans}"
+    splits = [root / "superior" / "iso" / "runs" / r / "data" / "interim" / "tiny_an" / "left_right" for r in ("run_0001", "run_0002")]
+    metas = [json.loads((s / "meta_view.json").read_text(encoding="utf-8")) for s in splits]
+    assert [m["seed"] for m in metas] == [11, 12]
+    assert (splits[0] / "train.tsv").read_bytes() != (splits[1] / "train.tsv").read_bytes()
+    assert _digest(root / "data" / "interim" / "tiny_an") == before, "a sweep wrote into the user's data/interim"
+    assert not (root / "models" / "tiny_an").exists() and not (root / "reports" / "tiny_an").exists()
+    for r in rows:  # every run scored its own model on its own job set
+        summary = json.loads((root / r["metrics_path"]).read_text(encoding="utf-8"))
+        assert summary["models"][0]["report_dir"].startswith(f"superior/iso/runs/{r['run_id']}/reports/")
+    # one Dagster run per planned run, on the sweep_run partition, tagged; one MLflow parent each
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        runs = {r.tags["pepm/sweep_run"]: r for r in instance.get_runs(filters=dg.RunsFilter(tags={"pepm/sweep": "iso"}))}
+        assert sorted(runs) == ["run_0001", "run_0002"]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS and r.job_name == "sweep" for r in runs.values())
+        assert runs["run_0001"].tags["dagster/partition"] == "iso.run_0001"
+        assert {r["dagster_run_id"] for r in rows} == {r.run_id for r in runs.values()}
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("iso")
+    found = client.search_runs([experiment.experiment_id])
+    parents = {r.info.run_id for r in found if "mlflow.parentRunId" not in r.data.tags}
+    assert parents == {r["mlflow_run_id"] for r in rows}
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") in parents]
+    assert sorted(r.data.tags["stage"] for r in children) == ["evaluate", "evaluate", "train", "train"]
+    assert (root / "superior" / "iso" / "report.md").is_file() and (root / "superior" / "iso" / "metrics_global.tsv").is_file()
+    assert report.daemon.startswith("a daemon started for this sweep")
+
+
+def test_resume_after_sigkill_runs_each_planned_run_exactly_once(sweep_project) -> None:
+    root, env = sweep_project
+    path = _experiment(root, "killed", "run: {repeats: 4, seed_strategy: per_run, base_seed: 1}\nscheduler: {parallel: 1}\n")
+    cmd = [str(Path(sys.executable).with_name("pepm")), "sweep", "--exp-config", str(path)]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            rows = _runs(root, "killed") if (root / "superior" / "killed" / "runs.tsv").is_file() else []
+            statuses = [r["status"] for r in rows]
+            if statuses.count("success") >= 1 and "running" in statuses:
+                break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"no run succeeded with another running within 240 s: {statuses}")
+        time.sleep(1.0)  # the running run is well inside its step
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its daemon, the code server and the run workers
+        proc.wait()
+    before = {r["run_id"]: r for r in _runs(root, "killed")}
+    done_before = {k for k, r in before.items() if r["status"] == "success"}
+    killed = [k for k, r in before.items() if r["status"] == "running"]
+    assert done_before and killed
+
+    result = subprocess.run([*cmd, "--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    after = _runs(root, "killed")
+    assert [r["run_id"] for r in after] == ["run_0001", "run_0002", "run_0003", "run_0004"]
+    assert all(r["status"] == "success" for r in after), after
+    by_id = {r["run_id"]: r for r in after}
+    for run_id in done_before:  # kept: not computed again
+        assert by_id[run_id]["dagster_run_id"] == before[run_id]["dagster_run_id"] and by_id[run_id]["attempt"] == "1"
+    for run_id in killed:  # in flight when killed: executed again, not left STARTED
+        assert by_id[run_id]["attempt"] == "2" and by_id[run_id]["dagster_run_id"] != before[run_id]["dagster_run_id"]
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        old = instance.get_run_by_id(before[killed[0]]["dagster_run_id"])
+        assert old.status == dg.DagsterRunStatus.FAILURE
+        assert not [r for r in instance.get_runs(filters=dg.RunsFilter(tags={"pepm/sweep": "killed"})) if not r.is_finished]
+    assert f"kept from before (--resume): {len(done_before)} successful runs" in result.stdout
+
+
+def test_a_finished_sweep_resumed_runs_nothing(sweep_project) -> None:
+    root, _env = sweep_project
+    path = _experiment(root, "again", "run: {repeats: 1, base_seed: 3}\n")
+    first = _sweep(root, path)
+    second = _sweep(root, path, resume=True)
+    assert first.submitted == ["run_0001"] and second.submitted == [] and second.kept == ["run_0001"]
+    assert _runs(root, "again")[0]["dagster_run_id"] == first.ledger.rows["run_0001"]["dagster_run_id"]
+
+
+OOM_AXES = """
+axes:
+  - name: estimator
+    type: choice
+    values:
+      - {label: svm, overrides: {models: [tfidf_svm_quick]}}
+      - {label: logreg, overrides: {models: [tfidf_logreg]}}
+run: {repeats: 2, seed_strategy: per_repeat, base_seed: 5}
+scheduler: {parallel: 1}
+safety: {enable_hard_ram_limit: true, hard_limit_mb: 40}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("skip", ["oom", "skipped_oom", "oom", "skipped_oom"]),
+        ("stop", ["oom", "aborted_oom_policy", "aborted_oom_policy", "aborted_oom_policy"]),
+    ],
+)
+def test_hard_ram_limit_stops_a_run_and_the_oom_policy_applies(sweep_project, policy: str, expected: list[str]) -> None:
+    """40 MB: the run's own process is over the limit as soon as it has imported pandas."""
+    root, _env = sweep_project
+    exp_id = f"oom_{policy}"
+    path = _experiment(root, exp_id, OOM_AXES + f"oom_policy: {{on_oom: {policy}}}\n")
+    _sweep(root, path)
+    rows = _runs(root, exp_id)
+    assert [r["status"] for r in rows] == expected
+    oom = rows[0]
+    assert "hard RAM limit: process tree RSS" in oom["note"] and "> 40 MB" in oom["note"]
+    assert float(oom["max_rss_mb"]) > 40
+    log = (root / "superior" / exp_id / "logs" / "run_0001.log").read_text(encoding="utf-8")
+    assert "pepm: hard RAM limit" in log
+    assert "oom_policy" in rows[1]["note"] or "oom" in rows[1]["note"]
+
+
+def test_backoff_replans_with_smaller_caps_and_records_them(sweep_project) -> None:
+    root, _env = sweep_project
+    path = _experiment(
+        root,
+        "oom_backoff",
+        "run: {repeats: 1, base_seed: 5}\nsafety: {enable_hard_ram_limit: true, hard_limit_mb: 40}\n"
+        "oom_policy: {on_oom: backoff, backoff_factor: 0.5}\n"
+        "axes: [{name: cap, type: choice, values: [{label: c100, overrides: {hardware.max_train_docs.sklearn: 100}}]}]\n",
+    )
+    _sweep(root, path)
+    (row,) = _runs(root, "oom_backoff")
+    # the first try and three backoffs (100 -> 50 -> 25 -> 12 documents), each still over 40 MB
+    assert row["status"] == "oom" and row["attempt"] == "4", row
+    assert json.loads(row["train_caps_json"]) == {"sklearn": 12}
+    with (root / "superior" / "oom_backoff" / "plan.tsv").open(encoding="utf-8") as fh:
+        assert len(fh.read().splitlines()) == 2  # re-planned in place: still one planned run
+
+
+def test_early_stop_prunes_the_remaining_repeats_of_a_flagged_combination(sweep_project) -> None:
+    root, _env = sweep_project
+    body = (
+        "run: {repeats: 3, seed_strategy: per_run, base_seed: 1}\nscheduler: {parallel: 1}\n"
+        "early_stop: {enabled: true, min_accuracy: 0.9999, min_macro_f1: 0.9999, apply_to_families: [sklearn]}\n"
+    )
+    _sweep(root, _experiment(root, "pruned", body))
+    rows = _runs(root, "pruned")
+    assert [r["status"] for r in rows] == ["success", "pruned_early_stop", "pruned_early_stop"]
+    assert rows[0]["quality_ok"] == "false" and rows[0]["quality_flags"] == "low_accuracy,low_macro_f1"
+    log = (root / "superior" / "pruned" / "logs" / "early_stop.log").read_text(encoding="utf-8")
+    assert "run_0001" in log and "pruned run_0002, run_0003" in log
