@@ -1,4 +1,5 @@
-"""A view of a dataset: parsed corpora -> labels -> quality filters -> balance -> split -> TSV files.
+"""A view of a dataset: parsed corpora -> labels -> quality filters -> balance -> split -> TSV files
+(train.tsv, job.tsv, and valid.tsv with `split.validation_prop`).
 
 `build_view` is the whole prepare stage for one dataset x view, as one plain function: the Dagster
 asset `view_split` and the tests call it the same way.
@@ -38,6 +39,8 @@ class ViewResult:
     train_path: Path
     job_path: Path
     meta_path: Path
+    valid: pd.DataFrame | None = None  # split.validation_prop > 0: held out of train for model selection
+    valid_path: Path | None = None
 
 
 def tsv_columns(params: ResolvedParams) -> list[str]:
@@ -71,14 +74,23 @@ def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
-def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, valid, job). The order: pool-stage balancing (down-sampling, which the job set
+    shares), the train/job split, the validation set carved out of the train side, then
+    train-stage balancing (over-sampling) of what is left to fit. So the validation set is drawn
+    like the job set, from the balanced pool, and never resampled; and no copy of a validation
+    document can sit in the fit set, as it would if over-sampling came before the carve.
+    `validation_prop` 0 draws nothing: train comes out as it did before validation sets existed."""
     strategy = balance.build(params.balance_strategy, params.balance)
     if strategy.stage == "pool":
         pool = strategy.resample(pool, np.random.default_rng([params.seed, 1, salt]))
     train, job = split.split_train_job(pool, params.train_prop, params.seed + salt, params.split.stratify, params.split.group_by)
+    train, valid = split.split_validation(
+        train, params.split.validation_prop, [params.seed, 3, salt], params.split.stratify, params.split.group_by
+    )
     if strategy.stage == "train":
         train = strategy.resample(train, np.random.default_rng([params.seed, 2, salt]))
-    return train, job
+    return train, valid, job
 
 
 def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], stamp: dict[str, Any] | None = None) -> ViewResult:
@@ -90,16 +102,27 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     _check_columns(params, docs)
     pool, excluded = _labelled_pool(docs, label_map, params)
     before = _counts(pool)
-    train, job = _split_pool(pool, params, excluded)
-    train_path, job_path, meta_path = _write_split(params, paths, train, job)
+    train, valid, job = _split_pool(pool, params, excluded)
+    train_path, job_path, meta_path, valid_path = _write_split(params, paths, train, job, valid)
+    if stamp and valid_path is not None and valid_path.name not in stamp["files"]:
+        stamp = {**stamp, "files": [*stamp["files"], valid_path.name]}  # a deleted valid.tsv: the split is missing
     meta = {
-        **_view_meta(params, label_map, len(docs), before, excluded, train, job),
-        "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path)},
+        **_view_meta(params, label_map, len(docs), before, excluded, train, job, valid if valid_path else None),
+        "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
         "seconds": round(time.perf_counter() - started, 3),
         **({"lineage": stamp} if stamp else {}),
     }
     write_json(meta_path, meta)
-    return ViewResult(train=train, job=job, meta=meta, train_path=train_path, job_path=job_path, meta_path=meta_path)
+    return ViewResult(
+        train=train,
+        job=job,
+        meta=meta,
+        train_path=train_path,
+        job_path=job_path,
+        meta_path=meta_path,
+        valid=valid if valid_path else None,
+        valid_path=valid_path,
+    )
 
 
 def _current_label_map(params: ResolvedParams, root: Path) -> labels.LabelMap:
@@ -139,19 +162,22 @@ def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: Resol
     return pool, excluded
 
 
-def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Balanced and split (per corpus for merge_mode separate), then shuffled (seeded): corpus order
-    is time order, and a family that caps its train set (hardware max_train_docs_*) takes the first rows."""
+def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, valid, job): balanced and split (per corpus for merge_mode separate), then shuffled
+    (seeded): corpus order is time order, and a family that caps its train set (hardware
+    max_train_docs_*) takes the first rows."""
     if params.dataset.merge_mode == "separate":
-        train, job = _split_each_corpus(pool, params, excluded)
+        parts = _split_each_corpus(pool, params, excluded)
     else:
-        train, job = _balance_and_split(pool, params, salt=0)
-    return train.sample(frac=1.0, random_state=params.seed), job.sample(frac=1.0, random_state=params.seed)
+        parts = _balance_and_split(pool, params, salt=0)
+    train, valid, job = (df.sample(frac=1.0, random_state=params.seed) for df in parts)
+    return train, valid, job
 
 
-def _split_each_corpus(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split_each_corpus(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """merge_mode separate: each corpus balanced and split on its own (salt = its rank among the
-    sorted corpus ids): training fits one model per corpus on its rows of train.tsv (core/training.py)."""
+    sorted corpus ids): training fits one model per corpus on its rows of train.tsv (core/training.py)
+    and each corpus's validation documents are scored by its own model, like its job documents."""
     source = params.dataset.source_field
     missing = sorted(set(params.dataset.corpus_ids) - set(pool[source]))
     if missing:
@@ -160,19 +186,27 @@ def _split_each_corpus(pool: pd.DataFrame, params: ResolvedParams, excluded: Cou
             f"{params.dataset_id!r}, so it can have no model of its own (exclusions: {dict(excluded)})"
         )
     parts = [_balance_and_split(g, params, salt=i) for i, (_, g) in enumerate(pool.groupby(source, sort=True))]
-    return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts])
+    return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts]), pd.concat([p[2] for p in parts])
 
 
-def _write_split(params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame) -> tuple[Path, Path, Path]:
-    """train.tsv and job.tsv; meta_view.json (returned, for the caller to write last) is removed
-    first, since its stamp says the view is fresh: a crash leaves the view missing, never half-new and "fresh"."""
+def _write_split(
+    params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame, valid: pd.DataFrame
+) -> tuple[Path, Path, Path, Path | None]:
+    """train.tsv, job.tsv and, with split.validation_prop, valid.tsv (its path returned, else None);
+    meta_view.json (returned, for the caller to write last) is removed first, since its stamp says
+    the view is fresh: a crash leaves the view missing, never half-new and "fresh". A valid.tsv of
+    an earlier split is removed when this one has none: it would hold documents now in train."""
     view_dir = paths.view_dir(params.dataset_id, params.view)
     cols = tsv_columns(params)
     train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
+    valid_path = view_dir / "valid.tsv" if params.split.validation_prop > 0 else None
     meta_path.unlink(missing_ok=True)
-    for df, target in ((train, train_path), (job, job_path)):
-        write_tsv(df[cols], target)
-    return train_path, job_path, meta_path
+    if valid_path is None:
+        (view_dir / "valid.tsv").unlink(missing_ok=True)
+    for df, target in ((train, train_path), (job, job_path), (valid, valid_path)):
+        if target is not None:
+            write_tsv(df[cols], target)
+    return train_path, job_path, meta_path, valid_path
 
 
 def _view_meta(
@@ -183,11 +217,13 @@ def _view_meta(
     excluded: Counter,
     train: pd.DataFrame,
     job: pd.DataFrame,
+    valid: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """meta_view.json but for its paths, time and stamp: what a reader of the split needs to judge
-    it without building it again (where the documents went, class balance, leakage)."""
+    it without building it again (where the documents went, class balance, leakage). `valid`: the
+    validation set, when the split has one (its sizes and leakage against train and job)."""
     strategy = balance.build(params.balance_strategy, params.balance)
-    both = pd.concat([train, job])
+    both = pd.concat([train, job] + ([valid] if valid is not None else []))
     separate = params.dataset.merge_mode == "separate"
     return {
         "dataset_id": params.dataset_id,
@@ -215,11 +251,12 @@ def _view_meta(
             "train_prop": params.train_prop,
             "stratify": params.split.stratify,
             "group_by": params.split.group_by,
-            **_split_sizes(train, job),
+            **({"validation_prop": params.split.validation_prop} if valid is not None else {}),
+            **_split_sizes(train, job, valid),
             "by_source": _counts(both, params.dataset.source_field),
         },
-        "leakage": split.leakage(train, job, params.split.group_by),
-        **({"by_corpus": _by_corpus(train, job, params, strategy)} if separate else {}),
+        "leakage": split.leakage(train, job, params.split.group_by, valid),
+        **({"by_corpus": _by_corpus(train, job, params, strategy, valid)} if separate else {}),
         "seed": params.seed,
         "params_hash": params.params_hash,
         "params": params.model_dump(mode="json"),
@@ -230,22 +267,28 @@ def _counts(df: pd.DataFrame, column: str = "label") -> dict[str, int]:
     return {str(k): int(v) for k, v in df[column].value_counts().sort_index().items()}
 
 
-def _split_sizes(train: pd.DataFrame, job: pd.DataFrame) -> dict[str, Any]:
+def _split_sizes(train: pd.DataFrame, job: pd.DataFrame, valid: pd.DataFrame | None = None) -> dict[str, Any]:
     """The same facts for the whole split and for each corpus's (merge_mode separate)."""
-    return {"n_train": len(train), "n_job": len(job), "train_label_counts": _counts(train), "job_label_counts": _counts(job)}
+    sizes = {"n_train": len(train), "n_job": len(job), "train_label_counts": _counts(train), "job_label_counts": _counts(job)}
+    if valid is not None:
+        sizes.update(n_valid=len(valid), valid_label_counts=_counts(valid))
+    return sizes
 
 
-def _by_corpus(train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, strategy: Any) -> dict[str, Any]:
+def _by_corpus(
+    train: pd.DataFrame, job: pd.DataFrame, params: ResolvedParams, strategy: Any, valid: pd.DataFrame | None = None
+) -> dict[str, Any]:
     """merge_mode separate: each corpus's split, as its own model sees it (sizes, classes, class
     weights, leakage within the corpus)."""
     source = params.dataset.source_field
     out = {}
     for cid in sorted(set(train[source]) | set(job[source])):
         tr, jb = train[train[source] == cid], job[job[source] == cid]
+        vd = valid[valid[source] == cid] if valid is not None else None
         out[str(cid)] = {
-            **_split_sizes(tr, jb),
+            **_split_sizes(tr, jb, vd),
             "class_weights": strategy.class_weights(tr),
-            "leakage": split.leakage(tr, jb, params.split.group_by),
+            "leakage": split.leakage(tr, jb, params.split.group_by, vd),
         }
     return out
 
@@ -264,7 +307,7 @@ TSV_INT_COLUMNS = ("n_tokens", "source_line")
 
 
 def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
-    """train.tsv or job.tsv of a prepared view."""
+    """train.tsv, job.tsv or valid.tsv of a prepared view."""
     return read_tsv_file(ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv")
 
 

@@ -130,4 +130,30 @@ NGRAMS: Setting[str] = Setting(
     "compiled",
 )
 
-ALL: tuple[Setting, ...] = (ROOT, MLFLOW_URI, DVC, MAX_CONCURRENT, SQLITE_SYNCHRONOUS, TEI_WALK, TEXT_KEY, NGRAMS)
+SWEEP_EXECUTOR: Setting[str] = Setting(
+    "PEPM_SWEEP_EXECUTOR",
+    "where a sweep run's step executes: in the run's own process, or as a Celery task on a worker of another host (docs/multihost.md)",
+    "in_process",
+    _choice("in_process", "celery"),
+    "in_process",
+)
+CELERY_BROKER: Setting[str] = Setting(
+    "PEPM_CELERY_BROKER", "the Celery broker of PEPM_SWEEP_EXECUTOR=celery (e.g. redis://host:6379/0)", "none (required with celery)", _text
+)
+CELERY_BACKEND: Setting[str] = Setting(
+    "PEPM_CELERY_BACKEND", "the Celery result backend of PEPM_SWEEP_EXECUTOR=celery", "the broker's URL", _text
+)
+
+ALL: tuple[Setting, ...] = (
+    ROOT,
+    MLFLOW_URI,
+    DVC,
+    MAX_CONCURRENT,
+    SQLITE_SYNCHRONOUS,
+    TEI_WALK,
+    TEXT_KEY,
+    NGRAMS,
+    SWEEP_EXECUTOR,
+    CELERY_BROKER,
+    CELERY_BACKEND,
+)

@@ -6,12 +6,15 @@
 - Stratified by label with `train_prop`, seeded.
 - Optionally grouped (`group_by: speaker`): each speaker's documents stay on one side, so a
   classifier cannot score by recognising who speaks rather than which side they are on.
+- Optionally a validation set (`validation_prop`) carved out of the train side by the same rules,
+  for model selection: the job set then scores only the model chosen, never the choice.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -98,7 +101,7 @@ def _grouped(df: pd.DataFrame, train_prop: float, rng: np.random.Generator, grou
 
 
 def split_train_job(
-    df: pd.DataFrame, train_prop: float, seed: int, stratify: bool = True, group_by: str | None = None
+    df: pd.DataFrame, train_prop: float, seed: int | Sequence[int], stratify: bool = True, group_by: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     if group_by:
@@ -113,6 +116,19 @@ def split_train_job(
     return df[in_train], df[~in_train]
 
 
+def split_validation(
+    train: pd.DataFrame, validation_prop: float, seed: int | Sequence[int], stratify: bool = True, group_by: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit, valid): `validation_prop` of the train side held out, by the rules of the train/job
+    split (whole groups with `group_by`, else per label with `stratify`), so that the validation set
+    is drawn the way the job set was; its documents are then in neither the fit set nor the job
+    set. `seed` is the run seed with a salt of its own (another draw than the train/job split's).
+    0 holds nothing out and returns `train` itself."""
+    if validation_prop <= 0:
+        return train, train.iloc[:0]
+    return split_train_job(train, 1.0 - validation_prop, seed, stratify, group_by)
+
+
 def _values(column: pd.Series) -> set[str]:
     return set(column.to_numpy(dtype=object))  # not set(series): iterating an Arrow-backed column is slow
 
@@ -121,9 +137,20 @@ def _keys(df: pd.DataFrame) -> set[str]:
     return _values(df["text_key"] if "text_key" in df.columns else text_key(df["text"]))
 
 
-def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None) -> dict[str, int]:
-    """Counts of what is shared between train and job (all zero when the split is clean)."""
-    shared = {"shared_texts": len(_keys(train) & _keys(job)), "shared_doc_ids": len(_values(train["doc_id"]) & _values(job["doc_id"]))}
+def _shared(a: pd.DataFrame, b: pd.DataFrame, group_by: str | None) -> dict[str, int]:
+    shared = {"shared_texts": len(_keys(a) & _keys(b)), "shared_doc_ids": len(_values(a["doc_id"]) & _values(b["doc_id"]))}
     if group_by:
-        shared[f"shared_{group_by}"] = len(_values(train[group_by]) & _values(job[group_by]))
+        shared[f"shared_{group_by}"] = len(_values(a[group_by]) & _values(b[group_by]))
+    return shared
+
+
+def leakage(train: pd.DataFrame, job: pd.DataFrame, group_by: str | None = None, valid: pd.DataFrame | None = None) -> dict[str, int]:
+    """Counts of what is shared between train and job (all zero when the split is clean). With a
+    validation set, also between train and valid and between valid and job, under the same names
+    suffixed `_train_valid` and `_valid_job`: a validation document in the fit set would flatter the
+    model selection, one in the job set would make the job score part of the selection."""
+    shared = _shared(train, job, group_by)
+    if valid is not None:
+        for pair, a, b in (("train_valid", train, valid), ("valid_job", valid, job)):
+            shared.update({f"{name}_{pair}": n for name, n in _shared(a, b, group_by).items()})
     return shared

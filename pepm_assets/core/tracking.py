@@ -199,6 +199,8 @@ class Tracker:
         for key in ("accuracy_ci95", "macro_f1_ci95"):
             if key in summary:
                 metrics.update({f"{key}_low": summary[key][0], f"{key}_high": summary[key][1]})
+        validation = summary.get("validation") or {}  # split.validation_prop: the scores model selection may use
+        metrics.update({f"valid_{k}": float(v) for k, v in validation.items() if k in ("accuracy", "macro_f1") and v is not None})
 
         def log(mlflow: Any, experiment_id: str) -> str:
             name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"

@@ -193,14 +193,16 @@ def evaluate_model(
     started = time.perf_counter()
     pred, confidence = family.predict_scored(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
     predict_seconds = time.perf_counter() - started
+    validation = _validation_scores(params, eval_params, family, model_dir, meta_model, root)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
     with atomic_dir(out_dir) as tmp:
         scores, summary, by_corpus = _write_reports(
-            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, confidence
+            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, confidence, validation
         )
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
+            **({"validation": validation} if validation is not None else {}),
             **_eval_versions(params, eval_params, model_id, spec, meta_model, model_stamp, eval_view, separate=groups is not None),
             **({"merge_mode": "separate", "by_corpus": by_corpus} if by_corpus is not None else {}),
         }
@@ -209,6 +211,32 @@ def evaluate_model(
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
     entry = {**unstamped, "version": meta_eval["lineage"]["version"], "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
+
+
+def _validation_scores(
+    params: ResolvedParams, eval_params: ResolvedParams, family: families.Family, model_dir: Path, meta_model: dict[str, Any], root: Path
+) -> dict[str, Any] | None:
+    """The model's accuracy and macro-F1 on its own dataset's valid.tsv (split.validation_prop > 0),
+    by the code that scores the job set: what a model selection compares, so that the job set
+    scores the model chosen and never makes the choice. With one model per corpus (merge_mode
+    separate), each validation document is scored by its corpus's model, like a job document.
+
+    None for a clustering (no labels to select on) and for a cross-dataset evaluation: the
+    validation set is the model's own dataset's, already in that dataset's evaluation; repeated in
+    the report on another dataset it would read as a validation on that dataset, and that
+    dataset's own valid.tsv must never select a model trained elsewhere (it would be fitted to the
+    target domain, which the cross-dataset score is there to measure blind)."""
+    if not family.supervised or params.split.validation_prop <= 0 or eval_params.dataset_id != params.dataset_id:
+        return None
+    valid = read_tsv(params, root, "valid")
+    if valid.empty:  # a grouped split can hold out no whole group
+        return {"accuracy": None, "macro_f1": None, "n": 0}
+    groups = _corpus_groups(params, params, meta_model, valid)
+    texts = valid["text"].tolist()
+    pred = family.predict_scored(model_dir, texts)[0] if groups is None else _predict_by_corpus(family, model_dir, valid, groups)[0]
+    labels = sorted(set(meta_model["labels"]) | set(valid["label"]))
+    scores = metrics.classification_metrics(valid["label"].tolist(), list(pred), labels)
+    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], "n": scores["n"]}
 
 
 def _write_reports(
@@ -224,15 +252,18 @@ def _write_reports(
     n_boot: int,
     title: str,
     confidence: list[float] | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]] | None]:
     """The report folder but meta_eval.json: the whole job set's report (and its scores by each
     compare_by field), predictions.tsv (with a `score` column, the model's confidence in each
     predicted label, when the family gives one), and for one model per corpus each corpus's report
-    and their comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or None)."""
+    and their comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or
+    None); `validation` (`_validation_scores`) goes into both metrics.json and the summary."""
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     gold = job["label"].tolist()
     pooled_model = model_dir if groups is None else None
-    scores = _write_report(out_dir, family, pooled_model, job["text"].tolist(), gold, pred, labels, params.seed, n_boot, title)
+    texts = job["text"].tolist()
+    scores = _write_report(out_dir, family, pooled_model, texts, gold, pred, labels, params.seed, n_boot, title, validation)
     if family.supervised:
         for field in _compare_fields(params, eval_params, job):
             write_json(out_dir / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
@@ -260,11 +291,13 @@ def _write_report(
     seed: int,
     n_boot: int,
     title: str,
+    validation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """metrics.json and the readable report of one set of predictions (the whole job set's, or one
     corpus's). `model`: the one model that scored them all, whose top terms or embedding describe
     them; None where each corpus's model scored its own documents (no pooled top terms, and no
-    pooled silhouette: each corpus's model embeds in a space of its own)."""
+    pooled silhouette: each corpus's model embeds in a space of its own). `validation`: the
+    model's scores on the validation set, kept in metrics.json under that key."""
     if family.supervised:
         scores = metrics.classification_metrics(gold, pred, labels)
         scores["ci95"] = metrics.bootstrap_intervals(gold, pred, labels, seed=seed, n_boot=n_boot)
@@ -280,6 +313,8 @@ def _write_report(
             out_dir / "classification_report.txt",
             f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
         )
+    if validation is not None:
+        scores["validation"] = validation
     write_json(out_dir / "metrics.json", scores)
     return scores
 
@@ -558,6 +593,7 @@ def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
             "weighted_f1": scores["weighted_f1"],
             "accuracy_ci95": scores["ci95"]["accuracy"],
             "macro_f1_ci95": scores["ci95"]["macro_f1"],
+            **({"validation": scores["validation"]} if "validation" in scores else {}),
         }
     return {k: scores[k] for k in ("ari", "nmi", "homogeneity", "completeness", "n_clusters") if k in scores} | (
         {"silhouette": scores["silhouette"]} if "silhouette" in scores else {}

@@ -10,6 +10,8 @@ fill runs.tsv. It depends on every parsed corpus: the lineage shows what a sweep
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
 import traceback
@@ -18,6 +20,7 @@ from typing import Any
 
 import dagster as dg
 
+from ..core import settings
 from ..core.atomic import write_json
 from ..core.sweep import execute, memory
 from ..core.sweep.plan import read_plan
@@ -70,6 +73,7 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     tracker = Tracker(root, mlflow.tracking_uri or None, experiment=exp_id) if mlflow.enabled else None
     parent = _start_parent(tracker, context, spec, extra)
     outcome: dict[str, Any] = {"dagster_run_id": context.run_id, "attempt": tags.get(ATTEMPT, "1"), "mlflow_run_id": parent or ""}
+    outcome.update(executor=settings.SWEEP_EXECUTOR.get(), host=socket.gethostname(), pid=os.getpid(), worker_ppid=os.getppid())
     outcome["start"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     started = time.perf_counter()
     log = log_path(root, exp_id, run_id)
@@ -199,12 +203,35 @@ def _best_scores(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def sweep_executor():
+    """in_process (default): the step runs in the run worker's process (a one-step run gains
+    nothing from a process per step). celery (PEPM_SWEEP_EXECUTOR): the step becomes a Celery task
+    on a worker, on any host that shares the project folder (docs/multihost.md); broker URLs stay in
+    the environment, out of the run config."""
+    if settings.SWEEP_EXECUTOR.get() != "celery":
+        return dg.in_process_executor
+    try:
+        from dagster_celery import celery_executor
+    except ImportError as exc:
+        raise settings.SettingError("PEPM_SWEEP_EXECUTOR=celery needs dagster-celery[redis]==0.29.27 (pip install -e '.[engine]')") from exc
+    if not settings.CELERY_BROKER.get():
+        raise settings.SettingError("PEPM_SWEEP_EXECUTOR=celery needs PEPM_CELERY_BROKER")
+    backend = "PEPM_CELERY_BACKEND" if settings.CELERY_BACKEND.get() else "PEPM_CELERY_BROKER"
+    return celery_executor.configured(
+        {
+            "broker": {"env": "PEPM_CELERY_BROKER"},
+            "backend": {"env": backend},
+            "config_source": {"worker_prefetch_multiplier": 1, "broker_transport_options": {"visibility_timeout": 43200}},
+        },
+        name="pepm_celery",
+    )
+
+
 def sweep_job():
-    """The job `pepm sweep` submits: one step, executed in the run worker's process (a one-step
-    run gains nothing from a process per step)."""
+    """The job `pepm sweep` submits (see sweep_executor)."""
     return dg.define_asset_job(
         SWEEP_JOB,
         selection=dg.AssetSelection.assets("sweep_run"),
-        executor_def=dg.in_process_executor,
+        executor_def=sweep_executor(),
         description="One planned run of an experiment sweep (submitted by `pepm sweep`, queued by the instance's run coordinator).",
     )

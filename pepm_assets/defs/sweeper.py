@@ -402,7 +402,11 @@ def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
         "local_artifact_storage",
         {"module": "dagster._core.storage.root", "class": "LocalArtifactStorage", "config": {"base_dir": str(home)}},
     )
-    config["run_queue"] = {**limits, "dequeue_interval_seconds": 1}
+    queue = {**limits, "dequeue_interval_seconds": 1}
+    if isinstance(config.get("run_coordinator"), dict):  # the long form (QueuedRunCoordinator named with its config)
+        config["run_coordinator"]["config"] = {**(config["run_coordinator"].get("config") or {}), **queue}
+    else:
+        config["run_queue"] = queue
     return "# written by `pepm sweep` for the daemon it starts: the project's dagster.yaml, this sweep's run queue\n" + yaml.safe_dump(
         config, sort_keys=False
     )

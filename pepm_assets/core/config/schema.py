@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
 MAX_SEED = 2**32 - 1  # numpy's seed range
@@ -149,6 +149,19 @@ class AnalysisConfig(Strict):
 class SplitConfig(Strict):
     stratify: bool = True
     group_by: str | None = Field(None, description="column kept on one side of the split (e.g. speaker)")
+    validation_prop: float = Field(
+        0.0, ge=0, lt=0.5, description="share of the train side held out as valid.tsv, for model selection never on job (0: none)"
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused_validation(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """validation_prop 0 is left out of dumps: the params hash (a dump) of a profile without a
+        validation split stays what it was before the key existed, so its prepared splits, models
+        and evaluations stay fresh; any other value is in the hash, and changing it makes the split stale."""
+        data = handler(self)
+        if not self.validation_prop:
+            data.pop("validation_prop", None)
+        return data
 
 
 class FilterConfig(Strict):

@@ -285,6 +285,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 params.quality.min_docs_per_class,
                 params.split.group_by,
                 params.dataset.source_field if params.dataset.merge_mode == "separate" else None,
+                valid=result.valid if params.split.validation_prop else None,
             ),
         )
 
@@ -318,21 +319,34 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
 
 
 def view_checks(
-    train: pd.DataFrame, job: pd.DataFrame, min_docs: int, group_by: str | None, per: str | None = None
+    train: pd.DataFrame,
+    job: pd.DataFrame,
+    min_docs: int,
+    group_by: str | None,
+    per: str | None = None,
+    valid: pd.DataFrame | None = None,
 ) -> list[dg.AssetCheckResult]:
     """The quality gates of a split, computed from the files as written. `per` (the source field of
     a `separate` dataset): class sizes and leakage are checked within each corpus, which is what
-    each corpus's own model trains and is scored on."""
-    parts = [("", train, job)] if per is None else [(f"{c}/", train[train[per] == c], job[job[per] == c]) for c in sorted(set(train[per]))]
+    each corpus's own model trains and is scored on. `valid` (split.validation_prop): no document or
+    group of it in train or job either."""
+    parts = (
+        [("", train, job, valid)]
+        if per is None
+        else [
+            (f"{c}/", train[train[per] == c], job[job[per] == c], None if valid is None else valid[valid[per] == c])
+            for c in sorted(set(train[per]))
+        ]
+    )
     short: dict[str, dict[str, int]] = {}
     leaks: dict[str, int] = {}
-    for prefix, part_train, part_job in parts:
+    for prefix, part_train, part_job, part_valid in parts:
         train_counts = part_train["label"].value_counts().to_dict()
         job_counts = part_job["label"].value_counts().to_dict()
         for lab in sorted(set(train_counts) | set(job_counts)):
             if train_counts.get(lab, 0) < min_docs or job_counts.get(lab, 0) < 1:
                 short[prefix + lab] = {"train": int(train_counts.get(lab, 0)), "job": int(job_counts.get(lab, 0))}
-        for name, n in split.leakage(part_train, part_job, group_by if group_by in train.columns else None).items():
+        for name, n in split.leakage(part_train, part_job, group_by if group_by in train.columns else None, part_valid).items():
             leaks[name] = leaks.get(name, 0) + n
     labels_ = sorted(set(train["label"]) | set(job["label"]))
     empty = int((train["text"].str.strip() == "").sum() + (job["text"].str.strip() == "").sum())
