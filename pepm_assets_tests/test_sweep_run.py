@@ -235,3 +235,32 @@ def test_early_stop_prunes_the_remaining_repeats_of_a_flagged_combination(sweep_
     assert rows[0]["quality_ok"] == "false" and rows[0]["quality_flags"] == "low_accuracy,low_macro_f1"
     log = (root / "superior" / "pruned" / "logs" / "early_stop.log").read_text(encoding="utf-8")
     assert "run_0001" in log and "pruned run_0002, run_0003" in log
+
+
+def test_a_hyperparameter_grid_is_selected_on_the_validation_split(sweep_project) -> None:
+    """Each run scores its model on valid.tsv (carved from train) too; report.md picks the C value
+    with the best mean validation macro-F1, whatever the job scores say."""
+    root, _env = sweep_project
+    body = (
+        "run: {repeats: 1, base_seed: 2}\n"
+        "axes: [{name: svm_c, type: choice, values: ["
+        "{label: '0.001', overrides: {models.tfidf_svm_quick.params.C: 0.001, split.validation_prop: 0.25}},"
+        "{label: '1.0', overrides: {models.tfidf_svm_quick.params.C: 1.0, split.validation_prop: 0.25}}]}]\n"
+    )
+    _sweep(root, _experiment(root, "cgrid", body))
+    rows = _runs(root, "cgrid")
+    assert [r["status"] for r in rows] == ["success", "success"]
+    valid = {}
+    for row in rows:
+        summary = json.loads((root / row["metrics_path"]).read_text(encoding="utf-8"))
+        (model,) = summary["models"]
+        assert model["validation"]["n"] > 0
+        valid[json.loads(row["axis_values_json"])["svm_c"]] = model["validation"]["macro_f1"]
+        split = root / "superior" / "cgrid" / "runs" / row["run_id"] / "data" / "interim" / "tiny_an" / "left_right"
+        assert (split / "valid.tsv").is_file()
+    best = max(valid, key=lambda k: (valid[k], k == "0.001"))  # ties: the value planned first
+    report = (root / "superior" / "cgrid" / "report.md").read_text(encoding="utf-8")
+    section = report.split("## Selection on validation", 1)[1].split("\n## ", 1)[0]
+    line = next(ln for ln in section.splitlines() if ln.startswith("| svm_c "))
+    assert line.split("|")[5].strip().strip("*") == best, (valid, line)
+    assert valid["0.001"] != valid["1.0"]  # a real choice was made

@@ -490,7 +490,7 @@ def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limi
     started = time.time()
     with log.open("a", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [str(daemon), "run", "-w", str(root / "workspace.yaml")],
+            [str(daemon), "run", "-w", str(root / "workspace.yaml"), "--log-level", "warning"],
             cwd=root,
             env={**os.environ, "DAGSTER_HOME": str(home)},
             stdout=out,
