@@ -264,3 +264,41 @@ def test_a_hyperparameter_grid_is_selected_on_the_validation_split(sweep_project
     line = next(ln for ln in section.splitlines() if ln.startswith("| svm_c "))
     assert line.split("|")[5].strip().strip("*") == best, (valid, line)
     assert valid["0.001"] != valid["1.0"]  # a real choice was made
+
+
+EIGHT_WRITERS = """
+import sys, time
+from pathlib import Path
+from pepm_assets.core.tracking import Tracker
+root, go, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+while not go.exists():
+    time.sleep(0.005)
+tracker = Tracker(root, experiment="eight")
+parent = tracker.start_parent(f"eight/run_{n}", {"dagster_run_id": n}, {"axis.n": n})
+mlflow, experiment_id = tracker._mlflow()
+for stage in ("train", "evaluate"):
+    with mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent, "stage": stage}):
+        mlflow.log_metric("macro_f1", 0.5)
+tracker.end_parent(parent, "FINISHED", {"macro_f1": 0.5})
+"""
+
+
+def test_eight_sweep_runs_writing_to_mlflow_at_once_lose_no_run(tmp_path: Path) -> None:
+    """Eight parallel sweep runs on the embedded SQLite store: "database is locked" is retried."""
+    go = tmp_path / "go"
+    env = {**os.environ, "PEPM_MLFLOW_URI": ""}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", EIGHT_WRITERS, str(tmp_path), str(go), str(i)], env=env, stderr=subprocess.PIPE, text=True)
+        for i in range(8)
+    ]
+    time.sleep(3)  # every process has imported pepm and MLflow
+    go.touch()
+    errors = [p.communicate(timeout=300)[1][-800:] for p in procs if p.wait(timeout=300) != 0]
+    assert not errors, errors
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("eight").experiment_id], max_results=100)
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 8 and {r.info.status for r in parents} == {"FINISHED"}
+    assert len(found) == 24
