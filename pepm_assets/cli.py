@@ -476,16 +476,25 @@ def sweep(
 ) -> None:
     """An experiment sweep (spec's "superior"): every planned run a Dagster run on the instance's
     queue, isolated under superior/<exp_id>/runs/<run_id>/; runs.tsv, plots and report.md."""
-    from .defs import runner, sweeper
+    from .core.sweep import session
+    from .core.sweep.ledger import Ledger
 
     root = _root()
+    try:
+        planned = session.open_sweep(root, exp_config, parallel, max_ram_gb, max_runs)  # a broken experiment stops here
+    except ConfigError as exc:
+        _fail(str(exc))
+    rel = planned.exp_root.relative_to(root)
     if dry_run:
-        try:
-            report = sweeper.run_sweep(root, exp_config, parallel, max_ram_gb, max_runs, dry_run=True)
-        except ConfigError as exc:
-            _fail(str(exc))
-        console.print(f"plan: {len(report.plan)} runs -> {escape(str((report.exp_root / 'plan.tsv').relative_to(root)))} (nothing run)")
+        console.print(f"plan: {len(planned.plan)} runs -> {escape(str(rel))}/plan.tsv (nothing run)")
         return
+    if resume and len(session.kept(planned.plan, Ledger.load(planned.exp_root / "runs.tsv"))) == len(planned.plan):
+        hooks = session.finish(planned, root)  # a finished sweep: nothing to queue, no instance to open
+        console.print(f"kept from before (--resume): {len(planned.plan)} successful runs; nothing to run: {escape(str(rel))}/runs.tsv")
+        console.print(f"[bold]report:[/] {escape(str(hooks.get('report')))}" + (" (unchanged)" if hooks.get("skipped") else ""))
+        return
+    from .defs import runner, sweeper
+
     _instance(root)  # recovery of killed runs, once, before the sweep opens the instance
     columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
     with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
@@ -503,7 +512,7 @@ def sweep(
             progress.update(task, total=len(ledger.rows), completed=done, description=text)
 
         try:
-            report = sweeper.run_sweep(root, exp_config, parallel, max_ram_gb, max_runs, resume=resume, on_change=on_change)
+            report = sweeper.run_sweep(root, exp_config, resume=resume, on_change=on_change, sweep=planned)
         except (ConfigError, runner.StageFailed) as exc:
             _fail(str(exc), 1)
         if report.ledger is not None:

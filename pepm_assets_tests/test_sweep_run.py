@@ -159,12 +159,19 @@ def test_resume_after_sigkill_runs_each_planned_run_exactly_once(sweep_project) 
 
 
 def test_a_finished_sweep_resumed_runs_nothing(sweep_project) -> None:
-    root, _env = sweep_project
+    root, env = sweep_project
     path = _experiment(root, "again", "run: {repeats: 1, base_seed: 3}\n")
     first = _sweep(root, path)
     second = _sweep(root, path, resume=True)
     assert first.submitted == ["run_0001"] and second.submitted == [] and second.kept == ["run_0001"]
     assert _runs(root, "again")[0]["dagster_run_id"] == first.ledger.rows["run_0001"]["dagster_run_id"]
+    report = root / "superior" / "again" / "report.md"
+    written = report.stat().st_mtime_ns
+    cmd = [str(Path(sys.executable).with_name("pepm")), "sweep", "--exp-config", str(path), "--resume"]
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "nothing to run" in out.stdout and "(unchanged)" in out.stdout  # no instance opened, hooks not redone
+    assert report.stat().st_mtime_ns == written
 
 
 OOM_AXES = """

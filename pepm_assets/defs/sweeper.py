@@ -40,11 +40,10 @@ import yaml
 
 from ..core.atomic import write_json, write_text
 from ..core.config import ConfigError, resolve_on_dataset
-from ..core.sweep import hooks, policy
-from ..core.sweep.config import load_experiment
+from ..core.sweep import policy, session
 from ..core.sweep.execute import load_summary, resolve_run, summary_path
 from ..core.sweep.ledger import Ledger
-from ..core.sweep.plan import build_plan, queue_limits, queue_warnings, write_plan
+from ..core.sweep.plan import queue_limits, queue_warnings
 from ..core.sweep.spec import (
     ABORTED_OOM,
     CANCELED,
@@ -59,7 +58,6 @@ from ..core.sweep.spec import (
     SKIPPED_OOM,
     SUCCESS,
     RunSpec,
-    exp_dir,
     partition_key,
     run_dir,
 )
@@ -104,20 +102,13 @@ def run_sweep(
     dry_run: bool = False,
     on_change: Callable[[Ledger], None] | None = None,
     poll_seconds: float = 0.5,
+    sweep: session.Sweep | None = None,
 ) -> SweepReport:
     started = time.perf_counter()
     root = Path(root).resolve()
-    source = os.path.relpath(Path(exp_config).resolve(), root)
-    cfg = load_experiment(Path(exp_config), root)
-    updates = {k: v for k, v in {"parallel": parallel, "max_ram_gb": max_ram_gb}.items() if v is not None}
-    if updates:
-        cfg = cfg.model_copy(update={"scheduler": cfg.scheduler.model_copy(update=updates)})
-    plan = build_plan(cfg, root, source)
-    if max_runs is not None:
-        plan = plan[:max_runs]
-    exp_root = exp_dir(root, cfg.exp_id)
+    sweep = sweep or session.open_sweep(root, exp_config, parallel, max_ram_gb, max_runs)
+    cfg, plan, exp_root = sweep.cfg, sweep.plan, sweep.exp_root
     report = SweepReport(cfg.exp_id, exp_root, plan)
-    write_plan(exp_root / "plan.tsv", plan)
     if dry_run:
         report.seconds = time.perf_counter() - started
         return report
@@ -128,18 +119,20 @@ def run_sweep(
     instance = get_instance(root)
     recover(instance, root)  # runs of this sweep whose worker died: FAILED, so they run again
     ledger = Ledger.load(exp_root / "runs.tsv")
-    report.kept = [s.run_id for s in plan if resume and _succeeded(ledger, s)]
+    report.kept = session.kept(plan, ledger) if resume else []
     ledger.plan(plan, set(report.kept))
     adopted = _adopt(instance, cfg.exp_id, plan, ledger, daemon_alive=bool(_live_daemon(instance, _home()))) if resume else {}
     if not resume:
         _cancel_unfinished(instance, cfg.exp_id)
     ledger.save()
     todo = [s for s in plan if s.run_id not in report.kept and s.run_id not in adopted]
-    _parse_corpora(root, instance, [s for s in plan if s.run_id not in report.kept])
+    if todo:
+        _parse_corpora(root, instance, todo)
     classes = sorted({s.resource_class for s in plan})
     limits, report.warnings = queue_limits(cfg.scheduler, classes), queue_warnings(cfg.scheduler, classes)
     follower = _Follower(root, cfg, plan, ledger, instance, on_change)
-    with _queue_daemon(instance, root, exp_root, limits) as report.daemon:
+    daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext("")
+    with daemon as report.daemon:
         if todo:
             instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
             with _submitter(instance, root) as submit:
@@ -151,14 +144,9 @@ def run_sweep(
         elif adopted:
             follower.wait(poll_seconds)
     report.ledger = ledger
-    report.hooks = hooks.run_hooks(exp_root, root, [h.model_dump() for h in cfg.analysis_hooks.after_experiment], cfg.description)
+    report.hooks = session.finish(sweep, root)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def _succeeded(ledger: Ledger, spec: RunSpec) -> bool:
-    row = ledger.rows.get(spec.run_id)
-    return bool(row) and row["status"] == SUCCESS and row["params_hash"] == spec.params_hash and (Path(row["metrics_path"]).name != "")
 
 
 def _tags(cfg, spec: RunSpec, extra: list[str], attempt: int) -> dict[str, str]:
