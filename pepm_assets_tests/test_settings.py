@@ -169,6 +169,9 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         "PEPM_TEI_WALK": "compiled",
         "PEPM_TEXT_KEY": "compiled",
         "PEPM_NGRAMS": "compiled",
+        "PEPM_SWEEP_EXECUTOR": "in_process",
+        "PEPM_CELERY_BROKER": None,
+        "PEPM_CELERY_BACKEND": None,
     }
 
 

@@ -216,11 +216,11 @@ def sweep_executor():
         raise settings.SettingError("PEPM_SWEEP_EXECUTOR=celery needs dagster-celery[redis]==0.29.27 (pip install -e '.[engine]')") from exc
     if not settings.CELERY_BROKER.get():
         raise settings.SettingError("PEPM_SWEEP_EXECUTOR=celery needs PEPM_CELERY_BROKER")
-    backend = "PEPM_CELERY_BACKEND" if settings.CELERY_BACKEND.get() else "PEPM_CELERY_BROKER"
+    backend = settings.CELERY_BACKEND if settings.CELERY_BACKEND.get() else settings.CELERY_BROKER
     return celery_executor.configured(
         {
-            "broker": {"env": "PEPM_CELERY_BROKER"},
-            "backend": {"env": backend},
+            "broker": {"env": settings.CELERY_BROKER.name},
+            "backend": {"env": backend.name},
             "config_source": {"worker_prefetch_multiplier": 1, "broker_transport_options": {"visibility_timeout": 43200}},
         },
         name="pepm_celery",
