@@ -540,7 +540,8 @@ def bench(
     what: str = typer.Argument(
         "extract",
         help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script) "
-        "| storage (Dagster storages on pepm commands) | drift (a drift report vs Evidently by hand)",
+        "| storage (Dagster storages on pepm commands) | drift (a drift report vs Evidently by hand) "
+        "| sweep (parallel 1 vs 2, one sweep run vs the plain script, --resume)",
     ),
     corpus: str | None = typer.Option(None, help="corpus to measure (extract, pipeline, storage; default mpt)"),
     replicas: int | None = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10)"),
