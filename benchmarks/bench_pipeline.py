@@ -47,6 +47,7 @@ import time
 import traceback
 from pathlib import Path
 
+import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
 import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -562,13 +563,7 @@ def main() -> int:
         if "pepm" in res:
             print_breakdown(names[case], res["pepm"])
 
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    if args.keep:
-        console.print(f"kept: {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return bench_common.finish(args, results, tmp, console)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ Usage: python benchmarks/bench_storage.py [--repeats 6] [--noop 3] [--variant na
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -44,6 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
 import yaml
 from rich.console import Console
 from rich.markup import escape
@@ -201,13 +201,7 @@ def main() -> int:
         f"first: new project, its instance and MLflow store created inside; noop: the same command again ({args.noop} per "
         "project, nothing to run); rerun: seed=43 (the view's run again); status: pepm status. CPU: the command and its children."
     )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.keep:
-        console.print(f"kept: {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return bench_common.finish(args, results, tmp, console)
 
 
 if __name__ == "__main__":

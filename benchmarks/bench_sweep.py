@@ -64,6 +64,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
+import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
 import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -840,13 +841,7 @@ def main() -> int:
     except Exception:  # noqa: BLE001  (the figures are still written)
         console.print(traceback.format_exc(), markup=False, highlight=False)
 
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    if args.keep:
-        console.print(f"kept: {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return bench_common.finish(args, results, tmp, console)
 
 
 if __name__ == "__main__":

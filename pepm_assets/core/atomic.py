@@ -85,6 +85,17 @@ def write_json(target: str | os.PathLike[str], data: Any) -> Path:
     return write_text(target, json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22): with the pid
+    it names one process (a pid is reused, the pair is not). None when the process is gone or there
+    is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]  # fields from the 3rd on, after "(comm)"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host (and is not a zombie)."""
     try:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import dagster as dg
 
 from ..core import tracking
-from ..core.atomic import pid_alive, remove_stale_temporary, stale_temporaries
+from ..core.atomic import pid_alive, remove_stale_temporary, stale_temporaries, start_time
 
 PID, HOST, PID_START, CRASHED = "pepm/pid", "pepm/host", "pepm/pid_start", "pepm/crashed"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
@@ -33,13 +33,8 @@ NOT_WALKED = ("raw", "shipped")  # data/raw, data/shipped: inputs, never written
 
 
 def _start_time(pid: int) -> str:
-    """The process's start time in clock ticks since boot (/proc/<pid>/stat, field 22); "" where
-    there is no /proc (the pid alone is then checked)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat[stat.rindex(")") + 2 :].split()[19]  # fields from the 3rd on, after "(comm)"
+    """ "" where there is no /proc (the pid alone is then checked)."""
+    return start_time(pid) or ""
 
 
 def process_tags() -> dict[str, str]:

@@ -15,7 +15,6 @@ would only add a run's fixed cost. Dagster's staleness reads both kinds of obser
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,8 +198,7 @@ def parse_corpora(
         report.observed += observe_partition(instance, root, part, raw=raw)
         status.update({(st.asset, st.partition): st for st in expected.statuses(part, {}) if st.asset == "corpus_docs"})
     corpus_ids = sorted({cid for part in partitions for cid in part.dataset.corpus_ids})
-    with contextlib.nullcontext():
-        _prepare_corpora(root, defs or build_definitions(root), instance, report, corpus_ids, status, {}, _no_step, quiet)
+    _prepare_corpora(root, defs or build_definitions(root), instance, report, corpus_ids, status, {}, _no_step, quiet)
     return report
 
 

@@ -40,29 +40,27 @@ import yaml
 
 from ..core.atomic import write_json, write_text
 from ..core.config import ConfigError, resolve_on_dataset
+from ..core.paths import ProjectPaths
 from ..core.sweep import policy, session
 from ..core.sweep.execute import load_summary, resolve_run, summary_path
 from ..core.sweep.ledger import Ledger
 from ..core.sweep.plan import queue_limits, queue_warnings
 from ..core.sweep.spec import (
-    ABORTED_OOM,
     CANCELED,
     FAILED,
     FINAL,
-    NOT_RUN,
     OOM,
     PLANNED,
     PRUNED,
     QUEUED,
     RUNNING,
-    SKIPPED_OOM,
     SUCCESS,
     RunSpec,
     partition_key,
     run_dir,
 )
 from . import dagster_internals as internals
-from .sweep import ATTEMPT, AXIS, CLASS, EXP, EXTRA, HARD_LIMIT, OUTCOME, PARTITIONS, RUN, SWEEP_JOB, outcome_path
+from .sweep import ATTEMPT, AXIS, CLASS, EXP, EXTRA, HARD_LIMIT, PARTITIONS, RUN, SWEEP_JOB, outcome_path
 
 MAX_BACKOFFS = 3
 DAEMON_RECORD = "pepm-sweep-daemon.json"
@@ -198,7 +196,7 @@ def _parse_corpora(root: Path, instance: dg.DagsterInstance, plan: list[RunSpec]
     from . import runner
 
     seen: dict[str, Any] = {}
-    for spec in plan:
+    for spec in {s.combo: s for s in plan}.values():  # repeats differ by their seed only, not by their data
         params = resolve_profile(root, spec.profile, spec.override_list)
         for part in (params, *([resolve_on_dataset(root, params, params.eval_dataset_id)] if params.eval_dataset_id else [])):
             seen.setdefault(part.dataset_id, part)
@@ -311,7 +309,7 @@ class _Follower:
             return None
         families = sorted({params.model_specs[m].family for m in params.models})
         caps = {f: params.hardware.cap(f) for f in families}
-        meta = run_dir(self.root, spec.exp_id, spec.run_id) / "data" / "interim" / params.dataset_id / params.view / "meta_view.json"
+        meta = ProjectPaths(run_dir(self.root, spec.exp_id, spec.run_id)).view_dir(params.dataset_id, params.view) / "meta_view.json"
         try:
             n_train = int(json.loads(meta.read_text(encoding="utf-8"))["split"]["n_train"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -334,7 +332,7 @@ class _Follower:
 def _read_outcome(root: Path, spec: RunSpec, dagster_run_id: str) -> dict[str, Any]:
     """The run's outcome.json, if this Dagster run wrote it (an older attempt's is ignored)."""
     try:
-        data = json.loads((run_dir(root, spec.exp_id, spec.run_id) / OUTCOME).read_text(encoding="utf-8"))
+        data = json.loads(outcome_path(root, spec.exp_id, spec.run_id).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if data.get("dagster_run_id") == dagster_run_id else {}
@@ -498,6 +496,3 @@ def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limi
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-__all__ = ["ABORTED_OOM", "NOT_RUN", "SKIPPED_OOM", "SweepReport", "instance_yaml", "run_sweep"]

@@ -86,7 +86,7 @@ def run_one(
     if spec.stage != "prepare":
         for model_id in params.models:
             step(f"train {model_id}")
-            models += _train_and_score(out, spec, params, eval_params, model_id, tracker, tags)
+            models += _train_and_score(root, out, spec, params, eval_params, model_id, tracker, tags)
     summary = {
         "run_id": spec.run_id,
         "exp_id": spec.exp_id,
@@ -108,7 +108,7 @@ def run_one(
 
 
 def _train_and_score(
-    out: Path, spec: RunSpec, params: ResolvedParams, eval_params, model_id: str, tracker: Tracker | None, tags: dict[str, str]
+    root: Path, out: Path, spec: RunSpec, params: ResolvedParams, eval_params, model_id: str, tracker: Tracker | None, tags: dict[str, str]
 ) -> list[dict[str, Any]]:
     """One model: fitted, then scored on its job set (and on eval_dataset_id's), each logged as a
     nested MLflow run; its summary entries (one per evaluation)."""
@@ -121,7 +121,7 @@ def _train_and_score(
         tracker.log_training(meta, params.model_dump(mode="json"), model_dir, model_tags, register=False)
     training.commit_model(out, meta)
     if spec.stage == "train":
-        return [_entry(model_id, model_spec.family, params.dataset_id, meta, None, paths)]
+        return [_entry(model_id, model_spec.family, params.dataset_id, meta, None, root)]
     entries = []
     for target in (None, *([eval_params] if eval_params else [])):
         result = training.evaluate_model(params, model_id, model_spec, out, eval_params=target)
@@ -129,11 +129,11 @@ def _train_and_score(
             eval_tags = {**model_tags, "eval_dataset": result["eval_dataset_id"]}
             tracker.log_evaluation(result, result["metrics"], result["report_dir"], eval_tags)
         training.commit_evaluation(out, result)
-        entries.append(_entry(model_id, model_spec.family, result["eval_dataset_id"], meta, result, paths))
+        entries.append(_entry(model_id, model_spec.family, result["eval_dataset_id"], meta, result, root))
     return entries
 
 
-def _entry(model_id: str, family: str, eval_dataset: str, meta: dict, result: dict | None, paths: ProjectPaths) -> dict[str, Any]:
+def _entry(model_id: str, family: str, eval_dataset: str, meta: dict, result: dict | None, root: Path) -> dict[str, Any]:
     metrics = dict(result["metrics"]) if result else {}
     validation = metrics.pop("validation", None)
     return {
@@ -146,7 +146,7 @@ def _entry(model_id: str, family: str, eval_dataset: str, meta: dict, result: di
         "metrics": metrics,
         "validation": validation,
         "quality_ok": result.get("quality_ok", True) if result else True,
-        "report_dir": os.path.relpath(result["report_dir"], paths.root.parents[3]) if result else "",  # from the project root
+        "report_dir": os.path.relpath(result["report_dir"], root) if result else "",
     }
 
 

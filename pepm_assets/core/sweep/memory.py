@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import pid_alive, start_time
+
 OOM_RETURNCODE = 99  # spec §7.3: the exit code a run stopped by the hard limit reports
 GRACE_S = 2.0  # between SIGTERM and SIGKILL
 
@@ -43,18 +45,6 @@ def _stat_fields(pid: int) -> list[str] | None:
     [state, ppid, pgrp, ...]; None when the process is gone."""
     text = _read(_PROC / str(pid) / "stat")
     return text[text.rfind(")") + 2 :].split() if text else None
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot: with the pid, it names one process (a pid is reused, this pair is not)."""
-    fields = _stat_fields(pid)
-    return fields[19] if fields else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether `pid` is a running process; a zombie (exited, not yet reaped) is not."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def _memory_mb(pid: int) -> tuple[float, float]:
@@ -133,7 +123,7 @@ class RamWatch:
         self.exceeded = False
         self.rss_at_kill_mb: float | None = None
         self._seen: dict[int, str] = {}  # pid -> start time of every process seen in the tree
-        self._root_start = _start_time(pid)
+        self._root_start = start_time(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"ram-watch-{pid}", daemon=True)
 
@@ -146,13 +136,13 @@ class RamWatch:
         self._thread.join()
 
     def _tree(self) -> list[int]:
-        return tree_pids(self.pid) if _start_time(self.pid) == self._root_start else []
+        return tree_pids(self.pid) if start_time(self.pid) == self._root_start else []
 
     def sample(self) -> float:
         """One measure of the tree (also remembers its members, for the kill)."""
         pids = self._tree()
         for p in pids:
-            if p not in self._seen and (start := _start_time(p)) is not None:
+            if p not in self._seen and (start := start_time(p)) is not None:
                 self._seen[p] = start
         sizes = [_memory_mb(p) for p in pids]
         rss = sum(current for current, _ in sizes)
@@ -173,7 +163,7 @@ class RamWatch:
         """The living tree, deepest first, plus any process seen in it before that has since been
         re-parented away (a grandchild whose parent exited) and is still the same process."""
         current = self._tree()
-        strays = [p for p, start in self._seen.items() if p not in current and _start_time(p) == start]
+        strays = [p for p, start in self._seen.items() if p not in current and start_time(p) == start]
         return list(reversed(current)) + strays
 
     def kill_tree(self) -> None:
