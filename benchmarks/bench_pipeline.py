@@ -111,7 +111,6 @@ def replicate(src: Path, dest: Path, factor: int) -> dict:
 def make_project(root: Path, corpus: Path) -> list[str]:
     """A pepm project: the repo's configs + the bench profile; data/raw/mpt = hard links to `corpus`.
     Returns the models.yml entries removed because their family is not registered (see README)."""
-    from pepm_assets.core import families
 
     shutil.copytree(REPO / "configs", root / "configs")
     shutil.copytree(corpus, root / "data" / "raw" / "mpt", copy_function=os.link)
@@ -122,13 +121,7 @@ def make_project(root: Path, corpus: Path) -> list[str]:
     (root / "configs" / "profiles" / f"{PROFILE}.yml").write_text(
         yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
-    models_yml = root / "configs" / "common" / "models.yml"
-    models = yaml.safe_load(models_yml.read_text(encoding="utf-8"))
-    unknown = [m for m, spec in models["models"].items() if spec.get("family") not in families.REGISTRY]
-    if unknown:
-        for m in unknown:
-            del models["models"][m]
-        models_yml.write_text(yaml.safe_dump(models, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    unknown = bench_common.drop_unregistered_models(root)
     return unknown
 
 

@@ -65,7 +65,6 @@ from datetime import datetime
 from pathlib import Path
 
 import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
-import yaml
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -208,7 +207,7 @@ def make_project(root: Path) -> dict:
     """The repo's configs, dagster.yaml, workspace.yaml; data/raw/mpt from the repo (hard links when
     it can) or the shipped archive. Models whose family is not registered are dropped (as in
     bench_pipeline.py)."""
-    from pepm_assets.core import dvc, families
+    from pepm_assets.core import dvc
 
     shutil.copytree(REPO / "configs", root / "configs")
     for name in ("dagster.yaml", "workspace.yaml"):
@@ -226,13 +225,7 @@ def make_project(root: Path) -> dict:
     else:
         dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", root / "data" / "raw", ["mpt"])
         source = "data/shipped/corpora.tar.xz"
-    models_yml = root / "configs" / "common" / "models.yml"
-    models = yaml.safe_load(models_yml.read_text(encoding="utf-8"))
-    unknown = [m for m, spec in models["models"].items() if spec.get("family") not in families.REGISTRY]
-    if unknown:
-        for m in unknown:
-            del models["models"][m]
-        models_yml.write_text(yaml.safe_dump(models, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    unknown = bench_common.drop_unregistered_models(root)
     files = sorted(target.glob("*.xml"))
     return {
         "corpus": str(target),
