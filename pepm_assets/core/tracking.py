@@ -136,6 +136,12 @@ class Tracker:
         mlflow, experiment_id = self._mlflow()
         return _retry(lambda: log(mlflow, experiment_id))
 
+    def prepare(self) -> str:
+        """The store's tables and the experiment, made now (the id): a sweep does it once before its
+        runs start, since on a server or Postgres store nothing serialises their first use (two
+        workers creating MLflow's tables at once fail with a unique violation)."""
+        return self._mlflow()[1]
+
     def start_parent(self, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
         """An MLflow run that stays open while its children (trainings, evaluations: `parent_run_id`)
         are logged: a sweep run's, one per Dagster run (dagster-mlflow's model). Ended by end_parent."""

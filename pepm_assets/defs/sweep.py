@@ -71,14 +71,16 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     extra = json.loads(tags.get(EXTRA, "[]"))
     limit = float(tags[HARD_LIMIT]) if tags.get(HARD_LIMIT) else None
     tracker = Tracker(root, mlflow.tracking_uri or None, experiment=exp_id) if mlflow.enabled else None
-    parent = _start_parent(tracker, context, spec, extra)
-    outcome: dict[str, Any] = {"dagster_run_id": context.run_id, "attempt": tags.get(ATTEMPT, "1"), "mlflow_run_id": parent or ""}
+    parent = None
+    outcome: dict[str, Any] = {"dagster_run_id": context.run_id, "attempt": tags.get(ATTEMPT, "1"), "mlflow_run_id": ""}
     outcome.update(executor=settings.SWEEP_EXECUTOR.get(), host=socket.gethostname(), pid=os.getpid(), worker_ppid=os.getppid())
     outcome["start"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     started = time.perf_counter()
     log = log_path(root, exp_id, run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
+        parent = _start_parent(tracker, context, spec, extra)
+        outcome["mlflow_run_id"] = parent or ""
         if limit is not None:
             summary = _run_watched(root, spec, extra, parent, limit, log, outcome)
         else:

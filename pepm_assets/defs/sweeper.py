@@ -59,6 +59,7 @@ from ..core.sweep.spec import (
     partition_key,
     run_dir,
 )
+from ..core.tracking import Tracker
 from . import dagster_internals as internals
 from .sweep import ATTEMPT, AXIS, CLASS, EXP, EXTRA, HARD_LIMIT, PARTITIONS, RUN, SWEEP_JOB, outcome_path
 
@@ -132,6 +133,7 @@ def run_sweep(
     daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext("")
     with daemon as report.daemon:
         if todo:
+            Tracker(root, experiment=cfg.exp_id).prepare()
             instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
             with _submitter(instance, root) as submit:
                 follower.submit = lambda spec, extra, attempt: submit(_tags(cfg, spec, extra, attempt))
