@@ -35,8 +35,9 @@ os.sched_setaffinity before anything starts; the machine's core count and its lo
 3. Resume. The parallel-2 sweep again with resume=True (in process, all 8 runs kept): its wall time
    / the first run's <= 0.05. `pepm sweep --resume` as a subprocess is shown as info.
 4. Info: where a run worker's start-up goes: fresh interpreters importing nothing, dagster,
-   pepm_assets.definitions (what each run worker imports), mlflow, the plain script's imports, and
-   opening + ending an MLflow parent run as a sweep step does (import included).
+   pepm_assets.definitions (what each run worker imports), mlflow (which run workers no longer
+   import: pepm sweep logs their MLflow journals), the plain script's imports, and opening + ending
+   an MLflow parent run (import included).
 
 A measurement, not a test: exit code 0 even when a target is missed (FAIL is printed).
 On a shared machine, `--wait-quiet S` waits (at most S seconds) before each timed part until the
@@ -341,7 +342,7 @@ SPANS = [  # (label, from event, to event)
 ]
 
 
-STEP_OUTSIDE = "  step outside run_one (step - duration_s: MLflow parent run, tags, plan)"
+STEP_OUTSIDE = "  step outside run_one (step - duration_s: plan, tags, MLflow journal, outcome)"
 SPAN_ORDER = [label for label, _, _ in SPANS]
 SPAN_ORDER.insert(SPAN_ORDER.index("step end -> run end"), STEP_OUTSIDE)
 
@@ -491,7 +492,7 @@ def import_probes(env: dict, repeats: int) -> dict:
         "import pepm_assets.definitions (what a run worker loads)": "import pepm_assets.definitions",
         "import mlflow": "import mlflow",
         "import plain_tfidf_svm (the plain script's imports)": f"import sys; sys.path.insert(0, {str(HERE)!r}); import plain_tfidf_svm",
-        "MLflow parent run as a sweep step opens and ends it (import included)": (
+        "an MLflow parent run opened and ended (import included: what pepm sweep's logging of a journal pays once)": (
             "from pathlib import Path; from pepm_assets.core.tracking import Tracker; "
             f"t = Tracker(Path({str(env['PEPM_ROOT'])!r}), experiment='bench_probe'); "
             "t.end_parent(t.start_parent('probe', {'sweep': 'probe'}, {'seed': 1}), 'FINISHED', {'m': 1.0}, {'status': 'success'})"

@@ -70,3 +70,7 @@ def test_a_sweep_runs_on_celery_workers_with_the_instance_on_postgres(tmp_path: 
         outcome = json.loads((project / "superior" / "engine" / "runs" / row["run_id"] / "outcome.json").read_text(encoding="utf-8"))
         assert outcome["executor"] == "celery" and outcome["worker_ppid"] == worker_pid, outcome
     assert not (project / ".dagster" / "history").exists(), "the instance wrote SQLite run storage: not on PostgreSQL"
+    # MLflow: each run's journal logged by pepm sweep into the PostgreSQL store, none into SQLite
+    assert len({r["mlflow_run_id"] for r in rows if r["mlflow_run_id"]}) == 4, rows
+    assert not list((project / "superior" / "engine" / "runs").glob("*/mlflow_journal.jsonl")), "a journal was left unlogged"
+    assert not (project / "mlruns" / "mlflow.db").exists()

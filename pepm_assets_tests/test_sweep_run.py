@@ -156,6 +156,17 @@ def test_resume_after_sigkill_runs_each_planned_run_exactly_once(sweep_project) 
         assert old.status == dg.DagsterRunStatus.FAILURE
         assert not [r for r in instance.get_runs(filters=dg.RunsFilter(tags={"pepm/sweep": "killed"})) if not r.is_finished]
     assert f"kept from before (--resume): {len(done_before)} successful runs" in result.stdout
+    # MLflow (logged by pepm sweep from each run's journal): one FINISHED parent per run, once; the
+    # killed attempt's parent, logged by the resume from the journal the kill left, ended KILLED
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("killed").experiment_id], max_results=100)
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    finished = {r.info.run_id: r.data.tags["sweep_run"] for r in parents if r.info.status == "FINISHED"}
+    assert finished == {r["mlflow_run_id"]: r["run_id"] for r in after}
+    assert [(r.data.tags["sweep_run"], r.data.tags["attempt"]) for r in parents if r.info.status == "KILLED"] == [(killed[0], "1")]
+    assert len(parents) == len(after) + 1
 
 
 def test_a_finished_sweep_resumed_runs_nothing(sweep_project) -> None:

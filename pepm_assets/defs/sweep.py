@@ -3,9 +3,12 @@
 
 A run's step executes core/sweep/execute.run_one in the run's own folder (in this process, or,
 under a hard RAM limit, in a watched child process: `python -m pepm_assets.core.sweep.run_single`),
-inside one MLflow parent run (experiment = exp_id; trainings and evaluations nested), and writes
-outcome.json (status, note, peak RSS, MLflow run id) whatever happens: `pepm sweep` reads it to
-fill runs.tsv. It depends on every parsed corpus: the lineage shows what a sweep read.
+and writes outcome.json (status, note, peak RSS) whatever happens: `pepm sweep` reads it to fill
+runs.tsv. MLflow: one parent run per run (experiment = exp_id; trainings and evaluations nested),
+recorded in the run's mlflow_journal.jsonl (core/tracking.Journal) and logged from it by
+`pepm sweep` when the run ends (runs it submits carry pepm/mlflow=deferred: the worker never
+imports MLflow), or by the step itself at its end (a run launched another way, from the UI). It
+depends on every parsed corpus: the lineage shows what a sweep read.
 """
 
 import json
@@ -25,7 +28,7 @@ from ..core.atomic import write_json
 from ..core.sweep import execute, memory
 from ..core.sweep.plan import read_plan
 from ..core.sweep.spec import FAILED, OOM, SUCCESS, exp_dir, run_dir
-from ..core.tracking import Tracker
+from ..core.tracking import Journal, Tracker, replay
 from .assets.train import MlflowTracking
 from .recovery import process_tags
 from .resources import PepmProject
@@ -33,20 +36,27 @@ from .resources import PepmProject
 SWEEP_JOB = "sweep"
 PARTITIONS = dg.DynamicPartitionsDefinition(name="sweep_run")
 # run tags
-EXP, RUN, ATTEMPT, CLASS, EXTRA, HARD_LIMIT = (
+EXP, RUN, ATTEMPT, CLASS, EXTRA, HARD_LIMIT, MLFLOW = (
     "pepm/sweep",
     "pepm/sweep_run",
     "pepm/attempt",
     "pepm/resource_class",
     "pepm/extra_overrides",
     "pepm/hard_limit_mb",
+    "pepm/mlflow",
 )
-AXIS = "pepm/axis/"
+DEFERRED = "deferred"  # MLFLOW's value: `pepm sweep` logs the run's journal
+AXIS = "pepm/axis."  # one namespace per tag key: Dagster deprecates "pepm/axis/<name>"
 OUTCOME = "outcome.json"
+JOURNAL = "mlflow_journal.jsonl"
 
 
 def outcome_path(root: Path, exp_id: str, run_id: str) -> Path:
     return run_dir(root, exp_id, run_id) / OUTCOME
+
+
+def journal_path(root: Path, exp_id: str, run_id: str) -> Path:
+    return run_dir(root, exp_id, run_id) / JOURNAL
 
 
 def log_path(root: Path, exp_id: str, run_id: str) -> Path:
@@ -58,7 +68,7 @@ def log_path(root: Path, exp_id: str, run_id: str) -> Path:
     group_name="sweep",
     deps=[dg.AssetDep("corpus_docs", partition_mapping=dg.AllPartitionMapping())],
     kinds={"python"},
-    description="One planned run of an experiment sweep (configs/superior/*.yml): split, formats, models and evaluations under superior/<exp_id>/runs/<run_id>/, summary.json; one MLflow parent run (experiment = exp_id). Submitted by `pepm sweep`; its axis values are the run's pepm/axis/* tags.",
+    description="One planned run of an experiment sweep (configs/superior/*.yml): split, formats, models and evaluations under superior/<exp_id>/runs/<run_id>/, summary.json; one MLflow parent run (experiment = exp_id). Submitted by `pepm sweep`; its axis values are the run's pepm/axis.* tags.",
 )
 def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
     tags = context.run.tags
@@ -70,7 +80,7 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
         raise dg.Failure(f"{run_id} is not in superior/{exp_id}/plan.tsv (re-planned since it was submitted)", allow_retries=False)
     extra = json.loads(tags.get(EXTRA, "[]"))
     limit = float(tags[HARD_LIMIT]) if tags.get(HARD_LIMIT) else None
-    tracker = Tracker(root, mlflow.tracking_uri or None, experiment=exp_id) if mlflow.enabled else None
+    journal = Journal(journal_path(root, exp_id, run_id), fresh=True) if mlflow.enabled else None
     parent = None
     outcome: dict[str, Any] = {"dagster_run_id": context.run_id, "attempt": tags.get(ATTEMPT, "1"), "mlflow_run_id": ""}
     outcome.update(executor=settings.SWEEP_EXECUTOR.get(), host=socket.gethostname(), pid=os.getpid(), worker_ppid=os.getppid())
@@ -79,13 +89,12 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     log = log_path(root, exp_id, run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        parent = _start_parent(tracker, context, spec, extra)
-        outcome["mlflow_run_id"] = parent or ""
+        parent = _start_parent(journal, context, spec, extra)
         if limit is not None:
-            summary = _run_watched(root, spec, extra, parent, limit, log, outcome)
+            summary = _run_watched(root, spec, extra, journal, limit, log, outcome)
         else:
             with _log_to(log):
-                summary = execute.run_one(root, spec, tracker, extra, _child_tags(context, parent), on_step=_step_logger(context))
+                summary = execute.run_one(root, spec, journal, extra, _child_tags(context, parent), on_step=_step_logger(context))
             outcome["max_rss_mb"] = round(memory.peak_rss_mb_self(), 1)
         outcome.update(status=SUCCESS, note="")
     except BaseException as exc:
@@ -96,10 +105,16 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
         raise
     finally:
         outcome.update(end=time.strftime("%Y-%m-%dT%H:%M:%S"), duration_s=round(time.perf_counter() - started, 3))
-        write_json(outcome_path(root, exp_id, run_id), outcome)
-        if tracker and parent:
-            scores = _best_scores(summary) if outcome.get("status") == SUCCESS else {}
-            tracker.end_parent(parent, "FINISHED" if outcome.get("status") == SUCCESS else "FAILED", scores, {"status": outcome["status"]})
+        try:
+            if journal and parent:
+                scores = _best_scores(summary) if outcome.get("status") == SUCCESS else {}
+                journal.end_parent(
+                    parent, "FINISHED" if outcome.get("status") == SUCCESS else "FAILED", scores, {"status": outcome["status"]}
+                )
+                if tags.get(MLFLOW) != DEFERRED:
+                    outcome["mlflow_run_id"] = log_journal(root, exp_id, run_id, mlflow.tracking_uri or None) or ""
+        finally:
+            write_json(outcome_path(root, exp_id, run_id), outcome)
     return dg.MaterializeResult(
         metadata={
             "exp_id": exp_id,
@@ -109,7 +124,7 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
             "run_dir": dg.MetadataValue.path(str(run_dir(root, exp_id, run_id).relative_to(root))),
             "duration_s": outcome["duration_s"],
             "max_rss_mb": outcome.get("max_rss_mb", 0.0),
-            **({"mlflow_run_id": parent} if parent else {}),
+            **({"mlflow_run_id": outcome["mlflow_run_id"]} if outcome["mlflow_run_id"] else {}),
             **{
                 f"{m['model_id']}@{m['eval_dataset_id']}.macro_f1": float(m["metrics"]["macro_f1"])
                 for m in summary["models"]
@@ -119,7 +134,18 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     )
 
 
-def _start_parent(tracker: Tracker | None, context, spec, extra: list[str]) -> str | None:
+def log_journal(root: Path, exp_id: str, run_id: str, uri: str | None = None, unfinished: str = "FAILED") -> str | None:
+    """The run's MLflow journal logged (then renamed *.logged: logged once); the parent run's MLflow
+    id, None when there is no journal left to log."""
+    path = journal_path(root, exp_id, run_id)
+    if not path.is_file():
+        return None
+    parent = replay(path, Tracker(root, uri, experiment=exp_id), unfinished)
+    path.replace(path.with_suffix(".logged.jsonl"))
+    return parent
+
+
+def _start_parent(tracker: Journal | None, context, spec, extra: list[str]) -> str | None:
     if tracker is None:
         return None
     tags = {
@@ -146,10 +172,10 @@ def _child_tags(context, parent: str | None) -> dict[str, str]:
     return {"dagster_run_id": context.run_id, **({"mlflow.parentRunId": parent} if parent else {})}
 
 
-def _run_watched(root: Path, spec, extra: list[str], parent: str | None, limit: float, log: Path, outcome: dict) -> dict[str, Any]:
+def _run_watched(root: Path, spec, extra: list[str], journal: Journal | None, limit: float, log: Path, outcome: dict) -> dict[str, Any]:
     """The run in a child process whose tree RSS is watched: over `limit` MB it is stopped (oom)."""
     cmd = [sys.executable, "-m", "pepm_assets.core.sweep.run_single", "--root", str(root), "--exp-id", spec.exp_id, "--run-id", spec.run_id]
-    cmd += [f"--extra-override={o}" for o in extra] + ([f"--parent-run-id={parent}"] if parent else [])
+    cmd += [f"--extra-override={o}" for o in extra] + ([f"--journal={journal.path}"] if journal else ["--no-mlflow"])
     result = memory.run_watched(cmd, limit, log, cwd=str(root))
     outcome["max_rss_mb"] = round(result.peak_mb, 1)
     if result.oom:

@@ -59,9 +59,8 @@ from ..core.sweep.spec import (
     partition_key,
     run_dir,
 )
-from ..core.tracking import Tracker
 from . import dagster_internals as internals
-from .sweep import ATTEMPT, AXIS, CLASS, EXP, EXTRA, HARD_LIMIT, PARTITIONS, RUN, SWEEP_JOB, outcome_path
+from .sweep import ATTEMPT, AXIS, CLASS, DEFERRED, EXP, EXTRA, HARD_LIMIT, MLFLOW, PARTITIONS, RUN, SWEEP_JOB, log_journal, outcome_path
 
 MAX_BACKOFFS = 3
 DAEMON_RECORD = "pepm-sweep-daemon.json"
@@ -118,6 +117,7 @@ def run_sweep(
     instance = get_instance(root)
     recover(instance, root)  # runs of this sweep whose worker died: FAILED, so they run again
     ledger = Ledger.load(exp_root / "runs.tsv")
+    _log_pending(root, instance, cfg.exp_id, ledger)  # journals an interrupted pepm sweep left unlogged
     report.kept = session.kept(plan, ledger) if resume else []
     ledger.plan(plan, set(report.kept))
     adopted = _adopt(instance, cfg.exp_id, plan, ledger, daemon_alive=bool(_live_daemon(instance, _home()))) if resume else {}
@@ -133,7 +133,6 @@ def run_sweep(
     daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext("")
     with daemon as report.daemon:
         if todo:
-            Tracker(root, experiment=cfg.exp_id).prepare()
             instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
             with _submitter(instance, root) as submit:
                 follower.submit = lambda spec, extra, attempt: submit(_tags(cfg, spec, extra, attempt))
@@ -143,6 +142,7 @@ def run_sweep(
                 follower.wait(poll_seconds)
         elif adopted:
             follower.wait(poll_seconds)
+    _log_pending(root, instance, cfg.exp_id, ledger)
     report.ledger = ledger
     report.hooks = session.finish(sweep, root)
     report.seconds = time.perf_counter() - started
@@ -156,6 +156,7 @@ def _tags(cfg, spec: RunSpec, extra: list[str], attempt: int) -> dict[str, str]:
         RUN: spec.run_id,
         ATTEMPT: str(attempt),
         CLASS: spec.resource_class,
+        MLFLOW: DEFERRED,
         **({EXTRA: json.dumps(extra)} if extra else {}),
         **({HARD_LIMIT: str(cfg.safety.hard_limit_mb)} if cfg.safety.enable_hard_ram_limit else {}),
         **{f"{AXIS}{k}": v for k, v in spec.axis_values.items()},
@@ -183,6 +184,21 @@ def _adopt(instance: dg.DagsterInstance, exp_id: str, plan: list[RunSpec], ledge
             adopted[run_id] = run.run_id
             ledger.update(run_id, status=_STATUS[run.status], dagster_run_id=run.run_id, attempt=run.tags.get(ATTEMPT, "1"))
     return adopted
+
+
+def _log_pending(root: Path, instance: dg.DagsterInstance, exp_id: str, ledger: Ledger) -> None:
+    """MLflow journals of finished Dagster runs not logged yet (a run withdrawn while it ran, or a
+    pepm sweep stopped before it logged one): logged now; a parent never ended ends KILLED."""
+    changed = False
+    for run_id, row in ledger.rows.items():
+        run = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
+        if run is None or not run.is_finished:
+            continue
+        parent = log_journal(root, exp_id, run_id, unfinished="KILLED")
+        if parent and not row["mlflow_run_id"]:
+            changed |= ledger.update(run_id, mlflow_run_id=parent)
+    if changed:
+        ledger.save()
 
 
 def _cancel_unfinished(instance: dg.DagsterInstance, exp_id: str) -> None:
@@ -253,6 +269,8 @@ class _Follower:
         outcome = _read_outcome(self.root, spec, run.run_id)
         if status == FAILED and outcome.get("status") == OOM:
             status = OOM
+        if run.tags.get(MLFLOW) == DEFERRED:  # this process is the sweep's MLflow writer
+            outcome["mlflow_run_id"] = log_journal(self.root, spec.exp_id, spec.run_id) or outcome.get("mlflow_run_id", "")
         fields = {
             "status": status,
             "start": outcome.get("start", ""),

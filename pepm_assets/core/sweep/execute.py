@@ -7,7 +7,8 @@ never write to the same file, nor to the user's own data/, models/ or reports/. 
 shared is read from the project: the parsed corpora (parsed once for the whole sweep, by
 `pepm sweep`, before any run) and the configs. MLflow: one parent run per planned run, in the
 experiment named after exp_id, with each training and evaluation as a nested run (the model of
-dagster-mlflow, whose package pins pandas<3: see docs/sweeps.md).
+dagster-mlflow, whose package pins pandas<3: see README, Experiment sweeps); `tracker` is a Journal when the
+logging is left to `pepm sweep`.
 
 The run's parameters are resolved again here from its overrides, and must hash as in plan.tsv:
 configs edited since the plan fail the run ("re-plan") rather than silently run something else.
@@ -25,7 +26,7 @@ from .. import stages, training
 from ..atomic import write_json
 from ..config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..paths import ProjectPaths
-from ..tracking import Tracker
+from ..tracking import Journal, Tracker
 from .plan import run_hash
 from .spec import RunSpec, run_dir
 
@@ -62,7 +63,7 @@ def resolve_run(root: Path, spec: RunSpec, extra_overrides: list[str] | None = N
 def run_one(
     root: Path,
     spec: RunSpec,
-    tracker: Tracker | None = None,
+    tracker: Tracker | Journal | None = None,
     extra_overrides: list[str] | None = None,
     tags: dict[str, str] | None = None,
     on_step=None,
@@ -108,7 +109,14 @@ def run_one(
 
 
 def _train_and_score(
-    root: Path, out: Path, spec: RunSpec, params: ResolvedParams, eval_params, model_id: str, tracker: Tracker | None, tags: dict[str, str]
+    root: Path,
+    out: Path,
+    spec: RunSpec,
+    params: ResolvedParams,
+    eval_params,
+    model_id: str,
+    tracker: Tracker | Journal | None,
+    tags: dict[str, str],
 ) -> list[dict[str, Any]]:
     """One model: fitted, then scored on its job set (and on eval_dataset_id's), each logged as a
     nested MLflow run; its summary entries (one per evaluation)."""

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..tracking import Tracker
+from ..tracking import Journal, Tracker
 from .execute import run_one
 from .plan import read_plan
 from .spec import exp_dir
@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exp-id", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--extra-override", action="append", default=[], help="key=value after the planned ones (a backoff's caps)")
-    parser.add_argument("--parent-run-id", default="", help="MLflow run to nest the trainings and evaluations under")
+    parser.add_argument(
+        "--journal", default="", help="record the MLflow logging in this journal (core/tracking.Journal), nested under its parent"
+    )
     parser.add_argument("--no-mlflow", action="store_true")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
@@ -29,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_id not in plan:
         print(f"run_single: {args.run_id} is not in superior/{args.exp_id}/plan.tsv", file=sys.stderr)
         return 2
-    tracker = None if args.no_mlflow else Tracker(root, experiment=args.exp_id)
-    tags = {"mlflow.parentRunId": args.parent_run_id} if args.parent_run_id else {}
+    tracker = None if args.no_mlflow else Journal(Path(args.journal)) if args.journal else Tracker(root, experiment=args.exp_id)
+    tags = {"mlflow.parentRunId": Journal.PARENT} if args.journal else {}
     summary = run_one(root, plan[args.run_id], tracker, args.extra_override, tags, on_step=lambda s: print(f"pepm: {s}", flush=True))
     print(f"pepm: {args.run_id} done in {summary['duration_s']} s", flush=True)
     return 0
