@@ -48,7 +48,9 @@ def _runs(uri: str, experiment: str) -> list:
 
 def _shape(run, parent_id: str) -> tuple:
     """A run as a reader of MLflow sees it, ids aside (the parent's id replaced by 'PARENT')."""
-    tags = {k: ("PARENT" if v == parent_id else v) for k, v in run.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.parentRunId"}
+    tags = {
+        k: ("PARENT" if v == parent_id else v) for k, v in run.data.tags.items() if not k.startswith("mlflow.") or k == "mlflow.parentRunId"
+    }
     return run.info.run_name, run.info.status, tags, run.data.params, run.data.metrics
 
 
