@@ -103,3 +103,26 @@ def test_a_fresh_journal_forgets_an_older_attempt(tmp_path: Path) -> None:
     replay(path, Tracker(tmp_path, uri, experiment="exp"))
     runs = _runs(uri, "exp")
     assert [r.data.tags.get("attempt") for r in runs] == ["2"] and runs[0].info.status == "FAILED"
+
+
+def test_confusions_left_to_the_sweep_are_drawn_once_each(tmp_path: Path) -> None:
+    """A sweep run's evaluation writes no PNG (plots=False); draw_confusions draws one beside every
+    metrics.json with a matrix (a separate-mode model's per-corpus reports included), titled as
+    the step would have, and never redraws one that exists."""
+    import json
+
+    from pepm_assets.core.training import draw_confusions
+
+    scores = {"labels": ["left", "right"], "confusion_matrix": [[5, 1], [2, 4]], "title": "m · trained on d"}
+    report = tmp_path / "reports" / "d" / "v" / "sklearn" / "m" / "on_d"
+    for folder in (report, report / "by_corpus" / "c1"):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(scores), encoding="utf-8")
+    (tmp_path / "reports" / "cluster").mkdir()
+    (tmp_path / "reports" / "cluster" / "metrics.json").write_text('{"ari": 0.1}', encoding="utf-8")  # no matrix: no PNG
+
+    drawn = draw_confusions(tmp_path / "reports")
+
+    assert sorted(p.parent for p in drawn) == sorted([report, report / "by_corpus" / "c1"])
+    assert all(p.name == "confusion_matrix.png" and p.read_bytes()[:4] == b"\x89PNG" for p in drawn)
+    assert draw_confusions(tmp_path / "reports") == []

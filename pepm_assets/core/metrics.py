@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-
 
 def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k x k confusion matrix, gold codes, predicted codes with k = outside the label set)."""
@@ -140,15 +138,13 @@ def cluster_metrics(y_true: list[str], clusters: list[str], embedding: Any = Non
 
 
 def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plotting import figure, save_png
 
     arr = np.asarray(cm, dtype=float)
     norm = arr / np.maximum(arr.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 0.9 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    fig = figure(size + 1.5, size, layout=None)
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -168,7 +164,4 @@ def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: 
             )
     # no colour bar: every cell prints its share, and the bar was 40% of the drawing time
     fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return target
+    return save_png(fig, target)

@@ -30,6 +30,7 @@ from .paths import ProjectPaths
 from .prepare import effective_compare_by, read_tsv, write_tsv
 
 TOP_TERMS = 25
+CONFUSION_PNG = "confusion_matrix.png"
 BY_CORPUS = "by_corpus"  # merge_mode separate: one model (and one report) per corpus, in this subfolder
 COMPARISON = "comparison_by_corpus"  # merge_mode separate: the per-corpus table of an evaluation (.md, .tsv)
 
@@ -175,10 +176,18 @@ def _fit_by_corpus(
 
 
 def evaluate_model(
-    params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path, eval_params: ResolvedParams | None = None, n_boot: int = 1000
+    params: ResolvedParams,
+    model_id: str,
+    spec: ModelSpec,
+    root: Path,
+    eval_params: ResolvedParams | None = None,
+    n_boot: int = 1000,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset).
-    A separate-mode model scores each document with the model of the document's corpus."""
+    A separate-mode model scores each document with the model of the document's corpus.
+    `plots=False` leaves the confusion-matrix PNGs to `draw_confusions` (a sweep run: `pepm sweep`
+    draws them, matplotlib loaded once per sweep rather than once per run)."""
     paths = ProjectPaths(root)
     eval_params = eval_params or params
     if eval_params.view != params.view:
@@ -200,6 +209,8 @@ def evaluate_model(
         scores, summary, by_corpus = _write_reports(
             tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, confidence, validation
         )
+        if plots:
+            draw_confusions(tmp)
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
             **({"validation": validation} if validation is not None else {}),
@@ -301,8 +312,8 @@ def _write_report(
     if family.supervised:
         scores = metrics.classification_metrics(gold, pred, labels)
         scores["ci95"] = metrics.bootstrap_intervals(gold, pred, labels, seed=seed, n_boot=n_boot)
+        scores["title"] = title  # what draw_confusions titles the PNG with
         write_text(out_dir / "classification_report.txt", _report_text(scores, title))
-        metrics.plot_confusion(scores["confusion_matrix"], labels, out_dir / "confusion_matrix.png", title)
         terms = family.top_terms(model, TOP_TERMS) if model is not None else None
         if terms:
             write_json(out_dir / "top_terms.json", terms)
@@ -317,6 +328,20 @@ def _write_report(
         scores["validation"] = validation
     write_json(out_dir / "metrics.json", scores)
     return scores
+
+
+def draw_confusions(report_dir: Path) -> list[Path]:
+    """confusion_matrix.png beside each metrics.json under `report_dir` that has a confusion matrix
+    and no PNG yet (the whole job set's, and each corpus's of a separate-mode model)."""
+    drawn = []
+    for path in sorted(Path(report_dir).rglob("metrics.json")):
+        png = path.with_name(CONFUSION_PNG)
+        if png.exists():
+            continue
+        scores = _read_json(path)
+        if "confusion_matrix" in scores:
+            drawn.append(metrics.plot_confusion(scores["confusion_matrix"], scores["labels"], png, scores.get("title", "")))
+    return drawn
 
 
 def _eval_facts(

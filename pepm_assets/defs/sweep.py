@@ -23,7 +23,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..core import settings
+from ..core import settings, training
 from ..core.atomic import write_json
 from ..core.sweep import execute, memory
 from ..core.sweep.plan import read_plan
@@ -111,8 +111,8 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
                 journal.end_parent(
                     parent, "FINISHED" if outcome.get("status") == SUCCESS else "FAILED", scores, {"status": outcome["status"]}
                 )
-                if tags.get(MLFLOW) != DEFERRED:
-                    outcome["mlflow_run_id"] = log_journal(root, exp_id, run_id, mlflow.tracking_uri or None) or ""
+            if tags.get(MLFLOW) != DEFERRED:
+                outcome["mlflow_run_id"] = deferred_outputs(root, exp_id, run_id, mlflow.tracking_uri or None) or ""
         finally:
             write_json(outcome_path(root, exp_id, run_id), outcome)
     return dg.MaterializeResult(
@@ -134,9 +134,13 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     )
 
 
-def log_journal(root: Path, exp_id: str, run_id: str, uri: str | None = None, unfinished: str = "FAILED") -> str | None:
-    """The run's MLflow journal logged (then renamed *.logged: logged once); the parent run's MLflow
-    id, None when there is no journal left to log."""
+def deferred_outputs(root: Path, exp_id: str, run_id: str, uri: str | None = None, unfinished: str = "FAILED") -> str | None:
+    """What a run's step leaves to the process that follows it: the confusion-matrix PNGs of its
+    reports, then its MLflow journal logged (and renamed *.logged: logged once, PNGs included in
+    the artifacts). The parent run's MLflow id; None when there is no journal left to log."""
+    reports = run_dir(root, exp_id, run_id) / "reports"
+    if reports.is_dir():
+        training.draw_confusions(reports)
     path = journal_path(root, exp_id, run_id)
     if not path.is_file():
         return None

@@ -60,7 +60,22 @@ from ..core.sweep.spec import (
     run_dir,
 )
 from . import dagster_internals as internals
-from .sweep import ATTEMPT, AXIS, CLASS, DEFERRED, EXP, EXTRA, HARD_LIMIT, MLFLOW, PARTITIONS, RUN, SWEEP_JOB, log_journal, outcome_path
+from .sweep import (
+    ATTEMPT,
+    AXIS,
+    CLASS,
+    DEFERRED,
+    EXP,
+    EXTRA,
+    HARD_LIMIT,
+    MLFLOW,
+    PARTITIONS,
+    RUN,
+    SWEEP_JOB,
+    deferred_outputs,
+    journal_path,
+    outcome_path,
+)
 
 MAX_BACKOFFS = 3
 DAEMON_RECORD = "pepm-sweep-daemon.json"
@@ -187,14 +202,17 @@ def _adopt(instance: dg.DagsterInstance, exp_id: str, plan: list[RunSpec], ledge
 
 
 def _log_pending(root: Path, instance: dg.DagsterInstance, exp_id: str, ledger: Ledger) -> None:
-    """MLflow journals of finished Dagster runs not logged yet (a run withdrawn while it ran, or a
-    pepm sweep stopped before it logged one): logged now; a parent never ended ends KILLED."""
+    """The deferred outputs (sweep.deferred_outputs) of finished Dagster runs whose MLflow journal
+    is not logged yet (a run withdrawn while it ran, or a pepm sweep stopped before it logged one):
+    done now; a parent never ended ends KILLED."""
     changed = False
     for run_id, row in ledger.rows.items():
+        if not journal_path(root, exp_id, run_id).is_file():
+            continue
         run = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
         if run is None or not run.is_finished:
             continue
-        parent = log_journal(root, exp_id, run_id, unfinished="KILLED")
+        parent = deferred_outputs(root, exp_id, run_id, unfinished="KILLED")
         if parent and not row["mlflow_run_id"]:
             changed |= ledger.update(run_id, mlflow_run_id=parent)
     if changed:
@@ -270,7 +288,7 @@ class _Follower:
         if status == FAILED and outcome.get("status") == OOM:
             status = OOM
         if run.tags.get(MLFLOW) == DEFERRED:  # this process is the sweep's MLflow writer
-            outcome["mlflow_run_id"] = log_journal(self.root, spec.exp_id, spec.run_id) or outcome.get("mlflow_run_id", "")
+            outcome["mlflow_run_id"] = deferred_outputs(self.root, spec.exp_id, spec.run_id) or outcome.get("mlflow_run_id", "")
         fields = {
             "status": status,
             "start": outcome.get("start", ""),

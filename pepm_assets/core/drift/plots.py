@@ -1,6 +1,6 @@
 """PNG histograms beside each drift report: one column, reference vs current, as shares (so that
-sides of different sizes compare), with the test's verdict in the title. Matplotlib's object API
-(Figure + Agg canvas): no pyplot, no global backend switch, nothing left open."""
+sides of different sizes compare), with the test's verdict in the title. Drawn with core/plotting
+(matplotlib's object API, no pyplot)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..plotting import figure, save_png
 
 REFERENCE_COLOR, CURRENT_COLOR = "#4c72b0", "#dd8452"
 MAX_CATEGORIES = 20
-
-
-def _figure(width: float = 8.0, height: float = 4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, target: Path) -> Path:
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return target
 
 
 def categorical_png(reference: pd.Series, current: pd.Series, target: Path, title: str, names: tuple[str, str], verdict: str) -> Path:
@@ -40,7 +25,7 @@ def categorical_png(reference: pd.Series, current: pd.Series, target: Path, titl
         cur = pd.concat([cur.reindex(keep, fill_value=0), pd.Series({"(other)": cur.reindex(rest, fill_value=0).sum()})])
         order = [*keep, "(other)"]
     ref, cur = ref.reindex(order, fill_value=0), cur.reindex(order, fill_value=0)
-    fig = _figure(max(6.0, 0.55 * len(order) + 3), 4.5)
+    fig = figure(max(6.0, 0.55 * len(order) + 3), 4.5)
     ax = fig.add_subplot()
     x = np.arange(len(order))
     ax.bar(x - 0.2, ref.values, 0.4, label=f"{names[0]} (n={len(reference)})", color=REFERENCE_COLOR)
@@ -50,7 +35,7 @@ def categorical_png(reference: pd.Series, current: pd.Series, target: Path, titl
     ax.set_title(f"{title}\n{verdict}", fontsize=10)
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, target)
+    return save_png(fig, target)
 
 
 def numerical_png(reference: pd.Series, current: pd.Series, target: Path, title: str, names: tuple[str, str], verdict: str) -> Path:
@@ -65,7 +50,7 @@ def numerical_png(reference: pd.Series, current: pd.Series, target: Path, title:
     if np.all(both == np.round(both)) and hi - lo >= 1:  # counts: edges between integers (no empty bins)
         bins = np.unique(np.ceil(bins)) - 0.5
         bins = np.append(bins, bins[-1] + 1) if len(bins) < 2 else bins
-    fig = _figure()
+    fig = figure(8.0, 4.5)
     ax = fig.add_subplot()
     for values, name, color in ((ref, names[0], REFERENCE_COLOR), (cur, names[1], CURRENT_COLOR)):
         if not len(values):
@@ -88,4 +73,4 @@ def numerical_png(reference: pd.Series, current: pd.Series, target: Path, title:
     ax.set_title(f"{title}\n{verdict}", fontsize=10)
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
-    return _save(fig, target)
+    return save_png(fig, target)

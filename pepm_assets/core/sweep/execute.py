@@ -8,7 +8,8 @@ shared is read from the project: the parsed corpora (parsed once for the whole s
 `pepm sweep`, before any run) and the configs. MLflow: one parent run per planned run, in the
 experiment named after exp_id, with each training and evaluation as a nested run (the model of
 dagster-mlflow, whose package pins pandas<3: see README, Experiment sweeps); `tracker` is a Journal when the
-logging is left to `pepm sweep`.
+logging is left to `pepm sweep`. The confusion-matrix PNGs are left to the caller too
+(training.draw_confusions: `pepm sweep` draws them with matplotlib loaded once, not once per run).
 
 The run's parameters are resolved again here from its overrides, and must hash as in plan.tsv:
 configs edited since the plan fail the run ("re-plan") rather than silently run something else.
@@ -132,7 +133,7 @@ def _train_and_score(
         return [_entry(model_id, model_spec.family, params.dataset_id, meta, None, root)]
     entries = []
     for target in (None, *([eval_params] if eval_params else [])):
-        result = training.evaluate_model(params, model_id, model_spec, out, eval_params=target)
+        result = training.evaluate_model(params, model_id, model_spec, out, eval_params=target, plots=False)  # drawn by pepm sweep
         if tracker:
             eval_tags = {**model_tags, "eval_dataset": result["eval_dataset_id"]}
             tracker.log_evaluation(result, result["metrics"], result["report_dir"], eval_tags)

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from ..tracking import Journal, Tracker
+from ..training import draw_confusions
 from .execute import run_one
 from .plan import read_plan
-from .spec import exp_dir
+from .spec import exp_dir, run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     tracker = None if args.no_mlflow else Journal(Path(args.journal)) if args.journal else Tracker(root, experiment=args.exp_id)
     tags = {"mlflow.parentRunId": Journal.PARENT} if args.journal else {}
     summary = run_one(root, plan[args.run_id], tracker, args.extra_override, tags, on_step=lambda s: print(f"pepm: {s}", flush=True))
+    if not args.journal:  # a run by hand: its PNGs now (under the sweep_run asset, its caller draws them)
+        draw_confusions(run_dir(root, args.exp_id, args.run_id) / "reports")
     print(f"pepm: {args.run_id} done in {summary['duration_s']} s", flush=True)
     return 0
 
