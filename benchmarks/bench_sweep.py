@@ -289,6 +289,8 @@ class Phases:
             (recovery, "recover", self.call, "recover"),
             (sweeper, "_parse_corpora", self.call, "corpora (fresh: checked)"),
             (sweeper, "_queue_daemon", self.context, "daemon"),
+            (getattr(sweeper, "_Daemon", None), "ready", self.call, "daemon: wait for its first heartbeat (runs submitted)"),
+            (sweeper, "_log_pending", self.call, "deferred outputs left (PNGs, MLflow journals)"),
             (sweeper, "_submitter", self.context, "submitter workspace"),
             (getattr(sweeper, "_Follower", None), "launch", self.call, "submit runs"),
             (getattr(sweeper, "_Follower", None), "wait", self.call, "follow the runs"),
@@ -559,8 +561,9 @@ def print_sweep_breakdown(sweeps: list[dict]) -> None:
     row("other pepm / Dagster processes at start", [str(len(s.get("foreign", []))) for s in sweeps])
     console.print(table)
     console.print(
-        "Phases: sweeper's helpers timed in this process. 'daemon (enter)': the dagster-daemon started for the sweep, up to its "
-        "first run-queue heartbeat; '(exit)': its stop (SIGINT, wait). 'submitter workspace (enter)': the workspace the sweep "
+        "Phases: sweeper's helpers timed in this process. 'daemon (enter)': the queue daemon started for the sweep (its process "
+        "start); 'daemon: wait for its first heartbeat': once the runs are submitted, until it serves the queue; '(exit)': its "
+        "stop (SIGINT, then a wait that the hooks overlap). 'submitter workspace (enter)': the workspace the sweep "
         "submits through. 'follow the runs': from the first submission's return to the last run final (the runs' own time). "
         "Per-run spans from Dagster's event log; 'worker start-up' is the run worker's process start and its imports "
         "(pepm_assets.definitions), before Dagster's RUN_START."

@@ -131,10 +131,9 @@ def test_resume_after_sigkill_runs_each_planned_run_exactly_once(sweep_project) 
             if statuses.count("success") >= 1 and running and journal.is_file() and journal.stat().st_size:
                 break  # a run is inside its step: its MLflow parent is in its journal
             assert proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.3)
+            time.sleep(0.05)
         else:
             pytest.fail(f"no run succeeded with another inside its step within 240 s: {statuses}")
-        time.sleep(0.5)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its daemon, the code server and the run workers
         proc.wait()
@@ -188,6 +187,27 @@ def test_a_finished_sweep_resumed_runs_nothing(sweep_project) -> None:
     assert out.returncode == 0, out.stderr
     assert "nothing to run" in out.stdout and "(unchanged)" in out.stdout  # no instance opened, hooks not redone
     assert report.stat().st_mtime_ns == written
+
+
+def test_a_run_that_succeeded_while_no_sweep_watched_is_kept_by_resume(sweep_project) -> None:
+    """pepm sweep killed after its run's worker finished but before it read the end: runs.tsv still
+    says `running`; the resume reads Dagster's SUCCESS and the outcome, and does not run it again."""
+    root, _env = sweep_project
+    path = _experiment(root, "unwatched", "run: {repeats: 1, base_seed: 4}\n")
+    first = _sweep(root, path)
+    ledger = root / "superior" / "unwatched" / "runs.tsv"
+    rows = _runs(root, "unwatched")
+    rows[0].update(status="running", end="", duration_s="", metrics_path="", mlflow_run_id="")
+    with ledger.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    second = _sweep(root, path, resume=True)
+
+    assert second.submitted == [] and second.kept == ["run_0001"]
+    row = _runs(root, "unwatched")[0]
+    assert row["status"] == "success" and row["metrics_path"] and row["dagster_run_id"] == first.ledger.rows["run_0001"]["dagster_run_id"]
 
 
 OOM_AXES = """

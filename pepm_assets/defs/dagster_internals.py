@@ -22,6 +22,11 @@ What each is for:
   as `dagster job launch` loads it (`get_workspace_from_cli_opts` and the code-location lookups),
   the run created with its remote origin as that command does (`_create_run`), then
   `instance.submit_run` hands it to the run coordinator.
+- the sweep's daemon (defs/sweep_daemon.py): `dagster-daemon run` starts every daemon the
+  instance requires (sensors, schedules, backfills, monitoring, ...), with no option to pick; a
+  sweep needs the run queue's alone, so its daemon is Dagster's controller
+  (`daemon_controller_from_instance`) given one daemon (`create_daemon_of_type`), run as the CLI
+  runs it (`capture_interrupts`, a `WorkspaceFileTarget`).
 - the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
   storage classes, subclassed to keep one engine and one connection per database file where
   Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
@@ -56,7 +61,10 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+from dagster._daemon.controller import create_daemon_of_type, daemon_controller_from_instance
 from dagster._time import get_current_datetime
+from dagster._utils.interrupts import capture_interrupts
 
 DAGSTER_CHECKED = "1.13.27"
 
@@ -74,10 +82,14 @@ __all__ = [
     "SqliteScheduleStorage",
     "StaleStatus",
     "TemporalContext",
+    "WorkspaceFileTarget",
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
+    "capture_interrupts",
+    "create_daemon_of_type",
     "create_remote_run",
+    "daemon_controller_from_instance",
     "extract_data_version_from_entry",
     "get_code_location_from_workspace",
     "get_current_datetime",

@@ -133,6 +133,9 @@ def run_sweep(
     recover(instance, root)  # runs of this sweep whose worker died: FAILED, so they run again
     ledger = Ledger.load(exp_root / "runs.tsv")
     _log_pending(root, instance, cfg.exp_id, ledger)  # journals an interrupted pepm sweep left unlogged
+    follower = _Follower(root, cfg, plan, ledger, instance, on_change)
+    if resume:
+        follower.settle()
     report.kept = session.kept(plan, ledger) if resume else []
     ledger.plan(plan, set(report.kept))
     adopted = _adopt(instance, cfg.exp_id, plan, ledger, daemon_alive=bool(_live_daemon(instance, _home()))) if resume else {}
@@ -144,9 +147,9 @@ def run_sweep(
         _parse_corpora(root, instance, todo)
     classes = sorted({s.resource_class for s in plan})
     limits, report.warnings = queue_limits(cfg.scheduler, classes), queue_warnings(cfg.scheduler, classes)
-    follower = _Follower(root, cfg, plan, ledger, instance, on_change)
-    daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext("")
-    with daemon as report.daemon:
+    daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext(_Daemon(""))
+    with daemon as queue:
+        report.daemon = queue.description
         if todo:
             instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
             with _submitter(instance, root) as submit:
@@ -154,12 +157,15 @@ def run_sweep(
                 for spec in todo:
                     follower.launch(spec, [])
                 report.submitted = [s.run_id for s in todo]
+                queue.ready()  # the daemon started while the runs were submitted
                 follower.wait(poll_seconds)
         elif adopted:
+            queue.ready()
             follower.wait(poll_seconds)
-    _log_pending(root, instance, cfg.exp_id, ledger)
-    report.ledger = ledger
-    report.hooks = session.finish(sweep, root)
+        queue.stop()  # its shutdown overlaps what follows
+        _log_pending(root, instance, cfg.exp_id, ledger)
+        report.ledger = ledger
+        report.hooks = session.finish(sweep, root)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -258,6 +264,16 @@ class _Follower:
         self.ledger.update(spec.run_id, status=QUEUED, attempt=attempt, dagster_run_id=dagster_run_id, start="", end="", note="")
         self.ledger.save()
         self.on_change(self.ledger)
+
+    def settle(self) -> None:
+        """Rows that a stopped (killed) pepm sweep left queued or running, whose Dagster run has
+        succeeded since: recorded from their outcome now, so that a resume keeps them."""
+        for run_id, row in list(self.ledger.rows.items()):
+            if row["status"] in (QUEUED, RUNNING) and row["dagster_run_id"] and run_id in self.plan:
+                run = self.instance.get_run_by_id(row["dagster_run_id"])
+                if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
+                    self._finished(self.plan[run_id], run, SUCCESS)
+        self.ledger.save()
 
     def wait(self, poll_seconds: float) -> None:
         while any(r["status"] not in FINAL for r in self.ledger.rows.values()):
@@ -409,7 +425,7 @@ def _submitter(instance: dg.DagsterInstance, root: Path) -> Iterator[Callable[[d
 def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
     """The project's dagster.yaml for a daemon with the sweep's run queue: the same storage
     (DAGSTER_HOME references made explicit), compute logs and artifacts in the project's instance
-    folder, and `run_queue` = the sweep's limits (dequeued every second)."""
+    folder, and `run_queue` = the sweep's limits (dequeued every second, launched in parallel)."""
     source = root / "dagster.yaml"
     config = yaml.safe_load(source.read_text(encoding="utf-8")) if source.is_file() else {}
     config = _explicit_home(config or {}, str(home))
@@ -426,7 +442,13 @@ def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
         "local_artifact_storage",
         {"module": "dagster._core.storage.root", "class": "LocalArtifactStorage", "config": {"base_dir": str(home)}},
     )
-    queue = {**limits, "dequeue_interval_seconds": 1}
+    # launched in threads: one launch at a time would start parallel runs a launch apart (~1.3 s each)
+    queue = {
+        **limits,
+        "dequeue_interval_seconds": 1,
+        "dequeue_use_threads": True,
+        "dequeue_num_workers": max(1, limits["max_concurrent_runs"]),
+    }
     if isinstance(config.get("run_coordinator"), dict):  # the long form (QueuedRunCoordinator named with its config)
         config["run_coordinator"]["config"] = {**(config["run_coordinator"].get("config") or {}), **queue}
     else:
@@ -498,37 +520,63 @@ def _home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])  # set by get_instance (defs/instance.py)
 
 
+class _Daemon:
+    """The daemon that dequeues the sweep's runs: `description` for the report; `ready()` waits for
+    the first heartbeat of one this sweep started (the runs are submitted meanwhile: the queue is in
+    the instance's storage); `stop()` sends SIGINT without waiting (its shutdown overlaps the hooks)."""
+
+    def __init__(self, description: str, proc: subprocess.Popen | None = None, ready: Callable[[], str] | None = None) -> None:
+        self.description, self.proc, self._ready = description, proc, ready
+
+    def ready(self) -> None:
+        if self._ready is not None:
+            self._ready, wait = None, self._ready
+            wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # SIGTERM can hang a Dagster daemon for a minute; SIGINT stops it cleanly
+
+
 @contextlib.contextmanager
-def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits: dict[str, Any]) -> Iterator[str]:
+def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits: dict[str, Any]) -> Iterator[_Daemon]:
     project_home = _home()
     live = _live_daemon(instance, project_home)
     if live:
-        yield f"{live}: its run_queue limits (dagster.yaml) apply"
+        yield _Daemon(f"{live}: its run_queue limits (dagster.yaml) apply")
         return
     home = exp_root / "dagster_instance"
     home.mkdir(parents=True, exist_ok=True)
     write_text(home / "dagster.yaml", instance_yaml(root, project_home, limits))
     log = exp_root / "logs" / "daemon.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    daemon = Path(sys.executable).with_name("dagster-daemon")
     started = time.time()
     with log.open("a", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [str(daemon), "run", "-w", str(root / "workspace.yaml"), "--log-level", "warning"],
+            [sys.executable, "-m", "pepm_assets.defs.sweep_daemon", "-w", str(root / "workspace.yaml"), "--log-level", "warning"],
             cwd=root,
             env={**os.environ, "DAGSTER_HOME": str(home)},
             stdout=out,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,  # noqa: PLW1509  (prctl only; no locks are taken)
         )
-    try:
+
+    def ready() -> str:
         daemon_id = _first_heartbeat(instance, proc, started, log)
         record = _record(project_home)
         current = {"pid": proc.pid, "daemon_id": daemon_id, "exp_id": exp_root.name, "home": str(home)}
         write_json(project_home / DAEMON_RECORD, {"ours": [*record["ours"][-50:], daemon_id], "current": current})
-        yield f"a daemon started for this sweep (pid {proc.pid}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})"
+        return daemon_id
+
+    daemon = _Daemon(
+        f"a daemon started for this sweep (pid {proc.pid}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})",
+        proc,
+        ready,
+    )
+    try:
+        yield daemon
     finally:
-        proc.send_signal(signal.SIGINT)  # SIGTERM can hang `dagster-daemon` for a minute; SIGINT stops it cleanly
+        daemon.stop()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
