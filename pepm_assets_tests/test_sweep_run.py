@@ -210,6 +210,35 @@ def test_a_run_that_succeeded_while_no_sweep_watched_is_kept_by_resume(sweep_pro
     assert row["status"] == "success" and row["metrics_path"] and row["dagster_run_id"] == first.ledger.rows["run_0001"]["dagster_run_id"]
 
 
+def test_an_mlflow_store_out_of_reach_loses_no_run_and_is_caught_up(sweep_project, monkeypatch) -> None:
+    """The sweep's MLflow store unusable while it runs (a path that cannot be created): the run
+    succeeds all the same, runs.tsv says MLflow is not logged yet and the journal stays; the next
+    `pepm sweep --resume` with the store back logs it once, nested, and clears the note."""
+    root, _env = sweep_project
+    path = _experiment(root, "no_store", "run: {repeats: 1, base_seed: 6}\n")
+    blocker = root / "not_a_folder"
+    blocker.write_text("a file where the store's folder should be", encoding="utf-8")
+    monkeypatch.setenv("PEPM_MLFLOW_URI", f"sqlite:///{blocker / 'mlflow.db'}")
+    first = _sweep(root, path)
+    row = _runs(root, "no_store")[0]
+    assert row["status"] == "success" and row["mlflow_run_id"] == "" and "MLflow not logged yet" in row["note"], row
+    journal = root / "superior" / "no_store" / "runs" / "run_0001" / "mlflow_journal.jsonl"
+    assert journal.is_file()
+
+    monkeypatch.delenv("PEPM_MLFLOW_URI")
+    second = _sweep(root, path, resume=True)
+
+    assert first.submitted == ["run_0001"] and second.submitted == []
+    row = _runs(root, "no_store")[0]
+    assert row["mlflow_run_id"] and row["note"] == "" and not journal.exists()
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    found = client.search_runs([client.get_experiment_by_name("no_store").experiment_id])
+    assert [r.info.run_id for r in found if "mlflow.parentRunId" not in r.data.tags] == [row["mlflow_run_id"]]
+    assert len(found) == 3 and all(r.info.status == "FINISHED" for r in found)
+
+
 OOM_AXES = """
 axes:
   - name: estimator

@@ -78,6 +78,7 @@ from .sweep import (
 )
 
 MAX_BACKOFFS = 3
+NOT_LOGGED = "MLflow not logged yet"  # a runs.tsv note, until a later pepm sweep logs the run's journal
 DAEMON_RECORD = "pepm-sweep-daemon.json"
 _STATUS = {
     dg.DagsterRunStatus.QUEUED: QUEUED,
@@ -218,11 +219,22 @@ def _log_pending(root: Path, instance: dg.DagsterInstance, exp_id: str, ledger: 
         run = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
         if run is None or not run.is_finished:
             continue
-        parent = deferred_outputs(root, exp_id, run_id, unfinished="KILLED")
+        parent, error = _deferred(root, exp_id, run_id, unfinished="KILLED")
         if parent and not row["mlflow_run_id"]:
-            changed |= ledger.update(run_id, mlflow_run_id=parent)
+            changed |= ledger.update(run_id, mlflow_run_id=parent, note=row["note"].partition(NOT_LOGGED)[0].rstrip("; "))
+        elif error and error not in row["note"]:
+            changed |= ledger.update(run_id, note="; ".join(filter(None, [row["note"], error])))
     if changed:
         ledger.save()
+
+
+def _deferred(root: Path, exp_id: str, run_id: str, unfinished: str = "FAILED") -> tuple[str | None, str]:
+    """sweep.deferred_outputs, and what went wrong: an MLflow store out of reach does not stop the
+    sweep nor change the run's result; its journal stays, logged by the next `pepm sweep`."""
+    try:
+        return deferred_outputs(root, exp_id, run_id, unfinished=unfinished), ""
+    except Exception as exc:  # noqa: BLE001  (whatever the store raises: the journal waits)
+        return None, f"{NOT_LOGGED} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
 
 
 def _cancel_unfinished(instance: dg.DagsterInstance, exp_id: str) -> None:
@@ -304,7 +316,10 @@ class _Follower:
         if status == FAILED and outcome.get("status") == OOM:
             status = OOM
         if run.tags.get(MLFLOW) == DEFERRED:  # this process is the sweep's MLflow writer
-            outcome["mlflow_run_id"] = deferred_outputs(self.root, spec.exp_id, spec.run_id) or outcome.get("mlflow_run_id", "")
+            parent, error = _deferred(self.root, spec.exp_id, spec.run_id)
+            outcome["mlflow_run_id"] = parent or outcome.get("mlflow_run_id", "")
+            if error:
+                outcome["note"] = "; ".join(filter(None, [outcome.get("note", ""), error]))
         fields = {
             "status": status,
             "start": outcome.get("start", ""),
