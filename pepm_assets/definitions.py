@@ -61,4 +61,9 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The project's definitions, built when Dagster loads the code location, not when this module
+    is imported: importing it (the CLI, the runner, the tests) reads no config, so a broken config
+    fails what reads it, never an import."""
+    return build_definitions()
