@@ -66,6 +66,10 @@ class LabelMap(Strict):
             for name, entry in table.items():
                 if entry.category not in known:
                     raise ValueError(f"{scope}.{name}.category: unknown category {entry.category!r}")
+        for corpus, table in self.actors.items():  # a typo here would otherwise become a class of its own
+            for name, entry in table.items():
+                if entry.category is not None and entry.category not in known:
+                    raise ValueError(f"actors.{corpus}.{name}.category: unknown category {entry.category!r} (known: {sorted(known)})")
         for name, view in self.views.items():
             if view.field not in ("category", "wing", "cluster") and not view.field.startswith("meta:"):
                 raise ValueError(f"views.{name}.field: expected category | wing | cluster | meta:<column>, got {view.field!r}")

@@ -14,8 +14,8 @@ def confusion(y_true: list[str], y_pred: list[str], labels: list[str]) -> tuple[
     """(k x k confusion matrix, gold codes, predicted codes with k = outside the label set)."""
     index = {label: i for i, label in enumerate(labels)}
     k = len(labels)
-    t = np.array([index[y] for y in y_true])
-    p = np.array([index.get(y, -1) for y in y_pred])
+    t = np.array([index[y] for y in y_true], dtype=np.int64)  # int even when empty (an empty job set)
+    p = np.array([index.get(y, -1) for y in y_pred], dtype=np.int64)
     ok = p >= 0  # a prediction outside the label set counts as wrong for its gold class (recall)
     cm = np.bincount(t[ok] * k + p[ok], minlength=k * k).reshape(k, k)
     return cm, t, np.where(ok, p, k)

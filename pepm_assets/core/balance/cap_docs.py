@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -12,7 +12,7 @@ from . import LABEL, REGISTRY, Strategy, StrategyParams, sample_per_class
 
 
 class CapDocsParams(StrategyParams):
-    max_docs: int | Literal["min"] = Field(2000)
+    max_docs: Annotated[int, Field(ge=1)] | Literal["min"] = Field(2000)  # 0 would empty every class
 
 
 @REGISTRY.register("cap_docs")

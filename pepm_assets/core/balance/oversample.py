@@ -5,7 +5,7 @@ Applied to train only, after the split: duplicated rows must never land in the j
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from . import LABEL, REGISTRY, Strategy, StrategyParams
 
 
 class OversampleParams(StrategyParams):
-    target: int | Literal["max"] = Field("max")
+    target: Annotated[int, Field(ge=1)] | Literal["max"] = Field("max")
 
 
 @REGISTRY.register("oversample")
@@ -24,6 +24,8 @@ class Oversample(Strategy):
     stage = "train"
 
     def resample(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        if df.empty:  # a degenerate split (every class on the job side): nothing to copy
+            return df
         counts = df[LABEL].value_counts()
         target = int(counts.max()) if self.params.target == "max" else int(self.params.target)
         parts = []
