@@ -28,6 +28,7 @@ _WORD_CHAR = re.compile("[^" + re.escape(PUNCTUATION) + "]")
 _PROLOG_BYTES = 65536
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
+_CHUNK_BYTES = 1 << 16  # what a streaming read feeds the parser at a time
 _PARSER_OPTIONS = dict(
     resolve_entities=False, load_dtd=False, dtd_validation=False, no_network=True, huge_tree=False, remove_comments=True, remove_pis=True
 )
@@ -94,20 +95,28 @@ def safe_iterparse(
 
 
 def _stream(path: Path, tags: list[str], prune: frozenset[str]) -> Iterator[etree._Element]:
-    context = etree.iterparse(str(path), events=("end",), tag=tags, **_PARSER_OPTIONS)
+    """A pull parser fed 64 KiB at a time (not iterparse, whose collect_ids=False is not honoured:
+    a duplicate xml:id that the whole read accepts would fail the file)."""
+    parser = etree.XMLPullParser(events=("end",), tag=tags, collect_ids=False, **_PARSER_OPTIONS)
     checked = False
     try:
-        for _, elem in context:
-            if not checked:
-                _refuse_doctype(path, elem)
-                checked = True
-            yield elem
-            if elem.tag in prune:
-                _prune_before(elem)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                parser.feed(chunk)
+                for _, elem in parser.read_events():
+                    if not checked:
+                        _refuse_doctype(path, elem)
+                        checked = True
+                    yield elem
+                    # not inside another element of `tags` (a speech within a speech, a <div> within
+                    # an amendment): its earlier siblings are that element's own content, still to be read
+                    if elem.tag in prune and next(elem.iterancestors(*tags), None) is None:
+                        _prune_before(elem)
+        root = parser.close()
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(path, exc) from None
-    if not checked and getattr(context, "root", None) is not None:
-        _refuse_doctype(path, context.root)
+    if not checked and root is not None:
+        _refuse_doctype(path, root)
 
 
 def _refuse_doctype(path: Path, elem: etree._Element) -> None:
@@ -119,12 +128,11 @@ def _refuse_doctype(path: Path, elem: etree._Element) -> None:
 def _prune_before(elem: etree._Element) -> None:
     """Free what precedes `elem` among its siblings (earlier documents, headers): while streaming,
     only the current element and lxml's read-ahead buffer stay in memory."""
-    prev = elem.getprevious()
-    if prev is not None:
-        parent = elem.getparent()
-        while prev is not None:
-            parent.remove(prev)
-            prev = elem.getprevious()
+    parent = elem.getparent()
+    if parent is None:
+        return
+    while elem.getprevious() is not None:
+        del parent[0]  # the earlier siblings are parent's first children; parent.remove(x) is far slower (namespaced subtrees)
 
 
 _NORMALIZED_TEXT = etree.XPath("normalize-space(.)", smart_strings=False)
