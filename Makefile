@@ -11,7 +11,7 @@ OVERRIDES ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export PEPM_ROOT ?= $(CURDIR)
 
-.PHONY: setup demo test lint run dev mlflow bench clean
+.PHONY: setup demo test lint run dev mlflow bench fuzz clean
 
 # Two environments on purpose: DVC (hydra -> antlr4 4.9) and Dagster (antlr4 4.13) cannot share one.
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# the TEI reader's long fuzz run (docs/fuzzing.md; the suite runs a short one): 10^5 inputs, ~6 min on 2 cores
+fuzz: setup
+	$(VENV)/bin/python scripts/fuzz_tei.py --inputs 100000 --seed 0 --allow-known --json reports/fuzz_tei/long_seed0.json
 
 # every other variable given on make's command line (SEED=3 TRAIN_PROP=0.7 ...) goes to pepm, which maps
 # the spec's Make variables onto profile parameters and refuses an unknown one (a typo is never ignored)
