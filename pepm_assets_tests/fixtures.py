@@ -214,3 +214,18 @@ def make_project(dest: Path, n_per_speaker: int = 6) -> Path:
     an.mkdir(parents=True)
     (an / "an_2019-03.xml").write_text(an_month(n_per_speaker, seed=3), encoding="utf-8")
     return dest
+
+
+def build_stamped_view(root: Path, profile: str, overrides: list[str] | tuple[str, ...] = ()):
+    """(params, ViewResult): build_view of `profile` as the Dagster asset calls it, stamped with
+    the version the lineage expects now (its corpora parsed beforehand)."""
+    from pepm_assets.core import lineage
+    from pepm_assets.core.config import resolve_profile
+    from pepm_assets.core.paths import ProjectPaths
+    from pepm_assets.core.prepare import build_view
+
+    params = resolve_profile(root, profile, list(overrides))
+    version, inputs = lineage.Expected(root).view(params)
+    stamp = lineage.stamp(version, inputs, ["train.tsv", "job.tsv"])
+    docs = {cid: ProjectPaths(root).corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
+    return params, build_view(params, root, docs, stamp)

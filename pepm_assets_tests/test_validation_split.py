@@ -19,7 +19,7 @@ from pepm_assets.core.families import load_estimator
 from pepm_assets.core.families.sklearn import MODEL_FILE
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.core.prepare import ViewResult, build_view, read_tsv_file
-from pepm_assets_tests.fixtures import make_project
+from pepm_assets_tests.fixtures import build_stamped_view, make_project
 
 # tiny_quick: tiny_mpt, stratified, train_prop 0.75, seed 7; tiny_multi: grouped by speaker, oversampled train
 MODELS = ["families=[sklearn,cluster]", "models=[tfidf_logreg,kmeans_tfidf]"]
@@ -48,13 +48,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _build(project: Path, profile: str, overrides: list[str] = ()) -> tuple[ResolvedParams, ViewResult]:
-    """The view of `profile`, stamped with the version the lineage expects now (as the Dagster asset does)."""
-    params = resolve_profile(project, profile, list(overrides))
-    version, inputs = lineage.Expected(project).view(params)
-    stamp = lineage.stamp(version, inputs, ["train.tsv", "job.tsv"])
-    docs = {cid: ProjectPaths(project).corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
-    return params, build_view(params, project, docs, stamp)
+_build = build_stamped_view
 
 
 def _view_state(project: Path, params: ResolvedParams) -> lineage.Status:

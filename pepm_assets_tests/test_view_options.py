@@ -32,7 +32,7 @@ from pepm_assets.core.config import ResolvedParams, resolve_profile
 from pepm_assets.core.corpus import extract_corpus
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.core.prepare import ViewError, ViewResult, build_view, read_tsv_file
-from pepm_assets_tests.fixtures import REPO, make_project
+from pepm_assets_tests.fixtures import REPO, build_stamped_view, make_project
 
 # ---------------------------------------------------------------- the `opts` corpus
 # speaker -> (politicalgroup, category, cluster), as configs/label_maps/ideology.yml and
@@ -250,13 +250,7 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _build(root: Path, profile: str, overrides: list[str] = ()) -> tuple[ResolvedParams, ViewResult]:
-    """build_view as the Dagster asset calls it, stamped with the version lineage expects now."""
-    params = resolve_profile(root, profile, list(overrides))
-    version, inputs = lineage.Expected(root).view(params)
-    stamp = lineage.stamp(version, inputs, ["train.tsv", "job.tsv"])
-    docs = {cid: ProjectPaths(root).corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
-    return params, build_view(params, root, docs, stamp)
+_build = build_stamped_view
 
 
 def _written(result: ViewResult) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
