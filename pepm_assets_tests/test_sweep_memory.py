@@ -63,11 +63,14 @@ def test_a_child_over_the_limit_is_stopped_and_reported_oom(tmp_path: Path) -> N
 
 def test_a_grandchild_counts_in_the_tree_and_is_killed_with_it(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
-    cmd = [sys.executable, "-c", PARENT, str(pidfile), ALLOC, "20", "300", "0.05", "0", "0"]
+    cmd = [sys.executable, "-c", PARENT, str(pidfile), ALLOC, "20", "300", "0.05", "0", "60"]  # holds 60 s unless killed
     result = memory.run_watched(cmd, 150, tmp_path / "run.log", **FAST)
     assert result.oom and result.returncode == 99 and result.rss_at_kill_mb > 150
     grandchild = int(pidfile.read_text())
     # the parent alone (~10 MB) never reaches the limit: only the grandchild's memory can have
+    deadline = time.monotonic() + 10  # SIGKILLed: it is gone once the kernel has freed its 300 MB
+    while memory.pid_alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not memory.pid_alive(grandchild)
 
 

@@ -1313,8 +1313,7 @@ def campaign(cfg: Config, bases: dict[str, dict[str, list[Base]]], progress: boo
         bar.close()
         shutil.rmtree(workdir, ignore_errors=True)
         summary.wall = time.monotonic() - summary.started
-    summary.peak_rss_kb = max(summary.peak_rss_kb, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return summary
+    return summary  # peak_rss_kb: the workers' own (RUSAGE_CHILDREN would count every earlier child of this process too)
 
 
 class _Progress:
