@@ -11,7 +11,7 @@ OVERRIDES ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export PEPM_ROOT ?= $(CURDIR)
 
-.PHONY: setup demo test lint run dev mlflow bench fuzz clean
+.PHONY: setup demo test lint run dev mlflow bench fuzz mutation clean
 
 # Two environments on purpose: DVC (hydra -> antlr4 4.9) and Dagster (antlr4 4.13) cannot share one.
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,11 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mutation testing of the core (docs/mutation.md; not in CI: hours on 2 cores), e.g. MUTATION_ARGS="--module split"
+MUTATION_ARGS ?=
+mutation: setup
+	$(VENV)/bin/python scripts/mutation.py --jobs $$(nproc) $(MUTATION_ARGS)
 
 # the TEI reader's long fuzz run (docs/fuzzing.md; the suite runs a short one): 10^5 inputs, ~6 min on 2 cores
 fuzz: setup

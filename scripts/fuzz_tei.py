@@ -787,7 +787,8 @@ class Runner:
         from pepm_assets.core.tei.dialects import build
 
         self.targets = {t.name: t for t in targets}
-        self.slow, self.memory_kb, self.differential_rate = slow, memory_mb * 1024, differential_rate
+        # --memory-mb above the RSS this process starts with (a forked worker starts with its parent's)
+        self.slow, self.memory_kb, self.differential_rate = slow, memory_mb * 1024 + _current_rss_kb(), differential_rate
         self.dialects = {}
         self.paths = {}
         for t in targets:
@@ -867,7 +868,11 @@ class Runner:
         res.rss_kb = _current_rss_kb()
         res.pid = os.getpid()
         if usage > self.memory_kb and before <= self.memory_kb and res.outcome != "bug":
-            res.outcome, res.reason, res.detail = "bug", "memory", f"peak RSS {usage // 1024} MiB > --memory-mb {self.memory_kb // 1024}"
+            res.outcome, res.reason, res.detail = (
+                "bug",
+                "memory",
+                f"peak RSS {usage // 1024} MiB > --memory-mb + the RSS it started with ({self.memory_kb // 1024} MiB)",
+            )
         if res.outcome == "bug":
             res.data = inp.data
         return res
