@@ -109,3 +109,40 @@ def test_both_text_keys_agree_on_the_shipped_corpus(shipped_corpora: Path, corpu
     ].to_pylist()
     assert len(texts) > 1000
     assert split.text_keys(texts, "compiled") == split.text_keys(texts, "python")
+
+
+@pytest.mark.parametrize("implementation", ["python", "compiled"])
+def test_every_ascii_character_is_a_letter_a_digit_or_a_space(implementation: str) -> None:
+    """The key's definition, character by character: ASCII letters and digits are kept (casefolded),
+    every other ASCII character separates words, like a space."""
+    for code in range(128):
+        c = chr(code)
+        expected = f"a{c.casefold()}b" if c.isalnum() else "a b"
+        reference = split.text_keys([expected], "python")
+        assert split.text_keys([f"a{c}b"], implementation) == reference, f"character {code} ({c!r})"
+    assert split.normalize_for_dedup("a{b}c~d|e") == b"a b c d e"
+    assert split.normalize_for_dedup("été 2013 œ ¤") == "été 2013 œ ¤".encode()  # non-ASCII kept
+
+
+def test_the_text_key_implementation_is_the_one_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PEPM_TEXT_KEY=python` (implementation "python") must bypass the compiled module, which a user
+    turns off precisely when they distrust it; by default the compiled one runs when it is built."""
+    calls: list[int] = []
+
+    class Spy:
+        @staticmethod
+        def keys(texts: list[str], marks: str) -> list[str]:
+            calls.append(len(texts))
+            return _textkey.keys(texts, marks)
+
+    monkeypatch.setattr(split, "_textkey", Spy)
+    monkeypatch.setattr(split, "IMPLEMENTATION", "compiled")
+    split.text_keys(["a", "b"], "python")
+    assert calls == []
+    split.text_keys(["a", "b", "c"])
+    assert calls == [3]
+    monkeypatch.setattr(split, "IMPLEMENTATION", "python")
+    split.text_keys(["a"])
+    assert calls == [3]
+    split.text_keys(["a", "b"], "compiled")
+    assert calls == [3, 2]

@@ -63,7 +63,7 @@ def resolve(
         return cls.params_model.model_validate(merged).model_dump()
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
+        key = str(err["loc"][0]) if err["loc"] else ""  # the parameter, not pydantic's union-member tags after it
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         raise ConfigError(source, f"balance_params.{key}", f"{msg} (strategy {strategy!r}, preset {preset!r})") from None
 
