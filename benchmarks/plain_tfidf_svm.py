@@ -32,7 +32,16 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import LinearSVC
 
 MODELS_YML = Path(__file__).resolve().parents[1] / "configs" / "common" / "models.yml"
-DEFAULTS = {"ngram_min": 1, "ngram_max": 2, "sublinear_tf": True, "min_df": 2, "C": 1.0, "max_iter": 2000}
+DEFAULTS = {
+    "ngram_min": 1,
+    "ngram_max": 2,
+    "sublinear_tf": True,
+    "min_df": 2,
+    "C": 1.0,
+    "max_iter": 2000,
+    "class_weight": "auto",
+    "imbalance_ratio": 1.2,
+}
 TEI = "{http://www.tei-c.org/ns/1.0}"
 MPT = "{http://mpt.ethelred.fr/ns/0.0/}"
 COLLECTIVE = ("Plusieurs", "Un_député", "Une_députée")
@@ -46,9 +55,18 @@ def model_params(models_yml: Path = MODELS_YML, model_id: str = "tfidf_svm_quick
 def fit_predict(train_texts, train_labels, job_texts, seed: int, C: float | None = None, models_yml: Path = MODELS_YML):
     p = model_params(models_yml)
     vectorizer = TfidfVectorizer(ngram_range=(p["ngram_min"], p["ngram_max"]), sublinear_tf=p["sublinear_tf"], min_df=p["min_df"])
-    clf = LinearSVC(C=p["C"] if C is None else C, random_state=seed, max_iter=p["max_iter"])
+    clf = LinearSVC(C=p["C"] if C is None else C, class_weight=class_weight(p, train_labels), random_state=seed, max_iter=p["max_iter"])
     clf.fit(vectorizer.fit_transform(train_texts), train_labels)
     return clf.predict(vectorizer.transform(job_texts))
+
+
+def class_weight(p: dict, labels) -> str | None:
+    """pepm's `class_weight` rule: auto = "balanced" when the largest train class over the smallest
+    exceeds `imbalance_ratio` (the profile's balance strategy is none here)."""
+    if p["class_weight"] != "auto":
+        return None if p["class_weight"] == "none" else p["class_weight"]
+    counts = pd.Series(list(labels)).value_counts()
+    return "balanced" if counts.max() / counts.min() > p["imbalance_ratio"] else None
 
 
 def scores(gold, pred) -> dict:

@@ -24,6 +24,8 @@ from .core.config import ConfigError, did_you_mean, list_profiles, load_common, 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Raw corpora: import the shipped copy, version with DVC.")
 app.add_typer(data_app, name="data")
+report_app = typer.Typer(no_args_is_help=True, help="Standard reports computed from a prepared dataset x view.")
+app.add_typer(report_app, name="report")
 console = Console(soft_wrap=True)
 
 PROFILE = typer.Option(..., "--profile", "-p", help="configs/profiles/<name>.yml")
@@ -363,6 +365,61 @@ def cross_corpus() -> None:
         table.add_row(d, *[f"{v:.3f}" for v in row])
     console.print(table)
     console.print(f"heat map: {out.relative_to(root)}/matrix.png")
+
+
+@report_app.command("polarization")
+def report_polarization(
+    profile: str = PROFILE,
+    override: list[str] | None = OVERRIDE,
+    by: str = typer.Option("year", "--by", help="period: year | legislature (configs/common/legislatures.yml)"),
+    model: str | None = typer.Option(None, "--model", help="model id of models.yml (default: the profile's first scikit-learn model)"),
+    repeats: int = typer.Option(10, "--repeats", help="speaker-grouped splits per period (seeds seed, seed+1, ...)"),
+    min_docs_per_class: int = typer.Option(5, "--min-docs-per-class", help="a period with a class below this is skipped"),
+    min_speakers_per_class: int = typer.Option(3, "--min-speakers-per-class", help="a period with a class below this is skipped"),
+) -> None:
+    """Polarization over time (Peterson & Spirling 2018): the model's held-out accuracy per period on
+    speaker-grouped splits, with 95% intervals and the chance level -> reports/<dataset>/<view>/polarization_over_time.{json,md,png}.
+    Reads the prepared split of the profile (`pepm prepare -p ...` first)."""
+    from .core import polarization
+
+    root = _root()
+    try:
+        params = resolve_profile(root, profile, override or [])
+        settings = polarization.Settings(
+            by=by, model_id=model, repeats=repeats, min_docs_per_class=min_docs_per_class, min_speakers_per_class=min_speakers_per_class
+        )
+    except (ConfigError, polarization.PolarizationError) as exc:
+        _fail(str(exc))
+    try:
+        result = polarization.write_report(params, root, settings)
+    except polarization.PolarizationError as exc:
+        _fail(str(exc), 1)
+    table = Table(title=escape(f"polarization over time · {params.dataset_id} / {params.view} · {result['model_id']}"))
+    for col in (by, "docs", "speakers", "accuracy [95% CI]", "sd", "chance", "macro-F1"):
+        table.add_column(col, justify="left" if col == by else "right", no_wrap=col.startswith("accuracy"))
+    for row in result["periods"]:
+        label = polarization.period_label(row, by)
+        if row["status"] != "ok":
+            table.add_row(escape(label), str(row["n_docs"]), str(row["n_speakers"]), "[dim]skipped[/]", "", "", "")
+            continue
+        low, high = row["accuracy_ci95"]
+        table.add_row(
+            escape(label),
+            str(row["n_docs"]),
+            str(row["n_speakers"]),
+            f"{row['accuracy']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{row['accuracy_sd']:.3f}",
+            f"{row['chance']:.3f}",
+            f"{row['macro_f1']:.3f}",
+        )
+    console.print(table)
+    for row in result["periods"]:
+        if row["status"] != "ok":
+            console.print(f"skipped {escape(polarization.period_label(row, by))}: {escape(row['reason'])}")
+    if result["excluded"]:
+        console.print(f"left out: {escape(str(result['excluded']))}")
+    files = ", ".join(result["files"].values())
+    console.print(f"{result['n_periods_measured']}/{len(result['periods'])} periods measured in {result['seconds']:.1f}s: {escape(files)}")
 
 
 @app.command("mlflow")

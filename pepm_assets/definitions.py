@@ -16,6 +16,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)  # observable_source_
 from .core import settings
 from .core.config import load_common, project_root
 from .core.labels import load_label_map
+from .defs.assets.analysis import build_analysis_assets
 from .defs.assets.drift import build_drift_assets
 from .defs.assets.prepare import build_prepare_assets
 from .defs.assets.train import RESOURCE_CLASS_TAG, MlflowTracking, build_train_assets
@@ -51,6 +52,7 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
             *build_prepare_assets(common, label_map),
             *build_train_assets(common, views_pd),
             *build_drift_assets(corpus_partitions(common), views_pd, sorted(common.corpora)),
+            *build_analysis_assets(views_pd),
             sweep_run,
         ],
         jobs=list(jobs.values()),

@@ -177,6 +177,8 @@ view: left_right
 families: [sklearn]
 models: [tfidf_svm_quick]
 quality: {min_docs_per_class: 3}
+# one right-wing speaker in the AN month: grouped by speaker, right could not be in both train and job
+split: {group_by: null}
 """,
     "tiny_multi": """dataset_id: tiny_multi
 view: left_right

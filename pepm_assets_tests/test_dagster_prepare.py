@@ -38,17 +38,18 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     meta = json.loads((view_dir / "meta_view.json").read_text())
     assert meta["seed"] == 7 and meta["params_hash"] == report.params.params_hash
     assert meta["label_counts_before_balance"] == {"left": 36, "right": 48}
-    assert meta["split"]["n_train"] == 63 and meta["split"]["n_job"] == 21
+    # grouped by speaker (the default): whole speakers of 12 documents, 2 of 3 left and 3 of 4 right in train
+    assert meta["split"]["n_train"] == 60 and meta["split"]["n_job"] == 24
     formats = json.loads((processed / "meta_formats.json").read_text())
     # each format the profile's families read, written once
     assert formats["families"] == {"check": "tsv", "sklearn": "tsv", "spacy": "spacy_docbin", "hf": "hf_jsonl", "cluster": "tsv"}
     assert set(formats["formats"]) == {"tsv", "spacy_docbin", "hf_jsonl"}
     assert formats["formats"]["spacy_docbin"]["train"] == [
-        f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 8)
+        f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 7)
     ]
     assert all((project / p).is_file() for p in formats["formats"]["spacy_docbin"]["job"])
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
-    assert len(hf_rows) == 63 and {r["label"] for r in hf_rows} == {"left", "right"}
+    assert len(hf_rows) == 60 and {r["label"] for r in hf_rows} == {"left", "right"}
     # every check ran and passed, and the UI gets the params hash as metadata
     assert len(report.checks) == 5 and all(report.checks.values())
     mat = _latest(dagster_instance, "view_split", KEY)
@@ -80,7 +81,7 @@ def test_train_prop_override_makes_split_and_formats_stale(project: Path, dagste
     assert "corpus_docs[mpt]" in report.skipped
     assert report.observed == []  # the observe job above already recorded this params hash
     train = pd.read_csv(ProjectPaths(project).view_dir("tiny_mpt", "left_right") / "train.tsv", sep="\t")
-    assert len(train) == 42 and len(first_train) == 63
+    assert len(train) == 36 and len(first_train) == 60  # whole speakers: 1 of 3 left, 2 of 4 right at train_prop 0.5
     for asset in ("view_split", "model_formats"):
         assert stale_status(dagster_instance, defs, asset, KEY)[0] == "FRESH"
 

@@ -36,6 +36,7 @@ families: [check, sklearn, cluster, hf]
 models: [check_default, tfidf_logreg, kmeans_tfidf]
 hardware_preset: capped
 seed: 7
+split: {{group_by: null}}  # stratified within each corpus: the fixture's an has one right-wing speaker
 quality: {{min_docs_per_class: 3}}
 """
 ONE_CORPUS = """dataset_id: tiny_sep_an
@@ -45,6 +46,7 @@ families: [check]
 models: [check_default]
 hardware_preset: capped
 seed: 7
+split: {group_by: null}
 quality: {min_docs_per_class: 3}
 """
 HARDWARE = f"""hardware:

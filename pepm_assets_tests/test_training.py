@@ -81,9 +81,18 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
         assert index[model_id]["metrics"]["macro_f1"] >= 0.9, (model_id, index[model_id]["metrics"])
     assert index["check_default"]["metrics"]["macro_f1"] < 0.5
     assert index["kmeans_tfidf"]["metrics"]["ari"] > 0.5
-    # hardware preset: hf capped at 50 train docs, and the cap is recorded
+    # hardware preset: hf capped at 50 train docs, and the cap is recorded (train: 24 left + 36 right,
+    # whole speakers: the split is grouped by speaker)
     hf_meta = json.loads((paths.model_dir("tiny_mpt", "left_right", "hf", "hf_tiny") / "meta_model.json").read_text())
-    assert hf_meta["truncated"] and hf_meta["n_train_used"] == 50 and hf_meta["n_train_available"] == 63
+    assert hf_meta["truncated"] and hf_meta["n_train_used"] == 50 and hf_meta["n_train_available"] == 60
+    # every score states its protocol: the index, and the evaluation's Dagster metadata
+    weighted = {"tfidf_svm_quick": "balanced", "tfidf_logreg": "balanced"}  # train 36 right / 24 left > 1.2: auto weights
+    for model_id in ALL_MODELS:
+        assert (index[model_id]["split"], index[model_id]["seed"]) == ("grouped by speaker", 7), model_id
+        assert index[model_id]["class_weight"] == weighted.get(model_id, "none"), model_id
+    event = instance.get_latest_materialization_event(dg.AssetKey("evaluation__tfidf_svm_quick"))
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    assert (metadata["split"], metadata["seed"], metadata["class_weight"]) == ("grouped by speaker", 7, "balanced")
     terms = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "top_terms.json").read_text())
     assert set(terms) == {"left", "right"} and terms["left"][0][0] in {
         "égalité",
@@ -112,6 +121,7 @@ def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) ->
     svm = next(r for r in runs if r.data.tags["stage"] == "evaluate" and r.data.tags["model"] == "tfidf_svm_quick")
     assert svm.data.tags["dataset"] == "tiny_mpt" and svm.data.tags["seed"] == "7" and svm.data.tags["dagster_run_id"]
     assert svm.data.metrics["macro_f1"] >= 0.9 and "macro_f1_ci95_low" in svm.data.metrics
+    assert (svm.data.params["split"], svm.data.params["seed"], svm.data.params["class_weight"]) == ("grouped by speaker", "7", "balanced")
     train_run = next(r for r in runs if r.data.tags["stage"] == "train" and r.data.tags["model"] == "hf_tiny")
     assert train_run.data.params["params.seed"] == "7" and train_run.data.params["model.hidden_size"] == "32"
     versions = client.search_model_versions("name = 'pepm.tiny_mpt.left_right.tfidf_svm_quick'")
@@ -125,6 +135,7 @@ def test_cross_dataset_evaluation_and_matrix(trained) -> None:
     paths = ProjectPaths(project)
     data = json.loads((project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.json").read_text())
     assert data["rows_trained_on"] == ["tiny_mpt", "tiny_an"] and len(data["macro_f1"]) == 2
+    assert data["protocol"]["tiny_mpt"]["split"] == "grouped by speaker" and data["protocol"]["tiny_an"]["split"] == "stratified"
     cross = paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick", "tiny_an")
     meta = json.loads((cross / "meta_eval.json").read_text())
     assert meta["dataset_id"] == "tiny_mpt" and meta["eval_dataset_id"] == "tiny_an"

@@ -21,15 +21,18 @@ from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.core.prepare import ViewResult, build_view, read_tsv_file
 from pepm_assets_tests.fixtures import build_stamped_view, make_project
 
-# tiny_quick: tiny_mpt, stratified, train_prop 0.75, seed 7; tiny_multi: grouped by speaker, oversampled train
+# tiny_quick: tiny_mpt, grouped by speaker (the default), train_prop 0.75, seed 7; STRATIFIED: its
+# split stratified by label instead; tiny_multi: grouped by speaker, oversampled train
+STRATIFIED = "split.group_by=null"
 MODELS = ["families=[sklearn,cluster]", "models=[tfidf_logreg,kmeans_tfidf]"]
 # train.tsv / job.tsv of the fixture as the code before validation_prop wrote them (sha256, first 16
 # hex digits), and the params hash of tiny_quick then: validation_prop 0 must change neither. (If the
-# fixture data changes, recompute them from the code with validation_prop 0.)
+# fixture data changes, recompute them from the code with validation_prop 0.) tiny_quick's split was
+# stratified then: STRATIFIED gives the same parameters, so the same hash and files.
 BEFORE = {
-    ("tiny_quick", ()): ("174efefd3df301da", "15ef1c651a3f32f5", "e53edbc752ffad80"),
+    ("tiny_quick", (STRATIFIED,)): ("174efefd3df301da", "15ef1c651a3f32f5", "e53edbc752ffad80"),
     ("tiny_multi", ()): ("485374579fdc3640", "a5eda05a672a686e", "7ff7967929c3b42b"),
-    ("tiny_quick", ("balance_strategy=oversample", "balance_preset=parity")): (
+    ("tiny_quick", (STRATIFIED, "balance_strategy=oversample", "balance_preset=parity")): (
         "de7c970cc85f2146",
         "b5c6575246898482",
         "e53edbc752ffad80",
@@ -74,10 +77,10 @@ def test_no_validation_leaves_the_split_byte_identical(project: Path, profile: s
 
 
 def test_validation_is_its_share_of_the_train_side_per_class(project: Path) -> None:
-    _, before = _build(project, "tiny_quick")
+    _, before = _build(project, "tiny_quick", [STRATIFIED])
     pre_carve = before.train["label"].value_counts()
     job_bytes = before.job_path.read_bytes()
-    _, result = _build(project, "tiny_quick", ["split.validation_prop=0.2"])
+    _, result = _build(project, "tiny_quick", [STRATIFIED, "split.validation_prop=0.2"])
     sets = _sets(result)
     fit, valid = sets["train"]["label"].value_counts(), sets["valid"]["label"].value_counts()
     for label, n in pre_carve.items():
@@ -121,7 +124,8 @@ def test_no_document_text_or_speaker_in_two_of_train_valid_job(project: Path) ->
 def test_over_sampling_comes_after_the_carve(project: Path) -> None:
     """Over-sampling duplicates fit documents only: the validation set keeps the class shares of the
     job set, one copy of each document, none of them in the fit set."""
-    _, result = _build(project, "tiny_quick", ["balance_strategy=oversample", "balance_preset=parity", "split.validation_prop=0.2"])
+    overrides = [STRATIFIED, "balance_strategy=oversample", "balance_preset=parity", "split.validation_prop=0.2"]
+    _, result = _build(project, "tiny_quick", overrides)
     sets = _sets(result)
     fit, valid, job = sets["train"], sets["valid"], sets["job"]
     assert fit["doc_id"].duplicated().any() and fit["label"].value_counts().nunique() == 1  # parity, by copies
@@ -206,7 +210,7 @@ def test_separate_corpora_each_hold_out_their_own_validation(project: Path) -> N
     """merge_mode separate: each corpus split and carved on its own, its validation documents scored
     by its own corpus's model (the check family predicts its train set's majority class)."""
     profile = "dataset_id: tiny_sep\nview: left_right\ndata: {corpus_ids: [mpt, an], merge_mode: separate}\n"
-    profile += "families: [check]\nmodels: [check_default]\nseed: 7\nsplit: {validation_prop: 0.25}\nquality: {min_docs_per_class: 3}\n"
+    profile += "families: [check]\nmodels: [check_default]\nseed: 7\nsplit: {group_by: null, validation_prop: 0.25}\nquality: {min_docs_per_class: 3}\n"
     (project / "configs" / "profiles" / "tiny_sep.yml").write_text(profile, encoding="utf-8")
     params, result = _build(project, "tiny_sep")
     sets = _sets(result)

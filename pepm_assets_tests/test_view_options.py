@@ -192,6 +192,7 @@ OPTS_PROFILE = """dataset_id: tiny_opts
 view: left_right
 train_prop: 0.75
 seed: 11
+split: {group_by: null}  # the counts below are those of a split stratified by label (n_train_of)
 families: [check, sklearn, cluster]
 models: [check_default, tfidf_logreg, kmeans_tfidf, hdbscan_tfidf]
 quality: {min_docs_per_class: 1}
@@ -208,6 +209,7 @@ families: [check]
 models: [check_default]
 train_prop: 0.75
 seed: 5
+split: {group_by: null}  # stratified within each corpus (corpus an has one right-wing speaker)
 quality: {min_docs_per_class: 3}
 """
 # the fixture corpora: speaker -> label in left_right (None: excluded), by corpus; Marine_Le_Pen is

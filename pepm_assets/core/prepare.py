@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from . import balance, labels, split
+from . import balance, labels, periods, split
 from .atomic import atomic_path, write_json
 from .config import ResolvedParams
 from .paths import ProjectPaths
@@ -46,8 +46,10 @@ class ViewResult:
 def tsv_columns(params: ResolvedParams) -> list[str]:
     # text_key (dedup hash of the normalised text) lets anyone, and the leakage check, verify that
     # no text is on both sides without normalising every text again
+    # the group_by column too: the leakage gate checks from the files that no group is on both sides
     key = ["text_key"] if params.filters.dedup else []
-    cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, *key, "text"]
+    group = [params.split.group_by] if params.split.group_by else []
+    cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, *group, *key, "text"]
     return list(dict.fromkeys(cols))
 
 
@@ -71,7 +73,9 @@ def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFra
             df = df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))]
         df[params.dataset.source_field] = cid
         frames.append(df)
-    return pd.concat(frames, ignore_index=True)
+    # year (and legislature, when the view uses it) from the date: derived here, not at parse time,
+    # so the parsed corpora and their versions stay as they are (core/periods.py)
+    return periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
 
 
 def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -101,6 +105,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     docs = load_docs(params, docs_files)
     _check_columns(params, docs)
     pool, excluded = _labelled_pool(docs, label_map, params)
+    _check_groups(params, pool)
     before = _counts(pool)
     train, valid, job = _split_pool(pool, params, excluded)
     train_path, job_path, meta_path, valid_path = _write_split(params, paths, train, job, valid)
@@ -109,6 +114,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     meta = {
         **_view_meta(params, label_map, len(docs), before, excluded, train, job, valid if valid_path else None),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
+        "dates": periods.describe(pool),  # the labelled documents without a date, year or legislature
         "seconds": round(time.perf_counter() - started, 3),
         **({"lineage": stamp} if stamp else {}),
     }
@@ -142,6 +148,25 @@ def _check_columns(params: ResolvedParams, docs: pd.DataFrame) -> None:
             raise ViewError(
                 f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})"
             )
+
+
+def _check_groups(params: ResolvedParams, pool: pd.DataFrame) -> None:
+    """A grouped split needs a group for every labelled document. One without (no speaker) is
+    refused rather than guessed: all of them as one group would tie unrelated documents together,
+    each as a group of its own would let a speaker nobody named sit on both sides, and either way
+    the split could not be called "grouped by <field>" without a caveat."""
+    field = params.split.group_by
+    if not field:
+        return
+    missing = split.missing_groups(pool, field)
+    if missing.any():
+        examples = ", ".join(map(str, pool.loc[missing, "doc_id"].head(3)))
+        raise ViewError(
+            f"split.group_by: {int(missing.sum())} of the {len(pool)} labelled documents of dataset {params.dataset_id!r} "
+            f"(view {params.view!r}) have no {field!r} (e.g. {examples}), so a split grouped by {field} cannot place them: "
+            f"give them one in the corpus, or set `split: {{group_by: null}}` in the profile for a split stratified by label "
+            f"(the same {field} may then be on both sides)"
+        )
 
 
 def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams) -> tuple[pd.DataFrame, Counter]:
@@ -248,6 +273,7 @@ def _view_meta(
             "class_weights": strategy.class_weights(train),
         },
         "split": {
+            "kind": split.split_kind(params.split),
             "train_prop": params.train_prop,
             "stratify": params.split.stratify,
             "group_by": params.split.group_by,

@@ -15,7 +15,7 @@ import pandas as pd
 from . import metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
-from .training import COMPARISON, latest_entries, read_index, slot
+from .training import COMPARISON, NOT_RECORDED, latest_entries, protocol_note, read_index, slot
 
 REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
 
@@ -29,18 +29,20 @@ def _plt():
     return plt
 
 
-def _repeats(history: list[dict[str, Any]]) -> dict[tuple, list[float]]:
-    """(slot, settings hash) -> macro-F1 of the latest evaluation of each seed run with those settings."""
+def _repeats(history: list[dict[str, Any]]) -> dict[tuple, dict[int, float]]:
+    """(slot, settings hash) -> seed -> macro-F1 of the latest evaluation of each seed run with those settings."""
     by_seed: dict[tuple, dict[int, float]] = {}
     for e in history:
         if e.get("settings_hash") and "macro_f1" in e["metrics"]:
             by_seed.setdefault((slot(e), e["settings_hash"]), {})[e["seed"]] = e["metrics"]["macro_f1"]
-    return {key: list(scores.values()) for key, scores in by_seed.items()}
+    return by_seed
 
 
 def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
     """The latest in-domain evaluation of each supervised model, best macro-F1 first within each
-    dataset x view, with mean ± sd of macro-F1 over the seeds evaluated with the same settings."""
+    dataset x view, with mean ± sd of macro-F1 over the seeds evaluated with the same settings, and
+    the protocol of the score (split kind, seed, class weighting; "not recorded" for an evaluation
+    older than these fields)."""
     rows = []
     history = read_index(paths)
     repeats = _repeats(history)
@@ -48,7 +50,8 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
         m = e["metrics"]
         if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
             continue
-        seeds = repeats.get((slot(e), e.get("settings_hash")), [])
+        by_seed = repeats.get((slot(e), e.get("settings_hash")), {})
+        seeds = list(by_seed.values())
         rows.append(
             {
                 "dataset_id": e["dataset_id"],
@@ -65,6 +68,8 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                 "n_train_used": e["n_train_used"],
                 "truncated": e["truncated"],
                 "seed": e["seed"],
+                "split": e.get("split", NOT_RECORDED),
+                "class_weight": e.get("class_weight", NOT_RECORDED),
                 "profile": e["profile"],
                 "params_hash": e["params_hash"],
                 "report": e["files"].get("metrics.json", ""),
@@ -72,6 +77,7 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                 "quality_flags": ",".join(e.get("quality_flags", [])) if not e.get("quality_ok", True) else "",
                 "per_corpus": e["files"].get(f"{COMPARISON}.md", ""),  # separate: one model per corpus
                 "n_seeds": len(seeds),
+                "seeds": ",".join(str(seed) for seed in sorted(by_seed)),
                 "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
                 "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan"),
             }
@@ -150,6 +156,10 @@ def _seeds_cell(r: Any) -> str:
     return f"{r.macro_f1_mean:.4f} ± {r.macro_f1_sd:.4f} ({r.n_seeds})" if r.n_seeds > 1 else "one seed"
 
 
+def _protocol_cell(r: Any) -> str:
+    return protocol_note({"split": r.split, "seed": r.seed, "class_weight": r.class_weight})
+
+
 def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     table = leaderboard_table(paths)
     if not table.empty:
@@ -167,20 +177,22 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         "",
         "In-domain evaluation on each view's job set; 95% bootstrap intervals. Δ: macro-F1 minus "
         f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
-        "(better / worse when it excludes 0).",
+        "(better / worse when it excludes 0). Protocol: the split (grouped by <field>: no value of the "
+        "field, e.g. no speaker, on both sides; stratified or random: the same speaker may be in train "
+        "and job, which flatters the score), the seed of the score shown, and how the fit weighted classes.",
         "",
     ]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
         lines += [
             f"## {dataset_id} / {view}",
             "",
-            f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs | protocol |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
             lines.append(
                 f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
-                f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} |"
+                f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} | {_protocol_cell(r)} |"
             )
         lines.append("")
         lines += _by_corpus_lines(per_corpus, dataset_id, view)
@@ -233,7 +245,9 @@ def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
 def write_cross_matrix(
     paths: ProjectPaths, view: str, model_id: str, datasets: list[str], cells: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
-    """cells[(train dataset, eval dataset)] = metrics summary -> matrix.json + heat map PNG."""
+    """cells[(train dataset, eval dataset)] = metrics summary (+ its `protocol`, training/protocol)
+    -> matrix.json + heat map PNG. matrix.json states the protocol of each row's model (split kind
+    and seed of its training set, class weighting): a cross-corpus score is read with it."""
     out_dir = paths.reports / "cross_corpus" / view / model_id
     matrix = [[round(cells[(a, b)]["macro_f1"], 4) for b in datasets] for a in datasets]
     data = {
@@ -245,6 +259,7 @@ def write_cross_matrix(
         "macro_f1": matrix,
         "accuracy": [[round(cells[(a, b)]["accuracy"], 4) for b in datasets] for a in datasets],
         "macro_f1_ci95": [[cells[(a, b)]["macro_f1_ci95"] for b in datasets] for a in datasets],
+        "protocol": {a: cells[(a, a)].get("protocol", NOT_RECORDED) for a in datasets},
     }
     write_json(out_dir / "matrix.json", data)
     plt = _plt()

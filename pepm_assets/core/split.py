@@ -3,9 +3,11 @@
 - Duplicates first: texts equal after normalisation are one unit. If all copies agree on the label
   one copy is kept, if they disagree all are dropped ("Très bien !" from both sides teaches nothing);
   either way the same normalised text can never sit in both train and job.
-- Stratified by label with `train_prop`, seeded.
-- Optionally grouped (`group_by: speaker`): each speaker's documents stay on one side, so a
-  classifier cannot score by recognising who speaks rather than which side they are on.
+- Grouped (`group_by: speaker`, the default of a profile's `split`): each speaker's documents stay
+  on one side, so a classifier cannot score by recognising who speaks rather than which side they
+  are on. Every document needs a value (prepare refuses a view where one has none).
+- Else (`group_by: null`) stratified by label with `train_prop`, seeded (or plain random with
+  `stratify: false`).
 - Optionally a validation set (`validation_prop`) carved out of the train side by the same rules,
   for model selection: the job set then scores only the model chosen, never the choice.
 """
@@ -15,11 +17,15 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from . import compiled, settings
+
+if TYPE_CHECKING:
+    from .config.schema import SplitConfig
 
 LABEL = "label"
 # separators outside ASCII that French parliamentary texts use; every other non-ASCII character is kept
@@ -70,6 +76,21 @@ def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
     return kept, reasons
 
 
+def split_kind(config: SplitConfig) -> str:
+    """How a split was drawn, in the words every report, leaderboard row and MLflow run uses:
+    "grouped by <field>", "stratified" (by label) or "random". A score is read with it: a stratified
+    split lets the same speaker sit in train and job, which flatters the score."""
+    if config.group_by:
+        return f"grouped by {config.group_by}"
+    return "stratified" if config.stratify else "random"
+
+
+def missing_groups(df: pd.DataFrame, group_by: str) -> pd.Series:
+    """The rows whose `group_by` value is empty (null or blank): a grouped split cannot place them."""
+    values = df[group_by]
+    return values.isna() | values.astype(str).str.strip().eq("")
+
+
 def _stratified(df: pd.DataFrame, train_prop: float, rng: np.random.Generator) -> np.ndarray:
     in_train = np.zeros(len(df), dtype=bool)
     positions = np.arange(len(df))
@@ -97,7 +118,7 @@ def _grouped(df: pd.DataFrame, train_prop: float, rng: np.random.Generator, grou
             if taken == 0 or taken + per_group[g] <= target:  # a speaker that would overshoot goes to job
                 train_groups.add(g)
                 taken += per_group[g]
-    return np.isin(groups, list(train_groups))
+    return np.isin(groups, [str(g) for g in train_groups])  # compared as text, like `groups` (year: integers)
 
 
 def split_train_job(

@@ -90,6 +90,12 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _protocol(meta: dict[str, Any]) -> dict[str, str]:
+    """The split kind and class weighting a meta_model / meta_eval states (core/training.py:
+    protocol), as run params beside the seed; left out of a meta written before they were."""
+    return {key: str(meta[key]) for key in ("split", "class_weight") if key in meta}
+
+
 def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
     for i in range(attempts):
         try:
@@ -178,7 +184,7 @@ class Tracker:
                 run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}",
                 tags={**tags, "stage": "train"},
             ) as run:
-                mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved}))
+                mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved, **_protocol(meta_model)}))
                 mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
                 mlflow.log_artifacts(str(model_dir), artifact_path="model")
                 source = f"{run.info.artifact_uri}/model"
@@ -208,7 +214,14 @@ class Tracker:
             with mlflow.start_run(
                 experiment_id=experiment_id, run_name=name, tags={**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]}
             ) as run:
-                mlflow.log_params({"model_id": meta_eval["model_id"], "params_hash": meta_eval["params_hash"], "seed": meta_eval["seed"]})
+                mlflow.log_params(
+                    {
+                        "model_id": meta_eval["model_id"],
+                        "params_hash": meta_eval["params_hash"],
+                        "seed": meta_eval["seed"],
+                        **_protocol(meta_eval),
+                    }
+                )
                 mlflow.log_metrics(metrics)
                 mlflow.log_artifacts(str(report_dir), artifact_path="report")
                 return run.info.run_id
@@ -246,12 +259,13 @@ class Journal:
         self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str], register: bool = True
     ) -> dict[str, str]:
         keep = ("dataset_id", "view", "model_id", "model_params", "train_seconds", "n_train_used")
-        meta = {k: meta_model[k] for k in keep}
+        meta = {**{k: meta_model[k] for k in keep}, **_protocol(meta_model)}
         self._write("log_training", meta_model=meta, resolved=resolved, model_dir=str(model_dir), tags=tags, register=register)
         return {}
 
     def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
-        meta = {k: meta_eval[k] for k in ("model_id", "dataset_id", "eval_dataset_id", "view", "params_hash", "seed")}
+        keep = ("model_id", "dataset_id", "eval_dataset_id", "view", "params_hash", "seed")
+        meta = {**{k: meta_eval[k] for k in keep}, **_protocol(meta_eval)}
         self._write("log_evaluation", meta_eval=meta, summary=summary, report_dir=str(report_dir), tags=tags)
         return ""
 

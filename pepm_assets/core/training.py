@@ -28,11 +28,13 @@ from .config import ModelSpec, ResolvedParams
 from .locks import exclusive_lock
 from .paths import ProjectPaths
 from .prepare import effective_compare_by, read_tsv, write_tsv
+from .split import split_kind
 
 TOP_TERMS = 25
 CONFUSION_PNG = "confusion_matrix.png"
 BY_CORPUS = "by_corpus"  # merge_mode separate: one model (and one report) per corpus, in this subfolder
 COMPARISON = "comparison_by_corpus"  # merge_mode separate: the per-corpus table of an evaluation (.md, .tsv)
+NOT_RECORDED = "not recorded"  # a fit whose family states no class_weight (or a model trained before it did)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -42,6 +44,31 @@ def _read_json(path: Path) -> dict[str, Any]:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
+
+
+# ---------------------------------------------------------------- the protocol stated with every score
+def model_class_weight(meta_model: dict[str, Any]) -> str:
+    """How the model's fit weighted classes: its family's `class_weight` fact; with one model per
+    corpus (merge_mode separate) the corpora's value, or each corpus's when they differ."""
+    fit = meta_model.get("fit") or {}
+    if meta_model.get("merge_mode") != "separate":
+        return str(fit.get("class_weight", NOT_RECORDED))
+    values = {cid: str(facts.get("class_weight", NOT_RECORDED)) for cid, facts in fit.items()}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{cid}: {value}" for cid, value in values.items())
+
+
+def protocol(params: ResolvedParams, meta_model: dict[str, Any]) -> dict[str, Any]:
+    """How a score was obtained, stated beside it everywhere it is read (metrics.json, meta_eval.json,
+    the report, reports/index.json and the leaderboard, MLflow, Dagster): the kind of split (a split
+    that lets a speaker sit on both sides flatters every score), the seed and the class weighting."""
+    return {"split": split_kind(params.split), "seed": params.seed, "class_weight": model_class_weight(meta_model)}
+
+
+def protocol_note(p: dict[str, Any]) -> str:
+    """A protocol as one line for readers: "split grouped by speaker · seed 42 · class weights balanced"."""
+    return f"split {p['split']} · seed {p['seed']} · class weights {p['class_weight']}"
 
 
 def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path) -> dict[str, Any]:
@@ -92,6 +119,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "max_train_docs": cap,
             "train_seconds": round(time.perf_counter() - started, 3),
             "fit": info,
+            "split": split_kind(params.split),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "training_id": uuid.uuid4().hex,  # this fit, whatever its version (evaluations name the fit they scored)
             "split_version": view_stamp["version"],
@@ -110,6 +138,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
                 by_corpus=by_corpus,
             )
             meta["lineage"]["files"] = [f"{BY_CORPUS}/{cid}" for cid in by_corpus]  # a deleted corpus model: missing
+        meta["class_weight"] = model_class_weight(meta)  # the fit's, stated in every report of the model
         write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
 
@@ -205,14 +234,16 @@ def evaluate_model(
     validation = _validation_scores(params, eval_params, family, model_dir, meta_model, root)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
     title = f"{model_id} · trained on {params.dataset_id} · job of {eval_params.dataset_id} · {params.view}"
+    proto = protocol(params, meta_model)
     with atomic_dir(out_dir) as tmp:
         scores, summary, by_corpus = _write_reports(
-            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, confidence, validation
+            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, proto, confidence, validation
         )
         if plots:
             draw_confusions(tmp)
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
+            **proto,
             **({"validation": validation} if validation is not None else {}),
             **_eval_versions(params, eval_params, model_id, spec, meta_model, model_stamp, eval_view, separate=groups is not None),
             **({"merge_mode": "separate", "by_corpus": by_corpus} if by_corpus is not None else {}),
@@ -262,6 +293,7 @@ def _write_reports(
     groups: dict[str, pd.Index] | None,
     n_boot: int,
     title: str,
+    proto: dict[str, Any],
     confidence: list[float] | None = None,
     validation: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]] | None]:
@@ -269,12 +301,13 @@ def _write_reports(
     compare_by field), predictions.tsv (with a `score` column, the model's confidence in each
     predicted label, when the family gives one), and for one model per corpus each corpus's report
     and their comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or
-    None); `validation` (`_validation_scores`) goes into both metrics.json and the summary."""
+    None); `validation` (`_validation_scores`) goes into both metrics.json and the summary, `proto`
+    (`protocol`) into every metrics.json and report."""
     labels = sorted(set(meta_model["labels"]) | set(job["label"]))
     gold = job["label"].tolist()
     pooled_model = model_dir if groups is None else None
     texts = job["text"].tolist()
-    scores = _write_report(out_dir, family, pooled_model, texts, gold, pred, labels, params.seed, n_boot, title, validation)
+    scores = _write_report(out_dir, family, pooled_model, texts, gold, pred, labels, proto, n_boot, title, validation)
     if family.supervised:
         for field in _compare_fields(params, eval_params, job):
             write_json(out_dir / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
@@ -285,8 +318,8 @@ def _write_reports(
     by_corpus = None
     if groups is not None:
         predictions["predicted_by"] = _model_of_row(job, groups)
-        by_corpus = _report_by_corpus(out_dir, family, model_dir, job, pred, labels, groups, meta_model, params.seed, n_boot, title)
-        _write_comparison(out_dir, by_corpus, summary, family.supervised, title, len(job))
+        by_corpus = _report_by_corpus(out_dir, family, model_dir, job, pred, labels, groups, meta_model, proto, n_boot, title)
+        _write_comparison(out_dir, by_corpus, summary, family.supervised, title, len(job), proto)
     write_tsv(predictions, out_dir / "predictions.tsv")
     return scores, summary, by_corpus
 
@@ -299,7 +332,7 @@ def _write_report(
     gold: list[str],
     pred: list[str],
     labels: list[str],
-    seed: int,
+    proto: dict[str, Any],
     n_boot: int,
     title: str,
     validation: dict[str, Any] | None = None,
@@ -307,13 +340,16 @@ def _write_report(
     """metrics.json and the readable report of one set of predictions (the whole job set's, or one
     corpus's). `model`: the one model that scored them all, whose top terms or embedding describe
     them; None where each corpus's model scored its own documents (no pooled top terms, and no
-    pooled silhouette: each corpus's model embeds in a space of its own). `validation`: the
-    model's scores on the validation set, kept in metrics.json under that key."""
+    pooled silhouette: each corpus's model embeds in a space of its own). `proto`: how the scores
+    were obtained (`protocol`: its seed also seeds the bootstrap), under that key in metrics.json and
+    the report's second line. `validation`: the model's scores on the validation set, kept in
+    metrics.json under that key."""
+    seed = proto["seed"]
     if family.supervised:
         scores = metrics.classification_metrics(gold, pred, labels)
         scores["ci95"] = metrics.bootstrap_intervals(gold, pred, labels, seed=seed, n_boot=n_boot)
         scores["title"] = title  # what draw_confusions titles the PNG with
-        write_text(out_dir / "classification_report.txt", _report_text(scores, title))
+        write_text(out_dir / "classification_report.txt", _report_text(scores, title, proto))
         terms = family.top_terms(model, TOP_TERMS) if model is not None else None
         if terms:
             write_json(out_dir / "top_terms.json", terms)
@@ -322,8 +358,11 @@ def _write_report(
         scores = metrics.cluster_metrics(gold, pred, embedding, seed=seed)
         write_text(
             out_dir / "classification_report.txt",
-            f"{title}\n\nclustering: " + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2) + "\n",
+            f"{title}\n{protocol_note(proto)}\n\nclustering: "
+            + json.dumps({k: v for k, v in scores.items() if k != "contingency"}, indent=2)
+            + "\n",
         )
+    scores["protocol"] = proto
     if validation is not None:
         scores["validation"] = validation
     write_json(out_dir / "metrics.json", scores)
@@ -467,12 +506,13 @@ def _report_by_corpus(
     labels: list[str],
     groups: dict[str, pd.Index],
     meta_model: dict[str, Any],
-    seed: int,
+    proto: dict[str, Any],
     n_boot: int,
     title: str,
 ) -> dict[str, dict[str, Any]]:
     """merge_mode separate: by_corpus/<corpus_id>/ with each corpus's metrics.json and report
-    (its job documents, its own model's predictions); returns one summary row per corpus."""
+    (its job documents, its own model's predictions, its model's class weighting); returns one
+    summary row per corpus."""
     predicted = pd.Series(pred, index=job.index)
     rows: dict[str, dict[str, Any]] = {}
     for cid, idx in groups.items():
@@ -480,7 +520,8 @@ def _report_by_corpus(
         sub.mkdir(parents=True)
         texts, gold, got = job.loc[idx, "text"].tolist(), job.loc[idx, "label"].tolist(), predicted[idx].tolist()
         sub_title = f"{title} · corpus {cid}, scored by its own model"
-        scores = _write_report(sub, family, model_dir / BY_CORPUS / cid, texts, gold, got, labels, seed, n_boot, sub_title)
+        own = {**proto, "class_weight": str(meta_model["fit"][cid].get("class_weight", NOT_RECORDED))}
+        scores = _write_report(sub, family, model_dir / BY_CORPUS / cid, texts, gold, got, labels, own, n_boot, sub_title)
         fitted = meta_model["by_corpus"][cid]
         rows[cid] = {
             "n_train_used": fitted["n_train_used"],
@@ -492,7 +533,13 @@ def _report_by_corpus(
 
 
 def _write_comparison(
-    out_dir: Path, by_corpus: dict[str, dict[str, Any]], pooled: dict[str, Any], supervised: bool, title: str, n_job: int
+    out_dir: Path,
+    by_corpus: dict[str, dict[str, Any]],
+    pooled: dict[str, Any],
+    supervised: bool,
+    title: str,
+    n_job: int,
+    proto: dict[str, Any],
 ) -> None:
     """comparison_by_corpus.tsv (one row per corpus) and .md (the same, plus the pooled headline)."""
     names = ["accuracy", "macro_f1"] if supervised else ["ari", "nmi", "homogeneity", "completeness", "n_clusters"]
@@ -527,6 +574,8 @@ def _write_comparison(
     ]
     lines = [
         f"# {title}",
+        "",
+        protocol_note(proto),
         "",
         "merge_mode separate: one model per corpus, each trained on its corpus's train set and scored on its corpus's job documents.",
         "",
@@ -625,11 +674,11 @@ def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
     )
 
 
-def _report_text(scores: dict[str, Any], title: str) -> str:
+def _report_text(scores: dict[str, Any], title: str, proto: dict[str, Any]) -> str:
     """A readable table of metrics.json's own numbers (macro-F1 over the classes present in the job
-    set, as everywhere in pepm), with the bootstrap intervals."""
+    set, as everywhere in pepm), with the bootstrap intervals, under the protocol they come from."""
     width = max(12, *(len(label) for label in scores["labels"]))
-    lines = [title, "", f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}"]
+    lines = [title, protocol_note(proto), "", f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}"]
     for label, s in scores["per_class"].items():
         lines.append(f"{label:>{width}}  {s['precision']:9.4f}  {s['recall']:9.4f}  {s['f1']:9.4f}  {s['support']:9d}")
     ci = scores["ci95"]

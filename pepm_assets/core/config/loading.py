@@ -5,6 +5,7 @@ with the file named), validation errors that name the dotted key, the common con
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import types
 from pathlib import Path
@@ -22,6 +23,7 @@ from .schema import (
     DataOverride,
     DatasetConfig,
     HardwarePreset,
+    Legislature,
     ModelSpec,
     Profile,
     Strict,
@@ -193,6 +195,13 @@ class _CrossCorpusFile(Strict):
     cross_corpus: CrossCorpusConfig | None = None
 
 
+class _LegislaturesFile(Strict):
+    legislatures: dict[int, Legislature] = {}
+
+
+LEGISLATURES_FILE = "configs/common/legislatures.yml"
+
+
 def load_common(root: Path) -> CommonConfig:
     """Read and validate configs/common/*.yml (models.yml is optional until models are trained)."""
     common = root / "configs" / "common"
@@ -219,6 +228,7 @@ def load_common(root: Path) -> CommonConfig:
         balance_presets=read("balance.yml", _BalanceFile).presets,
         models=models,
         cross_corpus=read("cross_corpus.yml", _CrossCorpusFile, optional=True).cross_corpus,
+        legislatures=_check_legislatures(read("legislatures.yml", _LegislaturesFile, optional=True).legislatures),
     )
     cross = common.cross_corpus
     if cross is not None:
@@ -297,6 +307,23 @@ def _profile_datasets(root: Path, corpora: dict[str, CorpusConfig], declared: di
     return {dataset_id: dataset for dataset_id, (_, dataset) in defined.items()}
 
 
+def _check_legislatures(table: dict[int, Legislature]) -> dict[int, Legislature]:
+    """The legislatures in order of their numbers, each after the one before (no overlap, at most
+    the last one open): a date then belongs to one legislature at most."""
+    ordered = dict(sorted(table.items()))
+    numbers = list(ordered)
+    for before, after in itertools.pairwise(numbers):
+        prev, leg = ordered[before], ordered[after]
+        if prev.end is None or leg.start <= prev.end:
+            end = "has no end" if prev.end is None else f"ends on {prev.end}"
+            raise ConfigError(
+                LEGISLATURES_FILE,
+                f"legislatures.{after}.start",
+                f"legislature {after} starts on {leg.start}, but legislature {before} {end}: each must start after the one before ends",
+            )
+    return ordered
+
+
 def _check_models(models: dict[str, ModelSpec]) -> None:
     """Every model names a known family and parameters that family accepts."""
     from .. import families  # light: families import their heavy libraries only when they run
@@ -327,11 +354,13 @@ def _check_corpora(corpora: dict[str, CorpusConfig]) -> None:
 
 def document_columns(corpora: dict[str, CorpusConfig], source_field: str) -> set[str]:
     """The columns a dataset's documents will have, known before parsing: each dialect declares
-    its fields (BASE_FIELDS + meta_fields, as `Dialect.fields`), and the dataset adds source_field.
+    its fields (BASE_FIELDS + meta_fields, as `Dialect.fields`), the dataset adds source_field, and
+    the view derives `year` and `legislature` from the date (core/periods.py).
     Corpora are concatenated, so a column of any one of them exists (empty in the others)."""
+    from ..periods import PERIOD_COLUMNS
     from ..tei import dialects
 
-    columns = {source_field, *dialects.BASE_FIELDS}
+    columns = {source_field, *dialects.BASE_FIELDS, *PERIOD_COLUMNS}
     for corpus in corpora.values():
         columns.update(dialects.REGISTRY.get(corpus.dialect).meta_fields)
     return columns

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .loading import (
+    LEGISLATURES_FILE,
     _rel,
     apply_overrides,
     check_caps,
@@ -58,7 +59,7 @@ def resolve_profile(
 
     dataset = _resolve_dataset(prof, common, source)
     corpora = {cid: common.corpora[cid] for cid in dataset.corpus_ids}
-    _check_columns(prof, dataset, corpora, source)
+    derived = _check_columns(prof, dataset, corpora, source, common)
     eval_dataset_id = _resolve_eval_dataset(prof, dataset, common, source)
     label_map = labels.load_label_map(root / "configs" / "label_maps" / prof.label_map, root)
     if prof.view not in label_map.views:
@@ -89,6 +90,7 @@ def resolve_profile(
         families=fams,
         models=models,
         eval_dataset_id=eval_dataset_id,
+        legislatures=common.legislatures if "legislature" in derived else None,
         model_specs=model_specs,
         hardware_preset=prof.hardware_preset,
         hardware=_resolve_hardware(prof, common, source),
@@ -255,8 +257,12 @@ def _model_spec(model_id: str, spec: ModelSpec, patch: dict[str, Any] | None, so
     return spec.model_copy(update={"params": params})
 
 
-def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, CorpusConfig], source: str) -> None:
-    """split.group_by and compare_by name columns of the documents (else the view fails after parsing)."""
+def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, CorpusConfig], source: str, common: CommonConfig) -> set[str]:
+    """split.group_by and compare_by name columns of the documents (else the view fails after parsing).
+    Returns the columns named that the view derives from the date (core/periods.py): `legislature`
+    needs the table of configs/common/legislatures.yml."""
+    from ..periods import PERIOD_COLUMNS
+
     columns = document_columns(corpora, dataset.source_field)
     if prof.analysis.compare_by is not None:
         where, prefix = source, "analysis.compare_by"
@@ -272,3 +278,11 @@ def _check_columns(prof: Profile, dataset: DatasetConfig, corpora: dict[str, Cor
                 key,
                 f"no column {column!r} in the documents of dataset {prof.dataset_id!r}{did_you_mean(column, columns)} (columns: {sorted(columns)})",
             )
+        if column == "legislature" and not common.legislatures:
+            raise ConfigError(
+                where,
+                key,
+                f"column 'legislature' is derived from each document's date with the table of {LEGISLATURES_FILE}, "
+                "which is missing or empty: add it (legislatures: {<number>: {start: YYYY-MM-DD, end: YYYY-MM-DD}})",
+            )
+    return {column for _, _, column in named if column in PERIOD_COLUMNS}

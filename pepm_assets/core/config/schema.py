@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
@@ -122,6 +123,20 @@ class CrossCorpusConfig(Strict):
     datasets: list[str] = Field(min_length=2)
 
 
+class Legislature(Strict):
+    """One legislature of the Assemblée nationale (configs/common/legislatures.yml): its first and
+    last day, both inclusive; no `end` while it is in session."""
+
+    start: date
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Legislature:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
 class CommonConfig(Strict):
     corpora: dict[str, CorpusConfig]
     datasets: dict[str, DatasetConfig]
@@ -129,6 +144,7 @@ class CommonConfig(Strict):
     balance_presets: dict[str, dict[str, dict[str, Any]]]
     models: dict[str, ModelSpec] = {}
     cross_corpus: CrossCorpusConfig | None = None
+    legislatures: dict[int, Legislature] = {}  # configs/common/legislatures.yml (optional): the `legislature` column
 
 
 # ---------------------------------------------------------------- profiles
@@ -147,8 +163,15 @@ class AnalysisConfig(Strict):
 
 
 class SplitConfig(Strict):
+    """How train and job (and valid) are drawn. Grouped by speaker unless a profile says otherwise
+    (`split: {group_by: null}`): a speaker on both sides lets a classifier score by recognising who
+    speaks rather than which side they are on, which flatters every score (core/split.py). With
+    `group_by` null, `stratify` picks a split stratified by label, else a plain random one."""
+
     stratify: bool = True
-    group_by: str | None = Field(None, description="column kept on one side of the split (e.g. speaker)")
+    group_by: str | None = Field(
+        "speaker", description="column whose values are each kept on one side of the split; null: a split by document"
+    )
     validation_prop: float = Field(
         0.0, ge=0, lt=0.5, description="share of the train side held out as valid.tsv, for model selection never on job (0: none)"
     )
@@ -255,6 +278,9 @@ class ResolvedParams(Strict):
     families: list[str]
     models: list[str]
     eval_dataset_id: str | None = None  # scored on this dataset's job set too (cross-dataset)
+    # the legislature table, when the view has a `legislature` column (compare_by, split.group_by):
+    # in the params hash then (an edited table changes the view), left out of it otherwise
+    legislatures: dict[int, Legislature] | None = None
     model_specs: dict[str, ModelSpec]  # models.yml entries of `models`, with the profile's model_params
     hardware_preset: str
     hardware: HardwarePreset
@@ -277,6 +303,8 @@ class ResolvedParams(Strict):
         data = self.model_dump(mode="json")
         for key in ("profile", "overrides", "families", "models", "eval_dataset_id", "model_specs", "hardware_preset", "hardware"):
             data.pop(key)
+        if data.get("legislatures") is None:
+            data.pop("legislatures", None)  # a view without a legislature column: its hash is what it was before the table existed
         return data
 
     @property

@@ -152,7 +152,7 @@ class CheckConfig(Strict):
 
 DEFAULT_CHECKS: dict[str, CheckConfig] = {
     "train_vs_job": CheckConfig(
-        description="train vs job of one dataset x view: a random split must not drift",
+        description="train vs job of one dataset x view: a stratified split must not drift (grouped by speaker, column WARNs are expected)",
         drift_share=0.5,
         severity="ERROR",
         column_severity="WARN",

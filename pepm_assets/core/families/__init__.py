@@ -8,7 +8,9 @@ profile's families read, once) and two methods:
 - `fit(data, model_dir)`: train on `data` (a `TrainData`: the train rows, and `formats`, the entry
   of meta_formats.json for the format it reads) and write everything needed to predict into
   `model_dir` (an empty temporary folder, swapped in atomically by the caller); return a dict of
-  facts for meta_model.json (epochs, vocabulary size, device, ...).
+  facts for meta_model.json (epochs, vocabulary size, device, ...). Its `class_weight` fact
+  ("balanced", "none", ...: how classes were weighted in the fit) is stated in every report of the
+  model; a family that leaves it out is reported as "not recorded".
 - `predict(model_dir, texts)`: load what `fit` wrote and return one label per text (for an
   unsupervised family, one cluster id per text).
 

@@ -29,7 +29,7 @@ class CheckFamily(Family):
             "empty_texts": int((train["text"].str.strip() == "").sum()),
         }
         (model_dir / "check.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
-        return stats
+        return {**stats, "class_weight": "none"}  # stated in every report of a model (core/training.py: protocol)
 
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
         majority = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))["majority_label"]

@@ -51,7 +51,7 @@ class ClusterFamily(Family):
             n_comp = max(2, min(p.svd_components, x.shape[1] - 1, x.shape[0] - 1))
             lsa = make_pipeline(TruncatedSVD(n_components=n_comp, random_state=data.seed), Normalizer(copy=False))
             emb = lsa.fit_transform(x)
-            info: dict[str, Any] = {"algorithm": p.algorithm, "svd_components": n_comp, "n_features": x.shape[1]}
+            info: dict[str, Any] = {"algorithm": p.algorithm, "svd_components": n_comp, "n_features": x.shape[1], "class_weight": "none"}
             model = None
             if p.algorithm == "kmeans":
                 k = p.n_clusters or len(data.labels)

@@ -469,6 +469,7 @@ class HfFamily(Family):
             "n_train_docs": len(encoded),
             "n_truncated_docs": n_truncated,
             "class_weights": bool(weights is not None),
+            "class_weight": "balanced" if weights is not None else "none",  # the balance strategy's n / (k * n_c) in the loss
             "seconds": round(time.perf_counter() - start, 2),
             "cpu_seconds": round(time.process_time() - cpu_start, 2),  # all threads; wall time varies on a shared machine
             "import_seconds": round(import_seconds, 2),

@@ -2,8 +2,12 @@
 linear classifier.
 
 `estimator`: linear_svc (LinearSVC), logreg (LogisticRegression) or complement_nb (ComplementNB,
-the naive Bayes variant that copes with unbalanced classes). Class weights are "balanced" when the
-view's balance strategy is class_weights (or when `class_weight: balanced` is set).
+the naive Bayes variant that copes with unbalanced classes, and has no class weights).
+`class_weight` of the linear estimators: `auto` (the default) is scikit-learn's "balanced" when the
+training set is imbalanced (its largest class over its smallest > `imbalance_ratio`, 1.2 by
+default) or the view's balance strategy is class_weights, else none (unweighted, a linear model
+under-predicts the smaller class: its recall, and macro-F1, pay). `balanced` / `none` force it.
+The value used is recorded in the fit facts (meta_model.json) and every report of the model.
 `char_ngram_max` adds TF-IDF features of character n-grams within words (`char_wb`), which catch
 morphology and spelling that word n-grams split apart (useful on short parliamentary turns).
 Word n-grams are counted by pepm's compiled counter, character n-grams by scikit-learn on
@@ -14,6 +18,7 @@ scikit-learn objects in model.pkl).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +30,7 @@ from . import Family, FamilyParams, TrainData, load_estimator, save_estimator
 MODEL_FILE = "model.pkl"
 TOP_TERMS_FILE = "top_terms.json"
 TOP_TERMS_KEPT = 50  # ranked at fit time; evaluation reports the first k
+IMBALANCE_RATIO = 1.2  # class_weight auto: "balanced" when the largest train class outnumbers the smallest by more
 
 
 class SklearnParams(FamilyParams):
@@ -42,6 +48,7 @@ class SklearnParams(FamilyParams):
     C: float = Field(1.0, gt=0)
     alpha: float = Field(1.0, gt=0)
     class_weight: Literal["auto", "balanced", "none"] = "auto"
+    imbalance_ratio: float = Field(IMBALANCE_RATIO, ge=1.0)  # class_weight auto: largest / smallest train class above it -> balanced
     max_iter: int = Field(2000, ge=1)
 
 
@@ -83,10 +90,27 @@ def build_pipeline(params: SklearnParams, seed: int, class_weight: str | None):
     return Pipeline([("tfidf", vectorizer), ("clf", clf)])
 
 
+def resolve_class_weight(params: SklearnParams, labels: list[str], strategy_weights: dict[str, float] | None) -> str | None:
+    """The class_weight the estimator is fitted with ("balanced" or None), from the `class_weight`
+    setting and the training labels (`auto`, see the module docstring). ComplementNB takes none."""
+    if params.estimator == "complement_nb" or params.class_weight == "none":
+        return None
+    if params.class_weight == "balanced" or strategy_weights:
+        return "balanced"
+    return "balanced" if class_ratio(labels) > params.imbalance_ratio else None
+
+
+def class_ratio(labels: list[str]) -> float:
+    """The largest class count over the smallest (1.0: balanced, or a single class)."""
+    counts = Counter(labels).values()
+    return max(counts) / min(counts) if counts else 1.0
+
+
 class SklearnFamily(Family):
     reads = "tsv"
     hardware_fields = ()
     params_model = SklearnParams
+    code_version = "2"  # class_weight auto follows the training set's imbalance (was: the balance strategy only)
 
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         from threadpoolctl import threadpool_limits
@@ -94,16 +118,18 @@ class SklearnFamily(Family):
         from .counting import fast_counting
 
         p: SklearnParams = self.params  # type: ignore[assignment]
-        class_weight = "balanced" if p.class_weight == "balanced" or (p.class_weight == "auto" and data.class_weights) else None
+        labels = data.train["label"].tolist()
+        class_weight = resolve_class_weight(p, labels, data.class_weights)
         pipeline = build_pipeline(p, data.seed, class_weight)
         with threadpool_limits(data.hardware.threads), fast_counting(_vectorizers(pipeline), data.hardware.threads):
-            pipeline.fit(data.train["text"].tolist(), data.train["label"].tolist())
+            pipeline.fit(data.train["text"].tolist(), labels)
         save_estimator(pipeline, model_dir / MODEL_FILE)
         # ranked now, with the fitted pipeline in memory, rather than by reloading it at evaluation
         write_json(model_dir / TOP_TERMS_FILE, discriminative_terms(pipeline, TOP_TERMS_KEPT))
         return {
             "n_features": sum(len(v) for _, v, _ in _vocabularies(pipeline)),
             "class_weight": class_weight or "none",
+            "train_class_ratio": round(class_ratio(labels), 4),
             "estimator": p.estimator,
         }
 

@@ -246,6 +246,7 @@ class SpacyFamily(Family):
             "dev_curve": [round(e["score"], 4) for e in evals],
             "empty_text_label": empty_text_label,
             "class_weights": "ignored (spaCy textcat has none)" if data.class_weights else None,
+            "class_weight": "none",  # stated in every report of the model (core/training.py: protocol)
             "init_seconds": run["init_seconds"],
             "train_seconds": run["train_seconds"],
             "fit_seconds": round(time.perf_counter() - started, 2),

@@ -93,6 +93,8 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
             metadata={
                 "params_hash": params.params_hash,
                 "seed": params.seed,
+                "split": meta["split"],
+                "class_weight": meta["class_weight"],
                 "n_train_used": meta["n_train_used"],
                 "truncated": meta["truncated"],
                 "train_seconds": meta["train_seconds"],
@@ -178,6 +180,8 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
                 **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
                 "n_job": result["n_job"],
                 "seed": params.seed,
+                "split": result["split"],
+                "class_weight": result["class_weight"],
                 "params_hash": params.params_hash,
                 "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
                 "model_version": result["model_version"],
@@ -240,9 +244,9 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
                 "markdown": dg.MetadataValue.path(out["md"]),
                 "plot": dg.MetadataValue.path(out["png"] or ""),
                 "best_per_view": markdown_counts(
-                    {f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f}" for r in best.itertuples()},
+                    {f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f} ({r.split})" for r in best.itertuples()},
                     "dataset/view",
-                    "best model, macro-F1",
+                    "best model, macro-F1 (split)",
                 ),
             }
         )
@@ -270,7 +274,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 result = training.evaluate_model(
                     params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b]
                 )
-                cells[(a, b)] = result["metrics"]
+                cells[(a, b)] = {**result["metrics"], "protocol": {k: result[k] for k in ("split", "seed", "class_weight")}}
                 if tracker:
                     tracker.log_evaluation(
                         result,
