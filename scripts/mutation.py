@@ -93,7 +93,28 @@ DEFAULT_OPERATORS = [op for op in OPERATORS if op != "str"]
 # tell them apart). Key: "<path> | <first source line of the mutated code, stripped> | <original> -> <mutated>"
 # (the form the report prints with --show-keys); value: why. A listed mutant that gets killed is
 # reported (it was not equivalent) and counted as killed.
-EQUIVALENT: dict[str, str] = {}
+EQUIVALENT: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            'pepm_assets/core/labels.py | out.loc[ok & allowed, "label"] = values[ok & allowed] | ok & allowed -> ok | allowed',
+            'pepm_assets/core/labels.py | out.loc[ok & allowed, "label"] = values[ok & allowed] | ok & allowed -> ok | allowed #2',
+        ),
+        "either `&` of the line: pandas aligns the assigned Series on the index, so the rows written are"
+        " those of the mask on the left and the values those of the same rows; the rows a wider mask adds"
+        " get the missing value (NaN) they already had",
+    ),
+    "pepm_assets/core/metrics.py | tp = np.diagonal(cms[:, :, :k], axis1=1, axis2=2) | k -> k + 1": (
+        "the matrices have k + 1 columns, so [:k + 1] takes them all, and the diagonal of a k x (k + 1)"
+        " matrix is its first k diagonal cells either way"
+    ),
+    'pepm_assets/core/prepare.py | cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, *group, *key, "text"] | 2: -> :': (
+        "the two first columns, repeated, are dropped again by dict.fromkeys on the next line (first occurrence kept)"
+    ),
+    "pepm_assets/core/prepare.py | if cap is not None and len(df) > cap: | len(df) > cap -> len(df) >= cap": (
+        "at len(df) == cap the draw takes every row (without replacement, then sorted): the same frame, and"
+        " the generator is local to this corpus"
+    ),
+}
 
 
 # ---------------------------------------------------------------- mutants

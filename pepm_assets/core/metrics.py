@@ -137,13 +137,33 @@ def cluster_metrics(y_true: list[str], clusters: list[str], embedding: Any = Non
     return out
 
 
+def confusion_shares(cm: list[list[int]]) -> np.ndarray:
+    """Each row of a confusion matrix as shares of its gold class (recall on the diagonal); a class
+    with no gold document is a row of zeros, not NaN."""
+    arr = np.asarray(cm, dtype=float)
+    return arr / np.maximum(arr.sum(axis=1, keepdims=True), 1)
+
+
+def confusion_figure_size(n_labels: int) -> tuple[float, float]:
+    """(width, height) in inches: 0.9 in per class, plus room for the tick labels."""
+    size = 1.2 + 0.9 * n_labels
+    return size + 1.5, size
+
+
 def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: str) -> Path:
-    from .plotting import figure, save_png
+    from .plotting import save_png
+
+    return save_png(confusion_figure(cm, labels, title), target)
+
+
+def confusion_figure(cm: list[list[int]], labels: list[str], title: str) -> Any:
+    """The confusion matrix as a matplotlib Figure: counts and shares of the gold class in each
+    cell, shaded by share on a fixed 0-1 scale (so two models' plots compare by eye)."""
+    from .plotting import figure
 
     arr = np.asarray(cm, dtype=float)
-    norm = arr / np.maximum(arr.sum(axis=1, keepdims=True), 1)
-    size = 1.2 + 0.9 * len(labels)
-    fig = figure(size + 1.5, size, layout=None)
+    norm = confusion_shares(cm)
+    fig = figure(*confusion_figure_size(len(labels)), layout=None)
     ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
@@ -164,4 +184,4 @@ def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: 
             )
     # no colour bar: every cell prints its share, and the bar was 40% of the drawing time
     fig.tight_layout()
-    return save_png(fig, target)
+    return fig
