@@ -122,7 +122,14 @@ def test_tsv_round_trip_keeps_every_value_as_written(tmp_path: Path) -> None:
     assert back["n_tokens"].dtype.kind == "i" and all(isinstance(v, str) for v in back["text"])
     header_only = read_tsv_file(write_tsv(df.iloc[:0], tmp_path / "job.tsv"))
     assert list(header_only.columns) == list(df.columns) and len(header_only) == 0
-    # several MB, quoted newlines everywhere, one text longer than Arrow's default 1 MiB block
+
+
+def test_tsv_round_trip_of_texts_longer_than_a_read_block(tmp_path: Path) -> None:
+    """Several MB, quoted newlines everywhere, one text longer than Arrow's default 1 MiB block."""
+    import pandas as pd
+
+    from pepm_assets.core.prepare import read_tsv_file, write_tsv
+
     big = pd.DataFrame(
         {
             "doc_id": [f"d{i}" for i in range(4000)],

@@ -614,3 +614,17 @@ def test_the_tests_collect_when_every_config_is_broken(tmp_path: Path) -> None:
     errors = [line for line in out.stdout.splitlines() if line.startswith("ERROR")]
     assert out.returncode == 0 and not errors, "\n".join(errors) or out.stdout[-3000:] + out.stderr[-3000:]
     assert f"pepm_assets_tests/{Path(__file__).name}::test_the_tests_collect_when_every_config_is_broken" in out.stdout
+
+
+def test_a_dataset_with_its_own_source_field_names_each_documents_corpus(proj: Path, tmp_path: Path) -> None:
+    """`source_field: corpus` (not the default corpus_id): every row of the split says its corpus
+    under that name, which a per-corpus comparison then reads; meta_view.json's timing is in ms."""
+    root = tmp_path / "proj"
+    shutil.copytree(proj, root)
+    with open(root / "configs" / "common" / "datasets.yml", "a", encoding="utf-8") as fh:
+        fh.write("  tiny_src:\n    corpus_ids: [opts]\n    source_field: corpus\n")
+    _, result = _build(root, "opts", ["dataset_id=tiny_src"])
+    train, job, meta = _written(result)
+    both = pd.concat([train, job])
+    assert len(both) > 0 and set(both["corpus"]) == {"opts"}
+    assert meta["seconds"] == round(meta["seconds"], 3)

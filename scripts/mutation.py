@@ -114,6 +114,19 @@ EQUIVALENT: dict[str, str] = {
         "at len(df) == cap the draw takes every row (without replacement, then sorted): the same frame, and"
         " the generator is local to this corpus"
     ),
+    'pepm_assets/core/prepare.py | parse_options=pcsv.ParseOptions(delimiter="\\t", newlines_in_values=True), | True -> False': (
+        "the reader takes the whole file as one block on one thread (block_size > file size, use_threads"
+        " False): newlines_in_values only tells Arrow's chunker where a block may end, and there is no"
+        " second block (quoted newlines still parse; test_cli_and_io's round trips pass either way)"
+    ),
+    **dict.fromkeys(
+        (
+            "pepm_assets/core/prepare.py | column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False | False -> True",
+            "pepm_assets/core/prepare.py | column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False | False -> True #2",
+        ),
+        "null_values=[]: no value is ever read as null, whatever the two flags say (they only decide whether"
+        " the strings listed in null_values count as null, and the list is empty)",
+    ),
 }
 
 
