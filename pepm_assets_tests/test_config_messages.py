@@ -1,0 +1,74 @@
+"""What a configuration error says (core/config/loading.py): the line of a byte that is not UTF-8,
+the suggestion for a misspelt key inside an optional section, how much of a bad value is shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from pepm_assets.core.config import ConfigError
+from pepm_assets.core.config.loading import load_yaml, validate
+
+
+def test_a_byte_that_is_not_utf8_is_reported_on_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_bytes(b"profile: x\ndescription: ok\nview: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 on line 3\)"):
+        load_yaml(path, tmp_path)
+    path.write_bytes(b"\xff")
+    with pytest.raises(ConfigError, match=r"byte 0xff on line 1\)"):
+        load_yaml(path, tmp_path)
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = ""
+    size: int = 0
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inner: Inner | None = None
+    items: list[Inner] = []
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [({"inner": {"nmae": "x"}}, "inner.nmae"), ({"items": [{"szie": 1}]}, "items.0.szie"), ({"innr": {}}, "innr")],
+)
+def test_a_misspelt_key_gets_the_closest_field_of_its_own_section(data: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(Outer, data, "f.yml")
+    assert err.value.key == key
+    expected = {"inner.nmae": "name", "items.0.szie": "size", "innr": "inner"}[key]
+    assert err.value.message == f"unknown key (did you mean {expected!r}?)"
+
+
+def test_a_bad_value_is_shown_up_to_200_characters() -> None:
+    for length, shown in ((198, None), (199, "...")):  # repr adds the two quotes: 200 fits, 201 is cut
+        with pytest.raises(ConfigError) as err:
+            validate(Inner, {"size": "x" * length}, "f.yml")
+        text = repr("x" * length)
+        if shown is None:
+            assert err.value.message.endswith(f"(got {text})")
+        else:
+            assert err.value.message.endswith(f"(got {text[:200]}...)")
+
+
+def test_a_dataset_defined_in_a_profile_merges_only_when_it_has_several_corpora(tmp_path: Path) -> None:
+    """`data: {corpus_ids: [...]}` with a new dataset_id: one corpus is a `single` dataset, two are
+    `merged` unless the profile says otherwise."""
+    from pepm_assets.core.config import resolve_profile
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    profiles = root / "configs" / "profiles"
+    (profiles / "one.yml").write_text("dataset_id: only_mpt\nview: left_right\ndata: {corpus_ids: [mpt]}\n", encoding="utf-8")
+    (profiles / "two.yml").write_text("dataset_id: both\nview: left_right\ndata: {corpus_ids: [mpt, an]}\n", encoding="utf-8")
+    (profiles / "sep.yml").write_text(
+        "dataset_id: both_sep\nview: left_right\ndata: {corpus_ids: [mpt, an], merge_mode: separate}\n", encoding="utf-8"
+    )
+    modes = {name: resolve_profile(root, name).dataset.merge_mode for name in ("one", "two", "sep")}
+    assert modes == {"one": "single", "two": "merged", "sep": "separate"}
