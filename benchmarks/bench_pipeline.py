@@ -118,6 +118,8 @@ def make_project(root: Path, corpus: Path) -> list[str]:
     profile.update(
         profile=PROFILE, description="bench_pipeline.py: ideo_quick with tfidf_svm_quick only", families=[FAMILY], models=[MODEL]
     )
+    # one split, as the plain script fits once (ideo_quick itself repeats its split: split.repeats)
+    profile["split"] = {**(profile.get("split") or {}), "repeats": 1}
     (root / "configs" / "profiles" / f"{PROFILE}.yml").write_text(
         yaml.safe_dump(profile, sort_keys=False, allow_unicode=True), encoding="utf-8"
     )

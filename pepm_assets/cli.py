@@ -151,11 +151,14 @@ def _print_report(root: Path, report, seconds: float, stage: str = "prepare") ->
     for label, n in meta["split"]["train_label_counts"].items():
         table.add_row(label, str(n), str(meta["split"]["job_label_counts"].get(label, 0)))
     console.print(table)
-    failed = [name for name, ok in report.checks.items() if not ok]
+    # label_validity warns (its WARNING lines are printed with the scores): not a failed gate
+    warned = [name for name, ok in report.checks.items() if not ok and name.endswith(".label_validity")]
+    failed = [name for name, ok in report.checks.items() if not ok and name not in warned]
     if report.checks:
         console.print(
             f"checks: {sum(report.checks.values())}/{len(report.checks)} passed"
             + (f" [red]failed: {escape(str(failed))}[/]" if failed else "")
+            + (f" [yellow]label validity warns on {len(warned)} evaluations[/]" if warned else "")
         )
     if report.observed:
         console.print(f"new source versions recorded: {escape(', '.join(report.observed))}")
@@ -205,7 +208,22 @@ def _print_scores(root: Path, params) -> None:
         ]
         trained = "" if eval_dataset_id == params.dataset_id else f", models trained on {params.dataset_id}"
         _print_score_table(entries, f"job set of {eval_dataset_id} / {params.view}{trained}")
+        if eval_dataset_id == params.dataset_id:
+            _print_validity(entries)
     console.print(f"leaderboard: {paths.rel(paths.reports / 'leaderboard.md')} (+ .tsv, .png); MLflow: `pepm mlflow`")
+
+
+def _print_validity(entries: list[dict]) -> None:
+    """The label-validity WARNINGs of the evaluations (core/diagnostics.py), each once, with the models it concerns."""
+    models: dict[str, list[str]] = {}
+    for e in entries:
+        for message in e.get("label_validity_warnings", []):
+            models.setdefault(message, []).append(e["model_id"])
+    for message, ids in models.items():
+        which = "" if len(ids) == len(entries) else f" [{', '.join(ids)}]"
+        console.print(f"[bold yellow]WARNING[/] (label validity){escape(which)}: {escape(message)}")
+    if models:
+        console.print("label validity: diagnostics.json in each report folder; scores with names masked: `pepm report label-validity`")
 
 
 def _print_score_table(entries: list[dict], title: str) -> None:
@@ -215,11 +233,13 @@ def _print_score_table(entries: list[dict], title: str) -> None:
     for e in sorted(entries, key=lambda e: -e["metrics"].get("macro_f1", -1)):
         m = e["metrics"]
         if "macro_f1" in m:
+            n_splits = int(m.get("n_splits", 1))
+            spread = f" ± {m['macro_f1_sd']:.4f} ({n_splits} splits)" if n_splits > 1 and m.get("macro_f1_sd") is not None else ""
             table.add_row(
                 e["model_id"],
                 e["family"],
                 f"{m['accuracy']:.4f}",
-                f"{m['macro_f1']:.4f} [{m['macro_f1_ci95'][0]:.4f}, {m['macro_f1_ci95'][1]:.4f}]",
+                f"{m['macro_f1']:.4f}{spread} [{m['macro_f1_ci95'][0]:.4f}, {m['macro_f1_ci95'][1]:.4f}]",
                 "",
             )
         else:
@@ -420,6 +440,44 @@ def report_polarization(
         console.print(f"left out: {escape(str(result['excluded']))}")
     files = ", ".join(result["files"].values())
     console.print(f"{result['n_periods_measured']}/{len(result['periods'])} periods measured in {result['seconds']:.1f}s: {escape(files)}")
+
+
+@report_app.command("label-validity")
+def report_label_validity(
+    profile: str = PROFILE,
+    override: list[str] | None = OVERRIDE,
+    model: str | None = typer.Option(None, "--model", help="model id of models.yml (default: the profile's first scikit-learn model)"),
+) -> None:
+    """Label validity: the view's diagnostics (the label's association with other metadata, names of
+    parties and groups in the texts, procedural top terms) and the model's scores with names kept and
+    masked (filters.mask_names), fitted in process on the prepared split ->
+    reports/<dataset>/<view>/label_validity.{json,md,png}. Reads the prepared split (`pepm prepare -p ...` first)."""
+    from .core import diagnostics, label_validity
+
+    root = _root()
+    try:
+        params = resolve_profile(root, profile, override or [])
+        settings = label_validity.Settings(model_id=model)
+    except (ConfigError, label_validity.LabelValidityError) as exc:
+        _fail(str(exc))
+    try:
+        result = label_validity.write_report(params, root, settings)
+    except label_validity.LabelValidityError as exc:
+        _fail(str(exc), 1)
+    for line in diagnostics.warning_lines(result["diagnostics"]):
+        console.print(f"[bold yellow]WARNING[/]{escape(line.removeprefix('WARNING'))}")
+    table = Table(title=escape(f"label validity · {params.dataset_id} / {params.view} · {result['model_id']}: accuracy [95% CI]"))
+    for col in ("job texts", "docs", label_validity.KEPT, label_validity.MASKED):
+        table.add_column(col, justify="left" if col == "job texts" else "right")
+    for subset in ("all", "job texts naming a group", "other job texts"):
+        kept, masked = (result["scores"][v][subset] for v in (label_validity.KEPT, label_validity.MASKED))
+        table.add_row(subset, str(kept.get("n", 0)), label_validity._cell(kept, "accuracy"), label_validity._cell(masked, "accuracy"))
+    console.print(table)
+    delta = result["delta_macro_f1_kept_minus_masked"]
+    console.print(
+        f"macro-F1 names kept minus masked: {delta['delta_macro_f1']:+.4f} [{delta['ci95'][0]:+.4f}, {delta['ci95'][1]:+.4f}] "
+        f"in {result['seconds']:.1f}s: {escape(', '.join(result['files'].values()))}"
+    )
 
 
 @app.command("mlflow")

@@ -198,6 +198,7 @@ def make_project(dest: Path, n_per_speaker: int = 6) -> Path:
     shutil.copytree(REPO / "configs" / "label_maps", dest / "configs" / "label_maps")
     shutil.copytree(REPO / "configs" / "spacy", dest / "configs" / "spacy")
     shutil.copy(REPO / "configs" / "common" / "balance.yml", dest / "configs" / "common" / "balance.yml")
+    shutil.copy(REPO / "configs" / "common" / "label_validity.yml", dest / "configs" / "common" / "label_validity.yml")
     for name, text in (("models.yml", MODELS_YML), ("cross_corpus.yml", CROSS_CORPUS_YML), ("hardware.yml", HARDWARE_YML)):
         (dest / "configs" / "common" / name).write_text(text, encoding="utf-8")
     (dest / "configs" / "common" / "corpora.yml").write_text(CORPORA_YML, encoding="utf-8")

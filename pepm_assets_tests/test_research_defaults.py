@@ -149,9 +149,9 @@ def evaluated(project: Path) -> tuple[Path, dict[str, dict]]:
 
 
 EXPECTED = {
-    "tfidf_svm_quick": {"split": "grouped by speaker", "seed": 7, "class_weight": "balanced"},
-    "tfidf_logreg": {"split": "grouped by speaker", "seed": 7, "class_weight": "balanced"},
-    "tfidf_nb": {"split": "grouped by speaker", "seed": 7, "class_weight": "none"},
+    "tfidf_svm_quick": {"split": "grouped by speaker", "seed": 7, "class_weight": "balanced", "splits": 1},
+    "tfidf_logreg": {"split": "grouped by speaker", "seed": 7, "class_weight": "balanced", "splits": 1},
+    "tfidf_nb": {"split": "grouped by speaker", "seed": 7, "class_weight": "none", "splits": 1},
 }
 
 

@@ -104,9 +104,15 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
         "reconnaissance",
         "liberté",
     }
-    assert all(report.checks.values()), report.checks
+    # every gate passes; label_validity warns on every evaluation: the fixture's MPT vote is its label
+    # (as in the real MPT), which core/diagnostics.py reports in each evaluation's report and metadata
+    validity = {name: ok for name, ok in report.checks.items() if name.endswith(".label_validity")}
+    assert len(validity) == len(ALL_MODELS) and not any(validity.values())
+    assert all(ok for name, ok in report.checks.items() if name not in validity), report.checks
+    assert "'vote'" in metadata["label_validity_warnings"]
     board = (project / "reports" / "leaderboard.md").read_text()
     assert "tfidf_svm_quick" in board and (project / "reports" / "leaderboard.png").is_file()
+    assert "goes with 'vote'" in board
 
 
 def test_mlflow_has_every_run_with_params_tags_and_registered_models(trained) -> None:
@@ -192,9 +198,13 @@ def test_leaderboard_compares_every_model_with_the_reference_on_the_same_documen
     check = rows.loc["check_default"]
     assert check["delta_vs"] == "tfidf_svm_quick"
     assert check["delta_macro_f1"] == pytest.approx(check["macro_f1"] - rows.loc["tfidf_svm_quick", "macro_f1"], abs=2e-4)
-    assert check["delta_high"] < 0  # the majority-class control is worse, and the paired interval says so
+    # the split is grouped by speaker and the tiny job set holds one speaker per side: resampling
+    # speakers (not documents), the paired interval reaches 0 and the Holm-adjusted p says nothing
+    assert check["delta_low"] < 0 <= check["delta_high"] and check["delta_p_holm"] >= 0.05
+    assert rows.loc["tfidf_logreg", "baseline_vs"] == "check_default"
     board = (project / "reports" / "leaderboard.md").read_text()
-    assert "Δ macro-F1 vs tfidf_svm_quick" in board and "| reference |" in board and "(worse)" in board
+    assert "Δ macro-F1 vs tfidf_svm_quick" in board and "| reference |" in board and "| control |" in board
+    assert "(worse)" not in board and "p-values Holm-adjusted over the" in board
 
 
 @pytest.mark.parametrize("char_ngram_max", [None, 4])

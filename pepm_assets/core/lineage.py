@@ -33,7 +33,7 @@ CORPUS_CODE = "corpus-3"
 VIEW_CODE = "view-3"
 FORMATS_CODE = "formats-3"
 MODEL_CODE = "model-3"
-EVAL_CODE = "eval-4"  # 4: every report states its protocol (split kind, seed, class weighting)
+EVAL_CODE = "eval-5"  # 4: every report states its protocol; 5: repeated splits (mean ± sd), intervals resampling speakers on grouped splits
 HASH_CACHE = Path(".pepm") / "file_hashes.json"
 
 

@@ -45,27 +45,103 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
     }
 
 
-def bootstrap_intervals(
-    y_true: list[str], y_pred: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95
-) -> dict[str, Any]:
-    """Percentile bootstrap of accuracy and macro-F1. Resampling n documents with replacement is
-    drawing the n (gold, predicted) cells from a multinomial over the observed cells: same
-    distribution, without materialising n_boot x n indices."""
+def bootstrap_replicates(
+    y_true: list[str], y_pred: list[str], labels: list[str], seed: int, n_boot: int = 1000, clusters: list[Any] | None = None
+) -> dict[str, np.ndarray]:
+    """Accuracy and macro-F1 of `n_boot` resamples of the scored documents, as arrays.
+
+    `clusters` None: documents are resampled, n with replacement, i.e. the n (gold, predicted) cells
+    are drawn from a multinomial over the observed cells (same distribution, without materialising
+    n_boot x n indices). `clusters` given (one value per document: its speaker when the split is
+    grouped by speaker): whole clusters are resampled, C with replacement among the C of the job
+    set, each drawn cluster bringing all its documents (a cluster bootstrap: documents of one
+    speaker are not independent, and the split drew speakers, not documents). With one document
+    per cluster both draw from the same distribution."""
     _, t, p = confusion(y_true, y_pred, labels)
     k, n = len(labels), len(t)
-    cells = np.bincount(t * (k + 1) + p, minlength=k * (k + 1))  # p == k: outside the label set
     rng = np.random.default_rng(seed)
-    cms = rng.multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, k + 1)
-    acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / n
-    macro = _macro_f1(cms)
+    if n == 0:
+        return {"accuracy": np.zeros(n_boot), "macro_f1": np.zeros(n_boot)}
+    codes = t * (k + 1) + p  # p == k: outside the label set
+    if clusters is None:
+        cells = np.bincount(codes, minlength=k * (k + 1))
+        cms = rng.multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, k + 1)
+    else:
+        cms = _cluster_draws(codes, clusters, k * (k + 1), rng, n_boot).reshape(n_boot, k, k + 1)
+    sizes = cms.sum(axis=(1, 2))
+    acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / np.maximum(sizes, 1)
+    return {"accuracy": acc, "macro_f1": _macro_f1(cms)}
+
+
+def _cluster_draws(codes: np.ndarray, clusters: list[Any], n_cells: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """(n_boot, n_cells) cell counts of cluster resamples: each replicate draws C clusters with
+    replacement (multinomial counts of each cluster) and adds up their documents' cells."""
+    if len(clusters) != len(codes):
+        raise ValueError(f"clusters: {len(clusters)} values for {len(codes)} documents")
+    _, cluster_codes = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    n_clusters = int(cluster_codes.max()) + 1
+    per_cluster = np.zeros((n_clusters, n_cells), dtype=np.int64)
+    np.add.at(per_cluster, (cluster_codes, codes), 1)
+    weights = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=n_boot)
+    return weights @ per_cluster
+
+
+def bootstrap_intervals(
+    y_true: list[str],
+    y_pred: list[str],
+    labels: list[str],
+    seed: int,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    clusters: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Percentile bootstrap of accuracy and macro-F1 (`bootstrap_replicates`: documents, or whole
+    clusters when `clusters` is given)."""
+    reps = bootstrap_replicates(y_true, y_pred, labels, seed, n_boot, clusters)
     return {
         "level": level,
         "n_boot": n_boot,
         "seed": seed,
-        "method": "percentile, multinomial resampling of documents",
-        "accuracy": _percentile_interval(acc, level),
-        "macro_f1": _percentile_interval(macro, level),
+        "method": DOCUMENT_METHOD if clusters is None else CLUSTER_METHOD,
+        **({"n_clusters": len(set(map(str, clusters)))} if clusters is not None else {}),
+        "accuracy": _percentile_interval(reps["accuracy"], level),
+        "macro_f1": _percentile_interval(reps["macro_f1"], level),
     }
+
+
+DOCUMENT_METHOD = "percentile, multinomial resampling of documents"
+CLUSTER_METHOD = "percentile, resampling of whole clusters (cluster bootstrap)"
+POOLED_METHOD = (
+    "percentile of the bootstrap replicates of every split pooled: within-split uncertainty "
+    "(each split's replicates) and between-split variance (their spread across splits) together"
+)
+
+
+def repeated_scores(splits: list[dict[str, Any]], level: float = 0.95, names: tuple[str, ...] = ("accuracy", "macro_f1")) -> dict[str, Any]:
+    """Mean, sd and the combined interval of scores measured on several splits of the same view.
+
+    `splits`: one dict per split with each name's point score and `replicates` (name -> the split's
+    bootstrap replicates, `bootstrap_replicates`). The interval is the percentile interval of all
+    splits' replicates pooled: its spread is that of a score on one split drawn at random, i.e.
+    within-split variance (mean over splits of each split's bootstrap variance) plus between-split
+    variance (the variance of the splits' scores). It is not narrowed by the number of splits: the
+    splits share their documents, so their mean is not N independent measurements (Nadeau & Bengio
+    2003). With one split it is that split's bootstrap interval. `variance` states the two parts."""
+    out: dict[str, Any] = {"n_splits": len(splits), "level": level, "mean": {}, "sd": {}, "interval": {}, "variance": {}}
+    for name in names:
+        points = np.array([s[name] for s in splits], dtype=float)
+        reps = [np.asarray(s["replicates"][name], dtype=float) for s in splits]
+        within = float(np.mean([r.var(ddof=1) if len(r) > 1 else 0.0 for r in reps]))
+        between = float(points.var(ddof=1)) if len(points) > 1 else 0.0
+        out["mean"][name] = float(points.mean())
+        out["sd"][name] = float(points.std(ddof=1)) if len(points) > 1 else 0.0
+        out["interval"][name] = _percentile_interval(np.concatenate(reps), level)
+        out["variance"][name] = {
+            "within_split": within,
+            "between_split": between,
+            "between_share": between / (within + between) if within + between > 0 else 0.0,
+        }
+    return out
 
 
 def _percentile_interval(values: np.ndarray, level: float) -> list[float]:
@@ -83,30 +159,114 @@ def _macro_f1(cms: np.ndarray) -> np.ndarray:
     return (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
-def paired_bootstrap_delta(
-    y_true: list[str], pred_a: list[str], pred_b: list[str], labels: list[str], seed: int, n_boot: int = 1000, level: float = 0.95
-) -> dict[str, Any]:
-    """Macro-F1 of A minus macro-F1 of B on the same documents, with a percentile interval from
-    resampling documents, the same resample for both (two overlapping intervals of the separate
-    scores do not say whether A beats B; the interval of the paired difference does). As in
-    bootstrap_intervals, resampling documents = drawing the (gold, A, B) cells from a multinomial."""
+def paired_delta_replicates(
+    y_true: list[str],
+    pred_a: list[str],
+    pred_b: list[str],
+    labels: list[str],
+    seed: int,
+    n_boot: int = 1000,
+    clusters: list[Any] | None = None,
+) -> tuple[float, np.ndarray]:
+    """(macro-F1 of A minus macro-F1 of B on the same documents, that difference on `n_boot`
+    resamples): the same resample for both models (documents, or whole clusters with `clusters`,
+    as in `bootstrap_replicates`; resampling documents = drawing the (gold, A, B) cells from a
+    multinomial)."""
     k, m = len(labels), len(labels) + 1
     _, t, pa = confusion(y_true, pred_a, labels)
     _, _, pb = confusion(y_true, pred_b, labels)
     n = len(t)
-    cells = np.bincount((t * m + pa) * m + pb, minlength=k * m * m)
-    draws = np.random.default_rng(seed).multinomial(n, cells / n, size=n_boot).reshape(n_boot, k, m, m)
-    deltas = _macro_f1(draws.sum(axis=3)) - _macro_f1(draws.sum(axis=2))
+    codes = (t * m + pa) * m + pb
+    cells = np.bincount(codes, minlength=k * m * m)
     observed = cells.reshape(1, k, m, m)
     point = float(_macro_f1(observed.sum(axis=3))[0] - _macro_f1(observed.sum(axis=2))[0])
+    rng = np.random.default_rng(seed)
+    if n == 0:
+        return point, np.zeros(n_boot)
+    if clusters is None:
+        draws = rng.multinomial(n, cells / n, size=n_boot)
+    else:
+        draws = _cluster_draws(codes, clusters, k * m * m, rng, n_boot)
+    draws = draws.reshape(n_boot, k, m, m)
+    return point, _macro_f1(draws.sum(axis=3)) - _macro_f1(draws.sum(axis=2))
+
+
+def paired_bootstrap_delta(
+    y_true: list[str],
+    pred_a: list[str],
+    pred_b: list[str],
+    labels: list[str],
+    seed: int,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    clusters: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Macro-F1 of A minus macro-F1 of B on the same documents, with a percentile interval from
+    resampling documents (or whole clusters), the same resample for both (two overlapping intervals
+    of the separate scores do not say whether A beats B; the interval of the paired difference does)."""
+    point, deltas = paired_delta_replicates(y_true, pred_a, pred_b, labels, seed, n_boot, clusters)
     return {
         "delta_macro_f1": point,
         "ci95": _percentile_interval(deltas, level),
         "share_a_better": float((deltas > 0).mean()),
+        "p_value": bootstrap_p_value(deltas),
         "n_boot": n_boot,
         "seed": seed,
         "level": level,
     }
+
+
+def bootstrap_p_value(deltas: np.ndarray) -> float:
+    """Two-sided p-value of "no difference" from bootstrap replicates of a difference: twice the
+    share of replicates on the far side of 0 (ties counted on both sides), with the +1 of a
+    resampling test so that it is never 0: p = min(1, 2 (min(#<=0, #>=0) + 1) / (R + 1)). It is
+    the smallest 1 - level whose percentile interval excludes 0 (up to that +1)."""
+    deltas = np.asarray(deltas, dtype=float)
+    below, above = int((deltas <= 0).sum()), int((deltas >= 0).sum())
+    return float(min(1.0, 2 * (min(below, above) + 1) / (len(deltas) + 1)))
+
+
+def paired_comparison(splits: list[dict[str, Any]], labels: list[str], n_boot: int = 1000, level: float = 0.95) -> dict[str, Any]:
+    """Model A vs model B on the same splits, paired by split and by job document.
+
+    `splits`: one dict per split both were scored on: `gold`, `pred_a`, `pred_b` (aligned on the
+    split's job documents), `seed` (its bootstrap seed) and `clusters` (None: documents are
+    resampled). The difference is the mean over splits of each split's macro-F1 difference; its
+    interval and p-value come from every split's paired bootstrap replicates pooled (within- and
+    between-split variance, as in `repeated_scores`)."""
+    points, reps = [], []
+    for s in splits:
+        point, deltas = paired_delta_replicates(s["gold"], s["pred_a"], s["pred_b"], labels, s["seed"], n_boot, s.get("clusters"))
+        points.append(point)
+        reps.append(deltas)
+    pooled = np.concatenate(reps)
+    return {
+        "delta_macro_f1": float(np.mean(points)),
+        "delta_sd": float(np.std(points, ddof=1)) if len(points) > 1 else 0.0,
+        "per_split": [float(p) for p in points],
+        "ci95": _percentile_interval(pooled, level),
+        "share_a_better": float((pooled > 0).mean()),
+        "p_value": bootstrap_p_value(pooled),
+        "n_splits": len(splits),
+        "n_boot": n_boot,
+        "level": level,
+        "resampled": "documents" if all(s.get("clusters") is None for s in splits) else "clusters",
+    }
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of m p-values (family-wise error rate): the i-th smallest is
+    multiplied by m - i + 1 (i from 1), capped at 1, and made non-decreasing in that order.
+    Reject where the adjusted value is below the level. Same values as statsmodels'
+    multipletests(method="holm")."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
 
 
 def metrics_by_group(job: pd.DataFrame, y_pred: list[str], field: str, labels: list[str]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """A view of a dataset: parsed corpora -> labels -> quality filters -> balance -> split -> TSV files
-(train.tsv, job.tsv, and valid.tsv with `split.validation_prop`).
+(train.tsv, job.tsv, and valid.tsv with `split.validation_prop`; with `split.repeats` N > 1 the
+same for repeats 1..N-1 under repeats/r<k>/, each drawn with its own seed from the same pool).
 
 `build_view` is the whole prepare stage for one dataset x view, as one plain function: the Dagster
 asset `view_split` and the tests call it the same way.
@@ -7,6 +8,7 @@ asset `view_split` and the tests call it the same way.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -19,12 +21,14 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from . import balance, labels, periods, split
+from . import balance, diagnostics, labels, periods, split
 from .atomic import atomic_path, write_json
 from .config import ResolvedParams
 from .paths import ProjectPaths
 
 TSV_BASE = ["doc_id", "label", "speaker", "group", "date", "n_tokens"]
+REPEATS = "repeats"  # split.repeats > 1: the folder of repeats 1..N-1 in the view folder
+REPEAT_SEEDS = "repeat 0: the profile seed; repeat r >= 1: numpy SeedSequence(seed, spawn_key=(r,)).generate_state(1)[0]"
 
 
 class ViewError(ValueError):
@@ -109,8 +113,12 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     before = _counts(pool)
     train, valid, job = _split_pool(pool, params, excluded)
     train_path, job_path, meta_path, valid_path = _write_split(params, paths, train, job, valid)
-    if stamp and valid_path is not None and valid_path.name not in stamp["files"]:
-        stamp = {**stamp, "files": [*stamp["files"], valid_path.name]}  # a deleted valid.tsv: the split is missing
+    repeats = _write_repeats(params, paths, pool, excluded)
+    if stamp:
+        # a deleted valid.tsv or repeat file: the split is missing
+        extra = [valid_path.name] if valid_path is not None else []
+        extra += [f for r in repeats for f in r["files"]]
+        stamp = {**stamp, "files": list(dict.fromkeys([*stamp["files"], *extra]))}
     meta = {
         **_view_meta(params, label_map, len(docs), before, excluded, train, job, valid if valid_path else None),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
@@ -118,6 +126,13 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         "seconds": round(time.perf_counter() - started, 3),
         **({"lineage": stamp} if stamp else {}),
     }
+    if repeats:
+        meta["split"]["repeats"] = {
+            "n": params.split.repeats,
+            "seeds": split.repeat_seeds(params.seed, params.split.repeats),
+            "seed_derivation": REPEAT_SEEDS,
+            "splits": [{k: v for k, v in r.items() if k != "files"} for r in repeats],
+        }
     write_json(meta_path, meta)
     return ViewResult(
         train=train,
@@ -175,6 +190,8 @@ def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: Resol
     labelled = labels.assign_labels(docs, label_map, params.view)
     excluded: Counter = Counter(labelled["exclusion"].dropna().value_counts().to_dict())
     pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
+    if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
+        pool = pool.assign(text=_masked(pool["text"], docs, params))
     short = pool["n_tokens"] < params.filters.min_tokens
     if short.any():
         excluded["too_short"] = int(short.sum())
@@ -185,6 +202,14 @@ def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: Resol
     if pool.empty:
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
     return pool, excluded
+
+
+def _masked(texts: pd.Series, docs: pd.DataFrame, params: ResolvedParams) -> list[str]:
+    """filters.mask_names: group and party names (params.group_names) -> NOM_GROUPE, the names of
+    every person who speaks in the dataset's documents -> NOM_PERSONNE (core/diagnostics.py)."""
+    if params.group_names is None:
+        raise ViewError("filters.mask_names: the parameters name no group to mask (resolve them with resolve_profile)")
+    return diagnostics.mask_texts(texts, params.group_names, diagnostics.masking_persons(docs))
 
 
 def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -214,18 +239,61 @@ def _split_each_corpus(pool: pd.DataFrame, params: ResolvedParams, excluded: Cou
     return pd.concat([p[0] for p in parts]), pd.concat([p[1] for p in parts]), pd.concat([p[2] for p in parts])
 
 
+def repeat_dir(view_dir: Path, repeat: int) -> Path:
+    """Where repeat r >= 1 of a split lives (split.repeats): <view>/repeats/r<r>/{train,job,valid}.tsv."""
+    return view_dir / REPEATS / f"r{repeat}"
+
+
+def _write_repeats(params: ResolvedParams, paths: ProjectPaths, pool: pd.DataFrame, excluded: Counter) -> list[dict[str, Any]]:
+    """split.repeats N > 1: repeats 1..N-1 of the split, each drawn from the same labelled pool as
+    the canonical one (repeat 0, train.tsv / job.tsv) by the same code with the repeat's seed
+    (`split.repeat_seeds`): the split the profile would give with `seed` set to it. Returns, per
+    repeat, its facts for meta_view.json (sizes, class counts, leakage, paths) and its `files`
+    (relative to the view folder, for the lineage stamp)."""
+    view_dir = paths.view_dir(params.dataset_id, params.view)
+    cols = tsv_columns(params)
+    out = []
+    for r, seed in enumerate(split.repeat_seeds(params.seed, params.split.repeats)[1:], start=1):
+        train, valid, job = _split_pool(pool, params.model_copy(update={"seed": seed}), excluded)
+        folder = repeat_dir(view_dir, r)
+        folder.mkdir(parents=True, exist_ok=True)
+        named = {"train": train, "job": job, **({"valid": valid} if params.split.validation_prop > 0 else {})}
+        for name, df in named.items():
+            write_tsv(df[cols], folder / f"{name}.tsv")
+        out.append(
+            {
+                "repeat": r,
+                "seed": seed,
+                **_split_sizes(train, job, valid if "valid" in named else None),
+                "leakage": split.leakage(train, job, params.split.group_by, valid if "valid" in named else None),
+                "paths": {name: paths.rel(folder / f"{name}.tsv") for name in named},
+                "files": [(folder / f"{name}.tsv").relative_to(view_dir).as_posix() for name in named],
+            }
+        )
+    return out
+
+
+def read_repeat(params: ResolvedParams, root: Path, repeat: int, name: str) -> pd.DataFrame:
+    """train.tsv, job.tsv or valid.tsv of repeat r of a prepared view (0: the canonical split's)."""
+    if repeat == 0:
+        return read_tsv(params, root, name)
+    return read_tsv_file(repeat_dir(ProjectPaths(root).view_dir(params.dataset_id, params.view), repeat) / f"{name}.tsv")
+
+
 def _write_split(
     params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame, valid: pd.DataFrame
 ) -> tuple[Path, Path, Path, Path | None]:
     """train.tsv, job.tsv and, with split.validation_prop, valid.tsv (its path returned, else None);
     meta_view.json (returned, for the caller to write last) is removed first, since its stamp says
     the view is fresh: a crash leaves the view missing, never half-new and "fresh". A valid.tsv of
-    an earlier split is removed when this one has none: it would hold documents now in train."""
+    an earlier split is removed when this one has none: it would hold documents now in train; the
+    repeats of an earlier split (repeats/) always are (`_write_repeats` writes this one's)."""
     view_dir = paths.view_dir(params.dataset_id, params.view)
     cols = tsv_columns(params)
     train_path, job_path, meta_path = view_dir / "train.tsv", view_dir / "job.tsv", view_dir / "meta_view.json"
     valid_path = view_dir / "valid.tsv" if params.split.validation_prop > 0 else None
     meta_path.unlink(missing_ok=True)
+    shutil.rmtree(view_dir / REPEATS, ignore_errors=True)
     if valid_path is None:
         (view_dir / "valid.tsv").unlink(missing_ok=True)
     for df, target in ((train, train_path), (job, job_path), (valid, valid_path)):

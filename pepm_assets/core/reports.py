@@ -6,18 +6,21 @@ per-corpus rows (also in leaderboard_by_corpus.tsv)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import diagnostics, metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
-from .training import COMPARISON, NOT_RECORDED, latest_entries, protocol_note, read_index, slot
+from .training import BY_SPLIT, COMPARISON, NOT_RECORDED, latest_entries, protocol_note, read_index, slot
 
 REFERENCE_MODEL = "tfidf_svm_quick"  # the spec's baseline: every other model is compared with it, paired
+BASELINE_FAMILY = "check"  # the majority-class control: every model is also compared with it, paired
+LEVEL = 0.95  # comparisons: Holm-adjusted p below 1 - LEVEL is "better" / "worse"
 
 
 def _plt():
@@ -29,7 +32,7 @@ def _plt():
     return plt
 
 
-def _repeats(history: list[dict[str, Any]]) -> dict[tuple, dict[int, float]]:
+def _over_seeds(history: list[dict[str, Any]]) -> dict[tuple, dict[int, float]]:
     """(slot, settings hash) -> seed -> macro-F1 of the latest evaluation of each seed run with those settings."""
     by_seed: dict[tuple, dict[int, float]] = {}
     for e in history:
@@ -40,12 +43,15 @@ def _repeats(history: list[dict[str, Any]]) -> dict[tuple, dict[int, float]]:
 
 def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
     """The latest in-domain evaluation of each supervised model, best macro-F1 first within each
-    dataset x view, with mean ± sd of macro-F1 over the seeds evaluated with the same settings, and
-    the protocol of the score (split kind, seed, class weighting; "not recorded" for an evaluation
-    older than these fields)."""
+    dataset x view: macro-F1 and accuracy as the mean over the evaluation's splits (split.repeats)
+    with their sd over the splits (`*_split_sd`, `n_splits`, `split_seeds`) and the interval (a
+    speaker bootstrap on a grouped split, pooled over the splits); mean ± sd of macro-F1 over the
+    seeds evaluated with the same settings (`n_seeds`, `macro_f1_mean`, `macro_f1_sd`); and the
+    protocol of the score (split kind, seed, class weighting; "not recorded" for an evaluation older
+    than these fields)."""
     rows = []
     history = read_index(paths)
-    repeats = _repeats(history)
+    repeats = _over_seeds(history)
     for e in latest_entries(history):
         m = e["metrics"]
         if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" not in m:
@@ -80,6 +86,13 @@ def leaderboard_table(paths: ProjectPaths) -> pd.DataFrame:
                 "seeds": ",".join(str(seed) for seed in sorted(by_seed)),
                 "macro_f1_mean": round(float(np.mean(seeds)), 4) if seeds else float("nan"),
                 "macro_f1_sd": round(float(np.std(seeds, ddof=1)), 4) if len(seeds) > 1 else float("nan"),
+                "n_splits": int(m.get("n_splits", 1)),
+                "macro_f1_split_sd": _rounded(m.get("macro_f1_sd")),
+                "accuracy_split_sd": _rounded(m.get("accuracy_sd")),
+                "split_seeds": ",".join(str(s["seed"]) for s in m.get("split_scores", [])) or str(e["seed"]),
+                "resampled": m.get("resampled", "document"),
+                "splits_note": m.get("splits_note", ""),
+                "predictions_by_split": e["files"].get(BY_SPLIT, ""),
             }
         )
     table = pd.DataFrame(rows)
@@ -116,40 +129,188 @@ def by_corpus_table(paths: ProjectPaths) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def with_reference_deltas(table: pd.DataFrame, paths: ProjectPaths, reference: str = REFERENCE_MODEL, seed: int = 0) -> pd.DataFrame:
-    """Add each model's macro-F1 minus the reference model's on the same job set, with the paired
-    bootstrap interval (columns delta_*; empty where there is no reference or no predictions)."""
-    table = table.assign(delta_vs=pd.Series(dtype=object), delta_macro_f1=float("nan"), delta_low=float("nan"), delta_high=float("nan"))
-    for _, group in table.groupby(["dataset_id", "view"], sort=True):
-        ref = group[group["model_id"] == reference]
-        if ref.empty or not ref.iloc[0]["predictions"]:
-            continue
-        ref_pred = pd.read_csv(paths.root / ref.iloc[0]["predictions"], sep="\t", dtype=str, keep_default_na=False)
-        for i, row in group.iterrows():
-            if row["model_id"] == reference or not row["predictions"]:
-                continue
-            pred = pd.read_csv(paths.root / row["predictions"], sep="\t", dtype=str, keep_default_na=False)
-            both = ref_pred.merge(pred, on=["doc_id", "label"], suffixes=("_ref", ""))
-            if len(both) != len(ref_pred):
-                continue  # not the same job set (another seed or split): no paired comparison
-            labels = sorted(set(both["label"]))
-            delta = metrics.paired_bootstrap_delta(
-                both["label"].tolist(), both["predicted"].tolist(), both["predicted_ref"].tolist(), labels, seed
+def _rounded(value: Any) -> float:
+    return round(float(value), 4) if value is not None else float("nan")
+
+
+def _split_predictions(paths: ProjectPaths, row: Any) -> dict[int, pd.DataFrame]:
+    """A leaderboard row's job predictions per split seed: predictions_by_split.tsv (split.repeats),
+    else predictions.tsv as the split of the row's seed; {} without predictions."""
+    if row["predictions_by_split"]:
+        frame = pd.read_csv(paths.root / row["predictions_by_split"], sep="\t", dtype=str, keep_default_na=False)
+        return {int(seed): part.drop(columns=["repeat", "seed"]) for seed, part in frame.groupby("seed", sort=False)}
+    if row["predictions"]:
+        return {int(row["seed"]): pd.read_csv(paths.root / row["predictions"], sep="\t", dtype=str, keep_default_na=False)}
+    return {}
+
+
+def compare_models(paths: ProjectPaths, a: Any, b: Any, n_boot: int = 1000) -> dict[str, Any] | None:
+    """Model `a` vs model `b` (two leaderboard rows of one dataset x view), paired on the splits both
+    were scored on (same seed) and on each split's job documents (metrics.paired_comparison: the
+    mean difference of macro-F1, its interval and p-value from the pooled paired bootstrap, whole
+    speakers resampled when the split is grouped). None when no split has the same job set for both
+    (another split, or no predictions)."""
+    mine, theirs = _split_predictions(paths, a), _split_predictions(paths, b)
+    unit = a["resampled"] if a["resampled"] == b["resampled"] else "document"
+    splits = []
+    for seed in sorted(set(mine) & set(theirs)):
+        both = mine[seed].merge(theirs[seed], on=["doc_id", "label"], suffixes=("", "_b"))
+        if len(both) != len(mine[seed]) or len(both) != len(theirs[seed]):
+            continue  # not the same job set (another split): no paired comparison on it
+        clusters = both[unit].tolist() if unit != "document" and unit in both.columns else None
+        splits.append(
+            {
+                "gold": both["label"].tolist(),
+                "pred_a": both["predicted"].tolist(),
+                "pred_b": both["predicted_b"].tolist(),
+                "seed": seed,
+                "clusters": clusters,
+            }
+        )
+    if not splits:
+        return None
+    labels = sorted(set().union(*(set(s["gold"]) for s in splits)))
+    return {"seeds": [s["seed"] for s in splits], **metrics.paired_comparison(splits, labels, n_boot=n_boot, level=LEVEL)}
+
+
+def comparisons_table(table: pd.DataFrame, paths: ProjectPaths, reference: str = REFERENCE_MODEL, n_boot: int = 1000) -> pd.DataFrame:
+    """The paired comparisons of each dataset x view: every model vs `reference` (the spec's
+    baseline, tfidf_svm_quick) and every model vs each majority-class control (family check),
+    each pair once, on the same splits (`compare_models`). p-values are Holm-adjusted over the
+    comparisons of that dataset x view (`m` of them): `better` / `worse` when the adjusted p is
+    below 0.05, else `no difference shown`."""
+    rows = []
+    for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True):
+        by_id = {r["model_id"]: r for _, r in group.iterrows()}
+        anchors = [reference] if reference in by_id else []
+        anchors += [r["model_id"] for _, r in group.iterrows() if r["family"] == BASELINE_FAMILY and r["model_id"] != reference]
+        pairs: list[tuple[str, str]] = []
+        for anchor in anchors:
+            for model_id in by_id:
+                if model_id != anchor and (anchor, model_id) not in pairs:
+                    pairs.append((model_id, anchor))
+        found = []
+        for model_id, anchor in pairs:
+            result = compare_models(paths, by_id[model_id], by_id[anchor], n_boot)
+            if result is not None:
+                found.append((model_id, anchor, result))
+        adjusted = metrics.holm([r["p_value"] for _, _, r in found])
+        for (model_id, anchor, r), p_holm in zip(found, adjusted):
+            low, high = r["ci95"]
+            verdict = "no difference shown" if p_holm >= 1 - LEVEL else "better" if r["delta_macro_f1"] > 0 else "worse"
+            rows.append(
+                {
+                    "dataset_id": dataset_id,
+                    "view": view,
+                    "model_id": model_id,
+                    "vs": anchor,
+                    "delta_macro_f1": round(r["delta_macro_f1"], 4),
+                    "delta_low": round(low, 4),
+                    "delta_high": round(high, 4),
+                    "delta_split_sd": round(r["delta_sd"], 4) if r["n_splits"] > 1 else float("nan"),
+                    "n_splits": r["n_splits"],
+                    "split_seeds": ",".join(map(str, r["seeds"])),
+                    "resampled": r["resampled"],
+                    "p_value": r["p_value"],
+                    "p_holm": p_holm,
+                    "m": len(found),
+                    "verdict": verdict,
+                }
             )
-            table.loc[i, ["delta_vs", "delta_macro_f1", "delta_low", "delta_high"]] = [
-                reference,
-                round(delta["delta_macro_f1"], 4),
-                round(delta["ci95"][0], 4),
-                round(delta["ci95"][1], 4),
+    return pd.DataFrame(rows)
+
+
+def with_reference_deltas(table: pd.DataFrame, comparisons: pd.DataFrame, reference: str = REFERENCE_MODEL) -> pd.DataFrame:
+    """Add to each leaderboard row its comparison with `reference` (columns delta_*: the paired
+    difference of macro-F1, its interval, Holm-adjusted p and the number of splits it rests on)
+    and with the majority-class control (baseline_*); empty where there is no such comparison."""
+    table = table.assign(
+        delta_vs=pd.Series(dtype=object),
+        delta_macro_f1=float("nan"),
+        delta_low=float("nan"),
+        delta_high=float("nan"),
+        delta_p_holm=float("nan"),
+        delta_n_splits=float("nan"),
+        baseline_vs=pd.Series(dtype=object),
+        baseline_delta=float("nan"),
+        baseline_low=float("nan"),
+        baseline_high=float("nan"),
+        baseline_p_holm=float("nan"),
+    )
+    if comparisons.empty:
+        return table
+    for i, row in table.iterrows():
+        mine = comparisons[
+            (comparisons["dataset_id"] == row["dataset_id"])
+            & (comparisons["view"] == row["view"])
+            & (comparisons["model_id"] == row["model_id"])
+        ]
+        for _, c in mine.iterrows():
+            if c["vs"] == reference:
+                table.loc[i, ["delta_vs", "delta_macro_f1", "delta_low", "delta_high", "delta_p_holm", "delta_n_splits"]] = [
+                    reference,
+                    c["delta_macro_f1"],
+                    c["delta_low"],
+                    c["delta_high"],
+                    c["p_holm"],
+                    c["n_splits"],
+                ]
+            elif pd.isna(table.loc[i, "baseline_vs"]):
+                table.loc[i, ["baseline_vs", "baseline_delta", "baseline_low", "baseline_high", "baseline_p_holm"]] = [
+                    c["vs"],
+                    c["delta_macro_f1"],
+                    c["delta_low"],
+                    c["delta_high"],
+                    c["p_holm"],
+                ]
+        if row["model_id"] == reference and pd.isna(table.loc[i, "baseline_vs"]):
+            # the reference vs a control is the control's comparison with the reference, turned round
+            control = comparisons[
+                (comparisons["dataset_id"] == row["dataset_id"]) & (comparisons["view"] == row["view"]) & (comparisons["vs"] == reference)
             ]
+            control = control[control["model_id"].isin(table.loc[table["family"] == BASELINE_FAMILY, "model_id"])]
+            if not control.empty:
+                c = control.iloc[0]
+                table.loc[i, ["baseline_vs", "baseline_delta", "baseline_low", "baseline_high", "baseline_p_holm"]] = [
+                    c["model_id"],
+                    -c["delta_macro_f1"],
+                    -c["delta_high"],
+                    -c["delta_low"],
+                    c["p_holm"],
+                ]
     return table
+
+
+def _verdict(delta: float, p_holm: float) -> str:
+    if p_holm >= 1 - LEVEL:
+        return ""
+    return " (better)" if delta > 0 else " (worse)"
 
 
 def _delta_cell(r: Any) -> str:
     if pd.isna(r.delta_macro_f1):
         return "reference" if r.model_id == REFERENCE_MODEL else ""
-    verdict = " (better)" if r.delta_low > 0 else " (worse)" if r.delta_high < 0 else ""
-    return f"{r.delta_macro_f1:+.4f} [{r.delta_low:+.4f}, {r.delta_high:+.4f}]{verdict}"
+    return _signed(r.delta_macro_f1, r.delta_low, r.delta_high, r.delta_p_holm)
+
+
+def _baseline_cell(r: Any) -> str:
+    if pd.isna(r.baseline_delta):
+        return "control" if r.family == BASELINE_FAMILY else ""
+    return _signed(r.baseline_delta, r.baseline_low, r.baseline_high, r.baseline_p_holm)
+
+
+def _signed(delta: float, low: float, high: float, p_holm: float) -> str:
+    """ "+0.0123 [-0.0100, +0.0350] p=0.42": a paired difference, its interval and Holm-adjusted p
+    (+ 0.0: no "-0.0000")."""
+    return f"{delta + 0.0:+.4f} [{low + 0.0:+.4f}, {high + 0.0:+.4f}] p={p_holm:.3g}{_verdict(delta, p_holm)}"
+
+
+def _score_cell(r: Any, name: str) -> str:
+    """mean ± sd (n splits) [95% CI] of a repeated evaluation; score [95% CI] of one split."""
+    value, low, high = getattr(r, name), getattr(r, f"{name}_low"), getattr(r, f"{name}_high")
+    sd = getattr(r, f"{name}_split_sd")
+    spread = f" ± {sd:.4f} ({r.n_splits} splits)" if r.n_splits > 1 and not pd.isna(sd) else ""
+    return f"{value:.4f}{spread} [{low:.4f}, {high:.4f}]"
 
 
 def _seeds_cell(r: Any) -> str:
@@ -157,17 +318,22 @@ def _seeds_cell(r: Any) -> str:
 
 
 def _protocol_cell(r: Any) -> str:
-    return protocol_note({"split": r.split, "seed": r.seed, "class_weight": r.class_weight})
+    return protocol_note({"split": r.split, "seed": r.seed, "class_weight": r.class_weight, "splits": r.n_splits})
 
 
 def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
+    """reports/leaderboard.{tsv,md,png}, and the paired comparisons behind its Δ columns in
+    reports/comparisons.{tsv,json} (every model vs the reference and vs the majority-class control,
+    Holm-adjusted within each dataset x view)."""
     table = leaderboard_table(paths)
+    comparisons = comparisons_table(table, paths) if not table.empty else pd.DataFrame()
     if not table.empty:
-        table = with_reference_deltas(table, paths)
+        table = with_reference_deltas(table, comparisons)
     out = paths.reports
     tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
+    _write_comparisons(paths, comparisons)
     per_corpus = by_corpus_table(paths)
     if not per_corpus.empty:
         with atomic_path(out / "leaderboard_by_corpus.tsv") as tmp:
@@ -175,31 +341,76 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     lines = [
         "# pepm leaderboard",
         "",
-        "In-domain evaluation on each view's job set; 95% bootstrap intervals. Δ: macro-F1 minus "
-        f"{REFERENCE_MODEL}'s on the same documents, with the 95% interval of the paired bootstrap "
-        "(better / worse when it excludes 0). Protocol: the split (grouped by <field>: no value of the "
-        "field, e.g. no speaker, on both sides; stratified or random: the same speaker may be in train "
-        "and job, which flatters the score), the seed of the score shown, and how the fit weighted classes.",
+        "In-domain evaluation on each view's job set. Scores: the mean over the evaluation's splits "
+        "(split.repeats) ± their sd, or one split's score; 95% intervals from a bootstrap that resamples "
+        "whole speakers of the job set when the split is grouped by speaker (documents otherwise), the "
+        "replicates of every split pooled so that the interval holds both the uncertainty within a split "
+        f"and the variance between splits. Δ: macro-F1 minus {REFERENCE_MODEL}'s, and minus the "
+        "majority-class control's, paired on the same splits and the same job documents, with the 95% "
+        "interval of the paired bootstrap and its p-value Holm-adjusted over the comparisons of the "
+        "table (better / worse when the adjusted p < 0.05; reports/comparisons.tsv lists them). "
+        "Protocol: the split (grouped by <field>: no value of the field, e.g. no speaker, on both "
+        "sides; stratified or random: the same speaker may be in train and job, which flatters the "
+        "score), the seed of the canonical split, the number of splits, and how the fit weighted classes.",
         "",
     ]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
+        mine = (
+            comparisons[(comparisons["dataset_id"] == dataset_id) & (comparisons["view"] == view)] if not comparisons.empty else comparisons
+        )
         lines += [
             f"## {dataset_id} / {view}",
             "",
-            f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] | over seeds: mean ± sd (n) | n job | train docs | protocol |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            *diagnostics.leaderboard_lines(paths, dataset_id, view),  # the view's label-validity WARNINGs
+            f"| rank | model | family | macro-F1 [95% CI] | accuracy [95% CI] | Δ macro-F1 vs {REFERENCE_MODEL} [95% CI] Holm p | Δ macro-F1 vs control [95% CI] Holm p | over seeds: mean ± sd (n) | n job | train docs | protocol |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for rank, r in enumerate(group.itertuples(index=False), start=1):
             lines.append(
-                f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {r.macro_f1:.4f} [{r.macro_f1_low:.4f}, {r.macro_f1_high:.4f}] | "
-                f"{r.accuracy:.4f} [{r.accuracy_low:.4f}, {r.accuracy_high:.4f}] | {_delta_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} | {_protocol_cell(r)} |"
+                f"| {rank} | {r.model_id}{f' (flagged: {r.quality_flags})' if r.quality_flags else ''} | {r.family} | {_score_cell(r, 'macro_f1')} | "
+                f"{_score_cell(r, 'accuracy')} | {_delta_cell(r)} | {_baseline_cell(r)} | {_seeds_cell(r)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} | {_protocol_cell(r)} |"
             )
         lines.append("")
+        if not mine.empty:
+            on = mine["n_splits"].value_counts().sort_index(ascending=False)
+            lines += [
+                f"Paired comparisons in this table: m = {len(mine)}, p-values Holm-adjusted over the {len(mine)} "
+                "(family-wise error 5%), each on the splits both models were scored on ("
+                + ", ".join(f"{count} on {n} split{'s' if n > 1 else ''}" for n, count in on.items())
+                + "): reports/comparisons.tsv.",
+                "",
+            ]
+        notes = [f"{r.model_id}: {r.splits_note}" for r in group.itertuples(index=False) if r.splits_note]
+        lines += [*(f"- {note}" for note in notes), *([""] if notes else [])]
         lines += _by_corpus_lines(per_corpus, dataset_id, view)
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:
         _plot_leaderboard(table, png)
     return {"rows": len(table), "tsv": paths.rel(tsv), "md": paths.rel(md), "png": paths.rel(png) if not table.empty else None}
+
+
+def _write_comparisons(paths: ProjectPaths, comparisons: pd.DataFrame) -> None:
+    """reports/comparisons.tsv (one row per paired comparison) and comparisons.json (the same rows,
+    with the correction, its level and the number of comparisons of each dataset x view stated)."""
+    out = paths.reports
+    with atomic_path(out / "comparisons.tsv") as tmp:
+        comparisons.to_csv(tmp, sep="\t", index=False)
+    tables = {}
+    for (dataset_id, view), group in comparisons.groupby(["dataset_id", "view"], sort=True) if not comparisons.empty else []:
+        tables[f"{dataset_id}/{view}"] = {"m": len(group), "comparisons": json.loads(group.to_json(orient="records"))}
+    write_json(
+        out / "comparisons.json",
+        {
+            "correction": "holm",
+            "family_wise_error": round(1 - LEVEL, 4),
+            "family": "the comparisons of one dataset x view: every model vs "
+            f"{REFERENCE_MODEL} and vs each majority-class control (family {BASELINE_FAMILY}), each pair once",
+            "test": "paired bootstrap of the macro-F1 difference on the splits both models were scored on (same seeds) "
+            "and the same job documents, whole speakers resampled on a grouped split, replicates of the splits pooled; "
+            "p = min(1, 2 (min(#delta*<=0, #delta*>=0) + 1) / (R + 1))",
+            "tables": tables,
+        },
+    )
 
 
 def _by_corpus_lines(per_corpus: pd.DataFrame, dataset_id: str, view: str) -> list[str]:
@@ -233,9 +444,10 @@ def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
         err = [g["macro_f1"] - g["macro_f1_low"], g["macro_f1_high"] - g["macro_f1"]]
         ax.barh(g["model_id"], g["macro_f1"], xerr=err, color="#4C72B0", capsize=3)
         ax.set_xlim(0, 1)
-        ax.set_title(f"{dataset_id} / {view}: macro-F1 with 95% bootstrap interval", fontsize=10)
-        for y, (v, high) in enumerate(zip(g["macro_f1"], g["macro_f1_high"])):  # right of the interval, not on it
-            ax.text(min(high + 0.015, 0.93), y, f"{v:.3f}", va="center", fontsize=8)
+        ax.set_title(f"{dataset_id} / {view}: macro-F1 (mean over the splits) with 95% interval", fontsize=10)
+        for y, (v, high, sd, n) in enumerate(zip(g["macro_f1"], g["macro_f1_high"], g["macro_f1_split_sd"], g["n_splits"])):
+            label = f"{v:.3f} ± {sd:.3f} ({n})" if n > 1 and not pd.isna(sd) else f"{v:.3f}"
+            ax.text(min(high + 0.015, 0.85), y, label, va="center", fontsize=8)  # right of the interval, not on it
     fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

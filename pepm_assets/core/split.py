@@ -10,6 +10,9 @@
   `stratify: false`).
 - Optionally a validation set (`validation_prop`) carved out of the train side by the same rules,
   for model selection: the job set then scores only the model chosen, never the choice.
+- `repeats` N > 1: N splits of the same view, the first with the profile's seed (train.tsv /
+  job.tsv), repeat r >= 1 with the seed `repeat_seeds` derives from it (repeats/r<r>/): each is
+  drawn (balance, split, validation, shuffle) exactly as the profile would draw it with that seed.
 """
 
 from __future__ import annotations
@@ -83,6 +86,15 @@ def split_kind(config: SplitConfig) -> str:
     if config.group_by:
         return f"grouped by {config.group_by}"
     return "stratified" if config.stratify else "random"
+
+
+def repeat_seeds(seed: int, repeats: int) -> list[int]:
+    """The seed of each repeat of a split: the profile's seed for repeat 0 (the canonical split,
+    train.tsv / job.tsv), and for repeat r >= 1 the first 32-bit word of numpy's
+    `SeedSequence(seed, spawn_key=(r,))`, i.e. of the r-th child of `SeedSequence(seed).spawn(...)`:
+    independent streams, in numpy's seed range, and not `seed + r` (which would make repeat 1 of
+    seed 42 the canonical split of seed 43, and two profile seeds share repeats)."""
+    return [seed] + [int(np.random.SeedSequence(seed, spawn_key=(r,)).generate_state(1)[0]) for r in range(1, repeats)]
 
 
 def missing_groups(df: pd.DataFrame, group_by: str) -> pd.Series:

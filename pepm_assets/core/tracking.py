@@ -91,9 +91,10 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 def _protocol(meta: dict[str, Any]) -> dict[str, str]:
-    """The split kind and class weighting a meta_model / meta_eval states (core/training.py:
-    protocol), as run params beside the seed; left out of a meta written before they were."""
-    return {key: str(meta[key]) for key in ("split", "class_weight") if key in meta}
+    """The split kind, class weighting and number of splits a meta_model / meta_eval states
+    (core/training.py: protocol), as run params beside the seed; left out of a meta written before
+    they were."""
+    return {key: str(meta[key]) for key in ("split", "class_weight", "splits") if key in meta}
 
 
 def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
@@ -185,7 +186,14 @@ class Tracker:
                 tags={**tags, "stage": "train"},
             ) as run:
                 mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved, **_protocol(meta_model)}))
-                mlflow.log_metrics({"train_seconds": meta_model["train_seconds"], "n_train_used": meta_model["n_train_used"]})
+                fitted = (meta_model.get("repeats") or {}).get("fitted", [])
+                mlflow.log_metrics(
+                    {
+                        "train_seconds": meta_model["train_seconds"],
+                        "n_train_used": meta_model["n_train_used"],
+                        "n_splits_fitted": 1 + len(fitted),
+                    }
+                )
                 mlflow.log_artifacts(str(model_dir), artifact_path="model")
                 source = f"{run.info.artifact_uri}/model"
             if not register:
@@ -208,6 +216,12 @@ class Tracker:
                 metrics.update({f"{key}_low": summary[key][0], f"{key}_high": summary[key][1]})
         validation = summary.get("validation") or {}  # split.validation_prop: the scores model selection may use
         metrics.update({f"valid_{k}": float(v) for k, v in validation.items() if k in ("accuracy", "macro_f1") and v is not None})
+        # split.repeats: accuracy / macro_f1 above are the mean over the splits (with _sd); each split's
+        # own score is the metric split_<name> at step = its repeat index (the MLflow UI plots them)
+        per_split = [
+            (int(e["repeat"]), {f"split_{k}": float(e[k]) for k in ("accuracy", "macro_f1") if k in e})
+            for e in summary.get("split_scores", [])
+        ]
 
         def log(mlflow: Any, experiment_id: str) -> str:
             name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
@@ -223,6 +237,8 @@ class Tracker:
                     }
                 )
                 mlflow.log_metrics(metrics)
+                for step, values in per_split:
+                    mlflow.log_metrics(values, step=step)
                 mlflow.log_artifacts(str(report_dir), artifact_path="report")
                 return run.info.run_id
 
@@ -259,7 +275,7 @@ class Journal:
         self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str], register: bool = True
     ) -> dict[str, str]:
         keep = ("dataset_id", "view", "model_id", "model_params", "train_seconds", "n_train_used")
-        meta = {**{k: meta_model[k] for k in keep}, **_protocol(meta_model)}
+        meta = {**{k: meta_model[k] for k in keep}, **_protocol(meta_model), **{k: meta_model[k] for k in ("repeats",) if k in meta_model}}
         self._write("log_training", meta_model=meta, resolved=resolved, model_dir=str(model_dir), tags=tags, register=register)
         return {}
 

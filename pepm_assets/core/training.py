@@ -3,6 +3,12 @@
 `train_model` and `evaluate_model` are what the Dagster assets `model__<id>` and
 `evaluation__<id>` call; each writes its outputs atomically and returns its meta dict.
 
+With `split.repeats` N > 1, a supervised family that fits from train.tsv (check, sklearn) is also
+fitted on repeats 1..N-1 of the split (<model>/repeats/r<k>/, each with its repeat's seed) and
+scored on each repeat's job set: metrics.json reports the mean, sd and each split's score, with an
+interval pooling the splits' bootstrap replicates (whole speakers resampled on a grouped split).
+spaCy and transformers fit from the canonical split's pre-built files and are scored on it only.
+
 A dataset with `merge_mode: separate` gets one model per corpus inside the model folder
 (by_corpus/<corpus_id>/, each fitted on its corpus's train rows only); its evaluation scores each
 job document with its own corpus's model and adds per-corpus reports and a comparison table.
@@ -14,7 +20,7 @@ import json
 import random
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,12 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import balance, families, lineage, metrics
+from . import balance, diagnostics, families, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .locks import exclusive_lock
 from .paths import ProjectPaths
-from .prepare import effective_compare_by, read_tsv, write_tsv
+from .prepare import REPEAT_SEEDS, REPEATS, effective_compare_by, read_repeat, read_tsv, write_tsv
 from .split import split_kind
 
 TOP_TERMS = 25
@@ -35,6 +41,7 @@ CONFUSION_PNG = "confusion_matrix.png"
 BY_CORPUS = "by_corpus"  # merge_mode separate: one model (and one report) per corpus, in this subfolder
 COMPARISON = "comparison_by_corpus"  # merge_mode separate: the per-corpus table of an evaluation (.md, .tsv)
 NOT_RECORDED = "not recorded"  # a fit whose family states no class_weight (or a model trained before it did)
+BY_SPLIT = "predictions_by_split.tsv"  # split.repeats > 1: every split's job predictions (repeat, seed, doc_id, ...)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -47,11 +54,10 @@ def seed_everything(seed: int) -> None:
 
 
 # ---------------------------------------------------------------- the protocol stated with every score
-def model_class_weight(meta_model: dict[str, Any]) -> str:
-    """How the model's fit weighted classes: its family's `class_weight` fact; with one model per
-    corpus (merge_mode separate) the corpora's value, or each corpus's when they differ."""
-    fit = meta_model.get("fit") or {}
-    if meta_model.get("merge_mode") != "separate":
+def _fit_class_weight(fit: dict[str, Any], separate: bool) -> str:
+    """The `class_weight` fact of one fit; with one model per corpus the corpora's value, or each
+    corpus's when they differ."""
+    if not separate:
         return str(fit.get("class_weight", NOT_RECORDED))
     values = {cid: str(facts.get("class_weight", NOT_RECORDED)) for cid, facts in fit.items()}
     if len(set(values.values())) == 1:
@@ -59,16 +65,66 @@ def model_class_weight(meta_model: dict[str, Any]) -> str:
     return ", ".join(f"{cid}: {value}" for cid, value in values.items())
 
 
+def model_class_weight(meta_model: dict[str, Any]) -> str:
+    """How the model's fit weighted classes: its family's `class_weight` fact; with one model per
+    corpus (merge_mode separate) the corpora's value, or each corpus's when they differ. With
+    repeated splits whose fits did not all weight alike (class_weight auto on train sets of other
+    balance), the value of each split: "r0: balanced, r1: none, ..."."""
+    separate = meta_model.get("merge_mode") == "separate"
+    canonical = _fit_class_weight(meta_model.get("fit") or {}, separate)
+    fitted = repeat_fits(meta_model)
+    values = [canonical] + [_fit_class_weight(f.get("fit") or {}, separate) for f in fitted]
+    if len(set(values)) == 1:
+        return canonical
+    return ", ".join(f"r{r}: {value}" for r, value in zip([0] + [f["repeat"] for f in fitted], values))
+
+
+def repeat_fits(meta_model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's fits on repeats 1.. of its split (meta_model.json `repeats.fitted`; none for a
+    model of one split, or one trained before repeats existed)."""
+    return list((meta_model.get("repeats") or {}).get("fitted", []))
+
+
 def protocol(params: ResolvedParams, meta_model: dict[str, Any]) -> dict[str, Any]:
     """How a score was obtained, stated beside it everywhere it is read (metrics.json, meta_eval.json,
     the report, reports/index.json and the leaderboard, MLflow, Dagster): the kind of split (a split
-    that lets a speaker sit on both sides flatters every score), the seed and the class weighting."""
-    return {"split": split_kind(params.split), "seed": params.seed, "class_weight": model_class_weight(meta_model)}
+    that lets a speaker sit on both sides flatters every score), the seed, the class weighting and
+    the number of splits the score is the mean of (split.repeats; 1 for a family that is fitted on
+    the canonical split only)."""
+    return {
+        "split": split_kind(params.split),
+        "seed": params.seed,
+        "class_weight": model_class_weight(meta_model),
+        "splits": 1 + len(repeat_fits(meta_model)),
+    }
 
 
 def protocol_note(p: dict[str, Any]) -> str:
-    """A protocol as one line for readers: "split grouped by speaker · seed 42 · class weights balanced"."""
-    return f"split {p['split']} · seed {p['seed']} · class weights {p['class_weight']}"
+    """A protocol as one line for readers: "split grouped by speaker · seed 42 · class weights balanced",
+    with " · mean of 5 splits" after the seed when the score is a mean over repeated splits."""
+    splits = int(p.get("splits") or 1)
+    repeated = f" · mean of {splits} splits" if splits > 1 else ""
+    return f"split {p['split']} · seed {p['seed']}{repeated} · class weights {p['class_weight']}"
+
+
+def repeatable(family: families.Family) -> bool:
+    """Whether split.repeats refits the family on every repeat: a supervised family that fits from
+    train.tsv (check, sklearn), cheap to fit again in process. spaCy and transformers fit from
+    files pre-built for the canonical split (formats/) and take minutes; a clustering is not
+    ranked or compared: those are fitted and scored on the canonical split only, and say so."""
+    return family.reads == "tsv" and family.supervised
+
+
+def _single_split_note(spec: ModelSpec, family: families.Family, requested: int) -> str | None:
+    """Why a model of a repeated split (split.repeats > 1) is fitted on the canonical split only."""
+    if requested <= 1 or repeatable(family):
+        return None
+    if not family.supervised:
+        return f"1 of {requested} splits: a clustering ({spec.family}) is scored on the canonical split only"
+    return (
+        f"1 of {requested} splits: {spec.family} fits from the {family.reads!r} files pre-built for the canonical split, "
+        "not from train.tsv, so it is fitted and scored on the canonical split only (its interval has no between-split part)"
+    )
 
 
 def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path) -> dict[str, Any]:
@@ -97,11 +153,18 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()
     corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
+    seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [params.seed])
     with atomic_dir(target) as tmp:
         if corpus_sets is not None:
             info, by_corpus = _fit_by_corpus(params, family, data, corpus_sets, tmp)
         else:
             info, by_corpus = family.fit(data, tmp), None
+        canonical_seconds = round(time.perf_counter() - started, 3)
+        fitted = (
+            [_fit_repeat(params, spec, family, data, cap, r, seed, tmp, root) for r, seed in enumerate(seeds) if r]
+            if repeatable(family)
+            else []
+        )
         meta = {
             "model_id": model_id,
             "family": spec.family,
@@ -120,6 +183,14 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "train_seconds": round(time.perf_counter() - started, 3),
             "fit": info,
             "split": split_kind(params.split),
+            "repeats": {
+                "requested": len(seeds),
+                "seeds": seeds,
+                "seed_derivation": REPEAT_SEEDS,
+                "canonical_train_seconds": canonical_seconds,
+                "fitted": fitted,
+                "note": _single_split_note(spec, family, len(seeds)),
+            },
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "training_id": uuid.uuid4().hex,  # this fit, whatever its version (evaluations name the fit they scored)
             "split_version": view_stamp["version"],
@@ -138,9 +209,53 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
                 by_corpus=by_corpus,
             )
             meta["lineage"]["files"] = [f"{BY_CORPUS}/{cid}" for cid in by_corpus]  # a deleted corpus model: missing
+        meta["lineage"]["files"] += [f["model_dir"] for f in fitted]  # a deleted repeat model: missing
         meta["class_weight"] = model_class_weight(meta)  # the fit's, stated in every report of the model
         write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
+
+
+def _fit_repeat(
+    params: ResolvedParams,
+    spec: ModelSpec,
+    family: families.Family,
+    data: families.TrainData,
+    cap: int | None,
+    repeat: int,
+    seed: int,
+    model_dir: Path,
+    root: Path,
+) -> dict[str, Any]:
+    """The model fitted on repeat `repeat` of the split (its train.tsv under the view's repeats/),
+    as the canonical fit is (the family's train-size cap on the shuffled rows, the balance
+    strategy's class weights of that train set, one model per corpus for merge_mode separate), with
+    the repeat's seed, into <model>/repeats/r<repeat>/. Returns its facts for meta_model.json."""
+    started = time.perf_counter()
+    own = params.model_copy(update={"seed": seed})  # the repeat is the split the profile gives with this seed
+    train = read_repeat(params, root, repeat, "train")
+    used = train.iloc[:cap] if cap is not None and len(train) > cap else train
+    sub = model_dir / REPEATS / f"r{repeat}"
+    sub.mkdir(parents=True)
+    weights = balance.build(params.balance_strategy, params.balance).class_weights(train)
+    repeat_data = replace(data, train=used.reset_index(drop=True), seed=seed, class_weights=weights)
+    by_corpus = None
+    seed_everything(seed)
+    if params.dataset.merge_mode == "separate":
+        info, by_corpus = _fit_by_corpus(own, family, repeat_data, _corpus_train_sets(own, spec, family, train, cap), sub)
+    else:
+        info = family.fit(repeat_data, sub)
+    n_used = sum(f["n_train_used"] for f in by_corpus.values()) if by_corpus else len(used)
+    return {
+        "repeat": repeat,
+        "seed": seed,
+        "model_dir": f"{REPEATS}/r{repeat}",
+        "n_train_available": len(train),
+        "n_train_used": n_used,
+        "truncated": n_used < len(train),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "fit": info,
+        **({"by_corpus": by_corpus} if by_corpus is not None else {}),
+    }
 
 
 def _corpus_train_sets(
@@ -230,6 +345,7 @@ def evaluate_model(
     groups = _corpus_groups(params, eval_params, meta_model, job)  # None unless one model per corpus
     started = time.perf_counter()
     pred, confidence = family.predict_scored(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
+    splits = [ScoredSplit(0, eval_params.seed, job, list(pred))] + _score_repeats(params, eval_params, family, model_dir, meta_model, root)
     predict_seconds = time.perf_counter() - started
     validation = _validation_scores(params, eval_params, family, model_dir, meta_model, root)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
@@ -237,22 +353,77 @@ def evaluate_model(
     proto = protocol(params, meta_model)
     with atomic_dir(out_dir) as tmp:
         scores, summary, by_corpus = _write_reports(
-            tmp, params, eval_params, family, model_dir, meta_model, job, pred, groups, n_boot, title, proto, confidence, validation
+            tmp, params, eval_params, family, model_dir, meta_model, splits, groups, n_boot, title, proto, confidence, validation
         )
+        validity = diagnostics.evaluation_diagnostics(tmp, params, root)  # label validity: diagnostics.json, the report's WARNINGs
         if plots:
             draw_confusions(tmp)
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
             **proto,
             **({"validation": validation} if validation is not None else {}),
-            **_eval_versions(params, eval_params, model_id, spec, meta_model, model_stamp, eval_view, separate=groups is not None),
+            **_eval_versions(
+                params,
+                eval_params,
+                model_id,
+                spec,
+                meta_model,
+                model_stamp,
+                eval_view,
+                separate=groups is not None,
+                repeated=len(splits) > 1,
+            ),
             **({"merge_mode": "separate", "by_corpus": by_corpus} if by_corpus is not None else {}),
+            "label_validity_warnings": [w["message"] for w in validity["warnings"]],
         }
         unstamped = {k: v for k, v in meta_eval.items() if k != "lineage"}
         write_json(tmp / "meta_eval.json", unstamped)
         files = {name.name: paths.rel(out_dir / name.name) for name in sorted(tmp.iterdir())}
     entry = {**unstamped, "version": meta_eval["lineage"]["version"], "metrics": summary, "files": files, "model_dir": paths.rel(model_dir)}
     return {**meta_eval, "metrics": summary, "scores": scores, "report_dir": out_dir, "index_entry": entry}
+
+
+@dataclass
+class ScoredSplit:
+    """One split's job set and the predictions of the model fitted on that split's train set:
+    repeat 0 (the canonical split, the profile's seed) or a repeat of split.repeats."""
+
+    repeat: int
+    seed: int
+    job: pd.DataFrame
+    pred: list[str]
+
+    def part(self, rows: pd.Index) -> ScoredSplit:
+        """The same split restricted to the job rows `rows` (one corpus's, merge_mode separate)."""
+        keep = self.job.index.isin(rows)
+        return ScoredSplit(self.repeat, self.seed, self.job[keep], [p for p, k in zip(self.pred, keep) if k])
+
+
+def _score_repeats(
+    params: ResolvedParams, eval_params: ResolvedParams, family: families.Family, model_dir: Path, meta_model: dict[str, Any], root: Path
+) -> list[ScoredSplit]:
+    """Each repeat's model (meta_model.json `repeats.fitted`) on the job set of the repeat drawn
+    with the same seed in the evaluated view (its own; for a cross-dataset evaluation, the other
+    dataset's split prepared with the same profile, hence the same seeds)."""
+    fitted = repeat_fits(meta_model)
+    if not fitted:
+        return []
+    meta_view = _read_json(ProjectPaths(root).view_dir(eval_params.dataset_id, eval_params.view) / "meta_view.json")
+    seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [eval_params.seed])
+    out = []
+    for fit in fitted:
+        if fit["seed"] not in seeds:
+            raise lineage.LineageError(
+                f"model {meta_model['model_id']} was fitted on a repeat of seed {fit['seed']}; the split of "
+                f"{eval_params.dataset_id}/{eval_params.view} on disk has no repeat of that seed (its seeds: {seeds}): "
+                f"prepare it with the same split.repeats and seed ({command('prepare', eval_params)})"
+            )
+        job = read_repeat(eval_params, root, seeds.index(fit["seed"]), "job")
+        sub = model_dir / fit["model_dir"]
+        groups = _corpus_groups(params, eval_params, {**meta_model, "by_corpus": fit.get("by_corpus")}, job)
+        pred = family.predict(sub, job["text"].tolist()) if groups is None else _predict_by_corpus(family, sub, job, groups)[0]
+        out.append(ScoredSplit(fit["repeat"], fit["seed"], job, [str(p) for p in pred]))
+    return out
 
 
 def _validation_scores(
@@ -288,8 +459,7 @@ def _write_reports(
     family: families.Family,
     model_dir: Path,
     meta_model: dict[str, Any],
-    job: pd.DataFrame,
-    pred: list[str],
+    splits: list[ScoredSplit],
     groups: dict[str, pd.Index] | None,
     n_boot: int,
     title: str,
@@ -299,15 +469,18 @@ def _write_reports(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]] | None]:
     """The report folder but meta_eval.json: the whole job set's report (and its scores by each
     compare_by field), predictions.tsv (with a `score` column, the model's confidence in each
-    predicted label, when the family gives one), and for one model per corpus each corpus's report
-    and their comparison. Returns (metrics.json, its summary for the index, the per-corpus rows or
-    None); `validation` (`_validation_scores`) goes into both metrics.json and the summary, `proto`
-    (`protocol`) into every metrics.json and report."""
-    labels = sorted(set(meta_model["labels"]) | set(job["label"]))
-    gold = job["label"].tolist()
+    predicted label, when the family gives one, and the document's group_by value, e.g. `speaker`,
+    when the split is grouped: the unit the intervals resample), predictions_by_split.tsv with
+    repeated splits, and for one model per corpus each corpus's report and their comparison.
+    `splits[0]` is the canonical split (job.tsv). Returns (metrics.json, its summary for the index,
+    the per-corpus rows or None); `validation` (`_validation_scores`) goes into both metrics.json and
+    the summary, `proto` (`protocol`) into every metrics.json and report."""
+    job, pred = splits[0].job, splits[0].pred
+    labels = sorted(set(meta_model["labels"]) | set().union(*(set(s.job["label"]) for s in splits)))
+    cluster = cluster_field(eval_params, job)
     pooled_model = model_dir if groups is None else None
-    texts = job["text"].tolist()
-    scores = _write_report(out_dir, family, pooled_model, texts, gold, pred, labels, proto, n_boot, title, validation)
+    plan = meta_model.get("repeats") or {}
+    scores = _write_report(out_dir, family, pooled_model, splits, labels, proto, n_boot, title, cluster, validation, plan)
     if family.supervised:
         for field in _compare_fields(params, eval_params, job):
             write_json(out_dir / f"metrics_by_{field}.json", metrics.metrics_by_group(job, pred, field, labels))
@@ -315,47 +488,88 @@ def _write_reports(
     predictions = pd.DataFrame({"doc_id": job["doc_id"], "label": job["label"], "predicted": pred})
     if confidence is not None:
         predictions["score"] = [round(float(c), 6) for c in confidence]
+    if cluster is not None and cluster not in predictions.columns:
+        predictions[cluster] = job[cluster].to_numpy()
     by_corpus = None
     if groups is not None:
         predictions["predicted_by"] = _model_of_row(job, groups)
-        by_corpus = _report_by_corpus(out_dir, family, model_dir, job, pred, labels, groups, meta_model, proto, n_boot, title)
+        source = eval_params.dataset.source_field
+        by_corpus = _report_by_corpus(out_dir, family, model_dir, splits, labels, groups, meta_model, proto, n_boot, title, cluster, source)
         _write_comparison(out_dir, by_corpus, summary, family.supervised, title, len(job), proto)
     write_tsv(predictions, out_dir / "predictions.tsv")
+    if len(splits) > 1:
+        write_tsv(predictions_by_split(splits, cluster), out_dir / BY_SPLIT)
     return scores, summary, by_corpus
+
+
+def cluster_field(eval_params: ResolvedParams, job: pd.DataFrame) -> str | None:
+    """The column whose values the intervals resample as clusters: the split's group_by (speaker)
+    when the split is grouped; None (documents are resampled) when it is stratified or random."""
+    field = eval_params.split.group_by
+    return field if field and field in job.columns else None
+
+
+def predictions_by_split(splits: list[ScoredSplit], cluster: str | None) -> pd.DataFrame:
+    """predictions_by_split.tsv: every split's job predictions, one row per (split, document):
+    repeat, seed, doc_id, label, predicted and the cluster column (e.g. speaker) when grouped."""
+    frames = []
+    for s in splits:
+        frame = pd.DataFrame(
+            {
+                "repeat": s.repeat,
+                "seed": s.seed,
+                "doc_id": s.job["doc_id"].to_numpy(),
+                "label": s.job["label"].to_numpy(),
+                "predicted": s.pred,
+            }
+        )
+        if cluster is not None:
+            frame[cluster] = s.job[cluster].to_numpy()
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _write_report(
     out_dir: Path,
     family: families.Family,
     model: Path | None,
-    texts: list[str],
-    gold: list[str],
-    pred: list[str],
+    splits: list[ScoredSplit],
     labels: list[str],
     proto: dict[str, Any],
     n_boot: int,
     title: str,
+    cluster: str | None = None,
     validation: dict[str, Any] | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """metrics.json and the readable report of one set of predictions (the whole job set's, or one
-    corpus's). `model`: the one model that scored them all, whose top terms or embedding describe
-    them; None where each corpus's model scored its own documents (no pooled top terms, and no
-    pooled silhouette: each corpus's model embeds in a space of its own). `proto`: how the scores
-    were obtained (`protocol`: its seed also seeds the bootstrap), under that key in metrics.json and
-    the report's second line. `validation`: the model's scores on the validation set, kept in
-    metrics.json under that key."""
-    seed = proto["seed"]
+    corpus's), on one split or several (`splits`, the canonical first). `model`: the one model that
+    scored them all, whose top terms or embedding describe them; None where each corpus's model
+    scored its own documents (no pooled top terms, and no pooled silhouette: each corpus's model
+    embeds in a space of its own). `proto`: how the scores were obtained (`protocol`: its seed also
+    seeds the canonical split's bootstrap, each repeat's seed its own), under that key in
+    metrics.json and the report's second line. `cluster`: the column resampled as clusters (None:
+    documents). `validation`: the model's scores on the validation set, kept in metrics.json under
+    that key. `plan`: meta_model.json's `repeats` (split.repeats requested, and why a family is
+    fitted on the canonical split only).
+
+    A classifier's accuracy, macro-F1 and weighted-F1 are the mean over the splits; `repeats` holds
+    their mean, sd, each split's scores (with its seed and own interval) and the variance parts of
+    the interval, `ci95` the interval (`metrics.repeated_scores`). per_class, confusion_matrix and n
+    are the canonical split's (one concrete job set; each split's scores are in `repeats`)."""
+    canonical = splits[0]
+    gold, pred = canonical.job["label"].tolist(), canonical.pred
     if family.supervised:
         scores = metrics.classification_metrics(gold, pred, labels)
-        scores["ci95"] = metrics.bootstrap_intervals(gold, pred, labels, seed=seed, n_boot=n_boot)
+        scores.update(_repeated_scores(splits, labels, n_boot, cluster, proto["seed"], plan or {}, scores))
         scores["title"] = title  # what draw_confusions titles the PNG with
         write_text(out_dir / "classification_report.txt", _report_text(scores, title, proto))
         terms = family.top_terms(model, TOP_TERMS) if model is not None else None
         if terms:
             write_json(out_dir / "top_terms.json", terms)
     else:
-        embedding = family.embed(model, texts) if model is not None else None
-        scores = metrics.cluster_metrics(gold, pred, embedding, seed=seed)
+        embedding = family.embed(model, canonical.job["text"].tolist()) if model is not None else None
+        scores = metrics.cluster_metrics(gold, pred, embedding, seed=proto["seed"])
         write_text(
             out_dir / "classification_report.txt",
             f"{title}\n{protocol_note(proto)}\n\nclustering: "
@@ -367,6 +581,70 @@ def _write_report(
         scores["validation"] = validation
     write_json(out_dir / "metrics.json", scores)
     return scores
+
+
+SCORES = ("accuracy", "macro_f1", "weighted_f1")
+
+
+def _repeated_scores(
+    splits: list[ScoredSplit],
+    labels: list[str],
+    n_boot: int,
+    cluster: str | None,
+    seed: int,
+    plan: dict[str, Any],
+    canonical: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics.json's headline scores over the splits (`_write_report`): each split scored and
+    bootstrapped (its own seed; the canonical split's bootstrap seed is the profile's), then mean,
+    sd and the pooled interval (metrics.repeated_scores)."""
+    per_split, reps = [], []
+    for s in splits:
+        split_gold = s.job["label"].tolist()
+        m = canonical if s.repeat == 0 else metrics.classification_metrics(split_gold, s.pred, labels)
+        clusters = s.job[cluster].tolist() if cluster is not None else None
+        boot_seed = seed if s.repeat == 0 else s.seed
+        r = metrics.bootstrap_replicates(split_gold, s.pred, labels, boot_seed, n_boot, clusters)
+        entry = {"repeat": s.repeat, "seed": s.seed, "n": m["n"], **{k: m[k] for k in SCORES}}
+        entry["ci95"] = {k: metrics._percentile_interval(r[k], 0.95) for k in ("accuracy", "macro_f1")}
+        if clusters is not None:
+            entry["n_clusters"] = len(set(map(str, clusters)))
+        per_split.append(entry)
+        reps.append({**entry, "replicates": r})
+    combined = metrics.repeated_scores(reps)
+    weighted = np.array([e["weighted_f1"] for e in per_split])
+    n = len(per_split)
+    method = metrics.DOCUMENT_METHOD if cluster is None else f"{metrics.CLUSTER_METHOD}: whole {cluster}s of the job set"
+    ci95 = {
+        "level": 0.95,
+        "n_boot": n_boot,
+        "seed": seed,
+        "method": method if n == 1 else f"{metrics.POOLED_METHOD}; each split: {method}",
+        "resampled": cluster or "document",
+        **({"n_clusters": per_split[0]["n_clusters"]} if cluster is not None else {}),
+        "accuracy": combined["interval"]["accuracy"],
+        "macro_f1": combined["interval"]["macro_f1"],
+        **({"variance": combined["variance"], "n_splits": n} if n > 1 else {}),
+    }
+    mean = {**combined["mean"], "weighted_f1": float(weighted.mean())}
+    sd = {**combined["sd"], "weighted_f1": float(weighted.std(ddof=1))} if n > 1 else {k: None for k in SCORES}
+    note = plan.get("note")
+    repeats = {
+        "n": n,
+        "requested": int(plan.get("requested", n)),
+        "seeds": [e["seed"] for e in per_split],
+        "seed_derivation": REPEAT_SEEDS,
+        "mean": mean,
+        "sd": sd,
+        "per_split": per_split,
+        **({"note": note} if note else {}),
+        **(
+            {"canonical": "per_class, confusion_matrix, n, predictions.tsv and metrics_by_<field>.json: the canonical split (repeat 0)"}
+            if n > 1
+            else {}
+        ),
+    }
+    return {**mean, "ci95": ci95, "repeats": repeats}
 
 
 def draw_confusions(report_dir: Path) -> list[Path]:
@@ -428,12 +706,13 @@ def _eval_versions(
     model_stamp: dict[str, Any],
     eval_view: dict[str, Any],
     separate: bool,
+    repeated: bool = False,
 ) -> dict[str, Any]:
     """meta_eval.json's versions of what the scores come from, and its lineage stamp: the scores are
     stale once the model is fitted again or the job set changes."""
     fit = meta_model.get("training_id")
     version = lineage.evaluation_version(model_stamp["version"], eval_view["version"], fit)
-    outputs = ["metrics.json", *([f"{COMPARISON}.tsv"] if separate else [])]
+    outputs = ["metrics.json", *([f"{COMPARISON}.tsv"] if separate else []), *([BY_SPLIT] if repeated else [])]
     return {
         "settings_hash": lineage.digest(params.settings_hash, eval_params.settings_hash, lineage.model_inputs(params, model_id, spec)),
         "model_version": model_stamp["version"],
@@ -501,27 +780,28 @@ def _report_by_corpus(
     out_dir: Path,
     family: families.Family,
     model_dir: Path,
-    job: pd.DataFrame,
-    pred: list[str],
+    splits: list[ScoredSplit],
     labels: list[str],
     groups: dict[str, pd.Index],
     meta_model: dict[str, Any],
     proto: dict[str, Any],
     n_boot: int,
     title: str,
+    cluster: str | None,
+    source: str,
 ) -> dict[str, dict[str, Any]]:
     """merge_mode separate: by_corpus/<corpus_id>/ with each corpus's metrics.json and report
-    (its job documents, its own model's predictions, its model's class weighting); returns one
-    summary row per corpus."""
-    predicted = pd.Series(pred, index=job.index)
+    (its job documents of every split, its own models' predictions, its model's class weighting);
+    returns one summary row per corpus."""
     rows: dict[str, dict[str, Any]] = {}
     for cid, idx in groups.items():
         sub = out_dir / BY_CORPUS / cid
         sub.mkdir(parents=True)
-        texts, gold, got = job.loc[idx, "text"].tolist(), job.loc[idx, "label"].tolist(), predicted[idx].tolist()
+        parts = [s.part(s.job.index[s.job[source] == cid]) if s.repeat else s.part(idx) for s in splits]
         sub_title = f"{title} · corpus {cid}, scored by its own model"
         own = {**proto, "class_weight": str(meta_model["fit"][cid].get("class_weight", NOT_RECORDED))}
-        scores = _write_report(sub, family, model_dir / BY_CORPUS / cid, texts, gold, got, labels, own, n_boot, sub_title)
+        plan = meta_model.get("repeats") or {}
+        scores = _write_report(sub, family, model_dir / BY_CORPUS / cid, parts, labels, own, n_boot, sub_title, cluster, plan=plan)
         fitted = meta_model["by_corpus"][cid]
         rows[cid] = {
             "n_train_used": fitted["n_train_used"],
@@ -660,13 +940,26 @@ def _compare_fields(params: ResolvedParams, eval_params: ResolvedParams, job: pd
 
 
 def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
+    """An evaluation's headline for reports/index.json, the leaderboard, MLflow and Dagster: a
+    classifier's mean scores over the splits with their interval, the number of splits, the sd of
+    accuracy and macro-F1 over them (when several), each split's scores (`split_scores`, with its
+    repeat and seed), the unit the intervals resample (`resampled`: the group_by field, e.g. speaker,
+    or "document") and the note of a family fitted on the canonical split only."""
     if supervised:
+        repeats = scores.get("repeats") or {}
+        n_splits = int(repeats.get("n", 1))
+        sd = repeats.get("sd") or {}
         return {
             "accuracy": scores["accuracy"],
             "macro_f1": scores["macro_f1"],
             "weighted_f1": scores["weighted_f1"],
             "accuracy_ci95": scores["ci95"]["accuracy"],
             "macro_f1_ci95": scores["ci95"]["macro_f1"],
+            "n_splits": n_splits,
+            **({"accuracy_sd": sd["accuracy"], "macro_f1_sd": sd["macro_f1"]} if n_splits > 1 else {}),
+            "resampled": scores["ci95"].get("resampled", "document"),
+            "split_scores": [{k: e[k] for k in ("repeat", "seed", "accuracy", "macro_f1")} for e in repeats.get("per_split", [])],
+            **({"splits_note": repeats["note"]} if repeats.get("note") else {}),
             **({"validation": scores["validation"]} if "validation" in scores else {}),
         }
     return {k: scores[k] for k in ("ari", "nmi", "homogeneity", "completeness", "n_clusters") if k in scores} | (
@@ -676,21 +969,41 @@ def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
 
 def _report_text(scores: dict[str, Any], title: str, proto: dict[str, Any]) -> str:
     """A readable table of metrics.json's own numbers (macro-F1 over the classes present in the job
-    set, as everywhere in pepm), with the bootstrap intervals, under the protocol they come from."""
+    set, as everywhere in pepm), with the bootstrap intervals, under the protocol they come from;
+    with repeated splits, the per-class table is the canonical split's, the scores are the mean ±
+    sd over the splits, and each split's scores follow."""
+    repeats = scores.get("repeats") or {}
+    n_splits = int(repeats.get("n", 1))
     width = max(12, *(len(label) for label in scores["labels"]))
-    lines = [title, protocol_note(proto), "", f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}"]
+    lines = [title, protocol_note(proto), ""]
+    if n_splits > 1:
+        lines.append(f"per class: the canonical split (repeat 0, seed {repeats['seeds'][0]}, job.tsv)")
+    lines.append(f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}")
     for label, s in scores["per_class"].items():
         lines.append(f"{label:>{width}}  {s['precision']:9.4f}  {s['recall']:9.4f}  {s['f1']:9.4f}  {s['support']:9d}")
     ci = scores["ci95"]
+    sd = repeats.get("sd") or {}
+
+    def spread(name: str) -> str:
+        return f" ± {sd[name]:.4f}" if n_splits > 1 and sd.get(name) is not None else ""
+
+    unit = ci.get("resampled", "document")
     lines += [
         "",
-        f"{'accuracy':>{width}}  {scores['accuracy']:.4f}  (95% CI {ci['accuracy'][0]:.4f}-{ci['accuracy'][1]:.4f})",
-        f"{'macro-F1':>{width}}  {scores['macro_f1']:.4f}  (95% CI {ci['macro_f1'][0]:.4f}-{ci['macro_f1'][1]:.4f})",
-        f"{'weighted-F1':>{width}}  {scores['weighted_f1']:.4f}",
-        f"{'documents':>{width}}  {scores['n']}; bootstrap n={ci['n_boot']}, seed={ci['seed']}",
-        "",
+        *([f"mean ± sd over {n_splits} splits (seeds {', '.join(map(str, repeats['seeds']))}):"] if n_splits > 1 else []),
+        f"{'accuracy':>{width}}  {scores['accuracy']:.4f}{spread('accuracy')}  (95% CI {ci['accuracy'][0]:.4f}-{ci['accuracy'][1]:.4f})",
+        f"{'macro-F1':>{width}}  {scores['macro_f1']:.4f}{spread('macro_f1')}  (95% CI {ci['macro_f1'][0]:.4f}-{ci['macro_f1'][1]:.4f})",
+        f"{'weighted-F1':>{width}}  {scores['weighted_f1']:.4f}{spread('weighted_f1')}",
+        f"{'documents':>{width}}  {scores['n']}; bootstrap n={ci['n_boot']}, seed={ci['seed']}"
+        + (f", resampling whole {unit}s ({ci['n_clusters']} in the job set)" if unit != "document" else ""),
     ]
-    return "\n".join(lines)
+    if n_splits > 1:
+        lines += ["", "interval: " + ci["method"], "", f"{'split':>{width}}  {'seed':>10}  {'n':>6}  {'accuracy':>9}  {'macro-F1':>9}"]
+        for e in repeats["per_split"]:
+            lines.append(f"{'r' + str(e['repeat']):>{width}}  {e['seed']:>10}  {e['n']:>6}  {e['accuracy']:9.4f}  {e['macro_f1']:9.4f}")
+    if repeats.get("note"):
+        lines += ["", repeats["note"]]
+    return "\n".join(lines + [""])
 
 
 # ---------------------------------------------------------------- reports/index.json

@@ -68,7 +68,7 @@ def log_path(root: Path, exp_id: str, run_id: str) -> Path:
     group_name="sweep",
     deps=[dg.AssetDep("corpus_docs", partition_mapping=dg.AllPartitionMapping())],
     kinds={"python"},
-    description="One planned run of an experiment sweep (configs/superior/*.yml): split, formats, models and evaluations under superior/<exp_id>/runs/<run_id>/, summary.json; one MLflow parent run (experiment = exp_id). Submitted by `pepm sweep`; its axis values are the run's pepm/axis.* tags.",
+    description="One planned run of an experiment sweep (configs/superior/*.yml): split, formats, models and evaluations under `superior/<exp_id>/runs/<run_id>/`, summary.json; one MLflow parent run (experiment = exp_id). Submitted by `pepm sweep`; its axis values are the run's pepm/axis.* tags.",
 )
 def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
     tags = context.run.tags

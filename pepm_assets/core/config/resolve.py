@@ -91,6 +91,7 @@ def resolve_profile(
         models=models,
         eval_dataset_id=eval_dataset_id,
         legislatures=common.legislatures if "legislature" in derived else None,
+        group_names=_masked_names(root, prof, label_map),
         model_specs=model_specs,
         hardware_preset=prof.hardware_preset,
         hardware=_resolve_hardware(prof, common, source),
@@ -104,6 +105,17 @@ def resolve_profile(
         formats=prof.formats,
         quality=prof.quality,
     )
+
+
+def _masked_names(root: Path, prof: Profile, label_map: Any) -> dict[str, list[str]] | None:
+    """filters.mask_names: the names of each group that prepare masks (core/diagnostics.py), else None.
+    configs/common/label_validity.yml is checked either way (every evaluation reads it: a broken
+    file fails here, before any work, not at the first evaluation)."""
+    from .. import diagnostics
+
+    config, _ = diagnostics.load_config(root)
+    names = diagnostics.group_names(config, label_map)
+    return names if prof.filters.mask_names else None
 
 
 def resolve_on_dataset(root: Path, params: ResolvedParams, dataset_id: str, common: CommonConfig | None = None) -> ResolvedParams:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 MERGE_MODES = ("single", "merged", "juxtaposed", "separate")
 MAX_SEED = 2**32 - 1  # numpy's seed range
+MAX_REPEATS = 100  # split.repeats: each repeat is a split on disk and a fit of every cheap model
 
 
 class ConfigError(ValueError):
@@ -166,7 +167,9 @@ class SplitConfig(Strict):
     """How train and job (and valid) are drawn. Grouped by speaker unless a profile says otherwise
     (`split: {group_by: null}`): a speaker on both sides lets a classifier score by recognising who
     speaks rather than which side they are on, which flatters every score (core/split.py). With
-    `group_by` null, `stratify` picks a split stratified by label, else a plain random one."""
+    `group_by` null, `stratify` picks a split stratified by label, else a plain random one.
+    `repeats` N > 1 draws N such splits of the view (repeat 0 with the profile's seed), and every
+    model that fits from train.tsv is fitted and scored on each (core/training.py)."""
 
     stratify: bool = True
     group_by: str | None = Field(
@@ -175,15 +178,26 @@ class SplitConfig(Strict):
     validation_prop: float = Field(
         0.0, ge=0, lt=0.5, description="share of the train side held out as valid.tsv, for model selection never on job (0: none)"
     )
+    repeats: int = Field(
+        1,
+        ge=1,
+        le=MAX_REPEATS,
+        description="train/job splits of the view, each drawn like the first with a seed derived from the profile's "
+        "(core/split.py: repeat_seeds); every model that fits from train.tsv is fitted and scored on each, "
+        "scores reported as mean ± sd over them",
+    )
 
     @model_serializer(mode="wrap")
-    def _without_unused_validation(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """validation_prop 0 is left out of dumps: the params hash (a dump) of a profile without a
-        validation split stays what it was before the key existed, so its prepared splits, models
-        and evaluations stay fresh; any other value is in the hash, and changing it makes the split stale."""
+    def _without_defaults_of_new_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """validation_prop 0 and repeats 1 are left out of dumps: the params hash (a dump) of a
+        profile that uses neither stays what it was before the keys existed, so its prepared splits,
+        models and evaluations stay fresh; any other value is in the hash, and changing it makes the
+        split stale."""
         data = handler(self)
         if not self.validation_prop:
             data.pop("validation_prop", None)
+        if self.repeats == 1:
+            data.pop("repeats", None)
         return data
 
 
@@ -191,6 +205,20 @@ class FilterConfig(Strict):
     min_tokens: int = Field(1, ge=0)
     max_docs_per_corpus: int | None = Field(None, ge=1)
     dedup: bool = True
+    mask_names: bool = Field(
+        False,
+        description="replace party / group names (NOM_GROUPE) and speakers' names (NOM_PERSONNE) in the texts before the "
+        "split, so that no family learns who signs or is named (core/diagnostics.py; names: configs/common/label_validity.yml)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_unused_masking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """mask_names false is left out of dumps: the params hash of a view that masks nothing stays
+        what it was before the key existed (its split, models and evaluations stay fresh)."""
+        data = handler(self)
+        if not self.mask_names:
+            data.pop("mask_names", None)
+        return data
 
 
 class FormatsConfig(Strict):
@@ -281,6 +309,9 @@ class ResolvedParams(Strict):
     # the legislature table, when the view has a `legislature` column (compare_by, split.group_by):
     # in the params hash then (an edited table changes the view), left out of it otherwise
     legislatures: dict[int, Legislature] | None = None
+    # filters.mask_names: the names masked, group -> its names (configs/common/label_validity.yml + the
+    # label map's groups): in the params hash then (an edited list changes the texts), None and out of it otherwise
+    group_names: dict[str, list[str]] | None = None
     model_specs: dict[str, ModelSpec]  # models.yml entries of `models`, with the profile's model_params
     hardware_preset: str
     hardware: HardwarePreset
@@ -305,6 +336,8 @@ class ResolvedParams(Strict):
             data.pop(key)
         if data.get("legislatures") is None:
             data.pop("legislatures", None)  # a view without a legislature column: its hash is what it was before the table existed
+        if data.get("group_names") is None:
+            data.pop("group_names", None)  # a view that masks no name: its hash is what it was before masking existed
         return data
 
     @property

@@ -73,7 +73,7 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         group_name=GROUP,
         deps=["view_split"],
         check_specs=[spec("drift_train_vs_job", "train_vs_job: WARN per column, ERROR when the report drifts")],
-        description="Evidently report: the split's train set vs its job set (text descriptors, label, metadata) -> reports/drift/<dataset>/<view>/train_vs_job/. A random split should show none.",
+        description="Evidently report: the split's train set vs its job set (text descriptors, label, metadata) -> `reports/drift/<dataset>/<view>/train_vs_job/`. A random split should show none.",
     )
     def drift_train_vs_job(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         dataset_id, view = split_view_key(context.partition_key)
@@ -87,7 +87,7 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         group_name=GROUP,
         deps=["corpus_docs"],
         check_specs=[spec("drift_corpus_version", "corpus_version")],
-        description="Evidently report: this parsed version of the corpus vs the previous one (kept under data/interim/_corpora_history/<corpus>/) -> reports/drift/_corpora/<corpus>/corpus_version/.",
+        description="Evidently report: this parsed version of the corpus vs the previous one (kept under `data/interim/_corpora_history/<corpus>/`) -> `reports/drift/_corpora/<corpus>/corpus_version/`.",
     )
     def drift_corpus_version(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
@@ -102,7 +102,7 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         group_name=GROUP,
         deps=["corpus_docs"],
         check_specs=[spec("drift_between_corpora", "dataset_vs_dataset, every pair of parsed corpora; its severity is the worst pair's")],
-        description="Evidently reports: each parsed corpus vs each other one (e.g. 2013 debates vs 2024 written amendements) -> reports/drift/_between/<a>__vs__<b>/; reports/drift/alerts.{json,csv}.",
+        description="Evidently reports: each parsed corpus vs each other one (e.g. 2013 debates vs 2024 written amendements) -> `reports/drift/_between/<a>__vs__<b>/`; reports/drift/alerts.{json,csv}.",
     )
     def drift_between_corpora(project: PepmProject) -> dg.MaterializeResult:
         cfg = load_drift_config(project.path)
@@ -131,7 +131,7 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         deps=["view_split"],
         check_specs=[spec("drift_predictions", "prediction, every model evaluated on another dataset; its severity is the worst model's")],
         description="Evidently reports: each model's confidence scores and predicted labels on its own job set vs on another "
-        "dataset's job set (its cross-dataset evaluations; K-S and chi-square) -> reports/drift/<dataset>/<view>/predictions/<model>@<other>/.",
+        "dataset's job set (its cross-dataset evaluations; K-S and chi-square) -> `reports/drift/<dataset>/<view>/predictions/<model>@<other>/`.",
     )
     def drift_predictions(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         dataset_id, view = split_view_key(context.partition_key)

@@ -67,7 +67,7 @@ def _source_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.PartitionsD
     @dg.observable_source_asset(
         partitions_def=corpora_pd,
         group_name=GROUP,
-        description="Raw TEI files under data/raw/<corpus> that the corpus glob selects; data version = their content hash (DVC's directory hash when the glob selects the whole tracked folder).",
+        description="Raw TEI files under `data/raw/<corpus>` that the corpus glob selects; data version = their content hash (DVC's directory hash when the glob selects the whole tracked folder).",
     )
     def raw_tei(project: PepmProject) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition({cid: lineage.raw_version(project.path, cfg) for cid, cfg in project.common().corpora.items()})
@@ -152,7 +152,7 @@ def _corpus_assets(corpora_pd: dg.PartitionsDefinition, raw_tei: Any) -> tuple[A
         group_name=GROUP,
         code_version=CODE_VERSION,
         deps=[corpus_docs],
-        description="actors_counts_<corpus>.tsv and an ideology_actors skeleton: every actor, counts and current label per view.",
+        description="`actors_counts_<corpus>.tsv` and an ideology_actors skeleton: every actor, counts and current label per view.",
     )
     def actor_counts(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         cid = context.partition_key
@@ -234,7 +234,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
         group_name=GROUP,
         code_version=CODE_VERSION,
         deps=[docs_dep, view_params],
-        description="Label map, quality filters, balance, leak-free train/job split -> data/interim/<dataset>/<view>/{train,job}.tsv, meta_view.json.",
+        description="Label map, quality filters, balance, leak-free train/job split -> `data/interim/<dataset>/<view>/{train,job}.tsv`, meta_view.json (split.repeats > 1: also `repeats/r<k>/{train,job}.tsv`, each passing the same checks).",
         check_specs=[
             dg.AssetCheckSpec(
                 "enough_docs_per_class",
@@ -259,6 +259,13 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
             except lineage.LineageError as exc:
                 raise dg.Failure(str(exc)) from None
             train, job = prepare.read_split(params, project.path)  # checks read back what was written
+            repeats = [
+                tuple(
+                    prepare.read_repeat(params, project.path, r, name) if name != "valid" or params.split.validation_prop else None
+                    for name in ("train", "job", "valid")
+                )
+                for r in range(1, params.split.repeats)
+            ]
         return dg.MaterializeResult(
             metadata={
                 "params_hash": params.params_hash,
@@ -269,6 +276,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 "train_prop": params.train_prop,
                 "n_train": len(train),
                 "n_job": len(job),
+                "split_repeats": params.split.repeats,
                 "label_counts_before_balance": markdown_counts(result.meta["label_counts_before_balance"]),
                 "train_label_counts": markdown_counts(result.meta["split"]["train_label_counts"]),
                 "job_label_counts": markdown_counts(result.meta["split"]["job_label_counts"]),
@@ -286,6 +294,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 params.split.group_by,
                 params.dataset.source_field if params.dataset.merge_mode == "separate" else None,
                 valid=result.valid if params.split.validation_prop else None,
+                repeats=repeats,
             ),
         )
 
@@ -294,7 +303,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
         group_name=GROUP,
         code_version=CODE_VERSION,
         deps=[view_split, view_params],
-        description="spaCy DocBin shards, HF JSONL, TSV references and meta_formats.json under data/processed/<dataset>/<view>/.",
+        description="spaCy DocBin shards, HF JSONL, TSV references and meta_formats.json under `data/processed/<dataset>/<view>/`.",
     )
     def model_formats(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         params = run_params(context, project)
@@ -325,19 +334,25 @@ def view_checks(
     group_by: str | None,
     per: str | None = None,
     valid: pd.DataFrame | None = None,
+    repeats: list[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]] = (),
 ) -> list[dg.AssetCheckResult]:
     """The quality gates of a split, computed from the files as written. `per` (the source field of
     a `separate` dataset): class sizes and leakage are checked within each corpus, which is what
     each corpus's own model trains and is scored on. `valid` (split.validation_prop): no document or
-    group of it in train or job either."""
-    parts = (
-        [("", train, job, valid)]
-        if per is None
-        else [
-            (f"{c}/", train[train[per] == c], job[job[per] == c], None if valid is None else valid[valid[per] == c])
-            for c in sorted(set(train[per]))
-        ]
-    )
+    group of it in train or job either. `repeats` (split.repeats > 1): the (train, job, valid) of
+    repeats 1.. pass the same gates, each on its own (a class short in repeat 2 is `r2/<label>`)."""
+    splits = [("", train, job, valid)] + [(f"r{r}/", *parts) for r, parts in enumerate(repeats, start=1)]
+    parts = [
+        part
+        for tag, tr, jb, vd in splits
+        for part in (
+            [(tag, tr, jb, vd)]
+            if per is None
+            else [
+                (f"{tag}{c}/", tr[tr[per] == c], jb[jb[per] == c], None if vd is None else vd[vd[per] == c]) for c in sorted(set(tr[per]))
+            ]
+        )
+    ]
     short: dict[str, dict[str, int]] = {}
     leaks: dict[str, int] = {}
     for prefix, part_train, part_job, part_valid in parts:
@@ -349,7 +364,7 @@ def view_checks(
         for name, n in split.leakage(part_train, part_job, group_by if group_by in train.columns else None, part_valid).items():
             leaks[name] = leaks.get(name, 0) + n
     labels_ = sorted(set(train["label"]) | set(job["label"]))
-    empty = int((train["text"].str.strip() == "").sum() + (job["text"].str.strip() == "").sum())
+    empty = sum(int((df["text"].str.strip() == "").sum()) for _, tr, jb, _ in splits for df in (tr, jb))
     return [
         dg.AssetCheckResult(
             check_name="enough_docs_per_class",

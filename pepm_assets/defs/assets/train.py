@@ -21,6 +21,7 @@ from .prepare import markdown_counts, run_params
 
 CODE_VERSION = "train-2"
 RESOURCE_CLASS_TAG = "pepm/resource_class"
+VALIDITY_CHECK = "label_validity"  # WARN: the diagnostics of core/diagnostics.py found something
 T = TypeVar("T")
 
 
@@ -78,7 +79,7 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
         deps=["model_formats", "view_params", "train_params"],
         kinds={spec.family},
         op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
-        description=f"{model_id} ({spec.family}) trained on the partition's train set -> models/<dataset>/<view>/{spec.family}/{model_id}/. {spec.description}",
+        description=f"{model_id} ({spec.family}) trained on the partition's train set -> `models/<dataset>/<view>/{spec.family}/{model_id}/`. {spec.description}",
     )
     def model_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
@@ -95,6 +96,7 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
                 "seed": params.seed,
                 "split": meta["split"],
                 "class_weight": meta["class_weight"],
+                "splits_fitted": 1 + len(training.repeat_fits(meta)),
                 "n_train_used": meta["n_train_used"],
                 "truncated": meta["truncated"],
                 "train_seconds": meta["train_seconds"],
@@ -128,7 +130,14 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         ]
         if stop.enabled and limits
         else []
-    )
+    ) + [
+        dg.AssetCheckSpec(
+            VALIDITY_CHECK,
+            asset=f"evaluation__{model_id}",
+            description="label validity (core/diagnostics.py): warns when the label goes with other metadata (the vote, government/"
+            "opposition, the corpus), when texts name parties or groups, or when the top terms are procedural words or names",
+        )
+    ]
 
     @dg.asset(
         name=f"evaluation__{model_id}",
@@ -138,7 +147,7 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         deps=[model_asset],
         kinds={spec.family},
         check_specs=checks,
-        description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, metrics_by_<field>.json, confusion_matrix.png under reports/.",
+        description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, `metrics_by_<field>.json`, confusion_matrix.png under reports/.",
     )
     def evaluation_asset(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         params = run_params(context, project)
@@ -171,9 +180,9 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
                     },
                 )
             ]
-            if checks
+            if stop.enabled and limits
             else []
-        )
+        ) + [_validity_check(result["label_validity_warnings"])]
         return dg.MaterializeResult(
             metadata={
                 **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
@@ -182,10 +191,12 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
                 "seed": params.seed,
                 "split": result["split"],
                 "class_weight": result["class_weight"],
+                "splits": result["splits"],
                 "params_hash": params.params_hash,
                 "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
                 "model_version": result["model_version"],
                 "split_version": result["split_version"],
+                "label_validity_warnings": _validity_markdown(result["label_validity_warnings"]),
                 **({"mlflow_run_id": run_id} if run_id else {}),
                 **cross,
             },
@@ -194,6 +205,20 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         )
 
     return evaluation_asset
+
+
+def _validity_check(messages: list[str]) -> dg.AssetCheckResult:
+    """The label-validity WARN check of an evaluation: passed when its diagnostics warn of nothing."""
+    return dg.AssetCheckResult(
+        check_name=VALIDITY_CHECK,
+        passed=not messages,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"warnings": len(messages), "label_validity_warnings": _validity_markdown(messages), "details": "diagnostics.json"},
+    )
+
+
+def _validity_markdown(messages: list[str]) -> dg.MetadataValue:
+    return dg.MetadataValue.md("\n".join(f"- **WARNING**: {m}" for m in messages) or "no warning")
 
 
 def _cross_dataset_evaluation(
@@ -274,7 +299,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 result = training.evaluate_model(
                     params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b]
                 )
-                cells[(a, b)] = {**result["metrics"], "protocol": {k: result[k] for k in ("split", "seed", "class_weight")}}
+                cells[(a, b)] = {**result["metrics"], "protocol": {k: result[k] for k in ("split", "seed", "class_weight", "splits")}}
                 if tracker:
                     tracker.log_evaluation(
                         result,
