@@ -72,3 +72,28 @@ def test_a_dataset_defined_in_a_profile_merges_only_when_it_has_several_corpora(
     )
     modes = {name: resolve_profile(root, name).dataset.merge_mode for name in ("one", "two", "sep")}
     assert modes == {"one": "single", "two": "merged", "sep": "separate"}
+
+
+def test_a_project_without_models_yml_loads_with_no_models(tmp_path: Path) -> None:
+    """models.yml is optional (a project that only prepares views); corpora.yml is not."""
+    from pepm_assets.core.config import load_common
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    for name in ("models.yml", "cross_corpus.yml"):  # cross_corpus.yml names a model
+        (root / "configs" / "common" / name).unlink(missing_ok=True)
+    assert load_common(root).models == {}
+    (root / "configs" / "common" / "corpora.yml").unlink()
+    with pytest.raises(ConfigError, match="file not found"):
+        load_common(root)
+
+
+def test_the_documented_defaults_of_a_corpus_and_a_hardware_preset() -> None:
+    """What a corpora.yml / hardware.yml entry gets for a key it leaves out: no failed file and 5 %
+    of rejects tolerated by the corpus gate; one thread, batches of 16, 256 tokens."""
+    from pepm_assets.core.config.schema import CorpusConfig, HardwarePreset
+
+    corpus = CorpusConfig(path="data/raw/x", dialect="mpt")
+    assert (corpus.max_failed_files, corpus.max_reject_rate, corpus.parse_workers, corpus.glob) == (0, 0.05, 0, "*.xml")
+    preset = HardwarePreset()
+    assert (preset.threads, preset.batch_size, preset.max_length, preset.max_train_docs) == (1, 16, 256, {})
