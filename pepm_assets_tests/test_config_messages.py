@@ -97,3 +97,61 @@ def test_the_documented_defaults_of_a_corpus_and_a_hardware_preset() -> None:
     assert (corpus.max_failed_files, corpus.max_reject_rate, corpus.parse_workers, corpus.glob) == (0, 0.05, 0, "*.xml")
     preset = HardwarePreset()
     assert (preset.threads, preset.batch_size, preset.max_length, preset.max_train_docs) == (1, 16, 256, {})
+
+
+def test_a_corpus_reject_rate_is_a_share_between_0_and_1() -> None:
+    from pydantic import ValidationError
+
+    from pepm_assets.core.config.schema import CorpusConfig
+
+    for rate in (0, 0.1, 1):
+        assert CorpusConfig(path="x", dialect="mpt", max_reject_rate=rate).max_reject_rate == rate
+    for rate in (-0.1, 1.1):
+        with pytest.raises(ValidationError):
+            CorpusConfig(path="x", dialect="mpt", max_reject_rate=rate)
+
+
+def test_the_project_is_found_from_a_folder_inside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pepm_assets.core.config.loading import project_root
+
+    monkeypatch.delenv("PEPM_ROOT", raising=False)
+    (tmp_path / "proj" / "configs" / "common").mkdir(parents=True)
+    (tmp_path / "proj" / "configs" / "common" / "corpora.yml").write_text("corpora: {}\n", encoding="utf-8")
+    deep = tmp_path / "proj" / "data" / "raw"
+    deep.mkdir(parents=True)
+    assert project_root(deep) == (tmp_path / "proj").resolve()
+    assert project_root(tmp_path / "proj") == (tmp_path / "proj").resolve()
+
+
+def test_a_yaml_key_that_is_a_list_is_invalid_yaml_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text("? [a, b]\n: 1\nview: x\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_yaml(path, tmp_path)
+
+
+def test_an_override_below_a_value_that_is_not_a_mapping_is_refused() -> None:
+    from pepm_assets.core.config.loading import apply_overrides
+
+    with pytest.raises(ConfigError) as err:
+        apply_overrides({"seed": 42}, ["seed.value=3"])
+    assert (err.value.key, err.value.message) == ("seed.value", "'seed' is not a mapping")
+    assert apply_overrides({"split": {"stratify": True}}, ["split.group_by=speaker"]) == {
+        "split": {"stratify": True, "group_by": "speaker"}
+    }
+
+
+def test_a_profile_restating_a_declared_dataset_keeps_its_declaration(tmp_path: Path) -> None:
+    """`data: {corpus_ids: ...}` equal to datasets.yml's: the declared dataset (its merge mode,
+    source field, description) is the one used, not a new one made from the profile."""
+    from pepm_assets.core.config import resolve_profile
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    with open(root / "configs" / "common" / "datasets.yml", "a", encoding="utf-8") as fh:
+        fh.write("  juxt:\n    corpus_ids: [mpt, an]\n    merge_mode: juxtaposed\n    description: declared\n")
+    (root / "configs" / "profiles" / "re.yml").write_text(
+        "dataset_id: juxt\nview: left_right\ndata: {corpus_ids: [mpt, an]}\n", encoding="utf-8"
+    )
+    dataset = resolve_profile(root, "re").dataset
+    assert (dataset.merge_mode, dataset.description) == ("juxtaposed", "declared")
