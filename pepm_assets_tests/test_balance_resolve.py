@@ -58,7 +58,7 @@ def test_each_strategys_own_defaults_are_its_shipped_default_preset() -> None:
         default = shipped.get(name, {}).get("default")
         if default is None:
             continue
-        assert balance.REGISTRY.get(name).params_model().model_dump() == default, name
+        assert balance.build(name, {}).params.model_dump() == default, name
         checked += 1
     assert checked >= 5
 
@@ -82,3 +82,12 @@ def test_parameter_bounds(strategy: str, key: str, refused: list, accepted: list
         with pytest.raises(ConfigError) as err:
             balance.resolve(strategy, "default", {key: value}, presets, "p.yml")
         assert err.value.key == f"balance_params.{key}", value
+
+
+def test_an_unknown_strategy_or_parameter_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown balance strategy 'smote'") as err:
+        balance.resolve("smote", "default", {}, PRESETS, "p.yml")
+    assert err.value.key == "balance_strategy"
+    with pytest.raises(ConfigError) as err:
+        balance.resolve("cap_docs", "default", {"max_doc": 3}, PRESETS, "p.yml")
+    assert (err.value.key, err.value.message) == ("balance_params.max_doc", "unknown key (strategy 'cap_docs', preset 'default')")

@@ -93,22 +93,21 @@ def test_the_documented_defaults_of_a_corpus_and_a_hardware_preset() -> None:
     of rejects tolerated by the corpus gate; one thread, batches of 16, 256 tokens."""
     from pepm_assets.core.config.schema import CorpusConfig, HardwarePreset
 
-    corpus = CorpusConfig(path="data/raw/x", dialect="mpt")
+    corpus = validate(CorpusConfig, {"path": "data/raw/x", "dialect": "mpt"}, "corpora.yml")
     assert (corpus.max_failed_files, corpus.max_reject_rate, corpus.parse_workers, corpus.glob) == (0, 0.05, 0, "*.xml")
-    preset = HardwarePreset()
+    preset = validate(HardwarePreset, {}, "hardware.yml")
     assert (preset.threads, preset.batch_size, preset.max_length, preset.max_train_docs) == (1, 16, 256, {})
 
 
 def test_a_corpus_reject_rate_is_a_share_between_0_and_1() -> None:
-    from pydantic import ValidationError
-
     from pepm_assets.core.config.schema import CorpusConfig
 
     for rate in (0, 0.1, 1):
-        assert CorpusConfig(path="x", dialect="mpt", max_reject_rate=rate).max_reject_rate == rate
+        assert validate(CorpusConfig, {"path": "x", "dialect": "mpt", "max_reject_rate": rate}, "c.yml").max_reject_rate == rate
     for rate in (-0.1, 1.1):
-        with pytest.raises(ValidationError):
-            CorpusConfig(path="x", dialect="mpt", max_reject_rate=rate)
+        with pytest.raises(ConfigError) as err:
+            validate(CorpusConfig, {"path": "x", "dialect": "mpt", "max_reject_rate": rate}, "c.yml")
+        assert err.value.key == "max_reject_rate"
 
 
 def test_the_project_is_found_from_a_folder_inside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
