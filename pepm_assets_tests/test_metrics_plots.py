@@ -77,3 +77,8 @@ def test_a_cell_turns_white_only_above_half() -> None:
     fig = metrics.confusion_figure([[1, 1], [0, 2]], ["a", "b"], "t")
     colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
     assert colours == {"1\n50%": "black", "0\n0%": "black", "2\n100%": "white"}
+
+
+def test_one_cluster_has_no_silhouette() -> None:
+    out = metrics.cluster_metrics(["a", "b", "a"], ["k", "k", "k"], embedding=np.eye(3))
+    assert "silhouette" not in out and out["n_clusters"] == 1

@@ -103,9 +103,13 @@ EQUIVALENT: dict[str, str] = {
         " those of the mask on the left and the values those of the same rows; the rows a wider mask adds"
         " get the missing value (NaN) they already had",
     ),
-    "pepm_assets/core/metrics.py | tp = np.diagonal(cms[:, :, :k], axis1=1, axis2=2) | k -> k + 1": (
+    **dict.fromkeys(
+        (
+            "pepm_assets/core/metrics.py | tp = np.diagonal(cms[:, :, :k], axis1=1, axis2=2) | k -> k + 1",
+            "pepm_assets/core/metrics.py | acc = np.diagonal(cms[:, :, :k], axis1=1, axis2=2).sum(axis=1) / np.maximum(sizes, 1) | k -> k + 1",
+        ),
         "the matrices have k + 1 columns, so [:k + 1] takes them all, and the diagonal of a k x (k + 1)"
-        " matrix is its first k diagonal cells either way"
+        " matrix is its first k diagonal cells either way",
     ),
     'pepm_assets/core/prepare.py | cols = [*TSV_BASE[:2], params.dataset.source_field, *TSV_BASE[2:], *params.compare_by, *group, *key, "text"] | 2: -> :': (
         "the two first columns, repeated, are dropped again by dict.fromkeys on the next line (first occurrence kept)"
