@@ -82,3 +82,11 @@ def test_a_cell_turns_white_only_above_half() -> None:
 def test_one_cluster_has_no_silhouette() -> None:
     out = metrics.cluster_metrics(["a", "b", "a"], ["k", "k", "k"], embedding=np.eye(3))
     assert "silhouette" not in out and out["n_clusters"] == 1
+
+
+def test_long_class_names_stay_inside_the_confusion_png() -> None:
+    labels = ["radical_center_left", "sovereigntist_right", "x"]
+    fig = metrics.confusion_figure(np.eye(3, dtype=int).tolist(), labels, "t")
+    fig.canvas.draw()
+    box = fig.axes[0].get_tightbbox(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
