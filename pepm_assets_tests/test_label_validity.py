@@ -7,6 +7,7 @@ and the leaderboard, and scores with names kept and masked."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -24,9 +25,21 @@ from pepm_assets.core.prepare import read_tsv_file
 from pepm_assets_tests import fixtures
 from pepm_assets_tests.fixtures import REPO, build_stamped_view, make_project
 
-LABEL_MAP = labels.load_label_map(REPO / "configs" / "label_maps" / "ideology.yml", REPO)
-CONFIG, _ = diagnostics.load_config(REPO)
-GROUPS = diagnostics.group_names(CONFIG, LABEL_MAP)
+
+# read in the tests, not at import: a broken config must fail tests, never the suite's collection
+@functools.cache
+def _label_map() -> labels.LabelMap:
+    return labels.load_label_map(REPO / "configs" / "label_maps" / "ideology.yml", REPO)
+
+
+@functools.cache
+def _config():  # noqa: ANN202
+    return diagnostics.load_config(REPO)[0]
+
+
+@functools.cache
+def _groups():  # noqa: ANN202
+    return diagnostics.group_names(_config(), _label_map())
 
 
 # ---------------------------------------------------------------- association measures
@@ -81,7 +94,7 @@ def _docs(n: int = 400, seed: int = 1) -> pd.DataFrame:
 
 
 def test_a_confounded_column_is_flagged_and_an_independent_one_is_not() -> None:
-    diag = diagnostics.diagnose(_docs(), LABEL_MAP, "left_right", CONFIG, group_by="speaker")
+    diag = diagnostics.diagnose(_docs(), _label_map(), "left_right", _config(), group_by="speaker")
     rows = {r["column"]: r for r in diag["associations"]}
     assert rows["vote"]["kind"] == "confound" and rows["vote"]["cramers_v"] > 0.85 and "vote on the bill" in rows["vote"]["message"]
     assert rows["coin"]["cramers_v"] < 0.2 and "message" not in rows["coin"]
@@ -100,7 +113,7 @@ def test_a_confounded_column_is_flagged_and_an_independent_one_is_not() -> None:
 
 def test_speaker_is_a_warning_only_when_the_split_lets_a_speaker_be_on_both_sides() -> None:
     docs = _docs().assign(_set=lambda d: np.where(np.arange(len(d)) % 7 == 0, "job", "train"))
-    diag = diagnostics.diagnose(docs, LABEL_MAP, "left_right", CONFIG, group_by=None)
+    diag = diagnostics.diagnose(docs, _label_map(), "left_right", _config(), group_by=None)
     assert diag["speaker"]["job_docs_with_speaker_in_train"] == 1.0
     assert [w["kind"] for w in diag["warnings"]].count("speaker") == 1
     assert "_set" not in {r["column"] for r in diag["associations"]}
@@ -108,7 +121,7 @@ def test_speaker_is_a_warning_only_when_the_split_lets_a_speaker_be_on_both_side
 
 def test_the_label_source_of_a_meta_view_is_its_column() -> None:
     docs = _docs().assign(label=lambda d: d["vote"])  # the `vote` view of MPT
-    rows = {r["column"]: r for r in diagnostics.diagnose(docs, LABEL_MAP, "vote", CONFIG)["associations"]}
+    rows = {r["column"]: r for r in diagnostics.diagnose(docs, _label_map(), "vote", _config())["associations"]}
     assert rows["vote"]["kind"] == "label source"
     assert rows["group"]["kind"] == "confound" and rows["group"]["message"]  # the vote goes with the group: a real confound there
 
@@ -137,7 +150,7 @@ NOT_FOUND = [
 
 
 def test_group_names_are_found_by_their_rules() -> None:
-    finder = diagnostics.group_finder(GROUPS)
+    finder = diagnostics.group_finder(_groups())
     texts = [*FOUND, *NOT_FOUND]
     assert finder.contains(texts).tolist() == [True] * len(FOUND) + [False] * len(NOT_FOUND)
     assert finder.first(list(FOUND)) == list(FOUND.values())
@@ -146,9 +159,9 @@ def test_group_names_are_found_by_their_rules() -> None:
 def test_name_shares_per_label_and_side() -> None:
     texts = pd.Series(["le groupe SRC propose", "rien", "l'UMP s'oppose", "l'UMP et le groupe socialiste", "rien", "rien"])
     label = pd.Series(["left", "left", "right", "right", "right", "right"])
-    side = {g: diagnostics._group_label(LABEL_MAP, "left_right", g) for g in GROUPS}
+    side = {g: diagnostics._group_label(_label_map(), "left_right", g) for g in _groups()}
     assert side["SRC"] == "left" and side["UMP"] == "right" and side["LREM"] is None
-    shares = diagnostics.name_shares(texts, label, GROUPS, side)
+    shares = diagnostics.name_shares(texts, label, _groups(), side)
     assert shares["n_naming"] == 3 and shares["share"] == pytest.approx(0.5)
     assert shares["by_label"]["left"] == {"n": 2, "share": 0.5, "own_side_share": 0.5, "other_side_share": 0.0}
     assert shares["by_label"]["right"] == {"n": 4, "share": 0.5, "own_side_share": 0.5, "other_side_share": 0.25}
@@ -158,7 +171,7 @@ def test_name_shares_per_label_and_side() -> None:
 def test_a_name_of_the_config_that_is_no_group_of_the_label_map_is_refused() -> None:
     config = diagnostics.LabelValidityConfig(group_names={"LRR": ["Les Républicains"]})
     with pytest.raises(ConfigError, match=r"group_names\.LRR.*did you mean 'LR'"):
-        diagnostics.group_names(config, LABEL_MAP)
+        diagnostics.group_names(config, _label_map())
 
 
 def test_mask_names_replaces_names_and_leaves_every_other_word() -> None:
@@ -169,7 +182,7 @@ def test_mask_names_replaces_names_and_leaves_every_other_word() -> None:
         "M. de Courson (UDI) : LR-UDI, LREM !",
         "Un texte sans nom, monsieur le président.",
     ]
-    assert diagnostics.mask_texts(texts, GROUPS, persons) == [
+    assert diagnostics.mask_texts(texts, _groups(), persons) == [
         "Monsieur NOM_PERSONNE, le groupe NOM_GROUPE et NOM_GROUPE défendent l'égalité.",
         "M. NOM_PERSONNE (NOM_GROUPE) : NOM_GROUPE-NOM_GROUPE, NOM_GROUPE !",
         "Un texte sans nom, monsieur le président.",
@@ -192,7 +205,10 @@ def test_a_surname_that_is_a_common_word_is_masked_only_with_its_first_name_or_a
 
 def test_top_terms_flag_procedural_words_and_names() -> None:
     judge = diagnostics.TermJudge(
-        CONFIG.procedural_terms, GROUPS, ["Hervé Mariton", "Maud Petit"], texts=lambda: ["un petit pas", "Mme Petit"] + ["le petit"] * 3
+        _config().procedural_terms,
+        _groups(),
+        ["Hervé Mariton", "Maud Petit"],
+        texts=lambda: ["un petit pas", "Mme Petit"] + ["le petit"] * 3,
     )
     judged = judge.judge(
         {
