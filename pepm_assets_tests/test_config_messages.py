@@ -154,3 +154,17 @@ def test_a_profile_restating_a_declared_dataset_keeps_its_declaration(tmp_path: 
     )
     dataset = resolve_profile(root, "re").dataset
     assert (dataset.merge_mode, dataset.description) == ("juxtaposed", "declared")
+
+
+def test_cross_corpus_yml_naming_an_unknown_model_fails_at_load(tmp_path: Path) -> None:
+    from pepm_assets.core.config import load_common
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    (root / "configs" / "common" / "models.yml").unlink()
+    if not (root / "configs" / "common" / "cross_corpus.yml").exists():
+        (root / "configs" / "common" / "cross_corpus.yml").write_text("cross_corpus: {model_id: tfidf_svm_quick}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_common(root)
+    assert (err.value.source, err.value.key) == ("configs/common/cross_corpus.yml", "cross_corpus.model_id")
+    assert "unknown model 'tfidf_svm_quick'" in err.value.message
