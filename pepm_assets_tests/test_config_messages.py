@@ -168,3 +168,13 @@ def test_cross_corpus_yml_naming_an_unknown_model_fails_at_load(tmp_path: Path) 
         load_common(root)
     assert (err.value.source, err.value.key) == ("configs/common/cross_corpus.yml", "cross_corpus.model_id")
     assert "unknown model 'tfidf_svm_quick'" in err.value.message
+
+
+def test_the_specs_model_params_override_lands_in_model_params() -> None:
+    """`models.<id>.params.<key>=v` (the spec's form) is `model_params.<id>.<key>`; other paths under
+    `models` are left as they are."""
+    from pepm_assets.core.config.loading import apply_overrides
+
+    assert apply_overrides({}, ["models.tfidf_svm_quick.params.C=0.5"]) == {"model_params": {"tfidf_svm_quick": {"C": 0.5}}}
+    assert apply_overrides({}, ["models.tfidf_svm_quick.other.C=0.5"]) == {"models": {"tfidf_svm_quick": {"other": {"C": 0.5}}}}
+    assert apply_overrides({}, ["model_params.m.params.C=1"]) == {"model_params": {"m": {"params": {"C": 1}}}}
