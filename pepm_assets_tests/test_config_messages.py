@@ -178,3 +178,26 @@ def test_the_specs_model_params_override_lands_in_model_params() -> None:
     assert apply_overrides({}, ["models.tfidf_svm_quick.params.C=0.5"]) == {"model_params": {"tfidf_svm_quick": {"C": 0.5}}}
     assert apply_overrides({}, ["models.tfidf_svm_quick.other.C=0.5"]) == {"models": {"tfidf_svm_quick": {"other": {"C": 0.5}}}}
     assert apply_overrides({}, ["model_params.m.params.C=1"]) == {"model_params": {"m": {"params": {"C": 1}}}}
+
+
+def test_filter_dumps_leave_out_mask_names_only_when_false() -> None:
+    from pepm_assets.core.config.schema import FilterConfig
+
+    assert "mask_names" not in validate(FilterConfig, {}, "p.yml").model_dump()
+    assert validate(FilterConfig, {"mask_names": True}, "p.yml").model_dump()["mask_names"] is True
+
+
+def test_the_params_hash_reads_non_ascii_values_as_utf8(tmp_path: Path) -> None:
+    """The hash is SHA-256 of the sorted JSON written as UTF-8 (not \\u escapes): the documented form
+    anyone can recompute from meta files."""
+    import hashlib
+    import json
+
+    from pepm_assets.core.config import resolve_profile
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    params = resolve_profile(root, "tiny_quick", ["filters.mask_names=true"])
+    blob = json.dumps(params.hashed_part(), sort_keys=True, ensure_ascii=False)
+    assert not blob.isascii()
+    assert params.params_hash == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
