@@ -36,7 +36,6 @@ import pandas as pd
 from . import diagnostics, families, metrics
 from .atomic import write_json, write_text
 from .config import CommonConfig, ConfigError, ModelSpec, ResolvedParams, load_common
-from .locks import view_lock
 from .paths import ProjectPaths
 
 REPORT = "label_validity"
@@ -75,17 +74,14 @@ def _model(params: ResolvedParams, settings: Settings, common: CommonConfig) -> 
 def _split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """(train, job, meta_view, stamp) of the prepared split of `params`, read under the view's lock."""
     from .lineage import LineageError
-    from .prepare import read_tsv
-    from .training import prepared_split
+    from .training import read_prepared_view
 
-    view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
-    with view_lock(root, params.dataset_id, params.view):
-        try:
-            stamp, _ = prepared_split(params, root)
-        except LineageError as exc:
-            raise LabelValidityError(str(exc)) from None
-        train, job = read_tsv(params, root, "train"), read_tsv(params, root, "job")
-        meta_view = json.loads((view_dir / "meta_view.json").read_text(encoding="utf-8"))
+    try:
+        stamp, frames = read_prepared_view(params, root, ("train", "job"))
+    except LineageError as exc:
+        raise LabelValidityError(str(exc)) from None
+    train, job = frames["train"], frames["job"]
+    meta_view = json.loads((ProjectPaths(root).view_dir(params.dataset_id, params.view) / "meta_view.json").read_text(encoding="utf-8"))
     return train, job, meta_view, stamp
 
 

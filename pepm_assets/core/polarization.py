@@ -44,9 +44,7 @@ import pandas as pd
 from . import balance, families, metrics, periods, split
 from .atomic import write_json, write_text
 from .config import CommonConfig, ConfigError, Legislature, ModelSpec, ResolvedParams, did_you_mean, load_common
-from .locks import view_lock
 from .paths import ProjectPaths
-from .prepare import read_tsv_file
 
 REPORT = "polarization_over_time"
 BY = ("year", "legislature")
@@ -134,15 +132,13 @@ def labelled_documents(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame
     """The prepared view's documents (train, valid, job), each once, and the stamp of that split;
     a PolarizationError saying what to run when the view on disk is not this profile's."""
     from .lineage import LineageError
-    from .training import prepared_split
+    from .training import read_prepared_view
 
-    view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
-    with view_lock(root, params.dataset_id, params.view):
-        try:
-            stamp, _ = prepared_split(params, root)
-        except LineageError as exc:
-            raise PolarizationError(str(exc)) from None
-        parts = [read_tsv_file(view_dir / f"{name}.tsv") for name in ("train", "valid", "job") if (view_dir / f"{name}.tsv").is_file()]
+    try:
+        stamp, frames = read_prepared_view(params, root, ("train", "valid", "job"))
+    except LineageError as exc:
+        raise PolarizationError(str(exc)) from None
+    parts = list(frames.values())
     docs = pd.concat(parts, ignore_index=True)
     return docs.drop_duplicates("doc_id").reset_index(drop=True), stamp  # over-sampling (train stage) repeats documents
 

@@ -884,6 +884,20 @@ def commit_evaluation(root: Path, result: dict[str, Any]) -> None:
     update_index(ProjectPaths(root), result["index_entry"])
 
 
+def read_prepared_view(params: ResolvedParams, root: Path, names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The stamp of the prepared split of `params` and its `names` TSVs (those present), read under
+    the view's lock so that a concurrent prepare never hands over half of one split and half of
+    another; LineageError when the view on disk is not this profile's."""
+    from .locks import view_lock
+    from .prepare import read_tsv_file
+
+    view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
+    with view_lock(root, params.dataset_id, params.view):
+        stamp, _ = prepared_split(params, root)
+        frames = {name: read_tsv_file(view_dir / f"{name}.tsv") for name in names if (view_dir / f"{name}.tsv").is_file()}
+    return stamp, frames
+
+
 def prepared_split(params: ResolvedParams, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The lineage stamps of the split and formats on disk, if they were built with `params`;
     else a LineageError saying to prepare (never train on a split of other parameters)."""
