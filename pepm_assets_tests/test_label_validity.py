@@ -21,7 +21,7 @@ from pepm_assets.core.config import ConfigError, resolve_profile
 from pepm_assets.core.config.schema import FilterConfig
 from pepm_assets.core.corpus import extract_corpus
 from pepm_assets.core.paths import ProjectPaths
-from pepm_assets.core.prepare import read_tsv_file
+from pepm_assets.core.prepare import ViewError, build_view, read_tsv_file
 from pepm_assets_tests import fixtures
 from pepm_assets_tests.fixtures import REPO, build_stamped_view, make_project
 
@@ -272,6 +272,13 @@ def test_mask_names_masks_the_texts_of_the_view_before_the_split(named: Path) ->
     assert masked.meta["params"]["filters"]["mask_names"] is True and masked.meta["params_hash"] == params.params_hash
     # texts that differ by a name only are one text once masked: dedup runs on the masked texts
     assert both["text_key"].is_unique
+
+
+def test_masking_parameters_without_their_names_are_refused_not_left_unmasked(named: Path) -> None:
+    params = resolve_profile(named, "tiny_quick", ["filters.mask_names=true"]).model_copy(update={"group_names": None})
+    docs = {"mpt": ProjectPaths(named).corpus_dir("mpt") / "docs.parquet"}
+    with pytest.raises(ViewError, match=r"filters\.mask_names: the parameters name no group to mask"):
+        build_view(params, named, docs)
 
 
 @pytest.fixture(scope="module")

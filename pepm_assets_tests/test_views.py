@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,11 @@ def test_build_view_writes_split_and_meta(project: Path) -> None:
     for cid in ("mpt", "an"):
         extract_corpus(cid, resolve_profile(project, "tiny_multi").corpora[cid], project, paths.corpus_dir(cid))
     params = resolve_profile(project, "tiny_multi")
+    started = time.perf_counter()
     result = build_view(params, project, {c: paths.corpus_dir(c) / "docs.parquet" for c in ("mpt", "an")})
+    took = time.perf_counter() - started
     meta = result.meta
+    assert 0 < meta["seconds"] <= took + 0.001, f"meta_view.json says the view took {meta['seconds']} s; it took {took:.3f} s"
     assert meta["source_corpora"] == ["mpt", "an"] and meta["compare_by"] == ["corpus_id"]
     assert meta["excluded_by_reason"]["chair_speaker"] == 2 and meta["excluded_by_reason"]["government_speaker"] == 18
     # oversample parity: train classes equal, job untouched and disjoint by speaker

@@ -131,6 +131,27 @@ EQUIVALENT: dict[str, str] = {
         "null_values=[]: no value is ever read as null, whatever the two flags say (they only decide whether"
         " the strings listed in null_values count as null, and the list is empty)",
     ),
+    **dict.fromkeys(
+        (
+            "pepm_assets/core/prepare.py | read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)), | False -> True",
+            "pepm_assets/core/prepare.py | read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)),"
+            " | path.stat().st_size + 1 -> path.stat().st_size - 1",
+        ),
+        "threads and block size decide how Arrow cuts the work, not what it reads: with newlines_in_values=True"
+        " its chunker follows the quotes, so a block never ends inside a quoted text (and below 1 MiB the block"
+        " size is 1 MiB either way)",
+    ),
+    "pepm_assets/core/prepare.py | return periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures) | True -> False": (
+        "the index of the loaded documents is never read: periods assigns arrays by position, and the next"
+        " step, labels.assign_labels, is a merge, which returns a fresh RangeIndex"
+    ),
+    "pepm_assets/core/prepare.py | folder.mkdir(parents=True, exist_ok=True) | True -> False #2": (
+        "exist_ok: _write_split removed repeats/ just before, so the folder never exists yet"
+    ),
+    "pepm_assets/core/prepare.py | rng = np.random.default_rng([params.seed, 7, i]) | 7 -> 8": (
+        "a salt that keeps the per-corpus cap's draw apart from the other seeded streams; any other unused"
+        " constant (1 and 2 are the balance draws') draws an equally random sample from the same seed"
+    ),
 }
 
 
