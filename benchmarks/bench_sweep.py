@@ -4,8 +4,7 @@ run against the plain scikit-learn script of benchmarks/, and a no-op `--resume`
 Everything happens in a temporary project (the repo's configs, dagster.yaml and workspace.yaml; MPT
 hard-linked from data/raw/mpt, or unpacked from data/shipped/corpora.tar.xz) with its own Dagster
 home and MLflow SQLite file: PEPM_ROOT, DAGSTER_HOME and PEPM_MLFLOW_URI are set in this process
-before anything starts, and the daemon each sweep starts, its code server and the run workers
-inherit them. `--cpus N` (default 2) pins this process, and so every child, to N cores with
+before anything starts, and the code server each sweep starts and the run workers inherit them. `--cpus N` (default 2) pins this process, and so every child, to N cores with
 os.sched_setaffinity before anything starts; the machine's core count and its load are printed.
 
 0. Not timed: the imports, then a warm-up 1-run sweep that parses MPT once (every later sweep
@@ -18,8 +17,8 @@ os.sched_setaffinity before anything starts; the machine's core count and its lo
    the runs' own durations (runs.tsv duration_s), the makespan (first run's start to last run's
    end: runs.tsv, 1 s resolution, and Dagster's event log, worker start-up included), and where
    the rest goes: run_sweep's phases (timed by wrapping sweeper's helpers in this process, pepm's
-   code unchanged: daemon start-up to its first heartbeat, the submitter's workspace, submission,
-   following, daemon stop, hooks) and per Dagster run (event log: in the queue ENQUEUED -> STARTING,
+   code unchanged: the run queue's workspace and daemon thread, submission, following, the daemon's
+   stop, hooks) and per Dagster run (event log: in the queue ENQUEUED -> STARTING,
    worker start-up STARTING -> START split at its "Started process" event (spawn + Dagster
    imports, then pepm's code), the step, the step outside run_one (step - duration_s), the end).
 2. One sweep run against the plain script. A 1-run sweep of tfidf_svm_quick on MPT (the profile's
@@ -288,10 +287,9 @@ class Phases:
             (instance, "get_instance", self.call, "open the instance"),
             (recovery, "recover", self.call, "recover"),
             (sweeper, "_parse_corpora", self.call, "corpora (fresh: checked)"),
-            (sweeper, "_queue_daemon", self.context, "daemon"),
-            (getattr(sweeper, "_Daemon", None), "ready", self.call, "daemon: wait for its first heartbeat (runs submitted)"),
+            (sweeper, "_run_queue", self.context, "run queue"),
+            (getattr(sweeper, "_Queue", None), "stop", self.call, "run queue: stop its daemon thread"),
             (sweeper, "_log_pending", self.call, "deferred outputs left (PNGs, MLflow journals)"),
-            (sweeper, "_submitter", self.context, "submitter workspace"),
             (getattr(sweeper, "_Follower", None), "launch", self.call, "submit runs"),
             (getattr(sweeper, "_Follower", None), "wait", self.call, "follow the runs"),
             (hooks, "run_hooks", self.call, "hooks"),
@@ -561,10 +559,9 @@ def print_sweep_breakdown(sweeps: list[dict]) -> None:
     row("other pepm / Dagster processes at start", [str(len(s.get("foreign", []))) for s in sweeps])
     console.print(table)
     console.print(
-        "Phases: sweeper's helpers timed in this process. 'daemon (enter)': the queue daemon started for the sweep (its process "
-        "start); 'daemon: wait for its first heartbeat': once the runs are submitted, until it serves the queue; '(exit)': its "
-        "stop (SIGINT, then a wait that the hooks overlap). 'submitter workspace (enter)': the workspace the sweep "
-        "submits through. 'follow the runs': from the first submission's return to the last run final (the runs' own time). "
+        "Phases: sweeper's helpers timed in this process. 'run queue (enter)': the workspace the sweep submits through "
+        "(its code server's start) and the start of the run-queue daemon's thread; '(exit)': the code server's shutdown, "
+        "after the hooks. 'follow the runs': from the first submission's return to the last run final (the runs' own time). "
         "Per-run spans from Dagster's event log; 'worker start-up' is the run worker's process start and its imports "
         "(pepm_assets.definitions), before Dagster's RUN_START."
     )

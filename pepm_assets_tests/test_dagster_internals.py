@@ -90,6 +90,14 @@ SIGNATURES = {
     "CachingStaleStatusResolver.get_stale_causes": ("key", "partition_key"),  # by position
     "extract_data_version_from_entry": ("entry",),  # sources.recorded_version, by position
     "get_current_datetime": (),  # staleness.stale_resolver, no argument
+    "WorkspaceProcessContext.__init__": ("instance", "workspace_load_target", "version", "read_only"),  # sweeper._run_queue
+    "QueuedRunCoordinatorDaemon.run_daemon_loop": (  # sweeper._dequeuing, by position
+        "workspace_process_context",
+        "daemon_uuid",
+        "daemon_shutdown_event",
+        "heartbeat_interval_seconds",
+        "error_interval_seconds",
+    ),
 }
 
 

@@ -19,14 +19,14 @@ What each is for:
   an event log entry.
 - run submission (defs/sweeper.py): Dagster has no public Python API that puts a run on the
   instance's queue (the UI and `dagster job launch` do it through these): the workspace is loaded
-  as `dagster job launch` loads it (`get_workspace_from_cli_opts` and the code-location lookups),
-  the run created with its remote origin as that command does (`_create_run`), then
-  `instance.submit_run` hands it to the run coordinator.
-- the sweep's daemon (defs/sweep_daemon.py): `dagster-daemon run` starts every daemon the
-  instance requires (sensors, schedules, backfills, monitoring, ...), with no option to pick; a
-  sweep needs the run queue's alone, so its daemon is Dagster's controller
-  (`daemon_controller_from_instance`) given one daemon (`create_daemon_of_type`), run as the CLI
-  runs it (`capture_interrupts`, a `WorkspaceFileTarget`).
+  as the CLI and the daemon load it (a `WorkspaceProcessContext` on a `WorkspaceFileTarget`, then
+  the code-location lookups), the run created with its remote origin as `dagster job launch` does
+  (`_create_run`), then `instance.submit_run` hands it to the run coordinator.
+- the sweep's dequeuer (defs/sweeper.py): `dagster-daemon run` starts every daemon the instance
+  requires (sensors, schedules, backfills, monitoring, ...) in a process with its own code server;
+  a sweep needs the run queue's alone, so it runs Dagster's `QueuedRunCoordinatorDaemon`
+  (`create_daemon_of_type`) with its `run_daemon_loop` in a thread, on the sweep's workspace, at
+  the controller's heartbeat and error intervals.
 - the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
   storage classes, subclassed to keep one engine and one connection per database file where
   Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
@@ -40,7 +40,6 @@ from dagster._cli.workspace.cli_target import (
     get_code_location_from_workspace,
     get_remote_job_from_remote_repo,
     get_remote_repository_from_code_location,
-    get_workspace_from_cli_opts,
 )
 from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import (
@@ -61,21 +60,32 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
+from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
-from dagster._daemon.controller import create_daemon_of_type, daemon_controller_from_instance
+from dagster._daemon.controller import (
+    DEFAULT_DAEMON_ERROR_INTERVAL_SECONDS,
+    DEFAULT_HEARTBEAT_INTERVAL_SECONDS,
+    create_daemon_of_type,
+)
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._time import get_current_datetime
-from dagster._utils.interrupts import capture_interrupts
+
+QUEUED_RUN_COORDINATOR = QueuedRunCoordinatorDaemon.daemon_type()
 
 DAGSTER_CHECKED = "1.13.27"
 
 __all__ = [
     "DAGSTER_CHECKED",
     "DATA_VERSION_TAG",
+    "DEFAULT_DAEMON_ERROR_INTERVAL_SECONDS",
+    "DEFAULT_HEARTBEAT_INTERVAL_SECONDS",
+    "QUEUED_RUN_COORDINATOR",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "AssetGraphView",
     "CachingStaleStatusResolver",
     "DagsterSqliteStorage",
     "DagsterStorage",
+    "QueuedRunCoordinatorDaemon",
     "SqlPollingEventWatcher",
     "SqliteEventLogStorage",
     "SqliteRunStorage",
@@ -83,17 +93,15 @@ __all__ = [
     "StaleStatus",
     "TemporalContext",
     "WorkspaceFileTarget",
+    "WorkspaceProcessContext",
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
-    "capture_interrupts",
     "create_daemon_of_type",
     "create_remote_run",
-    "daemon_controller_from_instance",
     "extract_data_version_from_entry",
     "get_code_location_from_workspace",
     "get_current_datetime",
     "get_remote_job_from_remote_repo",
     "get_remote_repository_from_code_location",
-    "get_workspace_from_cli_opts",
 ]

@@ -8,9 +8,10 @@
    The QueuedRunCoordinator launches them with the run launcher that dagster.yaml names, within
    `max_concurrent_runs` (scheduler.parallel) and per resource-class `tag_concurrency_limits`
    (weights, max_weight, approx_ram_per_class, max_ram_gb): the soft RAM budget only holds runs
-   back. A daemon must dequeue: the one already serving the instance (`pepm dev`), else one
-   started for the sweep with the sweep's limits (an instance folder under superior/<exp_id>/
-   whose dagster.yaml is the project's, same storage, with this run queue), stopped at the end.
+   back. A daemon must dequeue: the one already serving the instance (`pepm dev`), else Dagster's
+   run-queue daemon run in a thread of `pepm sweep` with the sweep's limits (on an instance folder
+   under superior/<exp_id>/ whose dagster.yaml is the project's, same storage, with this run
+   queue), stopped at the end.
 4. The runs are followed in Dagster's run storage until each planned run is final: runs.tsv is
    rewritten on every change, oom_policy and early_stop are applied as results arrive (cancelling
    queued runs, or submitting a backoff attempt), then the analysis hooks run.
@@ -23,13 +24,12 @@ still queued or running in Dagster, and runs everything else again; a run whose 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
+import logging
 import os
-import signal
-import subprocess
-import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,22 +148,18 @@ def run_sweep(
         _parse_corpora(root, instance, todo)
     classes = sorted({s.resource_class for s in plan})
     limits, report.warnings = queue_limits(cfg.scheduler, classes), queue_warnings(cfg.scheduler, classes)
-    daemon = _queue_daemon(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext(_Daemon(""))
-    with daemon as queue:
-        report.daemon = queue.description
+    queue = _run_queue(instance, root, exp_root, limits) if todo or adopted else contextlib.nullcontext(_Queue(""))
+    with queue as q:
+        report.daemon = q.description
+        follower.submit = lambda spec, extra, attempt: q.submit(_tags(cfg, spec, extra, attempt))
         if todo:
             instance.add_dynamic_partitions(PARTITIONS.name, [partition_key(cfg.exp_id, s.run_id) for s in todo])
-            with _submitter(instance, root) as submit:
-                follower.submit = lambda spec, extra, attempt: submit(_tags(cfg, spec, extra, attempt))
-                for spec in todo:
-                    follower.launch(spec, [])
-                report.submitted = [s.run_id for s in todo]
-                queue.ready()  # the daemon started while the runs were submitted
-                follower.wait(poll_seconds)
-        elif adopted:
-            queue.ready()
+            for spec in todo:
+                follower.launch(spec, [])
+            report.submitted = [s.run_id for s in todo]
+        if todo or adopted:
             follower.wait(poll_seconds)
-        queue.stop()  # its shutdown overlaps what follows
+        q.stop()
         _log_pending(root, instance, cfg.exp_id, ledger)
         report.ledger = ledger
         report.hooks = session.finish(sweep, root)
@@ -407,35 +403,6 @@ def _read_outcome(root: Path, spec: RunSpec, dagster_run_id: str) -> dict[str, A
     return data if data.get("dagster_run_id") == dagster_run_id else {}
 
 
-@contextlib.contextmanager
-def _submitter(instance: dg.DagsterInstance, root: Path) -> Iterator[Callable[[dict[str, str]], str]]:
-    """submit(tags) -> Dagster run id: a `sweep` run put on the instance's queue, as `dagster job
-    launch` does it (the workspace loaded once, in this process)."""
-    from dagster import __version__
-    from dagster_shared.cli import WorkspaceOpts
-
-    opts = WorkspaceOpts(workspace=[str(root / "workspace.yaml")])
-    with internals.get_workspace_from_cli_opts(instance, __version__, opts, allow_in_process=True) as workspace:
-        location = internals.get_code_location_from_workspace(workspace, "pepm_assets")
-        repo = internals.get_remote_repository_from_code_location(location, None)
-        job = internals.get_remote_job_from_remote_repo(repo, SWEEP_JOB)
-
-        def submit(tags: dict[str, str]) -> str:
-            run = internals.create_remote_run(
-                instance=instance,
-                code_location=location,
-                remote_repo=repo,
-                remote_job=job,
-                run_config={},
-                tags=tags,
-                op_selection=None,
-                run_id=None,
-            )
-            return instance.submit_run(run.run_id, workspace).run_id
-
-        yield submit
-
-
 # ---------------------------------------------------------------- the daemon that dequeues
 def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
     """The project's dagster.yaml for a daemon with the sweep's run queue: the same storage
@@ -468,7 +435,7 @@ def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
         config["run_coordinator"]["config"] = {**(config["run_coordinator"].get("config") or {}), **queue}
     else:
         config["run_queue"] = queue
-    return "# written by `pepm sweep` for the daemon it starts: the project's dagster.yaml, this sweep's run queue\n" + yaml.safe_dump(
+    return "# written by `pepm sweep` for its run-queue daemon: the project's dagster.yaml, this sweep's run queue\n" + yaml.safe_dump(
         config, sort_keys=False
     )
 
@@ -488,7 +455,7 @@ def _live_daemon(instance: dg.DagsterInstance, home: Path) -> str:
     Heartbeats outlive their daemon for a while, so the ids of the daemons sweeps started are kept
     (<DAGSTER_HOME>/pepm-sweep-daemon.json): a fresh heartbeat of one of them counts only while
     its process lives."""
-    beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
+    beat = instance.get_daemon_heartbeats().get(internals.QUEUED_RUN_COORDINATOR)
     if beat is None or time.time() - beat.timestamp > 60:
         return ""
     record = _record(home)
@@ -508,92 +475,124 @@ def _record(home: Path) -> dict[str, Any]:
         return {"ours": []}
 
 
-def _first_heartbeat(instance: dg.DagsterInstance, proc: subprocess.Popen, since: float, log: Path, timeout: float = 120) -> str:
-    """The id of the daemon just started, from its first run-queue heartbeat."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        beat = instance.get_daemon_heartbeats().get("QUEUED_RUN_COORDINATOR")
-        if beat is not None and beat.timestamp >= since:
-            return beat.daemon_id
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"the Dagster daemon started for the sweep did not come up; see {log}")
-
-
-def _die_with_parent() -> None:
-    """In the daemon's process, before exec: SIGINT when `pepm sweep` dies (Linux), so a killed
-    sweep leaves no daemon behind."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG (SIGINT: its clean stop)
-    except OSError:
-        pass
-
-
 def _home() -> Path:
     return Path(os.environ["DAGSTER_HOME"])  # set by get_instance (defs/instance.py)
 
 
-class _Daemon:
-    """The daemon that dequeues the sweep's runs: `description` for the report; `ready()` waits for
-    the first heartbeat of one this sweep started (the runs are submitted meanwhile: the queue is in
-    the instance's storage); `stop()` sends SIGINT without waiting (its shutdown overlaps the hooks)."""
+class _Queue:
+    """The sweep's side of the run queue: `submit(tags)` puts a `sweep` run on it (-> its Dagster run
+    id); `description` names who dequeues; `stop()` ends the sweep's own dequeuer, if it has one."""
 
-    def __init__(self, description: str, proc: subprocess.Popen | None = None, ready: Callable[[], str] | None = None) -> None:
-        self.description, self.proc, self._ready = description, proc, ready
-
-    def ready(self) -> None:
-        if self._ready is not None:
-            self._ready, wait = None, self._ready
-            wait()
+    def __init__(
+        self, description: str, submit: Callable[[dict[str, str]], str] | None = None, stop: Callable[[], None] | None = None
+    ) -> None:
+        self.description, self._stop = description, stop
+        self.submit = submit or _no_submission
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # SIGTERM can hang a Dagster daemon for a minute; SIGINT stops it cleanly
+        if self._stop is not None:
+            self._stop, stop = None, self._stop
+            stop()
+
+
+def _no_submission(tags: dict[str, str]) -> str:
+    raise RuntimeError("this sweep has no run queue open")
 
 
 @contextlib.contextmanager
-def _queue_daemon(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits: dict[str, Any]) -> Iterator[_Daemon]:
+def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits: dict[str, Any]) -> Iterator[_Queue]:
+    """One workspace for the whole sweep, in this process (one code server: it launches the run
+    workers), that submits the runs as `dagster job launch` does; and, unless a daemon already
+    serves the instance (`pepm dev`), Dagster's own run-queue daemon (QueuedRunCoordinatorDaemon)
+    looping in a thread of this process on an instance whose run queue has the sweep's limits: what
+    `dagster-daemon run` would run for the queue, without a second process and code server of its
+    own competing with the runs for the cores."""
+    from dagster import __version__
+
     project_home = _home()
     live = _live_daemon(instance, project_home)
     if live:
-        yield _Daemon(f"{live}: its run_queue limits (dagster.yaml) apply")
-        return
-    home = exp_root / "dagster_instance"
-    home.mkdir(parents=True, exist_ok=True)
-    write_text(home / "dagster.yaml", instance_yaml(root, project_home, limits))
-    log = exp_root / "logs" / "daemon.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    with log.open("a", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pepm_assets.defs.sweep_daemon", "-w", str(root / "workspace.yaml"), "--log-level", "warning"],
-            cwd=root,
-            env={**os.environ, "DAGSTER_HOME": str(home)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509  (prctl only; no locks are taken)
+        queue_instance, description = instance, f"{live}: its run_queue limits (dagster.yaml) apply"
+    else:
+        home = exp_root / "dagster_instance"
+        home.mkdir(parents=True, exist_ok=True)
+        write_text(home / "dagster.yaml", instance_yaml(root, project_home, limits))
+        queue_instance = dg.DagsterInstance.from_config(str(home))
+        log = exp_root / "logs" / "daemon.log"
+        description = (
+            f"a daemon started for this sweep (pid {os.getpid()}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})"
         )
+    target = internals.WorkspaceFileTarget(paths=[str(root / "workspace.yaml")])
+    with contextlib.ExitStack() as stack:
+        if queue_instance is not instance:
+            stack.enter_context(queue_instance)
+        context = stack.enter_context(
+            internals.WorkspaceProcessContext(queue_instance, target, version=__version__, read_only=False, code_server_log_level="warning")
+        )
+        workspace = context.create_request_context()
+        location = internals.get_code_location_from_workspace(workspace, "pepm_assets")
+        repo = internals.get_remote_repository_from_code_location(location, None)
+        job = internals.get_remote_job_from_remote_repo(repo, SWEEP_JOB)
 
-    def ready() -> str:
-        daemon_id = _first_heartbeat(instance, proc, started, log)
-        record = _record(project_home)
-        current = {"pid": proc.pid, "daemon_id": daemon_id, "exp_id": exp_root.name, "home": str(home)}
-        write_json(project_home / DAEMON_RECORD, {"ours": [*record["ours"][-50:], daemon_id], "current": current})
-        return daemon_id
+        def submit(tags: dict[str, str]) -> str:
+            run = internals.create_remote_run(
+                instance=queue_instance,
+                code_location=location,
+                remote_repo=repo,
+                remote_job=job,
+                run_config={},
+                tags=tags,
+                op_selection=None,
+                run_id=None,
+            )
+            return queue_instance.submit_run(run.run_id, workspace).run_id
 
-    daemon = _Daemon(
-        f"a daemon started for this sweep (pid {proc.pid}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})",
-        proc,
-        ready,
+        if live:
+            yield _Queue(description, submit)
+            return
+        with _dequeuing(context, project_home, exp_root, log) as stop:
+            yield _Queue(description, submit, stop)
+
+
+@contextlib.contextmanager
+def _dequeuing(context, project_home: Path, exp_root: Path, log: Path) -> Iterator[Callable[[], None]]:
+    """Dagster's run-queue daemon in a thread until stop() (or the end of the block): its heartbeats
+    in the instance, as from `dagster-daemon run`, under an id recorded in DAEMON_RECORD as current
+    with this process's pid until it stops (another sweep counts on it only while it is current and
+    this process lives); its log in `log`."""
+    daemon_id = str(uuid.uuid4())
+    record = _record(project_home)
+    current = {"pid": os.getpid(), "daemon_id": daemon_id, "exp_id": exp_root.name, "home": str(context.instance.root_directory)}
+    write_json(project_home / DAEMON_RECORD, {"ours": [*record["ours"][-50:], daemon_id], "current": current})
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("dagster.daemon")
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    shutdown = threading.Event()
+    daemon = internals.create_daemon_of_type(internals.QUEUED_RUN_COORDINATOR, context.instance)
+    thread = threading.Thread(
+        target=daemon.run_daemon_loop,
+        args=(context, daemon_id, shutdown, internals.DEFAULT_HEARTBEAT_INTERVAL_SECONDS, internals.DEFAULT_DAEMON_ERROR_INTERVAL_SECONDS),
+        name="pepm-sweep-run-queue",
+        daemon=True,
     )
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+
+    def stop() -> None:
+        if not shutdown.is_set():
+            shutdown.set()
+            thread.join()
+            ended = _record(project_home)
+            if (ended.get("current") or {}).get("daemon_id") == daemon_id:  # no longer alive, though this process lives on
+                write_json(project_home / DAEMON_RECORD, {"ours": ended["ours"], "current": {}})
+
+    with daemon:
+        thread.start()
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield stop
+        finally:
+            stop()
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            handler.close()
