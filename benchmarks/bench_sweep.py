@@ -10,7 +10,8 @@ os.sched_setaffinity before anything starts; the machine's core count and its lo
 0. Not timed: the imports, then a warm-up 1-run sweep that parses MPT once (every later sweep
    finds the parsed corpus fresh) and warms the OS file cache.
 1. Parallel speed-up. An experiment of 8 light runs (ideo_quick on MPT, FAMILY sklearn, MODELS
-   tfidf_svm_quick, HARDWARE_PRESET small; TRAIN_PROP 0.3/0.5/0.7/0.9 x 2 repeats, per_run seeds;
+   tfidf_svm_quick, HARDWARE_PRESET small, split.repeats 1 (ideo_quick's own is 5: one split and one fit
+   per run here, as in the plain script); TRAIN_PROP 0.3/0.5/0.7/0.9 x 2 repeats, per_run seeds;
    the curves + report_markdown hooks of configs/superior/learning_curve.yml), run in process by
    `sweeper.run_sweep` once at parallel 1 and once at parallel 2 under different exp_ids (nothing
    reused). Reported: run_sweep's wall time (target: parallel 1 / parallel 2 >= 1.7), the sum of
@@ -87,6 +88,8 @@ base:
     FAMILY: sklearn
     MODELS: tfidf_svm_quick
     HARDWARE_PRESET: small
+  overrides:
+    split.repeats: 1  # one split, one fit per run: the light run of the issue, and the plain script's work
 """
 EIGHT = """axes:
   - name: train_prop

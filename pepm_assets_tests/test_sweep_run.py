@@ -144,6 +144,9 @@ def test_resume_after_sigkill_runs_each_planned_run_exactly_once(sweep_project) 
 
     result = subprocess.run([*cmd, "--resume"], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
+    # the run workers' Dagster logs go to the sweep's log, not over its progress on the terminal
+    assert "STEP_SUCCESS" not in result.stdout + result.stderr
+    assert "STEP_SUCCESS" in (root / "superior" / "killed" / "logs" / "dagster.log").read_text(encoding="utf-8")
 
     after = _runs(root, "killed")
     assert [r["run_id"] for r in after] == ["run_0001", "run_0002", "run_0003", "run_0004"]

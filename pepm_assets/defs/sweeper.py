@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -510,6 +511,7 @@ def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits:
     from dagster import __version__
 
     project_home = _home()
+    log = exp_root / "logs" / "dagster.log"  # the run-queue daemon's log, the code server's and run workers' output
     live = _live_daemon(instance, project_home)
     if live:
         queue_instance, description = instance, f"{live}: its run_queue limits (dagster.yaml) apply"
@@ -518,7 +520,6 @@ def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits:
         home.mkdir(parents=True, exist_ok=True)
         write_text(home / "dagster.yaml", instance_yaml(root, project_home, limits))
         queue_instance = dg.DagsterInstance.from_config(str(home))
-        log = exp_root / "logs" / "daemon.log"
         description = (
             f"a daemon started for this sweep (pid {os.getpid()}; its instance: {home.relative_to(root)}, log: {log.relative_to(root)})"
         )
@@ -526,9 +527,12 @@ def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits:
     with contextlib.ExitStack() as stack:
         if queue_instance is not instance:
             stack.enter_context(queue_instance)
-        context = stack.enter_context(
-            internals.WorkspaceProcessContext(queue_instance, target, version=__version__, read_only=False, code_server_log_level="warning")
-        )
+        with _output_to(log):  # the code server, and the run workers it spawns, write there, not over the progress
+            context = stack.enter_context(
+                internals.WorkspaceProcessContext(
+                    queue_instance, target, version=__version__, read_only=False, code_server_log_level="warning"
+                )
+            )
         workspace = context.create_request_context()
         location = internals.get_code_location_from_workspace(workspace, "pepm_assets")
         repo = internals.get_remote_repository_from_code_location(location, None)
@@ -552,6 +556,27 @@ def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits:
             return
         with _dequeuing(context, project_home, exp_root, log) as stop:
             yield _Queue(description, submit, stop)
+
+
+@contextlib.contextmanager
+def _output_to(log: Path) -> Iterator[None]:
+    """This process's stdout and stderr (file descriptors 1 and 2, which a child inherits when it is
+    spawned) appended to `log` for the block."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with log.open("ab") as out:
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 @contextlib.contextmanager
