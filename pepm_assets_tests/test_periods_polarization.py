@@ -303,8 +303,10 @@ def test_polarization_one_row_per_period_skips_and_chance(years: Path) -> None:
         assert row["status"] == "ok" and row["n_docs"] == len(period) and row["n_speakers"] == period["speaker"].nunique()
         # chance, computed directly: the majority share of each speaker-grouped split's job set
         expected = []
-        for r in range(settings.repeats):
-            train, job = split.split_train_job(period, params.train_prop, params.seed + r, True, "speaker")
+        seeds = split.repeat_seeds(params.seed, settings.repeats)  # the view's repeated splits' seeds, not seed + r
+        assert result["protocol"]["seeds"] == seeds and seeds[0] == params.seed and len(set(seeds)) == settings.repeats
+        for seed in seeds:
+            train, job = split.split_train_job(period, params.train_prop, seed, True, "speaker")
             assert not set(train["speaker"]) & set(job["speaker"])
             if set(train["label"]) == set(job["label"]) == {"left", "right"}:
                 expected.append(job["label"].value_counts().max() / len(job))

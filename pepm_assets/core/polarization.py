@@ -7,8 +7,8 @@ the view's labelled documents (train, valid and job of the prepared split: label
 deduplicated, balanced by the view's pool-stage strategy, each document once) are cut by period
 (`year`, or `legislature` from configs/common/legislatures.yml; core/periods.py), and in each period:
 
-- `repeats` speaker-grouped splits with the profile's train_prop, seeds seed, seed + 1, ... (the
-  first is the profile's own seed); the model is fitted on the train side (the view's train-stage
+- `repeats` speaker-grouped splits with the profile's train_prop, seeded as the view's repeated
+  splits are (`split.repeat_seeds`: the profile's own seed first, then independent streams); the model is fitted on the train side (the view's train-stage
   balancing and class weights applied, as in training) and scored on the job side;
 - accuracy and macro-F1: the mean over the splits, their sd, and a 95% interval from a bootstrap of
   the period's speakers (the same draw applied to every split's job set, each split's score
@@ -65,7 +65,7 @@ class Settings:
 
     by: str = "year"
     model_id: str | None = None  # None: the profile's first scikit-learn model
-    repeats: int = 10  # speaker-grouped splits per period (seeds seed .. seed + repeats - 1)
+    repeats: int = 10  # speaker-grouped splits per period (seeds: split.repeat_seeds(seed, repeats))
     n_boot: int = 1000  # speaker bootstrap draws of the 95% interval
     min_docs_per_class: int = 5
     min_speakers_per_class: int = 3
@@ -197,8 +197,7 @@ def measure_period(
     if reason is not None:
         return {**row, "status": "skipped", "reason": reason}
     splits, job_sets = [], []
-    for r in range(settings.repeats):
-        seed = params.seed + r
+    for seed in split.repeat_seeds(params.seed, settings.repeats):
         train, job = split.split_train_job(docs, params.train_prop, seed, True, GROUP)
         if set(train["label"]) != set(labels) or set(job["label"]) != set(labels):
             continue  # a class on one side only: this split measures nothing about it
@@ -337,7 +336,7 @@ def polarization_over_time(
         "protocol": {
             "split": f"grouped by {GROUP}",
             "train_prop": params.train_prop,
-            "seeds": [params.seed + r for r in range(settings.repeats)],
+            "seeds": split.repeat_seeds(params.seed, settings.repeats),
             "balance_strategy": params.balance_strategy,
             "score": "mean over the speaker-grouped splits of the period (sd: their spread)",
             "interval": f"95% percentile bootstrap of the period's speakers ({settings.n_boot} draws, seeded), the same draw for every split",
@@ -396,7 +395,7 @@ def markdown(result: dict[str, Any]) -> str:
         + " as a measure of polarization (Peterson & Spirling 2018): the better a classifier tells the sides apart "
         "from what their speakers say, the further apart they speak. Read each period against its chance level.",
         "",
-        f"split {proto['split']} · train_prop {proto['train_prop']} · seeds {seeds[0]}–{seeds[-1]} ({len(seeds)} splits per period) · "
+        f"split {proto['split']} · train_prop {proto['train_prop']} · {len(seeds)} splits per period (seed {seeds[0]} and {len(seeds) - 1} derived from it) · "
         f"balance {proto['balance_strategy']} · profile {result['profile']} (params {result['params_hash']})",
         "",
         f"score: {proto['score']}; interval: {proto['interval']}; chance: {proto['chance']}.",
@@ -488,8 +487,8 @@ def plot(result: dict[str, Any], target: Path) -> Path:
     seeds = result["protocol"]["seeds"]
     ax.set_title(
         f"Polarization over time · {result['dataset_id']} / {result['view']} · {result['model_id']}\n"
-        f"split grouped by speaker, train_prop {result['protocol']['train_prop']}, {len(seeds)} seeds per period "
-        f"({seeds[0]}–{seeds[-1]}){' · ' if wide else chr(10)}Peterson & Spirling (2018)",
+        f"split grouped by speaker, train_prop {result['protocol']['train_prop']}, {len(seeds)} splits per period "
+        f"(seed {seeds[0]} + derived){' · ' if wide else chr(10)}Peterson & Spirling (2018)",
         fontsize=9,
     )
     fig.legend(loc="outside lower center", fontsize=7.5, frameon=False, ncols=3 if wide else 1)
