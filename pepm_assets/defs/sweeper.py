@@ -158,6 +158,7 @@ def run_sweep(
             for spec in todo:
                 follower.launch(spec, [])
             report.submitted = [s.run_id for s in todo]
+        q.start()
         if todo or adopted:
             follower.wait(poll_seconds)
         q.stop()
@@ -482,18 +483,23 @@ def _home() -> Path:
 
 class _Queue:
     """The sweep's side of the run queue: `submit(tags)` puts a `sweep` run on it (-> its Dagster run
-    id); `description` names who dequeues; `stop()` ends the sweep's own dequeuer, if it has one."""
+    id); `description` names who dequeues; `start()` starts the sweep's own dequeuer, if it has one
+    (once the runs are submitted: its first pass then launches them, not a pass a second later), and
+    `stop()` ends it."""
 
     def __init__(
-        self, description: str, submit: Callable[[dict[str, str]], str] | None = None, stop: Callable[[], None] | None = None
+        self,
+        description: str,
+        submit: Callable[[dict[str, str]], str] | None = None,
+        dequeuer: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
-        self.description, self._stop = description, stop
+        self.description = description
         self.submit = submit or _no_submission
+        self.start, self.stop = dequeuer or (_nothing, _nothing)
 
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._stop, stop = None, self._stop
-            stop()
+
+def _nothing() -> None:
+    return None
 
 
 def _no_submission(tags: dict[str, str]) -> str:
@@ -554,8 +560,8 @@ def _run_queue(instance: dg.DagsterInstance, root: Path, exp_root: Path, limits:
         if live:
             yield _Queue(description, submit)
             return
-        with _dequeuing(context, project_home, exp_root, log) as stop:
-            yield _Queue(description, submit, stop)
+        with _dequeuing(context, project_home, exp_root, log) as dequeuer:
+            yield _Queue(description, submit, dequeuer)
 
 
 @contextlib.contextmanager
@@ -580,8 +586,8 @@ def _output_to(log: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _dequeuing(context, project_home: Path, exp_root: Path, log: Path) -> Iterator[Callable[[], None]]:
-    """Dagster's run-queue daemon in a thread until stop() (or the end of the block): its heartbeats
+def _dequeuing(context, project_home: Path, exp_root: Path, log: Path) -> Iterator[tuple[Callable[[], None], Callable[[], None]]]:
+    """(start, stop): Dagster's run-queue daemon in a thread from start() to stop() (or the end of the block): its heartbeats
     in the instance, as from `dagster-daemon run`, under an id recorded in DAEMON_RECORD as current
     with this process's pid until it stops (another sweep counts on it only while it is current and
     this process lives); its log in `log`."""
@@ -604,18 +610,22 @@ def _dequeuing(context, project_home: Path, exp_root: Path, log: Path) -> Iterat
         daemon=True,
     )
 
+    def start() -> None:
+        if not thread.is_alive() and not shutdown.is_set():
+            thread.start()
+
     def stop() -> None:
         if not shutdown.is_set():
             shutdown.set()
-            thread.join()
+            if thread.ident is not None:
+                thread.join()
             ended = _record(project_home)
             if (ended.get("current") or {}).get("daemon_id") == daemon_id:  # no longer alive, though this process lives on
                 write_json(project_home / DAEMON_RECORD, {"ours": ended["ours"], "current": {}})
 
     with daemon:
-        thread.start()
         try:
-            yield stop
+            yield start, stop
         finally:
             stop()
             logger.removeHandler(handler)
