@@ -14,7 +14,7 @@ import pytest
 import spacy  # noqa: F401
 from pydantic import ValidationError
 
-from pepm_assets.core.config import FormatsConfig, HardwarePreset
+from pepm_assets.core.config import FormatsConfig, HardwarePreset, SplitConfig
 from pepm_assets.core.families import REGISTRY, TrainData, build
 from pepm_assets.core.formats.spacy import spacy_shards
 from pepm_assets.core.paths import ProjectPaths
@@ -49,7 +49,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     jb_texts, jb_labels = _texts(rng, N_JOB, 1000)
     train = pd.DataFrame({"doc_id": [f"t{i}" for i in range(N_ALL)], "label": tr_labels, "text": tr_texts})
     job = pd.DataFrame({"doc_id": [f"j{i}" for i in range(N_JOB)], "label": jb_labels, "text": jb_texts})
-    params = SimpleNamespace(formats=FormatsConfig(spacy_shard_size=SHARD, spacy_language="fr"))  # what spacy_shards reads
+    # what spacy_shards reads: a split by document (no validation set: the dev slice is stratified by label)
+    params = SimpleNamespace(formats=FormatsConfig(spacy_shard_size=SHARD, spacy_language="fr"), split=SplitConfig(group_by=None))
     formats = spacy_shards(train, job, root / "data" / "processed" / "v", params, ProjectPaths(root))  # type: ignore[arg-type]
     return SimpleNamespace(root=root, train=train, job=job, formats=formats)
 
@@ -133,18 +134,22 @@ def test_same_seed_same_model(project: SimpleNamespace, fitted: dict) -> None:
 
 
 def test_dropout_override_and_truncation(project: SimpleNamespace, tmp_path: Path) -> None:
-    """Only the first N_GIVEN rows are read; spaCy's Corpus gets exactly the train part (no doc past the limit)."""
-    from spacy.tokens import DocBin
+    """Only the first N_GIVEN rows are read; spaCy's Corpus gets exactly the train part (no doc past
+    the limit) and the dev slice, stratified by label (the split is by document), in train order."""
     from spacy.training import Corpus
 
     family = build("spacy", {"config": "configs/spacy/spacy_bow.cfg", "dropout": 0.05, "max_epochs": 1})
-    n_fit, n_dev, n_shards = family._split_shards(_data(project), 36, N_GIVEN, tmp_path, DocBin, spacy)
-    assert (n_fit, n_dev, n_shards) == (36, 4, 3)
+    got = family.corpora(_data(project), tmp_path)
+    assert (got["n_fit_docs"], got["n_dev_docs"], got["n_train_shards_read"]) == (36, 4, 3)
+    assert got["dev_source"] == "train slice stratified by label" and got["n_dev_groups"] is None
+    given = project.train.iloc[:N_GIVEN]
+    dev_rows = given[got["dev_mask"]]
+    assert dev_rows["label"].value_counts().to_dict() == {"left": 2, "right": 2}
     nlp = spacy.blank("fr")
-    examples = list(Corpus(tmp_path / "train", limit=n_fit)(nlp))
-    assert [eg.reference.text for eg in examples] == project.train["text"].iloc[:36].tolist()
-    dev = list(Corpus(tmp_path / "dev.spacy")(nlp))
-    assert [eg.reference.text for eg in dev] == project.train["text"].iloc[36:40].tolist()
+    examples = list(Corpus(tmp_path / "train", limit=got["n_fit_docs"])(nlp))
+    assert [eg.reference.text for eg in examples] == given[~got["dev_mask"]]["text"].tolist()
+    dev = list(Corpus(tmp_path / "dev")(nlp))
+    assert [eg.reference.text for eg in dev] == dev_rows["text"].tolist()
     facts = family.fit(_data(project), tmp_path / "model")
     assert facts["dropout"] == 0.05 and facts["epochs_run"] == 1
 

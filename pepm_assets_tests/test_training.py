@@ -142,9 +142,10 @@ def test_cross_dataset_evaluation_and_matrix(trained) -> None:
     data = json.loads((project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.json").read_text())
     assert data["rows_trained_on"] == ["tiny_mpt", "tiny_an"] and len(data["macro_f1"]) == 2
     assert data["protocol"]["tiny_mpt"]["split"] == "grouped by speaker" and data["protocol"]["tiny_an"]["split"] == "stratified"
-    cross = paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick", "tiny_an")
+    # off the diagonal: every labelled document of the other dataset (test_cross_corpus_whole.py), its report under cells/
+    cross = paths.reports / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "cells" / "tiny_mpt@tiny_an"
     meta = json.loads((cross / "meta_eval.json").read_text())
-    assert meta["dataset_id"] == "tiny_mpt" and meta["eval_dataset_id"] == "tiny_an"
+    assert meta["dataset_id"] == "tiny_mpt" and meta["eval_dataset_id"] == "tiny_an" and meta["documents"] == "all labelled documents"
     # the same vocabulary separates both corpora: a model trained on one transfers to the other
     assert data["macro_f1"][0][1] >= 0.9
     assert (project / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.png").stat().st_size > 1000

@@ -29,11 +29,11 @@ from .atomic import write_json
 from .config import CorpusConfig, ModelSpec, ResolvedParams
 from .paths import ProjectPaths
 
-CORPUS_CODE = "corpus-3"
+CORPUS_CODE = "corpus-4"  # 4: a standard-TEI speaker's group is the affiliation in force on the document's date (from/to)
 VIEW_CODE = "view-3"
-FORMATS_CODE = "formats-3"
+FORMATS_CODE = "formats-4"  # 4: the spaCy format writes the validation split (spacy/valid) and records the split it was carved by
 MODEL_CODE = "model-3"
-EVAL_CODE = "eval-5"  # 4: every report states its protocol; 5: repeated splits (mean ± sd), intervals resampling speakers on grouped splits
+EVAL_CODE = "eval-6"  # 4: every report states its protocol; 5: repeated splits (mean ± sd), intervals resampling speakers on grouped splits; 6: class scores in predictions.tsv, calibration (Brier, ECE, reliability diagram)
 HASH_CACHE = Path(".pepm") / "file_hashes.json"
 
 

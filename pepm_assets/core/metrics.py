@@ -345,3 +345,120 @@ def confusion_figure(cm: list[list[int]], labels: list[str], title: str) -> Any:
     # no colour bar: every cell prints its share, and the bar was 40% of the drawing time
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------- calibration of class scores
+CALIBRATION_BINS = 10
+BRIER_DEFINITION = (
+    "mean over documents and classes of (score - one-hot gold)^2; for two classes it equals "
+    "scikit-learn's brier_score_loss of the positive class; the sum over classes (Brier 1950) is K times it"
+)
+ECE_DEFINITION = (
+    "top-label expected calibration error: documents binned by their score for the predicted label, "
+    "10 equal-width bins [i/10, (i+1)/10) (the last closed), sum over bins of bin share x |accuracy - mean score|"
+)
+MARGIN_NOTE = (
+    "scores are a softmax of LinearSVC decision_function margins (binary: a sigmoid of the margin), "
+    "fitted for a hinge loss, never to frequencies: Brier and ECE measure that arbitrary scale, not a "
+    "calibration the model claims; reported under other names (brier_margin_softmax, ece_margin_softmax)"
+)
+
+
+def one_hot(y_true: list[str], labels: list[str]) -> np.ndarray:
+    """(n, k) one-hot gold matrix in `labels` order (a gold label outside `labels`: a row of zeros)."""
+    index = {label: i for i, label in enumerate(labels)}
+    out = np.zeros((len(y_true), len(labels)))
+    for row, y in enumerate(y_true):
+        if y in index:
+            out[row, index[y]] = 1.0
+    return out
+
+
+def brier_scores(y_true: list[str], proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Brier score of class probabilities `proba` ((n, k), columns in `labels` order): overall (the
+    mean over documents and classes of the squared error on the one-hot gold, BRIER_DEFINITION)
+    and per class (the mean over documents of that class's column, i.e. the binary Brier of
+    "is it this class"; the overall score is their mean)."""
+    p = np.asarray(proba, dtype=float).reshape(len(y_true), len(labels))
+    if not len(y_true):
+        return {"brier": None, "per_class": {label: None for label in labels}}
+    sq = (p - one_hot(y_true, labels)) ** 2
+    return {"brier": float(sq.mean()), "per_class": {label: float(v) for label, v in zip(labels, sq.mean(axis=0))}}
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = CALIBRATION_BINS) -> list[dict[str, Any]]:
+    """Equal-width bins of [0, 1] ([i/n, (i+1)/n), the last closed) over `confidence`: each bin's
+    edges, count, mean confidence and accuracy (share of `correct`; None in an empty bin)."""
+    conf = np.asarray(confidence, dtype=float)
+    ok = np.asarray(correct, dtype=float)
+    which = np.clip(np.floor(conf * n_bins).astype(int), 0, n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        inside = which == b
+        n = int(inside.sum())
+        out.append(
+            {
+                "lower": b / n_bins,
+                "upper": (b + 1) / n_bins,
+                "n": n,
+                "confidence": float(conf[inside].mean()) if n else None,
+                "accuracy": float(ok[inside].mean()) if n else None,
+            }
+        )
+    return out
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = CALIBRATION_BINS) -> float | None:
+    """Sum over `reliability_bins` of the bin's share of documents x |accuracy - mean confidence|:
+    0 for scores that are right as often as they say; None without documents."""
+    bins = reliability_bins(confidence, correct, n_bins)
+    total = sum(b["n"] for b in bins)
+    if not total:
+        return None
+    return float(sum(b["n"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins if b["n"]))
+
+
+def calibration_metrics(
+    y_true: list[str], y_pred: list[str], proba: np.ndarray, labels: list[str], kind: str = "probability", n_bins: int = CALIBRATION_BINS
+) -> dict[str, Any]:
+    """metrics.json's `calibration` of class scores `proba` ((n, k), columns in `labels` order) of
+    predictions `y_pred`: Brier (overall and per class, and the Brier of the job set's own base
+    rates given to every document, the no-skill reference), top-label ECE and the reliability bins
+    (the score of the predicted label against how often it is right). `kind`: "probability", or
+    "margin_softmax" for squashed margins (same figures, with MARGIN_NOTE)."""
+    p = np.asarray(proba, dtype=float).reshape(len(y_true), len(labels))
+    index = {label: i for i, label in enumerate(labels)}
+    rows = np.arange(len(y_pred))
+    cols = np.array([index.get(y, -1) for y in y_pred], dtype=np.int64)
+    confidence = np.where(cols >= 0, p[rows, np.maximum(cols, 0)], 0.0) if len(rows) else np.zeros(0)
+    correct = np.array([t == q for t, q in zip(y_true, y_pred)], dtype=float)
+    brier = brier_scores(y_true, p, labels)
+    gold = one_hot(y_true, labels)
+    base = brier_scores(y_true, np.tile(gold.mean(axis=0), (len(y_true), 1)), labels)["brier"] if len(y_true) else None
+    out: dict[str, Any] = {
+        "available": True,
+        "scores": kind,
+        "n": len(y_true),
+        "brier": brier["brier"],
+        "brier_per_class": brier["per_class"],
+        "brier_base_rate": base,
+        "ece": expected_calibration_error(confidence, correct, n_bins),
+        "n_bins": n_bins,
+        "mean_confidence": float(confidence.mean()) if len(rows) else None,
+        "accuracy": float(correct.mean()) if len(rows) else None,
+        "bins": reliability_bins(confidence, correct, n_bins),
+        "definitions": {"brier": BRIER_DEFINITION, "ece": ECE_DEFINITION},
+    }
+    if kind != "probability":
+        out["note"] = MARGIN_NOTE
+    return out
+
+
+def calibration_summary(calibration: dict[str, Any] | None) -> dict[str, float]:
+    """The calibration headline for the index, the leaderboard's rows and MLflow: `brier`, `ece`
+    for probabilities; `brier_margin_softmax`, `ece_margin_softmax` for squashed margins (never
+    read as a probability's); nothing without class scores."""
+    if not calibration or not calibration.get("available"):
+        return {}
+    suffix = "" if calibration["scores"] == "probability" else f"_{calibration['scores']}"
+    return {f"{name}{suffix}": float(calibration[name]) for name in ("brier", "ece") if calibration.get(name) is not None}

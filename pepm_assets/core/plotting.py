@@ -23,3 +23,59 @@ def save_png(fig, target: Path, dpi: int = 110) -> Path:
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     return target
+
+
+def reliability_figure(calibration: dict, title: str, n_classes: int = 2):
+    """A top-label reliability diagram from metrics.json's `calibration` (metrics.calibration_metrics):
+    above, each bin's accuracy against its mean score (bars over the bin, a dot at the mean score,
+    the diagonal a perfectly calibrated model follows, the gap shaded); below, the documents per bin.
+    The x axis starts at the lowest score a predicted label can have (1 / number of classes, down
+    to its bin's edge): the same axes for every model of a view."""
+    bins = calibration["bins"]
+    n_bins = len(bins)
+    low = int(n_bins / max(1, n_classes)) / n_bins
+    fig = figure(5.2, 5.6)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    filled = [b for b in bins if b["n"]]
+    width = 1 / n_bins
+    top.bar(
+        [b["lower"] for b in filled],
+        [b["accuracy"] for b in filled],
+        width=width,
+        align="edge",
+        color="#4c72b0",
+        alpha=0.55,
+        edgecolor="#2a4a7f",
+        label="accuracy in bin",
+    )
+    for b in filled:  # the gap between what the scores say and how often they are right
+        top.fill_between([b["lower"], b["upper"]], b["accuracy"], b["confidence"], color="#dd8452", alpha=0.35, linewidth=0)
+    top.plot(
+        [b["confidence"] for b in filled],
+        [b["accuracy"] for b in filled],
+        "o-",
+        color="#c44e52",
+        markersize=4,
+        label="mean score → accuracy",
+    )
+    top.set_xlim(low, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    kind = "" if calibration.get("scores", "probability") == "probability" else " (softmax of margins: not probabilities)"
+    ece, brier = calibration.get("ece"), calibration.get("brier")
+    stats = f"ECE {ece:.3f} ({n_bins} bins) · Brier {brier:.3f}" if ece is not None and brier is not None else "no documents"
+    top.set_title(f"{title}\n{stats}{kind}", fontsize=9)
+    top.legend(loc="upper left", fontsize=7)
+    bottom.bar([b["lower"] for b in bins], [b["n"] for b in bins], width=width, align="edge", color="#8c8c8c", edgecolor="#555555")
+    peak = max([b["n"] for b in bins] + [1])
+    for b in filled:
+        bottom.text(b["lower"] + width / 2, b["n"] + peak * 0.03, str(b["n"]), ha="center", va="bottom", fontsize=7)
+    bottom.set_ylim(0, peak * 1.3)
+    bottom.set_xlabel("score of the predicted label")
+    bottom.set_ylabel("documents")
+    return fig
+
+
+def plot_reliability(calibration: dict, target: Path, title: str, n_classes: int = 2) -> Path:
+    return save_png(reliability_figure(calibration, title, n_classes), target)

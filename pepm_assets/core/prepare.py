@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from . import balance, diagnostics, labels, periods, split
+from . import balance, diagnostics, labels, periods, quality, split
 from .atomic import atomic_path, write_json
 from .config import ResolvedParams
 from .paths import ProjectPaths
@@ -108,7 +108,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     label_map = _current_label_map(params, root)
     docs = load_docs(params, docs_files)
     _check_columns(params, docs)
-    pool, excluded = _labelled_pool(docs, label_map, params)
+    pool, excluded, checked = _labelled_pool(docs, label_map, params)
     _check_groups(params, pool)
     before = _counts(pool)
     train, valid, job = _split_pool(pool, params, excluded)
@@ -126,6 +126,10 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         "seconds": round(time.perf_counter() - started, 3),
         **({"lineage": stamp} if stamp else {}),
     }
+    if checked.meta():  # filters.procedural / languages / near_duplicates: what they did
+        meta["quality"] = checked.meta()
+        if checked.near_duplicates is not None:
+            meta["leakage"]["near_duplicate_pairs_across_split"] = quality.pairs_across(checked.near_pairs, train, job, valid)
     if repeats:
         meta["split"]["repeats"] = {
             "n": params.split.repeats,
@@ -184,24 +188,31 @@ def _check_groups(params: ResolvedParams, pool: pd.DataFrame) -> None:
         )
 
 
-def _labelled_pool(docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams) -> tuple[pd.DataFrame, Counter]:
+def _labelled_pool(
+    docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams
+) -> tuple[pd.DataFrame, Counter, quality.QualityReport]:
     """The documents the view gives a label and the quality filters keep, with the count of the
-    others by reason (meta_view.json, and the errors that say why a view is empty)."""
+    others by reason (meta_view.json, and the errors that say why a view is empty) and what the
+    data-quality filters did (core/quality.py)."""
     labelled = labels.assign_labels(docs, label_map, params.view)
-    excluded: Counter = Counter(labelled["exclusion"].dropna().value_counts().to_dict())
+    excluded = labels.Exclusions.of(labelled)  # by reason, and by reason x group
     pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
+    # stage directions stripped, procedural and foreign documents out: before masking, length and dedup
+    pool, checked = quality.clean(pool, params.filters, params.procedural_patterns, excluded)
     if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
         pool = pool.assign(text=_masked(pool["text"], docs, params))
     short = pool["n_tokens"] < params.filters.min_tokens
     if short.any():
-        excluded["too_short"] = int(short.sum())
+        excluded.add("too_short", pool[short])
         pool = pool[~short]
     if params.filters.dedup:
-        pool, dup_reasons = split.drop_duplicates(pool)
-        excluded.update(dup_reasons)
+        kept, _ = split.drop_duplicates(pool)
+        excluded.add_duplicates(pool, kept)
+        pool = kept
+    pool = quality.drop_near_duplicates(pool, params.filters.near_duplicates, excluded, checked)
     if pool.empty:
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
-    return pool, excluded
+    return pool, excluded, checked
 
 
 def _masked(texts: pd.Series, docs: pd.DataFrame, params: ResolvedParams) -> list[str]:
@@ -327,10 +338,16 @@ def _view_meta(
         "source_field": params.dataset.source_field,
         "merge_mode": params.dataset.merge_mode,
         "compare_by": effective_compare_by(params),
-        "label_map": {"file": params.label_map, "fingerprint": label_map.fingerprint, "view": label_map.views[params.view].model_dump()},
+        "label_map": {
+            "file": params.label_map,
+            "fingerprint": label_map.fingerprint,
+            "view": label_map.views[params.view].model_dump(),
+            "coalitions": labels.coalition_summary(label_map, params.dataset.corpus_ids),  # the rule each corpus was labelled with
+        },
         "n_docs_in": n_in,
         "n_docs_labelled": sum(before.values()),
         "excluded_by_reason": dict(excluded.most_common()),
+        "excluded_by_group": labels.exclusions_by_group(excluded),  # reason -> group -> n, the same totals
         "label_counts_before_balance": before,
         "label_counts_after_balance": _counts(both),
         "balance": {

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import diagnostics, metrics
+from . import diagnostics, labels, metrics
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
 from .training import BY_SPLIT, COMPARISON, NOT_RECORDED, latest_entries, protocol_note, read_index, slot
@@ -381,6 +381,7 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
                 "",
             ]
         notes = [f"{r.model_id}: {r.splits_note}" for r in group.itertuples(index=False) if r.splits_note]
+        notes += labels.exclusion_notes(paths.view_dir(dataset_id, view) / "meta_view.json")  # shared by every row of the table
         lines += [*(f"- {note}" for note in notes), *([""] if notes else [])]
         lines += _by_corpus_lines(per_corpus, dataset_id, view)
     write_text(md, "\n".join(lines) + "\n")
@@ -457,37 +458,111 @@ def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
 def write_cross_matrix(
     paths: ProjectPaths, view: str, model_id: str, datasets: list[str], cells: dict[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
-    """cells[(train dataset, eval dataset)] = metrics summary (+ its `protocol`, training/protocol)
-    -> matrix.json + heat map PNG. matrix.json states the protocol of each row's model (split kind
-    and seed of its training set, class weighting): a cross-corpus score is read with it."""
+    """cells[(trained on, evaluated on)] = a cell of core/cross_corpus.py (own_cell / whole_cell)
+    -> matrix.json (every cell in full, and each score as a rows x columns matrix), matrix.tsv (one
+    row per cell: score, interval, baselines, documents scored and left out) and matrix.png (the
+    heat map, each cell printing score [interval], the two baselines and n). The diagonal is the
+    held-out job set, the rest every labelled document of the column's dataset: matrix.json says so
+    (`documents`), with the protocol of each row's model (split kind and seed of its training set,
+    class weighting): a cross-corpus score is read with it."""
     out_dir = paths.reports / "cross_corpus" / view / model_id
-    matrix = [[round(cells[(a, b)]["macro_f1"], 4) for b in datasets] for a in datasets]
+
+    def grid(get: Any) -> list[list[Any]]:
+        return [[get(cells[(a, b)]) for b in datasets] for a in datasets]
+
+    def rounded(value: float) -> float:
+        return round(float(value), 4)
+
     data = {
         "view": view,
         "model_id": model_id,
         "rows_trained_on": datasets,
         "columns_evaluated_on": datasets,
+        "documents": {
+            "diagonal": "the row dataset's job set (held out), as its own evaluation scores it",
+            "off_diagonal": "every labelled document of the column dataset's view (its train, valid and job files, each "
+            "document once, not re-balanced), minus those whose normalised text is in the row model's train or valid set",
+        },
         "metric": "macro_f1",
-        "macro_f1": matrix,
-        "accuracy": [[round(cells[(a, b)]["accuracy"], 4) for b in datasets] for a in datasets],
-        "macro_f1_ci95": [[cells[(a, b)]["macro_f1_ci95"] for b in datasets] for a in datasets],
+        "macro_f1": grid(lambda c: rounded(c["macro_f1"])),
+        "macro_f1_ci95": grid(lambda c: [rounded(v) for v in c["macro_f1_ci95"]]),
+        "accuracy": grid(lambda c: rounded(c["accuracy"])),
+        "accuracy_ci95": grid(lambda c: [rounded(v) for v in c["accuracy_ci95"]]),
+        "majority_macro_f1": grid(lambda c: rounded(c["baselines"]["majority"]["macro_f1"])),
+        "majority_accuracy": grid(lambda c: rounded(c["baselines"]["majority"]["accuracy"])),
+        "chance_macro_f1": grid(lambda c: rounded(c["baselines"]["stratified_chance"]["macro_f1"])),
+        "chance_accuracy": grid(lambda c: rounded(c["baselines"]["stratified_chance"]["accuracy"])),
+        "n": grid(lambda c: int(c["n"])),
+        "n_dropped_seen_in_training": grid(lambda c: int(c["n_dropped_seen_in_training"])),
         "protocol": {a: cells[(a, a)].get("protocol", NOT_RECORDED) for a in datasets},
+        "cells": [cells[(a, b)] for a in datasets for b in datasets],
     }
     write_json(out_dir / "matrix.json", data)
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(1.6 * len(datasets) + 2.5, 1.3 * len(datasets) + 1.5))
-    im = ax.imshow(matrix, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right")
-    ax.set_yticks(range(len(datasets)), datasets)
-    ax.set_xlabel("evaluated on (job set)")
+    table = pd.DataFrame([_cross_row(cells[(a, b)]) for a in datasets for b in datasets])
+    with atomic_path(out_dir / "matrix.tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    _plot_cross_matrix(data, out_dir / "matrix.png")
+    return {
+        "json": paths.rel(out_dir / "matrix.json"),
+        "tsv": paths.rel(out_dir / "matrix.tsv"),
+        "png": paths.rel(out_dir / "matrix.png"),
+        "macro_f1": data["macro_f1"],
+    }
+
+
+def _cross_row(c: dict[str, Any]) -> dict[str, Any]:
+    """matrix.tsv's row of one cell."""
+    interval, majority, chance = c["interval"], c["baselines"]["majority"], c["baselines"]["stratified_chance"]
+    return {
+        "trained_on": c["trained_on"],
+        "evaluated_on": c["evaluated_on"],
+        "documents": c["documents"],
+        "n": c["n"],
+        "n_dropped_seen_in_training": c["n_dropped_seen_in_training"],
+        "macro_f1": round(c["macro_f1"], 4),
+        "macro_f1_low": round(c["macro_f1_ci95"][0], 4),
+        "macro_f1_high": round(c["macro_f1_ci95"][1], 4),
+        "accuracy": round(c["accuracy"], 4),
+        "accuracy_low": round(c["accuracy_ci95"][0], 4),
+        "accuracy_high": round(c["accuracy_ci95"][1], 4),
+        "n_splits": c.get("n_splits", 1),
+        "majority_label": majority["label"],
+        "majority_macro_f1": round(majority["macro_f1"], 4),
+        "majority_accuracy": round(majority["accuracy"], 4),
+        "chance_macro_f1": round(chance["macro_f1"], 4),
+        "chance_accuracy": round(chance["accuracy"], 4),
+        "resampled": interval.get("resampled", "document"),
+        "n_clusters": interval.get("n_clusters", ""),
+        "n_boot": interval.get("n_boot", ""),
+        "boot_seed": interval.get("seed", ""),
+        "split": c["protocol"].get("split", "") if isinstance(c["protocol"], dict) else "",
+    }
+
+
+def _plot_cross_matrix(data: dict[str, Any], target: Path) -> None:
+    """The heat map: colour = macro-F1 on a fixed 0-1 scale; each cell prints the score with its
+    interval, the majority and chance macro-F1 of the row's train set on the same documents, and n."""
+    from .plotting import figure, save_png
+
+    datasets = data["rows_trained_on"]
+    k = len(datasets)
+    fig = figure(2.6 * k + 2.4, 1.9 * k + 1.6)
+    ax = fig.subplots()
+    im = ax.imshow(data["macro_f1"], cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(k), datasets, rotation=30, ha="right")
+    ax.set_yticks(range(k), datasets)
+    ax.set_xlabel("evaluated on (diagonal: job set; elsewhere: all labelled documents)")
     ax.set_ylabel("trained on")
-    ax.set_title(f"{model_id}, view {view}: macro-F1", fontsize=10)
-    for i in range(len(datasets)):
-        for j in range(len(datasets)):
-            ax.text(j, i, f"{matrix[i][j]:.3f}", ha="center", va="center", color="white" if matrix[i][j] < 0.6 else "black")
+    ax.set_title(f"{data['model_id']}, view {data['view']}: macro-F1 [95% CI]; majority / chance baselines", fontsize=10)
+    for i in range(k):
+        for j in range(k):
+            v, (low, high) = data["macro_f1"][i][j], data["macro_f1_ci95"][i][j]
+            text = (
+                f"{v:.3f}\n[{low:.3f}, {high:.3f}]\nmaj {data['majority_macro_f1'][i][j]:.3f} · "
+                f"chance {data['chance_macro_f1'][i][j]:.3f}\nn={data['n'][i][j]}"
+            )
+            dropped = data["n_dropped_seen_in_training"][i][j]
+            text += f" (−{dropped} seen)" if dropped else ""
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    with atomic_path(out_dir / "matrix.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return {"json": paths.rel(out_dir / "matrix.json"), "png": paths.rel(out_dir / "matrix.png"), "macro_f1": matrix}
+    save_png(fig, target)

@@ -38,6 +38,8 @@ from .split import split_kind
 
 TOP_TERMS = 25
 CONFUSION_PNG = "confusion_matrix.png"
+RELIABILITY_PNG = "reliability_diagram.png"  # beside a metrics.json whose `calibration` has bins (class scores)
+SCORE_PREFIX = "score_"  # predictions.tsv: one score_<class> column per class, for a family that scores every class
 BY_CORPUS = "by_corpus"  # merge_mode separate: one model (and one report) per corpus, in this subfolder
 COMPARISON = "comparison_by_corpus"  # merge_mode separate: the per-corpus table of an evaluation (.md, .tsv)
 NOT_RECORDED = "not recorded"  # a fit whose family states no class_weight (or a model trained before it did)
@@ -330,8 +332,8 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Score the trained model on a job set: its own dataset's, or `eval_params`' (cross-dataset).
     A separate-mode model scores each document with the model of the document's corpus.
-    `plots=False` leaves the confusion-matrix PNGs to `draw_confusions` (a sweep run: `pepm sweep`
-    draws them, matplotlib loaded once per sweep rather than once per run)."""
+    `plots=False` leaves the confusion-matrix and reliability PNGs to `draw_confusions` (a sweep
+    run: `pepm sweep` draws them, matplotlib loaded once per sweep rather than once per run)."""
     paths = ProjectPaths(root)
     eval_params = eval_params or params
     if eval_params.view != params.view:
@@ -344,8 +346,11 @@ def evaluate_model(
     texts = job["text"].tolist()
     groups = _corpus_groups(params, eval_params, meta_model, job)  # None unless one model per corpus
     started = time.perf_counter()
-    pred, confidence = family.predict_scored(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
-    splits = [ScoredSplit(0, eval_params.seed, job, list(pred))] + _score_repeats(params, eval_params, family, model_dir, meta_model, root)
+    pred, confidence, class_scores = (
+        family.predict_scores(model_dir, texts) if groups is None else _predict_by_corpus(family, model_dir, job, groups)
+    )
+    canonical = ScoredSplit(0, eval_params.seed, job, list(pred), class_scores)
+    splits = [canonical] + _score_repeats(params, eval_params, family, model_dir, meta_model, root)
     predict_seconds = time.perf_counter() - started
     validation = _validation_scores(params, eval_params, family, model_dir, meta_model, root)
     out_dir = paths.report_dir(params.dataset_id, params.view, spec.family, model_id, eval_params.dataset_id)
@@ -392,11 +397,13 @@ class ScoredSplit:
     seed: int
     job: pd.DataFrame
     pred: list[str]
+    scores: families.ClassScores | None = None  # every class's score per job row (the canonical split's; None: the family gives none)
 
     def part(self, rows: pd.Index) -> ScoredSplit:
         """The same split restricted to the job rows `rows` (one corpus's, merge_mode separate)."""
         keep = self.job.index.isin(rows)
-        return ScoredSplit(self.repeat, self.seed, self.job[keep], [p for p, k in zip(self.pred, keep) if k])
+        scores = self.scores.rows(keep) if self.scores is not None else None
+        return ScoredSplit(self.repeat, self.seed, self.job[keep], [p for p, k in zip(self.pred, keep) if k], scores)
 
 
 def _score_repeats(
@@ -474,7 +481,9 @@ def _write_reports(
     repeated splits, and for one model per corpus each corpus's report and their comparison.
     `splits[0]` is the canonical split (job.tsv). Returns (metrics.json, its summary for the index,
     the per-corpus rows or None); `validation` (`_validation_scores`) goes into both metrics.json and
-    the summary, `proto` (`protocol`) into every metrics.json and report."""
+    the summary, `proto` (`protocol`) into every metrics.json and report. A family that scores
+    every class (`families.ClassScores`) adds one `score_<class>` column per class (in `labels`
+    order, after the others) to predictions.tsv, and its calibration to metrics.json."""
     job, pred = splits[0].job, splits[0].pred
     labels = sorted(set(meta_model["labels"]) | set().union(*(set(s.job["label"]) for s in splits)))
     cluster = cluster_field(eval_params, job)
@@ -491,15 +500,38 @@ def _write_reports(
     if cluster is not None and cluster not in predictions.columns:
         predictions[cluster] = job[cluster].to_numpy()
     by_corpus = None
+    score_columns = _score_columns(splits[0].scores, labels) if family.supervised else None
     if groups is not None:
         predictions["predicted_by"] = _model_of_row(job, groups)
         source = eval_params.dataset.source_field
         by_corpus = _report_by_corpus(out_dir, family, model_dir, splits, labels, groups, meta_model, proto, n_boot, title, cluster, source)
         _write_comparison(out_dir, by_corpus, summary, family.supervised, title, len(job), proto)
+    if score_columns is not None:
+        predictions = pd.concat([predictions, score_columns], axis=1)
     write_tsv(predictions, out_dir / "predictions.tsv")
     if len(splits) > 1:
         write_tsv(predictions_by_split(splits, cluster), out_dir / BY_SPLIT)
     return scores, summary, by_corpus
+
+
+def _score_columns(scores: families.ClassScores | None, labels: list[str]) -> pd.DataFrame | None:
+    """predictions.tsv's `score_<class>` columns (labels order, rounded to 6 decimals; a class the
+    model never saw: 0); None when the family gives no class scores."""
+    if scores is None:
+        return None
+    matrix = np.round(scores.aligned(labels), 6)
+    return pd.DataFrame({f"{SCORE_PREFIX}{label}": matrix[:, k] for k, label in enumerate(labels)})
+
+
+def _calibration(family: families.Family, split: ScoredSplit, labels: list[str], repeated: bool) -> dict[str, Any]:
+    """metrics.json's `calibration` of the canonical split's class scores (metrics.calibration_metrics),
+    or why there is none (`available: false`, `reason`)."""
+    if split.scores is None:
+        return {"available": False, "reason": f"family {type(family).__name__} gives no class scores (no predict_scores)"}
+    scored = metrics.calibration_metrics(split.job["label"].tolist(), split.pred, split.scores.aligned(labels), labels, split.scores.kind)
+    if repeated:
+        scored["split"] = "the canonical split (repeat 0, job.tsv): class scores are kept for it only"
+    return scored
 
 
 def cluster_field(eval_params: ResolvedParams, job: pd.DataFrame) -> str | None:
@@ -562,7 +594,8 @@ def _write_report(
     if family.supervised:
         scores = metrics.classification_metrics(gold, pred, labels)
         scores.update(_repeated_scores(splits, labels, n_boot, cluster, proto["seed"], plan or {}, scores))
-        scores["title"] = title  # what draw_confusions titles the PNG with
+        scores["calibration"] = _calibration(family, canonical, labels, len(splits) > 1)
+        scores["title"] = title  # what draw_confusions titles the PNGs with
         write_text(out_dir / "classification_report.txt", _report_text(scores, title, proto))
         terms = family.top_terms(model, TOP_TERMS) if model is not None else None
         if terms:
@@ -648,16 +681,22 @@ def _repeated_scores(
 
 
 def draw_confusions(report_dir: Path) -> list[Path]:
-    """confusion_matrix.png beside each metrics.json under `report_dir` that has a confusion matrix
-    and no PNG yet (the whole job set's, and each corpus's of a separate-mode model)."""
+    """The report figures not drawn yet beside each metrics.json under `report_dir` (the whole job
+    set's, and each corpus's of a separate-mode model): confusion_matrix.png where it has a
+    confusion matrix, reliability_diagram.png where it has calibration bins (class scores)."""
     drawn = []
     for path in sorted(Path(report_dir).rglob("metrics.json")):
-        png = path.with_name(CONFUSION_PNG)
-        if png.exists():
+        png, reliability = path.with_name(CONFUSION_PNG), path.with_name(RELIABILITY_PNG)
+        if png.exists() and reliability.exists():
             continue
         scores = _read_json(path)
-        if "confusion_matrix" in scores:
+        if "confusion_matrix" in scores and not png.exists():
             drawn.append(metrics.plot_confusion(scores["confusion_matrix"], scores["labels"], png, scores.get("title", "")))
+        calibration = scores.get("calibration") or {}
+        if calibration.get("bins") and not reliability.exists():
+            from .plotting import plot_reliability
+
+            drawn.append(plot_reliability(calibration, reliability, scores.get("title", ""), len(scores["labels"])))
     return drawn
 
 
@@ -752,20 +791,41 @@ def _corpus_groups(
 
 def _predict_by_corpus(
     family: families.Family, model_dir: Path, job: pd.DataFrame, groups: dict[str, pd.Index]
-) -> tuple[list[str], list[float] | None]:
+) -> tuple[list[str], list[float] | None, families.ClassScores | None]:
     """Each corpus's job documents predicted (and scored, where the family scores) by that corpus's
     model; cluster ids are prefixed with the corpus (cluster 0 of one corpus's model is not cluster
-    0 of another's)."""
+    0 of another's). Class scores (where every corpus's model gives them) over the classes of all
+    the corpus models, 0 for a class a corpus's model never saw."""
     pred = pd.Series("", index=job.index, dtype=object)
     confidence: pd.Series | None = pd.Series(0.0, index=job.index, dtype=float)
+    parts: dict[str, families.ClassScores] | None = {}
     for cid, idx in groups.items():
-        got, scores = family.predict_scored(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
+        got, scores, by_class = family.predict_scores(model_dir / BY_CORPUS / cid, job.loc[idx, "text"].tolist())
         pred[idx] = got if family.supervised else [c if c == "noise" else f"{cid}:{c}" for c in got]
         if scores is None or confidence is None:
             confidence = None
         else:
             confidence[idx] = scores
-    return pred.tolist(), None if confidence is None else confidence.tolist()
+        if by_class is None or parts is None:
+            parts = None
+        else:
+            parts[cid] = by_class
+    return pred.tolist(), None if confidence is None else confidence.tolist(), _join_class_scores(job, groups, parts)
+
+
+def _join_class_scores(
+    job: pd.DataFrame, groups: dict[str, pd.Index], parts: dict[str, families.ClassScores] | None
+) -> families.ClassScores | None:
+    """The corpus models' class scores as one matrix over the job rows (columns: every class of any of them)."""
+    if not parts:
+        return None
+    classes = sorted(set().union(*(p.classes for p in parts.values())))
+    matrix = np.zeros((len(job), len(classes)))
+    position = pd.Series(np.arange(len(job)), index=job.index)
+    for cid, idx in groups.items():
+        matrix[position[idx].to_numpy()] = parts[cid].aligned(classes)
+    kinds = {p.kind for p in parts.values()}
+    return families.ClassScores(classes, matrix, kinds.pop() if len(kinds) == 1 else families.MARGIN_SOFTMAX)
 
 
 def _model_of_row(job: pd.DataFrame, groups: dict[str, pd.Index]) -> list[str]:
@@ -975,6 +1035,7 @@ def _summary(scores: dict[str, Any], supervised: bool) -> dict[str, Any]:
             "split_scores": [{k: e[k] for k in ("repeat", "seed", "accuracy", "macro_f1")} for e in repeats.get("per_split", [])],
             **({"splits_note": repeats["note"]} if repeats.get("note") else {}),
             **({"validation": scores["validation"]} if "validation" in scores else {}),
+            **metrics.calibration_summary(scores.get("calibration")),
         }
     return {k: scores[k] for k in ("ari", "nmi", "homogeneity", "completeness", "n_clusters") if k in scores} | (
         {"silhouette": scores["silhouette"]} if "silhouette" in scores else {}
@@ -1017,7 +1078,26 @@ def _report_text(scores: dict[str, Any], title: str, proto: dict[str, Any]) -> s
             lines.append(f"{'r' + str(e['repeat']):>{width}}  {e['seed']:>10}  {e['n']:>6}  {e['accuracy']:9.4f}  {e['macro_f1']:9.4f}")
     if repeats.get("note"):
         lines += ["", repeats["note"]]
+    lines += ["", *_calibration_lines(scores.get("calibration"), width)]
     return "\n".join(lines + [""])
+
+
+def _calibration_lines(calibration: dict[str, Any] | None, width: int) -> list[str]:
+    """The report's calibration lines: Brier (and the base-rate reference) and ECE, or why none."""
+    if not calibration:
+        return []
+    if not calibration.get("available"):
+        return [f"calibration: none ({calibration.get('reason', 'no class scores')})"]
+    if calibration["brier"] is None:
+        return ["calibration: no job document"]
+    where = " (canonical split)" if calibration.get("split") else ""
+    lines = [
+        f"calibration{where}: scores are {calibration['scores'].replace('_', ' ')}",
+        f"{'Brier':>{width}}  {calibration['brier']:.4f}  (job base rates for every document: {calibration['brier_base_rate']:.4f})",
+        f"{'ECE':>{width}}  {calibration['ece']:.4f}  ({calibration['n_bins']} equal-width bins, top label; "
+        f"mean score {calibration['mean_confidence']:.4f}, accuracy {calibration['accuracy']:.4f})",
+    ]
+    return lines + ([calibration["note"]] if calibration.get("note") else [])
 
 
 # ---------------------------------------------------------------- reports/index.json

@@ -92,6 +92,7 @@ def resolve_profile(
         eval_dataset_id=eval_dataset_id,
         legislatures=common.legislatures if "legislature" in derived else None,
         group_names=_masked_names(root, prof, label_map),
+        procedural_patterns=_procedural_patterns(root, prof),
         model_specs=model_specs,
         hardware_preset=prof.hardware_preset,
         hardware=_resolve_hardware(prof, common, source),
@@ -116,6 +117,16 @@ def _masked_names(root: Path, prof: Profile, label_map: Any) -> dict[str, list[s
     config, _ = diagnostics.load_config(root)
     names = diagnostics.group_names(config, label_map)
     return names if prof.filters.mask_names else None
+
+
+def _procedural_patterns(root: Path, prof: Profile) -> dict[str, list[str]] | None:
+    """filters.procedural: the patterns of configs/common/procedural.yml (core/quality.py), checked
+    here (a bad pattern fails before any work), else None."""
+    if not prof.filters.procedural:
+        return None
+    from .. import quality
+
+    return quality.load_patterns(root).model_dump()
 
 
 def resolve_on_dataset(root: Path, params: ResolvedParams, dataset_id: str, common: CommonConfig | None = None) -> ResolvedParams:

@@ -117,11 +117,13 @@ class ModelSpec(Strict):
 
 
 class CrossCorpusConfig(Strict):
-    """Train one model on each dataset, evaluate it on each dataset's job set (same view)."""
+    """One model trained on each dataset, scored on each dataset (same view): on its own job set
+    (the diagonal), on every labelled document of each other dataset (core/cross_corpus.py)."""
 
     view: str
     model_id: str
     datasets: list[str] = Field(min_length=2)
+    n_boot: int = Field(1000, ge=100)  # bootstrap replicates of each cell's interval (seeded with the row's profile seed)
 
 
 class Legislature(Strict):
@@ -201,6 +203,53 @@ class SplitConfig(Strict):
         return data
 
 
+LANGUAGE_CANDIDATES = ("fr", "en", "de", "es", "it", "pt", "nl")  # filters.languages: the languages a text is told apart from
+
+
+class LanguageFilter(Strict):
+    """filters.languages (core/quality.py): documents detected in a language outside `keep` are left
+    out of the view. A text shorter than `min_tokens`, or whose most likely language is below
+    `min_probability`, is not judged ("und") and stays: short interjections are where detectors
+    err most, and a French "Bravo !" is no foreign text. `candidates`: the languages the detector
+    chooses among (fewer candidates, fewer mistakes on short French texts)."""
+
+    keep: list[str] = Field(["fr"], min_length=1, description="ISO 639-1 codes of the languages kept")
+    candidates: list[str] = Field(list(LANGUAGE_CANDIDATES), min_length=2, description="languages the detector chooses among")
+    min_tokens: int = Field(5, ge=1, description="shorter texts are not judged (kept, counted as und)")
+    min_probability: float = Field(0.9, gt=0, le=1, description="a less certain detection is not judged (kept, counted as und)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_keep(cls, data: Any) -> Any:
+        """`languages: [fr]` (or `fr`) is short for `languages: {keep: [fr]}`."""
+        if isinstance(data, str):
+            return {"keep": [data]}
+        return {"keep": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _kept_are_candidates(self) -> LanguageFilter:
+        missing = [code for code in self.keep if code not in self.candidates]
+        if missing:
+            raise ValueError(f"keep {missing} not among candidates {self.candidates}: the detector could never find them")
+        return self
+
+
+class NearDuplicateFilter(Strict):
+    """filters.near_duplicates (core/quality.py): texts whose word `shingle`-grams (of the dedup
+    normalisation) overlap by Jaccard >= `threshold` are one text, treated like exact duplicates
+    before the split: one copy kept if all copies agree on the label, none if they disagree. Found
+    by MinHash (`num_perm` permutations, seeded) + LSH, each candidate pair checked exactly."""
+
+    threshold: float = Field(0.9, gt=0, le=1, description="Jaccard similarity of word shingles at or above which two texts are one")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    shingle: int = Field(5, ge=1, le=20, description="words per shingle")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _true_is_defaults(cls, data: Any) -> Any:
+        return {} if data is True else data
+
+
 class FilterConfig(Strict):
     min_tokens: int = Field(1, ge=0)
     max_docs_per_corpus: int | None = Field(None, ge=1)
@@ -210,14 +259,36 @@ class FilterConfig(Strict):
         description="replace party / group names (NOM_GROUPE) and speakers' names (NOM_PERSONNE) in the texts before the "
         "split, so that no family learns who signs or is named (core/diagnostics.py; names: configs/common/label_validity.yml)",
     )
+    languages: LanguageFilter | None = Field(
+        None,
+        description="keep only documents in these languages ([fr], or {keep, candidates, min_tokens, min_probability}); null: no filter",
+    )
+    near_duplicates: NearDuplicateFilter | None = Field(
+        None, description="drop near-duplicate texts before the split (true, or {threshold, num_perm, shingle}); null: exact dedup only"
+    )
+    procedural: bool = Field(
+        False,
+        description="strip stage directions ('(Applaudissements ...)') from texts and drop documents that are only chair's "
+        "formulas (configs/common/procedural.yml)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off_is_null(cls, data: Any) -> Any:
+        """`near_duplicates: false` (an override's way to turn it off) is null."""
+        if isinstance(data, dict) and data.get("near_duplicates") is False:
+            data = {**data, "near_duplicates": None}
+        return data
 
     @model_serializer(mode="wrap")
     def _without_unused_masking(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """mask_names false is left out of dumps: the params hash of a view that masks nothing stays
-        what it was before the key existed (its split, models and evaluations stay fresh)."""
+        """mask_names false, languages and near_duplicates null and procedural false are left out of
+        dumps: the params hash of a view that uses none of them stays what it was before the keys
+        existed (its split, models and evaluations stay fresh)."""
         data = handler(self)
-        if not self.mask_names:
-            data.pop("mask_names", None)
+        for key in ("mask_names", "languages", "near_duplicates", "procedural"):
+            if getattr(self, key) in (None, False):
+                data.pop(key, None)
         return data
 
 
@@ -312,6 +383,9 @@ class ResolvedParams(Strict):
     # filters.mask_names: the names masked, group -> its names (configs/common/label_validity.yml + the
     # label map's groups): in the params hash then (an edited list changes the texts), None and out of it otherwise
     group_names: dict[str, list[str]] | None = None
+    # filters.procedural: the patterns of configs/common/procedural.yml (core/quality.py): in the params
+    # hash then (an edited list changes the texts), None and out of it otherwise
+    procedural_patterns: dict[str, list[str]] | None = None
     model_specs: dict[str, ModelSpec]  # models.yml entries of `models`, with the profile's model_params
     hardware_preset: str
     hardware: HardwarePreset
@@ -338,6 +412,8 @@ class ResolvedParams(Strict):
             data.pop("legislatures", None)  # a view without a legislature column: its hash is what it was before the table existed
         if data.get("group_names") is None:
             data.pop("group_names", None)  # a view that masks no name: its hash is what it was before masking existed
+        if data.get("procedural_patterns") is None:
+            data.pop("procedural_patterns", None)  # idem, a view without filters.procedural
         return data
 
     @property

@@ -17,7 +17,12 @@ profile's families read, once) and two methods:
 Optional: `top_terms(model_dir, k)` for linear models (most discriminative terms per class),
 `embed(model_dir, texts)` for families that have document vectors, `scores(model_dir, texts)` for
 families that can say how confident they are in each predicted label (evaluation writes them to
-predictions.tsv's `score` column; the prediction drift report compares them across job sets).
+predictions.tsv's `score` column; the prediction drift report compares them across job sets), and
+`predict_scores(model_dir, texts)` for families that score every class (`ClassScores`: evaluation
+writes one `score_<class>` column per class and measures calibration: Brier, ECE, reliability
+diagram). Built in: sklearn (predict_proba of logreg / complement_nb; LinearSVC's margins through a
+softmax, marked MARGIN_SOFTMAX), spacy (textcat's `doc.cats`), hf (softmax of the logits), check
+(the train label shares); cluster gives none.
 No state is kept on the object between calls: train and evaluate are separate assets, often
 separate processes. Heavy libraries (spaCy models, torch, transformers) are imported inside the
 methods, never at module import.
@@ -82,6 +87,47 @@ def load_estimator(path: Path) -> Any:
         return pickle.load(fh)
 
 
+PROBABILITY = "probability"  # ClassScores.kind: a probability the model was fitted to give (log loss, softmax head, class shares)
+MARGIN_SOFTMAX = "margin_softmax"  # ClassScores.kind: a softmax of margins fitted for a hinge loss, not to frequencies
+
+
+@dataclass
+class ClassScores:
+    """Every class's score for each text (rows sum to 1): what evaluation writes as predictions.tsv's
+    `score_<class>` columns and measures calibration on. `kind` says whether they are probabilities
+    (PROBABILITY) or uncalibrated margins squashed by a softmax (MARGIN_SOFTMAX)."""
+
+    classes: list[str]  # the columns of `matrix`
+    matrix: Any  # numpy array (n_texts, n_classes)
+    kind: str = PROBABILITY
+
+    def of(self, labels: list[str]) -> list[float]:
+        """The score of each text's label (`labels[i]`, e.g. the predicted one); 0 for a class the model lacks."""
+        import numpy as np
+
+        column = {c: j for j, c in enumerate(self.classes)}
+        m = np.asarray(self.matrix, dtype=float)
+        return [float(m[i, column[y]]) if y in column else 0.0 for i, y in enumerate(labels)]
+
+    def aligned(self, labels: list[str]) -> Any:
+        """The matrix with its columns in `labels` order (a class the model never saw: 0)."""
+        import numpy as np
+
+        m = np.asarray(self.matrix, dtype=float)
+        out = np.zeros((m.shape[0], len(labels)))
+        column = {c: j for j, c in enumerate(self.classes)}
+        for k, label in enumerate(labels):
+            if label in column:
+                out[:, k] = m[:, column[label]]
+        return out
+
+    def rows(self, keep: Any) -> ClassScores:
+        """The same scores for the rows selected by `keep` (a boolean mask or indices)."""
+        import numpy as np
+
+        return ClassScores(self.classes, np.asarray(self.matrix, dtype=float)[keep], self.kind)
+
+
 class Family:
     reads: ClassVar[str]  # the model format `fit` is given (`TrainData.formats`): a formats.REGISTRY name
     params_model: ClassVar[type[FamilyParams]] = FamilyParams
@@ -123,6 +169,13 @@ class Family:
         """(predict, scores) in one call: evaluation asks for both; a family whose scores come from
         the same pass as its labels overrides this to load and encode the texts once."""
         return self.predict(model_dir, texts), self.scores(model_dir, texts)
+
+    def predict_scores(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None, ClassScores | None]:
+        """(labels, confidence in each label, every class's score): what evaluation calls. A family
+        that scores every class overrides it (one pass for all three); by default `predict_scored`
+        and no class scores (evaluation then writes no calibration, and says why)."""
+        labels, confidence = self.predict_scored(model_dir, texts)
+        return labels, confidence, None
 
 
 BUILTIN = {  # one line per family: name -> "module:Class", imported at first use

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import Family, TrainData
+from . import PROBABILITY, ClassScores, Family, TrainData
 
 
 class CheckFamily(Family):
@@ -41,3 +41,15 @@ class CheckFamily(Family):
         stats = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))
         share = stats["label_counts"][stats["majority_label"]] / max(1, stats["n_docs"])
         return [float(share)] * len(texts)
+
+    def predict_scores(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float], ClassScores]:
+        """The train set's label shares as every text's class probabilities: the forecast of a model
+        that knows only the base rates, whose Brier score every real model's must beat."""
+        import numpy as np
+
+        stats = json.loads((model_dir / "check.json").read_text(encoding="utf-8"))
+        classes = sorted(stats["label_counts"])
+        shares = np.array([stats["label_counts"][c] for c in classes], dtype=float) / max(1, stats["n_docs"])
+        scored = ClassScores(classes, np.tile(shares, (len(texts), 1)), PROBABILITY)
+        labels = [stats["majority_label"]] * len(texts)
+        return labels, scored.of(labels), scored

@@ -19,6 +19,8 @@ autocast for bf16/fp16 with a GradScaler for fp16, class weights in the loss), a
 written besides what `fit` saves. Batches are random (seeded permutation per epoch, no sorting
 by length) and padded per batch to their longest text (dynamic padding), truncated to the
 hardware preset's `max_length`; batch size and CPU threads come from the preset too.
+No model selection: the model after the last of `epochs` passes is saved (no dev set, no best epoch
+or checkpoint picked), so nothing is chosen on the job set, nor on valid.tsv (unlike spacy's model-best).
 
 Device `auto` is CUDA when present, else CPU; mixed precision `auto` is bf16 on CUDA when the GPU
 supports it, else fp16 on CUDA, and none on CPU. Reproducibility: `random`, `numpy` and torch
@@ -54,7 +56,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from . import Family, FamilyParams, TrainData
+from . import PROBABILITY, ClassScores, Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +489,16 @@ class HfFamily(Family):
 
     # ------------------------------------------------------------ predict
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        return self.predict_scores(model_dir, texts)[0]
+
+    def predict_scored(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None]:
+        return self.predict_scores(model_dir, texts)[:2]
+
+    def predict_scores(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float], ClassScores]:
+        """Labels (argmax of the logits), the probability of each and every class's: a softmax of
+        the logits in float32 (the head is fitted with cross-entropy on that softmax)."""
         _offline()
+        import numpy as np
         import torch
         import transformers
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -497,7 +508,7 @@ class HfFamily(Family):
         saved = json.loads((model_dir / PEPM_FILE).read_text(encoding="utf-8"))
         labels: list[str] = saved["labels"]
         if not texts:
-            return []
+            return [], [], ClassScores(list(labels), np.zeros((0, len(labels))), PROBABILITY)
         os.environ.setdefault("RAYON_NUM_THREADS", str(saved["threads"]))
         device = _device(torch, saved["params"].get("device", "auto"))
         precision = saved["mixed_precision"] if device.type == "cuda" else "no"
@@ -507,6 +518,7 @@ class HfFamily(Family):
             encoded = tokenizer([str(t) for t in texts], truncation=True, max_length=saved["max_length"])["input_ids"]
             order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # length-sorted batches: less padding
             predicted = [0] * len(encoded)
+            probs = np.zeros((len(encoded), len(labels)))
             bs = saved["batch_size"]
             with torch.inference_mode():
                 for k in range(0, len(order), bs):
@@ -516,4 +528,7 @@ class HfFamily(Family):
                         logits = model(input_ids=ids, attention_mask=mask).logits
                     for i, label_id in zip(batch, logits.argmax(dim=-1).tolist()):
                         predicted[i] = label_id
-        return [labels[i] for i in predicted]
+                    probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        scored = ClassScores(list(labels), probs, PROBABILITY)
+        names = [labels[i] for i in predicted]
+        return names, scored.of(names), scored

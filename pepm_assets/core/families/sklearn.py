@@ -13,6 +13,10 @@ morphology and spelling that word n-grams split apart (useful on short parliamen
 Word n-grams are counted by pepm's compiled counter, character n-grams by scikit-learn on
 `hardware.threads` processes for large inputs (`counting.fast_counting`: same model, plain
 scikit-learn objects in model.pkl).
+Class scores at predict time (`predict_scores`, evaluation's `score_<class>` columns and
+calibration): predict_proba for logreg (tfidf_logreg in models.yml) and complement_nb (tfidf_nb);
+LinearSVC (tfidf_svm_quick, tfidf_wordchar_svm) has none, so a softmax of its decision_function
+margins, marked MARGIN_SOFTMAX (uncalibrated: its Brier / ECE are reported under other names).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..atomic import write_json
-from . import Family, FamilyParams, TrainData, load_estimator, save_estimator
+from . import MARGIN_SOFTMAX, PROBABILITY, ClassScores, Family, FamilyParams, TrainData, load_estimator, save_estimator
 
 MODEL_FILE = "model.pkl"
 TOP_TERMS_FILE = "top_terms.json"
@@ -141,20 +145,25 @@ class SklearnFamily(Family):
             return [str(y) for y in pipeline.predict(texts)]
 
     def scores(self, model_dir: Path, texts: list[str]) -> list[float] | None:
-        """The probability of the predicted class (predict_proba's max: logreg, complement_nb); for
-        LinearSVC, which has none, the max of a softmax over its decision_function (a binary
-        model's single margin m as the two margins -m/2, +m/2, i.e. a sigmoid of m)."""
-        return self.predict_scored(model_dir, texts)[1]
+        """The probability of the predicted class (predict_proba: logreg, complement_nb); for
+        LinearSVC, which has none, a softmax over its decision_function (a binary model's single
+        margin m as the two margins -m/2, +m/2, i.e. a sigmoid of m): see `class_scores`."""
+        return self.predict_scores(model_dir, texts)[1]
 
     def predict_scored(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None]:
-        """Labels and confidences from one load and one vectorization of the texts."""
+        return self.predict_scores(model_dir, texts)[:2]
+
+    def predict_scores(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float], ClassScores]:
+        """Labels, confidence in each and every class's score from one load and one vectorization."""
         from .counting import fast_counting
 
         pipeline = load_estimator(model_dir / MODEL_FILE)
         with fast_counting(_vectorizers(pipeline), n_jobs=1):
             features = pipeline[:-1].transform(texts)
         estimator = pipeline.steps[-1][1]
-        return [str(y) for y in estimator.predict(features)], confidence(estimator, features)
+        labels = [str(y) for y in estimator.predict(features)]
+        scored = class_scores(estimator, features)
+        return labels, scored.of(labels), scored
 
     def top_terms(self, model_dir: Path, k: int = 20) -> dict[str, list[tuple[str, float]]] | None:
         path = model_dir / TOP_TERMS_FILE
@@ -165,19 +174,22 @@ class SklearnFamily(Family):
         }
 
 
-def confidence(estimator: Any, features: Any) -> list[float]:
-    """Each text's confidence in its predicted class, in [0, 1] (see SklearnFamily.scores), from
-    the fitted estimator and the texts' features."""
+def class_scores(estimator: Any, features: Any) -> ClassScores:
+    """Every class's score for each text: predict_proba where the estimator has it (logreg, fitted
+    for log loss; complement_nb, its normalised joint likelihood), else (LinearSVC, fitted for a
+    hinge loss) a softmax over decision_function, marked MARGIN_SOFTMAX: rows sum to 1 and rank
+    like the margins, but their scale is set by C and the hinge, never fitted to frequencies."""
     import numpy as np
 
+    classes = [str(c) for c in estimator.classes_]
     if hasattr(estimator, "predict_proba"):
-        return [float(p) for p in np.asarray(estimator.predict_proba(features), dtype=float).max(axis=1)]
+        return ClassScores(classes, np.asarray(estimator.predict_proba(features), dtype=float), PROBABILITY)
     margins = np.asarray(estimator.decision_function(features), dtype=float)
     if margins.ndim == 1:  # binary: one margin, positive = classes_[1]
         margins = np.column_stack([-margins / 2, margins / 2])
     margins = margins - margins.max(axis=1, keepdims=True)
     exp = np.exp(margins)
-    return [float(p) for p in (exp / exp.sum(axis=1, keepdims=True)).max(axis=1)]
+    return ClassScores(classes, exp / exp.sum(axis=1, keepdims=True), MARGIN_SOFTMAX)
 
 
 def discriminative_terms(pipeline: Any, k: int) -> dict[str, list[tuple[str, float]]]:

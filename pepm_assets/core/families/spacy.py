@@ -7,15 +7,24 @@ What `fit` does, in order:
    `len(data.train)` docs is the label of the same row of `data.train` (the caller truncates train to
    the hardware preset's `max_train_docs` cap for spacy by taking its first rows; doc ids are not stored in
    the shards, so this is the check that shards and table agree).
-2. Dev set (spaCy's `[training] dev_corpus`, used only to pick `model-best`): the LAST `dev_fraction`
-   (10 %) of those rows; training uses the first 90 %. train.tsv is in random (seeded, stratified)
-   order, so this is a random held-out slice of train. The job set is NOT used at all while training
-   (not even for checkpoint selection), so the job evaluation stays fully held out.
-   The dev slice is written to a small DocBin in a temp folder. The train part is read from the shards
-   themselves with `spacy.Corpus.v1` and `corpora.train.limit`; the corpus folder is a temp folder of
-   links to just the shards needed: spaCy 3.8's `Corpus.read_docbin` only breaks out of the current
-   file when `limit` is reached and then yields one more doc from every later file, so pointing it at
-   the whole shard folder would leak docs past the truncation.
+2. Dev set (spaCy's `[training] dev_corpus`, the only documents `model-best` is picked on: the best
+   epoch is the one with the best dev score). Never the job set, not even for checkpoint selection.
+   - The view has a validation set (`split.validation_prop` > 0, valid.tsv): the dev corpus is that
+     set, the `valid` shards of the format (formats/spacy.py), and the fit uses all of the (truncated)
+     train rows. The validation set is drawn like the job set (whole speakers on a grouped split).
+   - Else a dev slice of `dev_fraction` (10 %) of the (truncated) train rows, carved like the split
+     (`split.split_validation`, seeded with [data.seed, DEV_SALT]): whole groups when the split is
+     grouped (`split.group_by`, e.g. whole speakers, so no speaker is in both the fit part and the
+     dev slice; whole groups can make the slice larger or smaller than 10 %), else stratified by
+     label (random with `stratify: false`; on an over-sampled train set the copies of a document
+     stay together). Up to code_version 1 this was the LAST 10 % of train.tsv's rows, a random
+     slice whose speakers also sat in the fit part: the best epoch was picked on known speakers.
+   Where the dev set came from is in the facts (`dev_source`, `n_dev_docs`, `n_dev_groups`).
+   The fit part is read from the shards themselves with `spacy.Corpus.v1` and `corpora.train.limit`
+   when it is all the train rows (a temp folder of links to just the shards needed: spaCy 3.8's
+   `Corpus.read_docbin` only breaks out of the current file when `limit` is reached and then yields
+   one more doc from every later file, so pointing it at the whole shard folder would leak docs
+   past the truncation); a fit part with a dev slice carved out is written to temp shards.
 3. Loads the config file (`configs/spacy/*.cfg`, path relative to the project root) with overrides:
    `paths.train`, `paths.dev`, `corpora.train.limit`, `system.seed` (= data.seed), `nlp.lang` ("fr"),
    `system.gpu_allocator` (null: CPU only), `training.dropout` (when the `dropout` param is set),
@@ -77,7 +86,7 @@ from typing import Any
 
 from pydantic import Field
 
-from . import Family, FamilyParams, TrainData
+from . import PROBABILITY, ClassScores, Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +100,12 @@ class SpacyParams(FamilyParams):
     max_epochs: int = Field(4, ge=1, description="passes over the train part")
     dropout: float | None = Field(None, ge=0, lt=1, description="overrides [training] dropout when set")
     source_tok2vec: bool = Field(False, description=f"use the pretrained tok2vec of {SOURCE_PIPELINE} (CNN/ensemble only)")
-    dev_fraction: float = Field(0.1, gt=0, lt=0.5, description="last part of train used as spaCy's dev corpus")
+    dev_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="share of train carved (like the split) as spaCy's dev corpus when the view has no validation set"
+    )
+
+
+DEV_SALT = 5  # the dev slice's draw: [seed, DEV_SALT], another stream than prepare's (salts 1, 2, 3, 7)
 
 
 def _threads_limited(threads: int):
@@ -107,11 +121,88 @@ def _gold(cats: dict[str, float]) -> str | None:
     return positives[0] if len(positives) == 1 else None
 
 
+def _link(shard: Path, folder: Path) -> None:
+    try:
+        os.symlink(shard, folder / shard.name)
+    except OSError:
+        shutil.copy2(shard, folder / shard.name)
+
+
+class _Shards:
+    """Docs written to `folder` as DocBins of `size` docs (no giant DocBin: E870)."""
+
+    def __init__(self, folder: Path, size: int, DocBin) -> None:
+        self.folder, self.size, self.DocBin = folder, size, DocBin
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.bin, self.written = DocBin(attrs=["ORTH", "SPACY"]), 0
+
+    def add(self, doc) -> None:
+        self.bin.add(doc)
+        if len(self.bin) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if len(self.bin):
+            self.written += 1
+            self.bin.to_disk(self.folder / f"part-{self.written:04d}.spacy")
+            self.bin = self.DocBin(attrs=["ORTH", "SPACY"])
+
+
+def dev_plan(data: TrainData, dev_fraction: float) -> tuple[Any, dict[str, Any]]:
+    """Which rows of `data.train` are spaCy's dev slice, and where the dev set comes from.
+
+    Returns (boolean numpy mask of the dev rows, or None when the dev set is the view's validation
+    set; facts: `dev_source`, `dev`, `n_dev_groups`, `dev_fraction`). The slice is drawn like the
+    split (core/split.py: split_validation, seeded with [data.seed, DEV_SALT]), whole groups when the
+    split is grouped; raises ValueError on a format written before the split was recorded in it."""
+    import numpy as np
+
+    from ..split import split_validation
+
+    fmt = data.formats
+    if "split" not in fmt or "valid" not in fmt:
+        raise ValueError(
+            "the spacy_docbin format on disk was written before it recorded the view's validation set and split "
+            "(meta_formats.json: no 'valid' / 'split'): run the prepare stage again (delete the view's "
+            "data/processed/<dataset>/<view>/meta_formats.json if prepare reads it as fresh)"
+        )
+    if fmt["valid"]:
+        return None, {
+            "dev_source": "validation split",
+            "dev": "the view's validation set (valid.tsv, split.validation_prop "
+            f"{fmt['split'].get('validation_prop')}); the fit uses all train rows; job set not used while training",
+            "n_dev_groups": None,
+            "dev_fraction": None,
+        }
+    group_by, stratify = fmt["split"].get("group_by"), bool(fmt["split"].get("stratify", True))
+    rows = data.train.reset_index(drop=True)
+    if group_by:
+        source, by, strat = f"train slice grouped by {group_by}", group_by, stratify
+    elif rows["doc_id"].duplicated().any():  # over-sampled: a document's copies on one side
+        source, by, strat = "train slice stratified by label, copies of a document together", "doc_id", True
+    else:
+        source, by, strat = ("train slice stratified by label" if stratify else "random train slice"), None, stratify
+    if (fmt["split"].get("validation_prop") or 0) > 0:
+        source += " (the validation split is empty)"  # a grouped split can hold out no whole group
+    _, dev = split_validation(rows, dev_fraction, [data.seed, DEV_SALT], strat, by)
+    mask = np.zeros(len(rows), dtype=bool)
+    mask[dev.index.to_numpy()] = True
+    facts = {
+        "dev_source": source,
+        "dev": f"{source}: {mask.sum()} of the {len(rows)} (truncated) train rows (dev_fraction {dev_fraction}, "
+        f"seed [{data.seed}, {DEV_SALT}]), the fit uses the others; job set not used while training",
+        "n_dev_groups": int(rows.loc[mask, group_by].astype(str).nunique()) if group_by else None,
+        "dev_fraction": dev_fraction,
+    }
+    return mask, facts
+
+
 class SpacyFamily(Family):
     reads = "spacy_docbin"
     hardware_fields = ("batch_size",)
     params_model = SpacyParams
     params: SpacyParams
+    code_version = "2"  # dev set: the validation split, else a slice carved like the split (was: the last 10 % of train)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
@@ -125,34 +216,34 @@ class SpacyFamily(Family):
             raise FileNotFoundError(f"spaCy config not found: {config_path} (model param 'config' = {p.config!r})")
         if data.formats.get("format") != self.reads or not data.formats.get("train"):
             raise ValueError(f"the spacy family needs the {self.reads!r} format with train shards, got {data.formats!r:.200}")
-
-        n_given = len(data.train)
-        n_dev = max(1, round(n_given * p.dev_fraction))
-        n_fit = n_given - n_dev
-        if n_fit < 2:
-            raise ValueError(f"too few train docs for spaCy ({n_given}): need at least 3 (train part + dev slice)")
+        if len(data.train) < 2:
+            raise ValueError(f"too few train docs for spaCy ({len(data.train)})")
 
         (model_dir / "train_log.jsonl").unlink(missing_ok=True)  # spaCy's logger will not overwrite a log
         require_cpu()
         fix_random_seed(data.seed)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="pepm-spacy-") as tmp:
-            nlp, config, run = self._train(data, config_path, n_fit, Path(tmp), model_dir)
+            nlp, config, run = self._train(data, config_path, Path(tmp), model_dir)
 
         shutil.rmtree(model_dir / "model-last", ignore_errors=True)
         if not (model_dir / MODEL_BEST / "meta.json").is_file():
             raise RuntimeError(f"spaCy wrote no {MODEL_BEST} in {model_dir} (see train_log.txt)")
 
-        counts = data.train["label"].astype(str).iloc[:n_fit].value_counts()
+        fit_labels = data.train["label"].astype(str).reset_index(drop=True)
+        if run["dev_mask"] is not None:
+            fit_labels = fit_labels[~run["dev_mask"]]
+        counts = fit_labels.value_counts()
         empty_text_label = sorted(counts.index[counts == counts.max()])[0]
         (model_dir / SIDE_FILE).write_text(json.dumps({"empty_text_label": empty_text_label}, indent=1), encoding="utf-8")
 
         facts = self._facts(data, model_dir, nlp, config, run, empty_text_label, started)
         log.info(
-            "spacy %s: %d train docs (+%d dev), %s epochs, best dev score %.3f at epoch %s, %.1fs",
+            "spacy %s: %d train docs (+%d dev: %s), %s epochs, best dev score %.3f at epoch %s, %.1fs",
             p.config,
             facts["n_train_docs"],
             facts["n_dev_docs"],
+            facts["dev_source"],
             facts["epochs_run"],
             facts["best_dev_score"] or float("nan"),
             facts["best_epoch"],
@@ -160,21 +251,21 @@ class SpacyFamily(Family):
         )
         return facts
 
-    def _train(self, data: TrainData, config_path: Path, n_fit: int, work: Path, model_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-        """Dev slice and train shards into `work`, the config with pepm's overrides, then spaCy's
+    def _train(self, data: TrainData, config_path: Path, work: Path, model_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
+        """Train and dev corpora into `work`, the config with pepm's overrides, then spaCy's
         init_nlp and training loop. Returns (nlp, config, facts of the run)."""
-        import spacy
         from spacy import util
-        from spacy.tokens import DocBin
         from spacy.training.initialize import init_nlp
         from spacy.training.loop import train as spacy_train
 
         started = time.perf_counter()
-        n_fit_docs, n_dev_docs, n_shards = self._split_shards(data, n_fit, len(data.train), work, DocBin, spacy)
+        corpora = self.corpora(data, work)
         base = util.load_config(config_path, interpolate=False)
-        overrides, schedule = self._overrides(base, data, work, n_fit_docs, model_dir)
+        overrides, schedule = self._overrides(base, data, work, corpora["n_fit_docs"], model_dir)
         config = util.load_config(config_path, overrides=overrides, interpolate=False)
         if self.params.source_tok2vec:
+            import spacy
+
             self._source_tok2vec(config, spacy)
 
         console = io.StringIO()
@@ -191,9 +282,7 @@ class SpacyFamily(Family):
             nlp,
             config,
             {
-                "n_train_docs": n_fit_docs,
-                "n_dev_docs": n_dev_docs,
-                "n_train_shards_read": n_shards,
+                **corpora,
                 "schedule": schedule,
                 "init_seconds": round(init_seconds, 2),
                 "train_seconds": round(train_seconds, 2),
@@ -203,8 +292,9 @@ class SpacyFamily(Family):
     def _facts(
         self, data: TrainData, model_dir: Path, nlp: Any, config: Any, run: dict[str, Any], empty_text_label: str, started: float
     ) -> dict[str, Any]:
-        """meta_model.json's `fit`: the pipeline, the data used, the schedule and the dev curve
-        (from spaCy's train_log.jsonl); warns where the view asked for what spaCy cannot do."""
+        """meta_model.json's `fit`: the pipeline, the data used, where the dev set came from, the
+        schedule and the dev curve (from spaCy's train_log.jsonl); warns where the view asked for
+        what spaCy cannot do."""
         import spacy
 
         p, schedule = self.params, run["schedule"]
@@ -224,9 +314,12 @@ class SpacyFamily(Family):
             "labels": textcat_labels,
             "source_tok2vec": SOURCE_PIPELINE if p.source_tok2vec else None,
             "n_train_docs_given": len(data.train),
-            "n_train_docs": run["n_train_docs"],
+            "n_train_docs": run["n_fit_docs"],
             "n_dev_docs": run["n_dev_docs"],
-            "dev": f"last {p.dev_fraction:.0%} of the (truncated) train set; job set not used while training",
+            "dev_source": run["dev_source"],
+            "dev": run["dev"],
+            "n_dev_groups": run["n_dev_groups"],
+            "dev_fraction": run["dev_fraction"],
             "n_train_shards_read": run["n_train_shards_read"],
             "seed": data.seed,
             "threads": data.hardware.threads,
@@ -253,29 +346,41 @@ class SpacyFamily(Family):
             "model": MODEL_BEST,
         }
 
-    def _split_shards(self, data: TrainData, n_fit: int, n_given: int, work: Path, DocBin, spacy) -> tuple[int, int, int]:
-        """Check shard labels against data.train, link the shards holding the train part, write the dev slice.
+    def corpora(self, data: TrainData, work: Path) -> dict[str, Any]:
+        """spaCy's train corpus (`work/train/`) and dev corpus (`work/dev/`), both folders of DocBins.
 
-        Returns (non-empty docs in the train part, non-empty docs in the dev slice, shards read).
+        Checks the shard labels against data.train row by row. With a validation set, the fit part is
+        all the given rows (links to the shards holding them, `corpora.train.limit` cuts at the
+        truncation) and the dev corpus links to the `valid` shards; else the rows of `dev_plan`'s
+        slice go to dev, the others to the fit part (both written as new shards).
+        Returns {n_fit_docs, n_dev_docs (non-empty docs, as spaCy's Corpus counts them),
+        n_train_shards_read, dev_mask (None with a validation set), and dev_plan's facts}.
         """
-        shard_paths = [data.path(rel) for rel in data.formats["train"]]
+        import spacy
+        from spacy.tokens import DocBin
+
+        fmt = data.formats
+        mask, plan = dev_plan(data, self.params.dev_fraction)
+        shard_paths = [data.path(rel) for rel in fmt["train"]]
         if len({s.parent for s in shard_paths}) != 1 or [s.name for s in shard_paths] != sorted(s.name for s in shard_paths):
             raise ValueError("spacy train shards must sit in one folder, listed in name order (as formats/spacy.py writes them)")
+        n_given = len(data.train)
         gold_labels = data.train["label"].astype(str).tolist()
         vocab = spacy.blank("fr").vocab
-        train_dir = work / "train"
-        train_dir.mkdir()
-        dev_bin = DocBin(attrs=["ORTH", "SPACY"])
+        train_dir, dev_dir = work / "train", work / "dev"
+        train_dir.mkdir(parents=True)
+        dev_dir.mkdir()
+        size = int(fmt.get("shard_size") or 1000)
+        fit_out = dev_out = None  # with a dev slice: the two parts, written as new shards
+        if mask is not None:
+            fit_out, dev_out = _Shards(train_dir, size, DocBin), _Shards(dev_dir, size, DocBin)
         i = n_fit_docs = n_dev_docs = shards_read = 0
         for shard in shard_paths:
             if i >= n_given:
                 break
             shards_read += 1
-            if i < n_fit:
-                try:
-                    os.symlink(shard, train_dir / shard.name)
-                except OSError:
-                    shutil.copy2(shard, train_dir / shard.name)
+            if mask is None:
+                _link(shard, train_dir)
             for doc in DocBin().from_disk(shard).get_docs(vocab):
                 if i >= n_given:
                     break
@@ -286,25 +391,42 @@ class SpacyFamily(Family):
                         f"train label {gold_labels[i]!r} (stale shards? rerun prepare)"
                     )
                 if len(doc):  # spaCy's Corpus skips empty docs: count as it does
-                    if i < n_fit:
+                    if mask is None:
                         n_fit_docs += 1
-                    else:
-                        dev_bin.add(doc)
+                    elif mask[i]:
+                        dev_out.add(doc)
                         n_dev_docs += 1
+                    else:
+                        fit_out.add(doc)
+                        n_fit_docs += 1
                 i += 1
         if i < n_given:
             raise ValueError(f"spacy shards hold {i} train docs, the train table has {n_given} rows (stale shards?)")
+        if mask is None:
+            n_valid = 0
+            for shard in (data.path(rel) for rel in fmt["valid"]):
+                _link(shard, dev_dir)
+                for doc in DocBin().from_disk(shard).get_docs(vocab):
+                    n_valid += 1
+                    n_dev_docs += bool(len(doc))
+            if n_valid != fmt.get("n_valid"):
+                raise ValueError(f"spacy valid shards hold {n_valid} docs, valid.tsv had {fmt.get('n_valid')} rows (stale shards?)")
+        else:
+            fit_out.flush()
+            dev_out.flush()
         if n_fit_docs == 0 or n_dev_docs == 0:
-            raise ValueError("spacy: empty train part or dev slice (all docs empty?)")
-        dev_bin.to_disk(work / "dev.spacy")
-        return n_fit_docs, n_dev_docs, shards_read
+            raise ValueError(
+                f"spacy: empty train part ({n_fit_docs} docs) or dev set ({n_dev_docs} docs, {plan['dev_source']}): "
+                "too few documents or groups to hold some out (a validation set, split.validation_prop, is used as it is)"
+            )
+        return {"n_fit_docs": n_fit_docs, "n_dev_docs": n_dev_docs, "n_train_shards_read": shards_read, "dev_mask": mask, **plan}
 
     def _overrides(self, base, data: TrainData, work: Path, n_fit_docs: int, model_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         p = self.params
         training = base["training"]
         overrides: dict[str, Any] = {
             "paths.train": str(work / "train"),
-            "paths.dev": str(work / "dev.spacy"),
+            "paths.dev": str(work / "dev"),
             "corpora.train.limit": n_fit_docs,
             "corpora.dev.limit": 0,
             "system.seed": data.seed,
@@ -358,6 +480,16 @@ class SpacyFamily(Family):
 
     # ------------------------------------------------------------------ predict
     def predict(self, model_dir: Path, texts: list[str]) -> list[str]:
+        return self.predict_scores(model_dir, texts)[0]
+
+    def predict_scored(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float] | None]:
+        return self.predict_scores(model_dir, texts)[:2]
+
+    def predict_scores(self, model_dir: Path, texts: list[str]) -> tuple[list[str], list[float], ClassScores]:
+        """Labels (argmax of `doc.cats`), the probability of each and every class's: the exclusive
+        textcat's softmax output (rows renormalised to sum to 1 against float32 rounding). A text
+        with no token gets the majority train label and uniform probabilities (no evidence either way)."""
+        import numpy as np
         import spacy
         from thinc.api import require_cpu
 
@@ -371,8 +503,12 @@ class SpacyFamily(Family):
         # n-gram layer crashes (IndexError) on a batch mixing empty and non-empty docs.
         docs = [nlp.make_doc(t if isinstance(t, str) else "") for t in texts]
         predictions = [empty_label] * len(docs)
+        matrix = np.full((len(docs), len(labels)), 1.0 / max(1, len(labels)))
         filled = [i for i, doc in enumerate(docs) if len(doc)]
         for i, doc in zip(filled, nlp.pipe((docs[i] for i in filled), batch_size=nlp.batch_size)):
             cats = doc.cats
             predictions[i] = max(labels, key=lambda label: cats.get(label, 0.0))  # ties: first label
-        return predictions
+            row = np.array([cats.get(label, 0.0) for label in labels], dtype=float)
+            matrix[i] = row / row.sum() if row.sum() > 0 else matrix[i]
+        scored = ClassScores([str(label) for label in labels], matrix, PROBABILITY)
+        return predictions, scored.of(predictions), scored

@@ -2,12 +2,20 @@
 which fails with E870).
 
 Only the tokenizer of a blank pipeline is used (spacy.blank(lang)): the trainer adds the rest.
-Docs keep the order of train.tsv / job.tsv (doc ids are not stored per doc: user_data
+Docs keep the order of train.tsv / job.tsv / valid.tsv (doc ids are not stored per doc: user_data
 serialisation made writing 4x slower).
+
+With `split.validation_prop` > 0 the view's valid.tsv (read from the view folder beside train.tsv)
+is written too, as `valid` shards: spaCy's dev corpus, the only documents it picks `model-best`
+on (families/spacy.py). The entry also records what the family needs to carve a dev slice of its own
+when there is no validation set: the split's `group_by` and `stratify` (`split`), so that the slice
+is drawn like the split (whole speakers on a split grouped by speaker). `valid` is [] when the
+view has no validation set (or an empty one: a grouped split can hold out no whole group).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +30,34 @@ def spacy_shards(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: 
     import spacy  # heavy: imported only when this format is written
     from spacy.tokens import DocBin
 
+    from ..prepare import read_tsv_file
+
     nlp = spacy.blank(params.formats.spacy_language)
     labels = sorted(set(train["label"]) | set(job["label"]))
     size = params.formats.spacy_shard_size
-    result: dict[str, Any] = {"format": "spacy_docbin", "shard_size": size, "labels": labels, "order": "as in train.tsv / job.tsv"}
-    for split, df in (("train", train), ("job", job)):
-        target = out_dir / "spacy" / split
+    split = params.split
+    valid = None
+    if split.validation_prop > 0:
+        valid = read_tsv_file(paths.view_dir(params.dataset_id, params.view) / "valid.tsv")
+        unknown = sorted(set(valid["label"]) - set(labels))
+        if unknown:
+            raise ValueError(f"valid.tsv has labels {unknown} that neither train.tsv nor job.tsv has: spaCy could not score them")
+    result: dict[str, Any] = {
+        "format": "spacy_docbin",
+        "shard_size": size,
+        "labels": labels,
+        "order": "as in train.tsv / job.tsv / valid.tsv",
+        "split": {"group_by": split.group_by, "stratify": split.stratify, "validation_prop": split.validation_prop},
+        "n_valid": 0 if valid is None else len(valid),
+    }
+    sets = [("train", train), ("job", job)]
+    if valid is not None and not valid.empty:
+        sets.append(("valid", valid))
+    else:  # none: shards of an earlier split with a validation set would be another split's documents
+        shutil.rmtree(out_dir / "spacy" / "valid", ignore_errors=True)
+        result["valid"] = []
+    for name, df in sets:
+        target = out_dir / "spacy" / name
         shards = []
         with atomic_dir(target) as tmp:
             texts, golds = df["text"].tolist(), df["label"].tolist()
@@ -37,8 +67,8 @@ def spacy_shards(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: 
                     doc = nlp.make_doc(text)
                     doc.cats = {label: float(label == gold) for label in labels}
                     bin_.add(doc)
-                name = f"part-{len(shards) + 1:04d}.spacy"
-                bin_.to_disk(tmp / name)
-                shards.append(name)
-        result[split] = [paths.rel(target / name) for name in shards]
+                shard = f"part-{len(shards) + 1:04d}.spacy"
+                bin_.to_disk(tmp / shard)
+                shards.append(shard)
+        result[name] = [paths.rel(target / n) for n in shards]
     return result

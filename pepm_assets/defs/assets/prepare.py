@@ -23,7 +23,7 @@ from ...core.selection import resolve_for_run, resolve_partition
 from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions
 from ..resources import PepmProject
 
-CODE_VERSION = "prepare-3"
+CODE_VERSION = "prepare-4"  # 4: dated affiliations (corpus-4), spaCy valid shards (formats-4)
 GROUP = "prepare"
 
 
@@ -281,6 +281,14 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 "train_label_counts": markdown_counts(result.meta["split"]["train_label_counts"]),
                 "job_label_counts": markdown_counts(result.meta["split"]["job_label_counts"]),
                 "excluded_by_reason": markdown_counts(result.meta["excluded_by_reason"], "reason"),
+                "excluded_by_group": markdown_rows(
+                    pd.DataFrame(labels.exclusion_rows(result.meta["excluded_by_group"]), columns=["reason", "group", "docs"]),
+                    ["reason", "group", "docs"],
+                ),
+                "coalition_rules": dg.MetadataValue.json(result.meta["label_map"]["coalitions"]),
+                # filters.procedural / languages / near_duplicates (core/quality.py): what each did
+                **({"data_quality": dg.MetadataValue.json(result.meta["quality"])} if "quality" in result.meta else {}),
+                **{k: v for k, v in result.meta["leakage"].items() if k == "near_duplicate_pairs_across_split"},
                 "params": dg.MetadataValue.json(params.model_dump(mode="json")),
                 "train_path": dg.MetadataValue.path(project.paths.rel(result.train_path)),
                 "meta_view_path": dg.MetadataValue.path(project.paths.rel(result.meta_path)),

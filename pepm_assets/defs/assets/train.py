@@ -3,19 +3,22 @@ models.yml entry (a factory: the one place where repetition is real), plus two c
 assets, `cross_corpus_matrix` and `leaderboard`.
 
     model_formats + view_params + train_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
-    evaluation__* -> leaderboard          model__<cross model> -> cross_corpus_matrix
+    evaluation__* -> leaderboard          model__ + evaluation__<cross model> -> cross_corpus_matrix
 """
 
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import dagster as dg
 
-from ...core import lineage, reports, training
+from ...core import cross_corpus, lineage, reports, training
 from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
+from ..partitions import view_key
 from ..resources import PepmProject
 from .prepare import markdown_counts, run_params
 
@@ -287,35 +290,68 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
 
     @dg.asset(
         group_name="reports",
-        deps=[f"model__{cfg.model_id}"],
-        description=f"Train on each of {cfg.datasets}, evaluate on each one's job set ({cfg.model_id}, view {cfg.view}): reports/cross_corpus/... matrix.json + heat map.",
+        deps=[f"model__{cfg.model_id}", f"evaluation__{cfg.model_id}"],
+        description=f"{cfg.model_id} trained on each of {cfg.datasets} (view {cfg.view}), scored on its own job set and on every "
+        "labelled document of each other dataset, with 95% intervals and the majority / stratified-chance baselines: "
+        "reports/cross_corpus/... matrix.{json,tsv,png}.",
     )
     def cross_corpus_matrix(context: dg.AssetExecutionContext, project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
+        started = time.perf_counter()
         params = {d: resolve_partition(project.path, d, cfg.view) for d in cfg.datasets}
         tracker = mlflow.tracker(project)
-        cells = {}
+        cells: dict[tuple[str, str], dict[str, Any]] = {}
+        run_ids: dict[str, str] = {}
         for a in cfg.datasets:
-            for b in cfg.datasets:
-                result = training.evaluate_model(
-                    params[a], cfg.model_id, params[a].model_specs.get(cfg.model_id, spec), project.path, eval_params=params[b]
-                )
-                cells[(a, b)] = {**result["metrics"], "protocol": {k: result[k] for k in ("split", "seed", "class_weight", "splits")}}
-                if tracker:
-                    tracker.log_evaluation(
-                        result,
-                        result["metrics"],
-                        result["report_dir"],
-                        {**_tags(context, params[a], cfg.model_id, spec), "cross_corpus": "true"},
-                    )
+            run_spec = params[a].model_specs.get(cfg.model_id, spec)
+            tags = {**_tags(context, params[a], cfg.model_id, spec), "partition": view_key(a, cfg.view), "cross_corpus": "true"}
+            own = _in_partition(
+                project, params[a], partial(cross_corpus.own_cell, params[a], cfg.model_id, run_spec, project.path, cfg.n_boot)
+            )
+            result = own["evaluation"]
+            if result is not None:  # no current evaluation on disk: this one is logged and stamped, once
+                own_tags = {**tags, "version": result["lineage"]["version"], "model_version": result["model_version"]}
+                run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], own_tags) if tracker else None
                 training.commit_evaluation(project.path, result)
+                run_ids[f"{a} -> {a}"] = run_id or ""
+            cells[(a, a)] = own["cell"]  # read from evaluation__<model>'s report when current: not logged again
+            for b in cfg.datasets:
+                if b == a:
+                    continue
+                got = _in_partition(
+                    project,
+                    params[a],
+                    partial(cross_corpus.whole_cell, params[a], params[b], cfg.model_id, run_spec, project.path, cfg.n_boot),
+                    params[b],
+                )
+                cell_tags = {**tags, "cross_corpus_documents": cross_corpus.WHOLE, "model_version": got["cell"]["model_version"]}
+                run_id = tracker.log_evaluation(got["meta_eval"], got["summary"], got["report_dir"], cell_tags) if tracker else None
+                run_ids[f"{a} -> {b}"] = run_id or ""
+                cells[(a, b)] = got["cell"]
         out = reports.write_cross_matrix(project.paths, cfg.view, cfg.model_id, cfg.datasets, cells)
-        rows = {f"{a} -> {b}": f"{cells[(a, b)]['macro_f1']:.4f}" for a in cfg.datasets for b in cfg.datasets}
+        rows = {f"{a} -> {b}": _cell_line(cells[(a, b)]) for a in cfg.datasets for b in cfg.datasets}
         return dg.MaterializeResult(
             metadata={
-                "matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1"),
+                "matrix": markdown_counts(rows, "trained on -> evaluated on", "macro-F1 [95% CI] · majority · chance · n"),
                 "heat_map": dg.MetadataValue.path(out["png"]),
                 "json": dg.MetadataValue.path(out["json"]),
+                "tsv": dg.MetadataValue.path(out["tsv"]),
+                "n_boot": cfg.n_boot,
+                "seeds": dg.MetadataValue.json({d: params[d].seed for d in cfg.datasets}),
+                "dropped_seen_in_training": dg.MetadataValue.json(
+                    {f"{a} -> {b}": c["n_dropped_seen_in_training"] for (a, b), c in cells.items() if a != b}
+                ),
+                **({"mlflow_run_ids": dg.MetadataValue.json(run_ids)} if any(run_ids.values()) else {}),
+                "seconds": round(time.perf_counter() - started, 1),
             }
         )
 
     return cross_corpus_matrix
+
+
+def _cell_line(c: dict[str, Any]) -> str:
+    low, high = c["macro_f1_ci95"]
+    base = c["baselines"]
+    return (
+        f"{c['macro_f1']:.4f} [{low:.4f}, {high:.4f}] · majority {base['majority']['macro_f1']:.4f} · "
+        f"chance {base['stratified_chance']['macro_f1']:.4f} · n {c['n']} ({c['documents']})"
+    )

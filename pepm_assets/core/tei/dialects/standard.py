@@ -1,6 +1,10 @@
 """Standard TEI: speakers and groups from `particDesc` (`listPerson` / `listOrg`), one document per
 configured element: `<u who="#id">` for debates, `<div type="amendment" resp="#id">` for amendments.
 
+A person's group is the `<affiliation>` in force on the document's date: affiliations may carry
+`from` / `to` (ISO, inclusive, as in ParlaMint), so a deputy who changes group mid-corpus is in
+each group for its own documents (`group_at`).
+
 Options say which element is a document, which attribute names its author and which child holds
 the text, so a new corpus in standard TEI usually needs only a corpora.yml entry.
 """
@@ -11,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ...periods import date_span
 from .. import reader, walk
 from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked
 
@@ -47,7 +52,7 @@ class StandardTeiDialect(Dialect):
         after the documents does not name them: it was not there when they were read)."""
         opts: StandardOptions = self.options  # type: ignore[assignment]
         doc_tag = TEI + opts.element
-        persons: dict[str, tuple[str, str]] = {}  # id -> (name, group ref)
+        persons: dict[str, tuple[str, list[tuple[str, str, str]]]] = {}  # id -> (name, [(group ref, from, to)])
         orgs: dict[str, str] = {}  # id -> group name
         date = section = ""
         for elem in reader.safe_iterparse(path, (PERSON, ORG, DATE, HEAD, doc_tag), prune=(PERSON, ORG, doc_tag)):
@@ -56,14 +61,14 @@ class StandardTeiDialect(Dialect):
                 if opts.type is None or elem.get("type") == opts.type:
                     speaker = (elem.get(opts.speaker_attribute) or "").lstrip("#")
                     person = persons.get(speaker)
-                    name, group_ref = person if person is not None else ("", "")
-                    yield _Document(elem, date, section, speaker, name, orgs.get(group_ref, group_ref), person is not None)
+                    name, affiliations = person if person is not None else ("", [])
+                    groups = tuple((orgs.get(ref, ref), start, end) for ref, start, end in affiliations)
+                    yield _Document(elem, date, section, speaker, name, groups, person is not None)
             elif tag == PERSON:
                 pid = elem.get(reader.XML_ID, "")
                 name_el = _first_child(elem, PERS_NAME)
-                aff = _first_child(elem, AFFILIATION)
-                ref = aff.get("ref", "") if aff is not None else ""
-                persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, ref.lstrip("#"))
+                affiliations = [(a.get("ref", "").lstrip("#"), a.get("from", ""), a.get("to", "")) for a in elem.iterchildren(AFFILIATION)]
+                persons[pid] = (reader.element_words(name_el) if name_el is not None else pid, affiliations)
             elif tag == ORG:
                 name_el = _first_child(elem, ORG_NAME)
                 orgs[elem.get(reader.XML_ID, "")] = (name_el.text or "").strip() if name_el is not None else ""
@@ -86,6 +91,7 @@ class StandardTeiDialect(Dialect):
         ids = [id_prefix + (xml_id or f"{done + i + 1:05d}") for i, xml_id in enumerate(xml_ids)]
         lines = [doc.sourceline for doc in docs]
         rejects = {i: self.reject(path, lines[i], "empty_text", f"<{opts.element}> has no text", ids[i]) for i in text.empty}
+        dates = [own or d.date for own, d in zip(own_dates, documents)]
         columns = {
             "doc_id": ids,
             "corpus_id": self.corpus_id,
@@ -93,9 +99,9 @@ class StandardTeiDialect(Dialect):
             "source_line": lines,
             "speaker": [d.speaker for d in documents],
             "speaker_name": [d.name for d in documents],
-            "group": [d.group for d in documents],
+            "group": [group_at(d.affiliations, day) for d, day in zip(documents, dates)],
             "role": [self._role(d, ana) for d, ana in zip(documents, attributes["ana"].to_pylist())],
-            "date": [own or d.date for own, d in zip(own_dates, documents)],
+            "date": dates,
             "text": text.text,
             "n_tokens": text.n_tokens,
             "section": [d.section for d in documents],
@@ -118,9 +124,40 @@ class _Document(NamedTuple):
     date: str
     section: str
     speaker: str  # the id its speaker attribute points to
-    name: str  # that person's name, group and whether listPerson had them, when it was read
-    group: str
+    name: str  # that person's name, group affiliations and whether listPerson had them, when it was read
+    affiliations: tuple[tuple[str, str, str], ...]  # (group name, from, to)
     known: bool
+
+
+def group_at(affiliations: tuple[tuple[str, str, str], ...], when: str) -> str:
+    """The group of the affiliation in force on the date `when` ("" when none is):
+
+    - no affiliation carries a date: the first one (what every affiliation of the shipped corpora is);
+    - otherwise the first dated affiliation whose [from, to] holds the whole date (a date known to the
+      month must fall in the range all month), else the first undated one, else none;
+    - a document without a readable date: the group all the affiliations agree on, else none.
+
+    "None" means the document is parsed with an empty group, so a view excludes it as `no_group`:
+    counted, never a guessed group."""
+    if not affiliations:
+        return ""
+    undated = [group for group, start, end in affiliations if not start and not end]
+    if len(undated) == len(affiliations):
+        return undated[0]
+    span = date_span(when)
+    if span is None:
+        groups = {group for group, _, _ in affiliations}
+        return groups.pop() if len(groups) == 1 else ""
+    first, last = span
+    for group, start, end in affiliations:
+        if not start and not end:
+            continue
+        lo, hi = date_span(start) if start else None, date_span(end) if end else None
+        if (start and lo is None) or (end and hi is None):
+            continue  # an unreadable bound: this affiliation says nothing of the date
+        if (lo is None or lo[0] <= first) and (hi is None or last <= hi[1]):
+            return group
+    return undated[0] if undated else ""
 
 
 def _first_child(elem: Any, tag: str) -> Any:
