@@ -46,6 +46,20 @@ def test_a_misspelt_key_gets_the_closest_field_of_its_own_section(data: dict, ke
     assert err.value.message == f"unknown key (did you mean {expected!r}?)"
 
 
+def test_a_dotted_override_meant_for_an_underscored_key_names_that_key(tmp_path: Path) -> None:
+    from pepm_assets.core.config import resolve_profile
+    from pepm_assets_tests.fixtures import make_project
+
+    root = make_project(tmp_path / "proj")
+    with pytest.raises(ConfigError) as err:  # `-o balance.strategy=none` nests {"balance": {"strategy": "none"}}
+        resolve_profile(root, "tiny_quick", ["balance.strategy=none"])
+    assert err.value.key == "balance"
+    assert err.value.message.startswith("unknown key (did you mean 'balance_strategy'?")
+    with pytest.raises(ConfigError) as err:  # a plain typo still gets the closest field
+        validate(Outer, {"inner": {"size": 1}, "innr": {"x": 1}}, "f.yml")
+    assert err.value.message == "unknown key (did you mean 'inner'?)"
+
+
 def test_a_bad_value_is_shown_up_to_200_characters() -> None:
     for length, shown in ((198, None), (199, "...")):  # repr adds the two quotes: 200 fits, 201 is cut
         with pytest.raises(ConfigError) as err:

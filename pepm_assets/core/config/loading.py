@@ -142,10 +142,18 @@ def validate(model: type[BaseModel], data: Any, source: str, prefix: str = "") -
         key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key" + did_you_mean(err["loc"][-1], _fields_at(model, err["loc"][:-1]))
+            msg = "unknown key" + _suggestion(err["loc"][-1], err.get("input"), _fields_at(model, err["loc"][:-1]))
         elif "input" in err and err["type"] not in ("missing", "value_error"):  # our own messages say it all
             msg = f"{msg} (got {_short_repr(err['input'])})"
         raise ConfigError(source, key or None, msg) from None
+
+
+def _suggestion(word: Any, value: Any, fields: list[str]) -> str:
+    """The field a typo meant; for a dotted key that nested where the field's name has an
+    underscore (`-o balance.strategy=x` is {"balance": {"strategy": "x"}}), that field."""
+    if isinstance(value, dict) and len(value) == 1 and (joined := f"{word}_{next(iter(value))}") in fields:
+        return f" (did you mean {joined!r}? a dot nests keys: {word}.{next(iter(value))} is not {joined})"
+    return did_you_mean(word, fields)
 
 
 def _short_repr(value: Any, limit: int = 200) -> str:
