@@ -141,6 +141,8 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
     family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])
+    # merge_mode separate refuses a family that reads a pooled pre-built format before looking for it
+    corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
     fmt = model_format(params, model_id, spec, family, meta_formats, len(train))
     read = lineage.format_version(view_stamp["version"], family.reads, lineage.rows_read(cap, len(train)))
     version = lineage.model_version(read, inputs)
@@ -156,7 +158,6 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()
-    corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
     seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [params.seed])
     with atomic_dir(target) as tmp:
         if corpus_sets is not None:
