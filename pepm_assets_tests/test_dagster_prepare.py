@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pepm_assets.core.paths import ProjectPaths
+from pepm_assets.core.prepare import read_tsv_file
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
 from pepm_assets.defs.staleness import stale_status
@@ -41,7 +42,7 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     # grouped by speaker (the default): whole speakers of 12 documents, 2 of 3 left and 3 of 4 right in train
     assert meta["split"]["n_train"] == 60 and meta["split"]["n_job"] == 24
     formats = json.loads((processed / "meta_formats.json").read_text())
-    # each format the profile's families read, written once
+    # each format the profile's models read (no `models:` override: every model of its families), written once
     assert formats["families"] == {"check": "tsv", "sklearn": "tsv", "spacy": "spacy_docbin", "hf": "hf_jsonl", "cluster": "tsv"}
     assert set(formats["formats"]) == {"tsv", "spacy_docbin", "hf_jsonl"}
     assert formats["formats"]["spacy_docbin"]["train"] == [
@@ -49,7 +50,13 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     ]
     assert all((project / p).is_file() for p in formats["formats"]["spacy_docbin"]["job"])
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
-    assert len(hf_rows) == 60 and {r["label"] for r in hf_rows} == {"left", "right"}
+    # the fixture's `small` preset caps hf at 50: its format holds the first 50 rows of train.tsv (formats on demand)
+    train = read_tsv_file(view_dir / "train.tsv")
+    assert [str(r["doc_id"]) for r in hf_rows] == [str(d) for d in train["doc_id"].head(50)] and {r["label"] for r in hf_rows} == {
+        "left",
+        "right",
+    }
+    assert formats["formats"]["hf_jsonl"]["holds"]["n_train"] == 50 and formats["formats"]["spacy_docbin"]["holds"]["n_train"] == 60
     # every check ran and passed, and the UI gets the params hash as metadata
     assert len(report.checks) == 5 and all(report.checks.values())
     mat = _latest(dagster_instance, "view_split", KEY)

@@ -68,7 +68,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
     train, job = _texts(80, seed=1, prefix="t"), _texts(40, seed=2, prefix="j")
     out_dir = root / "data" / "processed" / "tiny" / "left_right"
     # hf_jsonl reads nothing from the resolved params: an unvalidated instance is enough here
-    formats = hf_jsonl(train, job, out_dir, ResolvedParams.model_construct(), ProjectPaths(root))
+    labels = sorted(set(train["label"]) | set(job["label"]))
+    formats = hf_jsonl(train, job, out_dir, ResolvedParams.model_construct(), ProjectPaths(root), labels)
     return Tiny(root, formats, train, job)
 
 

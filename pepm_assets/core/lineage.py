@@ -7,8 +7,11 @@ as fresh. A version is a hash of exactly what determines the content:
     raw_tei[corpus]       the files the corpus's glob selects: names and bytes (DVC's directory hash)
     corpus_docs[corpus]   raw version + parse config (glob, dialect, dialect_options) + code version
     view_split[ds|view]   corpus_docs versions + resolved parameters (params_hash) + code version
-    model_formats         view_split version + code version
-    model__<id>           model_formats version + its models.yml entry + the family's code version
+    model_formats         view_split version + code version; each format it holds has a version of
+                          its own: the split's version + code version + the train rows it holds
+                          (the first n of train.tsv's seeded order, all of them when uncapped)
+    model__<id>           the version of the rows it reads of its family's format (format_version
+                          with the family's cap) + its models.yml entry + the family's code version
                           + the hardware values that change what that family fits
     evaluation__<id>      model version + the id of the fit on disk + the job set's view version + code version
 
@@ -31,7 +34,7 @@ from .paths import ProjectPaths
 
 CORPUS_CODE = "corpus-4"  # 4: a standard-TEI speaker's group is the affiliation in force on the document's date (from/to)
 VIEW_CODE = "view-3"
-FORMATS_CODE = "formats-4"  # 4: the spaCy format writes the validation split (spacy/valid) and records the split it was carved by
+FORMATS_CODE = "formats-5"  # 4: the spaCy format writes the validation split (spacy/valid) and records the split it was carved by; 5: formats on demand (only those the run's models read, each holding the train rows its capped families use)
 MODEL_CODE = "model-3"
 EVAL_CODE = "eval-6"  # 4: every report states its protocol; 5: repeated splits (mean ± sd), intervals resampling speakers on grouped splits; 6: class scores in predictions.tsv, calibration (Brier, ECE, reliability diagram)
 HASH_CACHE = Path(".pepm") / "file_hashes.json"
@@ -118,7 +121,26 @@ def view_version(params: ResolvedParams, docs_versions: dict[str, str]) -> str:
 
 
 def formats_version(view: str) -> str:
+    """The version of meta_formats.json's stamp: the formats are of this split, written by this code
+    (what each format holds is versioned by `format_version`, in its entry)."""
     return digest(FORMATS_CODE, view)
+
+
+def rows_read(cap: int | None, n_train: int | None) -> int | None:
+    """How many first rows of train.tsv a family with train-size cap `cap` reads: None for all of
+    them (no cap, or a cap the train set does not exceed; also when `n_train` is unknown and there
+    is no cap)."""
+    if cap is None or (n_train is not None and cap >= n_train):
+        return None
+    return cap
+
+
+def format_version(view: str, name: str, n_train: int | None) -> str:
+    """The version of format `name` of split `view` holding the first `n_train` rows of train.tsv
+    (seeded order; None: all of them) and the whole job (and validation) set. A model's `formats`
+    input is this, with the rows it reads (`rows_read`): it changes when what the model reads
+    changes, not when its format grows for another model."""
+    return digest(FORMATS_CODE, view, name, n_train)
 
 
 def model_inputs_of_spec(model_id: str, spec: ModelSpec) -> dict[str, Any]:
@@ -274,15 +296,16 @@ def _status(asset: str, partition: str, expected: tuple[str, dict[str, Any]], pa
 
 def _formats_status(expected: tuple[str, dict[str, Any]], path: Path, params: ResolvedParams) -> Status:
     """model_formats is fresh when it is of the split on disk *and* holds every format the run's
-    families read (a run that adds a spaCy model to a prepared split writes its shards then)."""
-    from . import families
+    models read, with the train rows they read (formats.needed): a run that adds a spaCy model to
+    a prepared split, or raises its cap, writes that format then."""
+    from . import formats
 
     status = _status("model_formats", f"{params.dataset_id}|{params.view}", expected, path)
     if status.state != "FRESH":
         return status
-    written = json.loads(path.read_text(encoding="utf-8")).get("formats", {})
-    missing = sorted({families.REGISTRY.get(f).reads for f in params.families} - set(written))
-    return replace(status, state="STALE", why=[f"formats missing: {', '.join(missing)}"]) if missing else status
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    why = formats.shortfalls(params, meta)
+    return replace(status, state="STALE", why=why) if why else status
 
 
 class Expected:
@@ -311,8 +334,27 @@ class Expected:
         view = self.view(params)[0]
         return formats_version(view), {"view": view}
 
+    def n_train(self, params: ResolvedParams) -> int | None:
+        """The number of train rows of the split on disk when it is the one `params` call for (else
+        None: the split will be built again, and everything after it is stale anyway)."""
+        path = stamp_file(self.paths, "view_split", params)
+        found = read_stamp(path)
+        if found is None or found["version"] != self.view(params)[0]:
+            return None
+        try:
+            return int(json.loads(path.read_text(encoding="utf-8"))["split"]["n_train"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def model_formats(self, params: ResolvedParams, spec: ModelSpec) -> str:
+        """The version of the rows the model reads of its family's format (`format_version`)."""
+        from . import families
+
+        n = rows_read(params.hardware.cap(spec.family), self.n_train(params))
+        return format_version(self.view(params)[0], families.REGISTRY.get(spec.family).reads, n)
+
     def model(self, params: ResolvedParams, model_id: str, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
-        formats = self.formats(params)[0]
+        formats = self.model_formats(params, spec)
         inputs = model_inputs(params, model_id, spec)
         return model_version(formats, inputs), {
             "formats": formats,

@@ -41,8 +41,10 @@ def build_split(params: ResolvedParams, out: Path, corpora: ProjectPaths) -> tup
 
 
 def build_formats(params: ResolvedParams, out: Path) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    """The model formats of the split in `out`, if that split was built with `params`: (meta_formats,
-    version, the split's stamp); else a LineageError saying to build the split first."""
+    """The model formats of the split in `out` that the run's models read (formats.write_formats:
+    those missing or holding too few train rows are written, the others kept), if that split was
+    built with `params`: (meta_formats, version, the split's stamp); else a LineageError saying to
+    build the split first."""
     paths = ProjectPaths(out)
     view_stamp = lineage.read_stamp(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     if view_stamp is None or view_stamp["inputs"].get("params_hash") != params.params_hash:

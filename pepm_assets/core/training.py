@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import balance, diagnostics, families, lineage, metrics
+from . import balance, diagnostics, families, formats, lineage, metrics
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .locks import exclusive_lock
@@ -133,28 +133,31 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     """Fit `model_id` on train.tsv (capped by the hardware preset) into models/<ds>/<view>/<family>/<id>/."""
     paths = ProjectPaths(root)
     train = read_tsv(params, root, "train")  # the job set never reaches a fit
-    view_stamp, formats_stamp = prepared_split(params, root)
+    view_stamp, _ = prepared_split(params, root)
     meta_view = _read_json(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
     inputs = lineage.model_inputs(params, model_id, spec)
-    version = lineage.model_version(formats_stamp["version"], inputs)
     cap = params.hardware.cap(spec.family)
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
     family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])
+    # merge_mode separate refuses a family that reads a pooled pre-built format before looking for it
+    corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
+    fmt = model_format(params, model_id, spec, family, meta_formats, len(train))
+    read = lineage.format_version(view_stamp["version"], family.reads, lineage.rows_read(cap, len(train)))
+    version = lineage.model_version(read, inputs)
     data = families.TrainData(
         train=used.reset_index(drop=True),
         labels=labels,
         seed=params.seed,
         hardware=params.hardware,
         root=root,
-        formats=families.input_format(family, meta_formats),
+        formats=fmt,
         class_weights=meta_view["balance"]["class_weights"],
     )
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     started = time.perf_counter()
-    corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None
     seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [params.seed])
     with atomic_dir(target) as tmp:
         if corpus_sets is not None:
@@ -198,7 +201,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
             "split_version": view_stamp["version"],
             "lineage": lineage.stamp(
                 version,
-                {"formats": formats_stamp["version"], "view": view_stamp["version"], "params_hash": params.params_hash, **inputs},
+                {"formats": read, "view": view_stamp["version"], "params_hash": params.params_hash, **inputs},
                 [],
             ),
         }
@@ -215,6 +218,24 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
         meta["class_weight"] = model_class_weight(meta)  # the fit's, stated in every report of the model
         write_json(tmp / "meta_model.json", {k: v for k, v in meta.items() if k != "lineage"})
     return meta
+
+
+def model_format(
+    params: ResolvedParams, model_id: str, spec: ModelSpec, family: families.Family, meta_formats: dict[str, Any], n_train: int
+) -> dict[str, Any]:
+    """The entry of meta_formats.json for the format the model reads, if it holds the train rows the
+    model reads (formats on demand: a format holds the rows of the caps it was written for); else a
+    LineageError saying to prepare again (never fit on a format that lacks the model's documents)."""
+    entry = families.input_format(family, meta_formats)
+    n = formats.rows_needed(params, spec.family, n_train)
+    if not formats.covers(entry, n):
+        have = formats.held(entry)
+        raise lineage.LineageError(
+            f"{params.dataset_id}/{params.view}: the {family.reads} format on disk holds "
+            f"{'an unknown number of' if have == 'unknown' else have if have is not None else 'all'} train docs, "
+            f"{model_id} reads {'all ' + str(n_train) if n is None else n}; run the prepare stage of this profile first ({command('prepare', params)})"
+        )
+    return entry
 
 
 def _fit_repeat(

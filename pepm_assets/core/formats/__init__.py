@@ -1,11 +1,24 @@
-"""Model formats: what the families read, written from train.tsv / job.tsv.
+"""Model formats: what the families read, written from train.tsv / job.tsv, on demand.
 
 One writer per format, one file each (tsv.py, spacy.py, hf.py), registered by format name: a family
-names the format it reads (`Family.reads`), and prepare writes each format that the profile's
-families read, once. A new format is one module plus one registry entry (a line in `BUILTIN`, or
-an entry point of the group `pepm.formats` in a package of your own), like a family.
-`meta_formats.json` lists every path per format (`formats`) and the format each family reads
-(`families`), so trainers never guess where their input is.
+names the format it reads (`Family.reads`). Prepare writes the formats that the run's models read
+(`params.models`, their families' `reads`), not those of every family of the profile, and each one
+holds what those models use: a family with a train-size cap (`hardware.max_train_docs`) reads the
+first rows of the shuffled (seeded) train.tsv, so its format holds those rows only (the largest
+cap among the run's families that read it; all rows when one of them has no cap), plus the whole
+job set (and the validation set, for spaCy). A later run that needs a format not written yet, or
+more train rows than it holds, writes that format then and keeps the others (`write_formats`).
+
+`meta_formats.json` lists every path per format (`formats`), the format each family reads
+(`families`) and, per format, what it `holds` (the train rows, the caps it was written for, their
+order) and its `version` (lineage.format_version: the split's version + what it holds), so trainers
+never guess where their input is, nor whether it holds their documents.
+
+A new format is one module plus one registry entry (a line in `BUILTIN`, or an entry point of the
+group `pepm.formats` in a package of your own), like a family. Its writer is
+`writer(train, job, out_dir, params, paths, labels)`: `train` is the rows the format must hold (the
+first rows of train.tsv, in order), `labels` every label of the split (train.tsv's and job.tsv's,
+also those of rows not written).
 """
 
 from __future__ import annotations
@@ -16,29 +29,131 @@ from typing import Any
 
 import pandas as pd
 
-from .. import families
+from .. import families, lineage
 from ..atomic import write_json
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
 from ..registry import Registry
 
-# writer(train, job, out_dir, params, paths) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root)
-Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPaths], dict[str, Any]]
+# writer(train, job, out_dir, params, paths, labels) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root)
+Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
 BUILTIN = {  # one line per format: name -> "module:writer", imported at first use
     "tsv": f"{__name__}.tsv:tsv_reference",
     "spacy_docbin": f"{__name__}.spacy:spacy_shards",
     "hf_jsonl": f"{__name__}.hf:hf_jsonl",
 }
 REGISTRY: Registry[Writer] = Registry("model format", BUILTIN, group="pepm.formats")
+PATH_KEYS = ("train", "job", "valid", "label2id")  # the entry keys that name files (a path or a list of paths)
+
+
+def run_families(params: ResolvedParams) -> dict[str, str]:
+    """{family: the format it reads} for the families of the models the run trains or evaluates
+    (`params.models`), not every family of the profile."""
+    fams = sorted({params.model_specs[m].family for m in params.models})
+    return {family: families.REGISTRY.get(family).reads for family in fams}
+
+
+def rows_needed(params: ResolvedParams, family: str, n_train: int | None) -> int | None:
+    """The first rows of train.tsv a model of `family` reads from its format (None: all of them).
+    merge_mode separate: all (each corpus's cap takes that corpus's first rows, anywhere in the file)."""
+    if params.dataset.merge_mode == "separate":
+        return None
+    return lineage.rows_read(params.hardware.cap(family), n_train)
+
+
+def needed(params: ResolvedParams, n_train: int | None) -> dict[str, int | None]:
+    """{format: the train rows it must hold (None: all)} for this run: the largest number that one
+    of the run's families reading it reads."""
+    out: dict[str, int | None] = {}
+    for family, name in run_families(params).items():
+        n = rows_needed(params, family, n_train)
+        if name not in out:
+            out[name] = n
+        elif out[name] is not None:
+            out[name] = None if n is None else max(out[name], n)
+    return out
+
+
+def held(entry: dict[str, Any]) -> int | str | None:
+    """The train rows a format entry holds (None: all); "unknown" for an entry without `holds`."""
+    holds = entry.get("holds")
+    return holds.get("train_rows") if isinstance(holds, dict) else "unknown"
+
+
+def covers(entry: dict[str, Any], n: int | None) -> bool:
+    """Whether a format entry holds the first `n` train rows (None: all of them)."""
+    have = held(entry)
+    if have == "unknown":
+        return False
+    return have is None or (n is not None and have >= n)
+
+
+def _files_exist(entry: dict[str, Any], root: Path) -> bool:
+    for key in PATH_KEYS:
+        value = entry.get(key)
+        for rel in [value] if isinstance(value, str) else value or []:
+            if not (root / rel).exists():
+                return False
+    return True
+
+
+def _describe(n: int | None) -> str:
+    return "all" if n is None else f"{n:,}"
+
+
+def shortfalls(params: ResolvedParams, meta: dict[str, Any]) -> list[str]:
+    """Why the formats in `meta` (meta_formats.json of the split on disk) do not serve this run:
+    a format its models read that is not written, or holds fewer train rows than they read."""
+    written = meta.get("formats", {})
+    missing, short = [], []
+    reads = run_families(params)
+    for name, n in needed(params, meta.get("n_train")).items():
+        entry = written.get(name)
+        if entry is None:
+            missing.append(name)
+        elif not covers(entry, n):
+            readers = ", ".join(f for f, r in reads.items() if r == name)
+            have = held(entry)
+            short.append(
+                f"{name} holds {'an unknown number of' if have == 'unknown' else _describe(have)} train docs, "
+                f"the run's {readers} models read {_describe(n)}"
+            )
+    return ([f"formats missing: {', '.join(sorted(missing))}"] if missing else []) + short
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def write_formats(
     params: ResolvedParams, paths: ProjectPaths, train: pd.DataFrame, job: pd.DataFrame, stamp: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Each format the profile's families read, once, then meta_formats.json (with the lineage `stamp`) last."""
+    """Each format the run's models read that meta_formats.json does not hold yet (or holds with too
+    few train rows), with the rows they read; the others it holds for this split (same `stamp`
+    version) are kept. meta_formats.json (with the lineage `stamp`) is written before, listing the
+    kept formats only (a crash leaves the ones being written missing, never half-written and
+    listed), and after, with every format."""
     out_dir = paths.processed_dir(params.dataset_id, params.view)
+    meta_path = out_dir / "meta_formats.json"
     labels = sorted(set(train["label"]) | set(job["label"]))
-    reads = {family: families.REGISTRY.get(family).reads for family in params.families}
+    view = (stamp or {}).get("inputs", {}).get("view")
+    old = _read_meta(meta_path)
+    same_split = bool(stamp) and old is not None and (old.get("lineage") or {}).get("version") == stamp["version"]
+    kept = {
+        name: entry
+        for name, entry in ((old or {}).get("formats") or {}).items()
+        if same_split and "version" in entry and _files_exist(entry, paths.root)
+    }
+    need = needed(params, len(train))
+    todo = {name: n for name, n in sorted(need.items()) if name not in kept or not covers(kept[name], n)}
+    written = {name: entry for name, entry in kept.items() if name not in todo}
+    reads = {f: r for f, r in ((old or {}).get("families") or {}).items() if same_split and r in written}
+    reads.update(run_families(params))
     meta: dict[str, Any] = {
         "dataset_id": params.dataset_id,
         "view": params.view,
@@ -47,13 +162,29 @@ def write_formats(
         "seed": params.seed,
         "n_train": len(train),
         "n_job": len(job),
-        "families": reads,
-        "formats": {},
+        "families": dict(sorted(reads.items())),
+        "formats": written,
     }
-    (out_dir / "meta_formats.json").unlink(missing_ok=True)  # its stamp goes first, comes back last
-    for name in sorted(set(reads.values())):
-        meta["formats"][name] = REGISTRY.get(name)(train, job, out_dir, params, paths)
+    if todo or not same_split:  # the formats being written are not listed until they are
+        meta_path.unlink(missing_ok=True)
+        if stamp and written:
+            write_json(meta_path, {**meta, "lineage": stamp})
+    for name, n in todo.items():
+        rows = train if n is None else train.iloc[:n]
+        entry = REGISTRY.get(name)(rows, job, out_dir, params, paths, labels)
+        caps = {f: params.hardware.cap(f) for f, r in run_families(params).items() if r == name}
+        entry["holds"] = {
+            "train_rows": n,  # the first n rows of train.tsv (None: all of them)
+            "n_train": len(rows),
+            "n_train_split": len(train),
+            "n_job": len(job),
+            "max_train_docs": caps,  # the caps of the run's families that read it, when it was written
+            "order": f"train.tsv's order (shuffled with seed {params.seed}): a capped family reads its first rows",
+        }
+        entry["version"] = lineage.format_version(view, name, n) if view else None
+        written[name] = entry
+    meta["formats"] = dict(sorted(written.items()))
     if stamp:
         meta["lineage"] = stamp
-    write_json(out_dir / "meta_formats.json", meta)
+    write_json(meta_path, meta)
     return meta

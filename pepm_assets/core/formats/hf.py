@@ -1,4 +1,5 @@
-"""The `hf_jsonl` format (Hugging Face): JSON Lines ({"doc_id", "text", "label", "label_id"}) + labels.json."""
+"""The `hf_jsonl` format (Hugging Face): JSON Lines ({"doc_id", "text", "label", "label_id"}) + labels.json.
+`train` is the rows the format holds (the first of train.tsv: the hf cap's), `labels` all the split's."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from ..config import ResolvedParams
 from ..paths import ProjectPaths
 
 
-def hf_jsonl(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
-    labels = sorted(set(train["label"]) | set(job["label"]))
+def hf_jsonl(
+    train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
+) -> dict[str, Any]:
     label2id = {label: i for i, label in enumerate(labels)}
     hf_dir = out_dir / "hf"
     result: dict[str, Any] = {"format": "hf_jsonl", "label2id": paths.rel(hf_dir / "labels.json")}

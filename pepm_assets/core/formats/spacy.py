@@ -2,6 +2,8 @@
 which fails with E870).
 
 Only the tokenizer of a blank pipeline is used (spacy.blank(lang)): the trainer adds the rest.
+`train` is the rows the format holds (the first rows of train.tsv: the spacy cap's, formats/__init__.py),
+`labels` every label of the split (each doc's `cats` has them all, also those of rows not written).
 Docs keep the order of train.tsv / job.tsv / valid.tsv (doc ids are not stored per doc: user_data
 serialisation made writing 4x slower).
 
@@ -26,14 +28,15 @@ from ..config import ResolvedParams
 from ..paths import ProjectPaths
 
 
-def spacy_shards(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
+def spacy_shards(
+    train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
+) -> dict[str, Any]:
     import spacy  # heavy: imported only when this format is written
     from spacy.tokens import DocBin
 
     from ..prepare import read_tsv_file
 
     nlp = spacy.blank(params.formats.spacy_language)
-    labels = sorted(set(train["label"]) | set(job["label"]))
     size = params.formats.spacy_shard_size
     split = params.split
     valid = None

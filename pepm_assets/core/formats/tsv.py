@@ -1,5 +1,6 @@
 """The `tsv` format, a reference (spec: sklearn "reuses the TSV"): the families that read it (check,
-sklearn, cluster) are given data/interim/<dataset>/<view>/{train,job}.tsv as they are: nothing is copied."""
+sklearn, cluster) are given data/interim/<dataset>/<view>/{train,job}.tsv as they are: nothing is copied
+(a capped family reads the first rows of train.tsv itself)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from ..config import ResolvedParams
 from ..paths import ProjectPaths
 
 
-def tsv_reference(train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths) -> dict[str, Any]:
+def tsv_reference(
+    train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
+) -> dict[str, Any]:
     view_dir = paths.view_dir(params.dataset_id, params.view)
     return {
         "format": "tsv",

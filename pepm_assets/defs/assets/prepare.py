@@ -311,7 +311,11 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
         group_name=GROUP,
         code_version=CODE_VERSION,
         deps=[view_split, view_params],
-        description="spaCy DocBin shards, HF JSONL, TSV references and meta_formats.json under `data/processed/<dataset>/<view>/`.",
+        description=(
+            "The formats the run's models read (spaCy DocBin shards, HF JSONL, TSV references), each holding the train "
+            "documents its capped families use, and meta_formats.json, under `data/processed/<dataset>/<view>/`; "
+            "a format already written for this split is kept."
+        ),
     )
     def model_formats(context: dg.AssetExecutionContext, project: PepmProject) -> dg.MaterializeResult:
         params = run_params(context, project)
@@ -325,6 +329,7 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 "params_hash": params.params_hash,
                 "view_version": view_stamp["version"],
                 "families": dg.MetadataValue.json(meta["families"]),
+                "formats_held": dg.MetadataValue.json({name: e.get("holds", {}).get("n_train") for name, e in meta["formats"].items()}),
                 "meta_formats_path": dg.MetadataValue.path(
                     project.paths.rel(project.paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
                 ),
