@@ -182,15 +182,16 @@ def wait_quiet(max_s: float, progress, task) -> float:
 
 @contextlib.contextmanager
 def measured(rec: dict):
-    """Wall time of the block, and the machine's load while it ran (everyone's, not only ours)."""
+    """Wall time of the block, this process's CPU time, and the machine's load while it ran (everyone's, not only ours)."""
     rec["load1_start"] = os.getloadavg()[0]
     rec["foreign"] = foreign_processes()
     busy0, total0 = cpu_times()
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     try:
         yield rec
     finally:
         rec["wall_s"] = time.perf_counter() - started
+        rec["own_cpu_s"] = time.process_time() - cpu0  # this process, every thread (the sweep's own work when run in process)
         busy1, total1 = cpu_times()
         rec["machine_busy"] = (busy1 - busy0) / (total1 - total0) if total1 > total0 else None
         rec["load1_end"] = os.getloadavg()[0]

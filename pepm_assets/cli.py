@@ -442,6 +442,22 @@ def report_polarization(
     console.print(f"{result['n_periods_measured']}/{len(result['periods'])} periods measured in {result['seconds']:.1f}s: {escape(files)}")
 
 
+@report_app.command("figures")
+def report_figures(
+    folder: Path = typer.Argument(..., help="a folder of reports, e.g. superior/<exp_id> (a sweep's runs) or reports/"),
+) -> None:
+    """The confusion-matrix and reliability PNGs missing beside each metrics.json under FOLDER (a sweep
+    draws none unless its run.figures is true); the ones already there are kept."""
+    from .core.training import draw_confusions
+
+    root = _root()
+    target = folder if folder.is_absolute() else root / folder
+    if not target.is_dir():
+        _fail(f"{folder}: no such folder")
+    drawn = draw_confusions(target)
+    console.print(f"{len(drawn)} figures drawn under {escape(str(folder))}")
+
+
 @report_app.command("label-validity")
 def report_label_validity(
     profile: str = PROFILE,

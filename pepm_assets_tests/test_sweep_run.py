@@ -73,7 +73,8 @@ def test_parallel_runs_on_one_partition_never_share_a_file(sweep_project) -> Non
     user.mkdir(parents=True, exist_ok=True)
     (user / "train.tsv").write_text("the user's file\n", encoding="utf-8")
     before = _digest(root / "data" / "interim" / "tiny_an")
-    path = _experiment(root, "iso", "run: {repeats: 2, seed_strategy: per_run, base_seed: 11}\nscheduler: {parallel: 2}\n")
+    body = "run: {repeats: 2, seed_strategy: per_run, base_seed: 11, figures: true}\nscheduler: {parallel: 2}\n"
+    path = _experiment(root, "iso", body)
 
     report = _sweep(root, path)
 
@@ -88,7 +89,8 @@ def test_parallel_runs_on_one_partition_never_share_a_file(sweep_project) -> Non
     for r in rows:  # every run scored its own model on its own job set
         summary = json.loads((root / r["metrics_path"]).read_text(encoding="utf-8"))
         assert summary["models"][0]["report_dir"].startswith(f"superior/iso/runs/{r['run_id']}/reports/")
-        assert (root / summary["models"][0]["report_dir"] / "confusion_matrix.png").is_file()  # drawn by pepm sweep
+        assert (root / summary["models"][0]["report_dir"] / "confusion_matrix.png").is_file()  # drawn by pepm sweep (run.figures)
+        assert (root / summary["models"][0]["report_dir"] / "reliability_diagram.png").is_file()
     # one Dagster run per planned run, on the sweep_run partition, tagged; one MLflow parent each
     import dagster as dg
 
@@ -190,6 +192,13 @@ def test_a_finished_sweep_resumed_runs_nothing(sweep_project) -> None:
     assert out.returncode == 0, out.stderr
     assert "nothing to run" in out.stdout and "(unchanged)" in out.stdout  # no instance opened, hooks not redone
     assert report.stat().st_mtime_ns == written
+    # run.figures is off by default: no run's PNG drawn; `pepm report figures` draws them afterwards
+    reports = root / "superior" / "again" / "runs" / "run_0001" / "reports"
+    assert list(reports.rglob("metrics.json")) and not list(reports.rglob("*.png"))
+    cmd = [str(Path(sys.executable).with_name("pepm")), "report", "figures", "superior/again"]
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "2 figures drawn" in out.stdout, out.stdout + out.stderr
+    assert sorted(p.name for p in reports.rglob("*.png")) == ["confusion_matrix.png", "reliability_diagram.png"]
 
 
 def test_a_run_that_succeeded_while_no_sweep_watched_is_kept_by_resume(sweep_project) -> None:

@@ -36,7 +36,7 @@ from .resources import PepmProject
 SWEEP_JOB = "sweep"
 PARTITIONS = dg.DynamicPartitionsDefinition(name="sweep_run")
 # run tags
-EXP, RUN, ATTEMPT, CLASS, EXTRA, HARD_LIMIT, MLFLOW = (
+EXP, RUN, ATTEMPT, CLASS, EXTRA, HARD_LIMIT, MLFLOW, FIGURES = (
     "pepm/sweep",
     "pepm/sweep_run",
     "pepm/attempt",
@@ -44,6 +44,7 @@ EXP, RUN, ATTEMPT, CLASS, EXTRA, HARD_LIMIT, MLFLOW = (
     "pepm/extra_overrides",
     "pepm/hard_limit_mb",
     "pepm/mlflow",
+    "pepm/figures",  # "false": the run's report PNGs are not drawn (run.figures); absent: drawn
 )
 DEFERRED = "deferred"  # MLFLOW's value: `pepm sweep` logs the run's journal
 AXIS = "pepm/axis."  # one namespace per tag key: Dagster deprecates "pepm/axis/<name>"
@@ -112,7 +113,9 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
                     parent, "FINISHED" if outcome.get("status") == SUCCESS else "FAILED", scores, {"status": outcome["status"]}
                 )
             if tags.get(MLFLOW) != DEFERRED:
-                outcome["mlflow_run_id"] = deferred_outputs(root, exp_id, run_id, mlflow.tracking_uri or None) or ""
+                outcome["mlflow_run_id"] = (
+                    deferred_outputs(root, exp_id, run_id, mlflow.tracking_uri or None, figures=tags.get(FIGURES) != "false") or ""
+                )
         finally:
             write_json(outcome_path(root, exp_id, run_id), outcome)
     return dg.MaterializeResult(
@@ -134,12 +137,15 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     )
 
 
-def deferred_outputs(root: Path, exp_id: str, run_id: str, uri: str | None = None, unfinished: str = "FAILED") -> str | None:
-    """What a run's step leaves to the process that follows it: the confusion-matrix PNGs of its
-    reports, then its MLflow journal logged (and renamed *.logged: logged once, PNGs included in
-    the artifacts). The parent run's MLflow id; None when there is no journal left to log."""
+def deferred_outputs(
+    root: Path, exp_id: str, run_id: str, uri: str | None = None, unfinished: str = "FAILED", figures: bool = True
+) -> str | None:
+    """What a run's step leaves to the process that follows it: the report PNGs of its reports (when
+    `figures`: the sweep's run.figures), then its MLflow journal logged (and renamed *.logged: logged
+    once, PNGs included in the artifacts). The parent run's MLflow id; None when there is no journal
+    left to log."""
     reports = run_dir(root, exp_id, run_id) / "reports"
-    if reports.is_dir():
+    if figures and reports.is_dir():
         training.draw_confusions(reports)
     path = journal_path(root, exp_id, run_id)
     if not path.is_file():

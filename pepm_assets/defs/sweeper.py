@@ -68,6 +68,7 @@ from .sweep import (
     DEFERRED,
     EXP,
     EXTRA,
+    FIGURES,
     HARD_LIMIT,
     MLFLOW,
     PARTITIONS,
@@ -134,7 +135,7 @@ def run_sweep(
     instance = get_instance(root)
     recover(instance, root)  # runs of this sweep whose worker died: FAILED, so they run again
     ledger = Ledger.load(exp_root / "runs.tsv")
-    _log_pending(root, instance, cfg.exp_id, ledger)  # journals an interrupted pepm sweep left unlogged
+    _log_pending(root, instance, cfg, ledger)  # journals an interrupted pepm sweep left unlogged
     follower = _Follower(root, cfg, plan, ledger, instance, on_change)
     if resume:
         follower.settle()
@@ -162,7 +163,7 @@ def run_sweep(
         if todo or adopted:
             follower.wait(poll_seconds)
         q.stop()
-        _log_pending(root, instance, cfg.exp_id, ledger)
+        _log_pending(root, instance, cfg, ledger)
         report.ledger = ledger
         report.hooks = session.finish(sweep, root)
     report.seconds = time.perf_counter() - started
@@ -177,6 +178,7 @@ def _tags(cfg, spec: RunSpec, extra: list[str], attempt: int) -> dict[str, str]:
         ATTEMPT: str(attempt),
         CLASS: spec.resource_class,
         MLFLOW: DEFERRED,
+        FIGURES: str(cfg.run.figures).lower(),
         **({EXTRA: json.dumps(extra)} if extra else {}),
         **({HARD_LIMIT: str(cfg.safety.hard_limit_mb)} if cfg.safety.enable_hard_ram_limit else {}),
         **{f"{AXIS}{k}": v for k, v in spec.axis_values.items()},
@@ -206,18 +208,18 @@ def _adopt(instance: dg.DagsterInstance, exp_id: str, plan: list[RunSpec], ledge
     return adopted
 
 
-def _log_pending(root: Path, instance: dg.DagsterInstance, exp_id: str, ledger: Ledger) -> None:
+def _log_pending(root: Path, instance: dg.DagsterInstance, cfg, ledger: Ledger) -> None:
     """The deferred outputs (sweep.deferred_outputs) of finished Dagster runs whose MLflow journal
     is not logged yet (a run withdrawn while it ran, or a pepm sweep stopped before it logged one):
     done now; a parent never ended ends KILLED."""
     changed = False
     for run_id, row in ledger.rows.items():
-        if not journal_path(root, exp_id, run_id).is_file():
+        if not journal_path(root, cfg.exp_id, run_id).is_file():
             continue
         run = instance.get_run_by_id(row["dagster_run_id"]) if row["dagster_run_id"] else None
         if run is None or not run.is_finished:
             continue
-        parent, error = _deferred(root, exp_id, run_id, unfinished="KILLED")
+        parent, error = _deferred(root, cfg.exp_id, run_id, cfg.run.figures, unfinished="KILLED")
         if parent and not row["mlflow_run_id"]:
             changed |= ledger.update(run_id, mlflow_run_id=parent, note=row["note"].partition(NOT_LOGGED)[0].rstrip("; "))
         elif error and error not in row["note"]:
@@ -226,11 +228,11 @@ def _log_pending(root: Path, instance: dg.DagsterInstance, exp_id: str, ledger: 
         ledger.save()
 
 
-def _deferred(root: Path, exp_id: str, run_id: str, unfinished: str = "FAILED") -> tuple[str | None, str]:
+def _deferred(root: Path, exp_id: str, run_id: str, figures: bool, unfinished: str = "FAILED") -> tuple[str | None, str]:
     """sweep.deferred_outputs, and what went wrong: an MLflow store out of reach does not stop the
     sweep nor change the run's result; its journal stays, logged by the next `pepm sweep`."""
     try:
-        return deferred_outputs(root, exp_id, run_id, unfinished=unfinished), ""
+        return deferred_outputs(root, exp_id, run_id, unfinished=unfinished, figures=figures), ""
     except Exception as exc:  # noqa: BLE001  (whatever the store raises: the journal waits)
         return None, f"{NOT_LOGGED} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
 
@@ -314,7 +316,7 @@ class _Follower:
         if status == FAILED and outcome.get("status") == OOM:
             status = OOM
         if run.tags.get(MLFLOW) == DEFERRED:  # this process is the sweep's MLflow writer
-            parent, error = _deferred(self.root, spec.exp_id, spec.run_id)
+            parent, error = _deferred(self.root, spec.exp_id, spec.run_id, self.cfg.run.figures)
             outcome["mlflow_run_id"] = parent or outcome.get("mlflow_run_id", "")
             if error:
                 outcome["note"] = "; ".join(filter(None, [outcome.get("note", ""), error]))

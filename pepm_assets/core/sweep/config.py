@@ -67,9 +67,15 @@ class Grid(Strict):
 
 
 class RunConfig(Strict):
+    """`figures`: each run's confusion-matrix and reliability PNGs, drawn by `pepm sweep` as runs end
+    (~0.3-1 CPU-s per run, taken from the runs when every core is busy). Off by default: the sweep's
+    own figures are its curves; every run's metrics.json holds the numbers, and
+    `pepm report figures superior/<exp_id>` draws the PNGs of finished runs later."""
+
     repeats: int = Field(1, ge=1)
     seed_strategy: Literal["fixed", "per_run", "per_repeat"] = "fixed"
     base_seed: int = Field(42, ge=0, le=MAX_SEED)
+    figures: bool = False
 
 
 class OomPolicy(Strict):
