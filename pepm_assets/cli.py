@@ -6,10 +6,12 @@ default), so what you run here shows in `pepm dev` (the Dagster UI).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -55,6 +57,22 @@ def _instance(root: Path):
     for line in recover(instance, root):  # on stderr: stdout may be a command's data
         Console(stderr=True, soft_wrap=True).print(f"[yellow]recovered:[/] {escape(line)}")
     return instance
+
+
+@contextlib.contextmanager
+def _progress(*columns) -> Iterator[Progress]:
+    """A rich Progress that keeps moving while Dagster runs steps in this process. Dagster's
+    compute-log capture points file descriptor 1 at a file during each step; rich, writing to
+    sys.stdout, then sees no terminal and stops refreshing (the clock stood still for the whole
+    run). On a terminal the bar writes to a copy of the terminal's descriptor taken before."""
+    if not console.is_terminal:
+        with Progress(*columns, console=console) as progress:
+            yield progress
+        return
+    with os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace") as terminal:
+        live = Console(file=terminal, force_terminal=True, width=console.width, color_system=console.color_system, soft_wrap=True)
+        with Progress(*columns, console=live) as progress:
+            yield progress
 
 
 @app.command()
@@ -112,27 +130,22 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with _progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn()) as progress:
         task = progress.add_task(f"{stage} {profile}", total=max(steps, 1))
 
-        def on_step(name: str) -> None:
+        def on_step(name: str) -> None:  # "versions", "corpus mpt", "22 assets of mpt/left_right"
             if progress.tasks[task].description != f"{stage} {profile}":
                 progress.advance(task)
-            progress.update(task, description=f"{stage} {profile}: {name}")
+            progress.update(task, description=f"{stage} {profile}: {escape(name)}")
+
+        def on_asset(i: int, n: int, what: str) -> None:  # the bar then counts the run's assets: "3/22 train spacy_bow"
+            progress.update(task, total=n, completed=i - 1, description=f"{stage} {profile}: {i}/{n} {escape(what)}")
 
         try:
-            report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step)
+            report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step, on_asset=on_asset)
         except (runner.StageFailed, ConfigError) as exc:
             _fail(str(exc), 1)
-        progress.update(task, completed=max(steps, 1), description=f"{stage} {profile}: done")
+        progress.update(task, completed=progress.tasks[task].total, description=f"{stage} {profile}: done")
     _print_report(root, report, time.perf_counter() - started, stage)
 
 
@@ -304,7 +317,7 @@ def drift(
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with _progress(*columns) as progress:
         task = progress.add_task("drift", total=len(corpora) + len(views))
 
         def on_step(name: str) -> None:

@@ -15,6 +15,7 @@ would only add a run's fixed cost. Dagster's staleness reads both kinds of obser
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +57,14 @@ def _execute(
     quiet: bool = True,
     assets: list[str] | None = None,
     tags: dict[str, str] | None = None,
+    on_step_start: Callable[[str], None] | None = None,
 ) -> dg.ExecuteInProcessResult:
+    """`on_step_start(step_key)` as each step starts (the run's STEP_START events, as they are stored)."""
     config = {**(QUIET if quiet else {}), **(run_config or {})}
     selection = [dg.AssetKey(a) for a in assets] if assets else None
+    run_id = str(uuid.uuid4())
+    if on_step_start is not None:
+        instance.add_event_listener(run_id, _step_starts(on_step_start))
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance,
         partition_key=partition,
@@ -66,6 +72,7 @@ def _execute(
         raise_on_error=False,
         asset_selection=selection,
         tags={**process_tags(), **(tags or {})},
+        run_id=run_id,
     )  # process_tags: recognised if this process dies
     if not result.success:
         errors = [
@@ -77,6 +84,30 @@ def _execute(
             f"Dagster run {result.run_id} ({job}{' ' + partition if partition else ''}) failed: {'; '.join(errors) or 'see the run in the UI'}"
         )
     return result
+
+
+def _step_starts(fn: Callable[[str], None]) -> Callable[[dg.EventLogEntry], None]:
+    def listener(event: dg.EventLogEntry) -> None:
+        if event.is_dagster_event and event.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            fn(event.dagster_event.step_key)
+
+    return listener
+
+
+def _asset_steps(on_asset: Callable[[int, int, str], None], assets: list[str]) -> Callable[[str], None]:
+    """on_step_start for a run of `assets`: on_asset(i, N, "train <model>") as the i-th of them
+    starts (the trainings and evaluations are one run: without this a terminal shows one step for all)."""
+    started: list[str] = []
+    verbs = {"model__": "train", "evaluation__": "evaluate"}
+
+    def on_start(step_key: str) -> None:
+        if step_key not in assets or step_key in started:
+            return
+        started.append(step_key)
+        prefix = next((p for p in verbs if step_key.startswith(p)), None)
+        on_asset(len(started), len(assets), f"{verbs[prefix]} {step_key.removeprefix(prefix)}" if prefix else step_key)
+
+    return on_start
 
 
 def _root_cause(error) -> str:
@@ -114,13 +145,15 @@ def run_stage(
     on_step: Callable[[str], None] | None = None,
     quiet: bool = True,
     reports: bool = True,
+    on_asset: Callable[[int, int, str], None] | None = None,
 ) -> StageReport:
     """prepare | train | evaluate | pipeline (= all three) for the profile's dataset x view.
 
     What runs is decided by versions (core/lineage.py), not by time: every asset partition whose
     stamp on disk is the version its inputs and parameters call for is skipped, the rest runs, in one
     Dagster run per corpus and one for the dataset x view (models and evaluations included), then
-    the leaderboard. With eval_dataset_id, the split of that dataset is prepared with the same
+    the leaderboard (`on_step(name)` before each of these; `on_asset(i, N, what)` as each asset of
+    the last run starts, by default an on_step "i/N what"). With eval_dataset_id, the split of that dataset is prepared with the same
     parameters (its own run) and every model is scored on its job set too, in its evaluation step
     (reports/<dataset>/<view>/<family>/<model>@<eval dataset>/). `train` and `evaluate` never prepare: they stop with what to run first when the
     split (or, for evaluate, the model) on disk is not the one these parameters call for. The
@@ -132,6 +165,7 @@ def run_stage(
     params = resolve_profile(root, profile, overrides)  # config errors stop here, before any run
     defs = defs or build_definitions(root)
     step = on_step or _no_step
+    asset = on_asset or (lambda i, n, what: step(f"{i}/{n} {what}"))
     # a cross-dataset evaluation (eval_dataset_id) scores on a split of that dataset prepared like this one
     eval_params = resolve_on_dataset(root, params, params.eval_dataset_id) if params.eval_dataset_id and stage != "train" else None
     partitions = [params, *([eval_params] if eval_params else [])]
@@ -174,7 +208,10 @@ def run_stage(
             stale.append("leaderboard")  # in the same run, after the evaluations
         if stale:
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
-            _record(report, VIEW_PIPELINE, key, _execute(defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags))
+            run = _execute(
+                defs, VIEW_PIPELINE, instance, key, quiet=quiet, assets=stale, tags=tags, on_step_start=_asset_steps(asset, stale)
+            )
+            _record(report, VIEW_PIPELINE, key, run)
     return report
 
 
