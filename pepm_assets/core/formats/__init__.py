@@ -5,9 +5,11 @@ names the format it reads (`Family.reads`). Prepare writes the formats that the 
 (`params.models`, their families' `reads`), not those of every family of the profile, and each one
 holds what those models use: a family with a train-size cap (`hardware.max_train_docs`) reads the
 first rows of the shuffled (seeded) train.tsv, so its format holds those rows only (the largest
-cap among the run's families that read it; all rows when one of them has no cap), plus the whole
-job set (and the validation set, for spaCy). A later run that needs a format not written yet, or
-more train rows than it holds, writes that format then and keeps the others (`write_formats`).
+cap among the run's families that read it; all rows when one of them has no cap), plus what its
+families score: the whole job set for hf (job.jsonl); spaCy's entry names job.tsv (its models
+tokenize the job texts themselves when they score them, formats/spacy.py) and holds the validation
+set. A later run that needs a format not written yet, or more train rows than it holds, writes that
+format then and keeps the others (`write_formats`).
 
 `meta_formats.json` lists every path per format (`formats`), the format each family reads
 (`families`) and, per format, what it `holds` (the train rows, the caps it was written for, their
@@ -35,7 +37,8 @@ from ..config import ResolvedParams
 from ..paths import ProjectPaths
 from ..registry import Registry
 
-# writer(train, job, out_dir, params, paths, labels) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root)
+# writer(train, job, out_dir, params, paths, labels) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root;
+# "job": the format's job file(s), or job.tsv for a format whose families read the job texts from it)
 Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
 BUILTIN = {  # one line per format: name -> "module:writer", imported at first use
     "tsv": f"{__name__}.tsv:tsv_reference",
