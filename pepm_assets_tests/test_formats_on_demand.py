@@ -219,6 +219,7 @@ def test_worker_processes_write_the_same_shards_as_one_process(tmp_path: Path, m
     texts = [f"M. le député n°{i}, l'amendement {i * 7} : « rejeté » ! Aujourd'hui c'est-à-dire {i}…" for i in range(23)]
     df = pd.DataFrame({"text": texts + [""], "label": ["left", "right", "centre"] * 8})
     labels = ["centre", "left", "right"]
+    nlp = spacy.blank("fr")
     vocab = spacy.blank("fr").vocab
 
     def read(folder: Path) -> list[list[tuple[list[str], dict]]]:
@@ -228,11 +229,11 @@ def test_worker_processes_write_the_same_shards_as_one_process(tmp_path: Path, m
     real_pool = spacy_format.ProcessPoolExecutor
     monkeypatch.setattr(spacy_format, "ProcessPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
     (tmp_path / "one").mkdir()
-    one = spacy_format.write_shards(df, tmp_path / "one", "fr", 5, labels, threads=2)
+    one = spacy_format.write_shards(df, tmp_path / "one", nlp, 5, labels, threads=2)
     assert not pools  # 24 docs: below the threshold, one process
     monkeypatch.setattr(spacy_format, "PARALLEL_MIN_DOCS", 10)
     (tmp_path / "many").mkdir()
-    many = spacy_format.write_shards(df, tmp_path / "many", "fr", 5, labels, threads=2)
+    many = spacy_format.write_shards(df, tmp_path / "many", nlp, 5, labels, threads=2)
     assert pools and pools[0][0] == min(2, len(os.sched_getaffinity(0)))  # the preset's threads, at most the cores
     assert [p.name for p in one] == [p.name for p in many] == [f"part-000{i}.spacy" for i in range(1, 6)]
     docs = read(tmp_path / "one")

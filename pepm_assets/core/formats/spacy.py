@@ -27,7 +27,10 @@ one process ~2,700-4,700 docs/s; `nlp.pipe(n_process=2)` 3-5x slower at 1k-20k d
 serialised in the worker and rebuilt in the parent, which then still adds it to the DocBin); two
 forked workers writing whole shards 0.29 s vs 0.21 s at 1k, 1.74 s vs 1.33 s at 4k, 6.6 s vs 7.4 s
 at 20k docs (spawned workers: +5-8 s of start-up and spaCy import). So the small preset's 4,000
-capped train docs are written in one process.
+capped train docs are written in one process. Before any doc, spaCy's import and the blank French
+pipeline take 5-7 s here (its tokenizer rules are large regexes compiled at import), once per
+process: the CLI runs a run's steps in one process, where the spaCy model's training then finds them
+loaded. The entry records it (`seconds_load`; `seconds`, the whole writer's, is set by write_formats).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,14 +87,11 @@ def _processes(n_docs: int, n_shards: int, threads: int) -> int:
     return max(1, min(threads, cores, n_shards))
 
 
-def write_shards(df: pd.DataFrame, folder: Path, lang: str, size: int, labels: list[str], threads: int) -> list[Path]:
+def write_shards(df: pd.DataFrame, folder: Path, nlp: Any, size: int, labels: list[str], threads: int) -> list[Path]:
     """`df`'s texts as DocBin shards of `size` docs in `folder` (part-0001.spacy, ..., in df's order;
-    one empty shard for an empty set), by `threads` forked worker processes when that pays
-    (`_processes`), each shard written as it fills."""
+    one empty shard for an empty set), tokenized by `nlp` (a blank pipeline), by `threads` forked
+    worker processes when that pays (`_processes`), each shard written as it fills."""
     global _forked_nlp
-    import spacy  # heavy: imported only when this format is written
-
-    nlp = spacy.blank(lang)
     texts, golds = df["text"].tolist(), df["label"].tolist()
     starts = range(0, max(len(texts), 1), size)
     tasks = [(texts[s : s + size], golds[s : s + size], labels, folder / f"part-{i:04d}.spacy") for i, s in enumerate(starts, 1)]
@@ -108,8 +109,13 @@ def write_shards(df: pd.DataFrame, folder: Path, lang: str, size: int, labels: l
 def spacy_shards(
     train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
 ) -> dict[str, Any]:
+    started = time.perf_counter()
+    import spacy  # heavy: imported only when this format is written
+
     from ..prepare import read_tsv_file
 
+    nlp = spacy.blank(params.formats.spacy_language)  # French: its tokenizer rules take seconds to compile, once per process
+    load_seconds = time.perf_counter() - started
     size = params.formats.spacy_shard_size
     split = params.split
     view_dir = paths.view_dir(params.dataset_id, params.view)
@@ -128,6 +134,7 @@ def spacy_shards(
         "n_valid": 0 if valid is None else len(valid),
         "job": paths.rel(view_dir / "job.tsv"),
         "job_note": JOB_NOTE,
+        "seconds_load": round(load_seconds, 2),  # spaCy's import and the blank pipeline (information)
     }
     shutil.rmtree(out_dir / "spacy" / "job", ignore_errors=True)  # job shards of an earlier version: read by nothing
     sets = [("train", train)]
@@ -139,6 +146,6 @@ def spacy_shards(
     for name, df in sets:
         target = out_dir / "spacy" / name
         with atomic_dir(target) as tmp:
-            shards = write_shards(df, tmp, params.formats.spacy_language, size, labels, params.hardware.threads)
+            shards = write_shards(df, tmp, nlp, size, labels, params.hardware.threads)
         result[name] = [paths.rel(target / shard.name) for shard in shards]
     return result
