@@ -317,8 +317,8 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def print_breakdown(label: str, pepm: dict) -> None:
-    table = Table(title=f"pepm in process, {label}: where the {pepm['seconds']:.1f} s go (median run; seconds)")
+def print_breakdown(label: str, pepm: dict, where: str = "in process", which: str = "median run") -> None:
+    table = Table(title=f"pepm {where}, {label}: where the {pepm['seconds']:.1f} s go ({which}; seconds)")
     for col in ("Dagster run / step", "before run", "run", "steps", "in run, outside steps", "core work inside the step"):
         table.add_column(col, justify="left" if col.startswith(("Dagster", "core")) else "right")
     core = pepm["core"]

@@ -48,7 +48,8 @@ def test_prepare_materializes_every_asset_with_checks(project: Path, dagster_ins
     assert formats["formats"]["spacy_docbin"]["train"] == [
         f"data/processed/tiny_mpt/left_right/spacy/train/part-000{i}.spacy" for i in range(1, 7)
     ]
-    assert all((project / p).is_file() for p in formats["formats"]["spacy_docbin"]["job"])
+    assert formats["formats"]["spacy_docbin"]["job"] == paths.rel(view_dir / "job.tsv")  # no job shards: spaCy models score job.tsv
+    assert sorted(p.name for p in (processed / "spacy").iterdir()) == ["train"]
     hf_rows = [json.loads(line) for line in (processed / "hf" / "train.jsonl").read_text().splitlines()]
     # the fixture's `small` preset caps hf at 50: its format holds the first 50 rows of train.tsv (formats on demand)
     train = read_tsv_file(view_dir / "train.tsv")

@@ -50,7 +50,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     train = pd.DataFrame({"doc_id": [f"t{i}" for i in range(N_ALL)], "label": tr_labels, "text": tr_texts})
     job = pd.DataFrame({"doc_id": [f"j{i}" for i in range(N_JOB)], "label": jb_labels, "text": jb_texts})
     # what spacy_shards reads: a split by document (no validation set: the dev slice is stratified by label)
-    params = SimpleNamespace(formats=FormatsConfig(spacy_shard_size=SHARD, spacy_language="fr"), split=SplitConfig(group_by=None))
+    params = SimpleNamespace(
+        dataset_id="d",
+        view="v",
+        formats=FormatsConfig(spacy_shard_size=SHARD, spacy_language="fr"),
+        split=SplitConfig(group_by=None),
+        hardware=HardwarePreset(threads=1),
+    )
     labels = sorted(set(train["label"]) | set(job["label"]))
     formats = spacy_shards(train, job, root / "data" / "processed" / "v", params, ProjectPaths(root), labels)  # type: ignore[arg-type]
     return SimpleNamespace(root=root, train=train, job=job, formats=formats)

@@ -1,20 +1,23 @@
 """Formats on demand (core/formats/__init__.py): a run writes only the formats its models read, each
 holding the train rows its capped families use (the first rows of the seeded train.tsv) plus the
-whole job (and validation) set; a later run that needs another format, or more rows, writes it then
+whole job set (hf; spaCy's models score job.tsv) and validation set (spaCy); a later run that needs another format, or more rows, writes it then
 and keeps the others; a model's version follows the rows it reads of its format. On the tiny
 fixture project (tiny_quick: 60 train, 24 job documents; `small` caps hf at 50), real components."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
-from pepm_assets.core import families, lineage, stages, training
+from pepm_assets.core import families, formats, lineage, stages, training
 from pepm_assets.core.config import resolve_profile
 from pepm_assets.core.corpus import extract_corpus
+from pepm_assets.core.formats import spacy as spacy_format
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets.core.prepare import read_tsv_file
 from pepm_assets.definitions import build_definitions
@@ -73,14 +76,16 @@ def test_a_scikit_learn_run_writes_no_spacy_or_hf_format_and_a_spacy_run_writes_
     view_dir = ProjectPaths(project).view_dir("tiny_mpt", "left_right")
     train, job = read_tsv_file(view_dir / "train.tsv"), read_tsv_file(view_dir / "job.tsv")
     assert len(train) == 60
-    # the first 20 rows of the seeded train.tsv, in order, and the whole job set
+    # the first 20 rows of the seeded train.tsv, in order; no job shards: the entry names job.tsv
     assert _shard_texts(project, entry["train"]) == train["text"][:20].tolist()
-    assert _shard_texts(project, entry["job"]) == job["text"].tolist()
+    assert entry["job"] == ProjectPaths(project).rel(view_dir / "job.tsv") and not (processed / "spacy" / "job").exists()
     view_version = json.loads((view_dir / "meta_view.json").read_text(encoding="utf-8"))["lineage"]["version"]
     assert entry["version"] == lineage.format_version(view_version, "spacy_docbin", 20)
     spacy_model = _model_meta(project, "spacy", "spacy_bow")
     assert spacy_model["n_train_used"] == 20 and spacy_model["truncated"]  # trained on it
     assert spacy_model["lineage"]["inputs"]["formats"] == entry["version"]
+    spacy_report = ProjectPaths(project).report_dir("tiny_mpt", "left_right", "spacy", "spacy_bow") / "metrics.json"
+    assert json.loads(spacy_report.read_text(encoding="utf-8"))["n"] == len(job) == 24  # scored on job.tsv, every row
     assert {st.asset: st.state for st in _states(project, with_spacy).values()} == {a: "FRESH" for a in _states(project, with_spacy)}
 
     # a bigger cap: the format is stale (it lacks documents the model reads), written again with 40, a new version
@@ -177,3 +182,65 @@ def test_valid_shards_hold_the_whole_validation_set_when_train_is_capped(parsed:
     valid = read_tsv_file(ProjectPaths(parsed).view_dir("tiny_mpt", "left_right") / "valid.tsv")
     assert len(valid) > 0 and entry["n_valid"] == len(valid) == len(_shard_texts(parsed, entry["valid"]))
     assert len(_shard_texts(parsed, entry["train"])) == 10
+
+
+def test_the_spacy_format_holds_no_job_shards_and_a_spacy_model_still_scores_the_whole_job_set(parsed: Path) -> None:
+    """Job shards were read by nothing: the spacy family scores job.tsv's texts with the model's own
+    pipeline. The entry names job.tsv (the files the lineage checks exist), shards of an earlier
+    version are removed, and spacy_bow trains on the train shards and is scored on every job row."""
+    params, _ = build_stamped_view(parsed, "tiny_quick", ["models=[spacy_bow]", "hardware.max_train_docs_spacy=30"])
+    paths = ProjectPaths(parsed)
+    processed, view_dir = paths.processed_dir("tiny_mpt", "left_right"), paths.view_dir("tiny_mpt", "left_right")
+    (processed / "spacy" / "job").mkdir(parents=True)  # what formats-5 wrote
+    (processed / "spacy" / "job" / "part-0001.spacy").write_bytes(b"old")
+    meta, _, _ = stages.build_formats(params, parsed)
+    entry = meta["formats"]["spacy_docbin"]
+    assert entry["job"] == paths.rel(view_dir / "job.tsv")
+    assert entry["job_note"] == spacy_format.JOB_NOTE
+    assert sorted(p.name for p in (processed / "spacy").iterdir()) == ["train"]  # no job (nor valid) shards
+    assert formats._files_exist(entry, parsed)
+    spec = params.model_specs["spacy_bow"]
+    fitted = training.train_model(params, "spacy_bow", spec, parsed)
+    assert fitted["n_train_used"] == 30
+    training.commit_model(parsed, fitted)
+    result = training.evaluate_model(params, "spacy_bow", spec, parsed, n_boot=20, plots=False)
+    job = read_tsv_file(view_dir / "job.tsv")
+    predictions = pd.read_csv(result["report_dir"] / "predictions.tsv", sep="\t", dtype=str, keep_default_na=False)
+    metrics = json.loads((result["report_dir"] / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["n"] == len(job) == 24 and predictions["doc_id"].tolist() == job["doc_id"].astype(str).tolist()
+
+
+def test_worker_processes_write_the_same_shards_as_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above PARALLEL_MIN_DOCS (lowered here) forked workers write the shards: same docs (ORTH tokens,
+    cats), same order, same shard files as the calling process alone."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    texts = [f"M. le député n°{i}, l'amendement {i * 7} : « rejeté » ! Aujourd'hui c'est-à-dire {i}…" for i in range(23)]
+    df = pd.DataFrame({"text": texts + [""], "label": ["left", "right", "centre"] * 8})
+    labels = ["centre", "left", "right"]
+    nlp = spacy.blank("fr")
+    vocab = spacy.blank("fr").vocab
+
+    def read(folder: Path) -> list[list[tuple[list[str], dict]]]:
+        return [[([t.orth_ for t in d], d.cats) for d in DocBin().from_disk(p).get_docs(vocab)] for p in sorted(folder.iterdir())]
+
+    pools = []
+    real_pool = spacy_format.ProcessPoolExecutor
+    monkeypatch.setattr(spacy_format, "ProcessPoolExecutor", lambda *a, **k: pools.append(a) or real_pool(*a, **k))
+    (tmp_path / "one").mkdir()
+    one = spacy_format.write_shards(df, tmp_path / "one", nlp, 5, labels, threads=2)
+    assert not pools  # 24 docs: below the threshold, one process
+    monkeypatch.setattr(spacy_format, "PARALLEL_MIN_DOCS", 10)
+    (tmp_path / "many").mkdir()
+    many = spacy_format.write_shards(df, tmp_path / "many", nlp, 5, labels, threads=2)
+    assert pools and pools[0][0] == min(2, len(os.sched_getaffinity(0)))  # the preset's threads, at most the cores
+    assert [p.name for p in one] == [p.name for p in many] == [f"part-000{i}.spacy" for i in range(1, 6)]
+    docs = read(tmp_path / "one")
+    assert read(tmp_path / "many") == docs and [len(s) for s in docs] == [5, 5, 5, 5, 4]
+    assert [d[1] for s in docs for d in s][:3] == [
+        {"centre": 0.0, "left": 1.0, "right": 0.0},
+        {"centre": 0.0, "left": 0.0, "right": 1.0},
+        {"centre": 1.0, "left": 0.0, "right": 0.0},
+    ]
+    assert docs[0][0][0][:4] == ["M.", "le", "député", "n°"] and docs[-1][-1] == ([], {"centre": 1.0, "left": 0.0, "right": 0.0})

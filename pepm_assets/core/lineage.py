@@ -34,7 +34,7 @@ from .paths import ProjectPaths
 
 CORPUS_CODE = "corpus-4"  # 4: a standard-TEI speaker's group is the affiliation in force on the document's date (from/to)
 VIEW_CODE = "view-3"
-FORMATS_CODE = "formats-5"  # 4: the spaCy format writes the validation split (spacy/valid) and records the split it was carved by; 5: formats on demand (only those the run's models read, each holding the train rows its capped families use)
+FORMATS_CODE = "formats-6"  # 4: the spaCy format writes the validation split (spacy/valid) and records the split it was carved by; 5: formats on demand (only those the run's models read, each holding the train rows its capped families use); 6: no spaCy job shards (read by nothing: the spacy family scores job.tsv), its entry's `job` is job.tsv
 MODEL_CODE = "model-3"
 EVAL_CODE = "eval-6"  # 4: every report states its protocol; 5: repeated splits (mean ± sd), intervals resampling speakers on grouped splits; 6: class scores in predictions.tsv, calibration (Brier, ECE, reliability diagram)
 HASH_CACHE = Path(".pepm") / "file_hashes.json"
@@ -137,7 +137,7 @@ def rows_read(cap: int | None, n_train: int | None) -> int | None:
 
 def format_version(view: str, name: str, n_train: int | None) -> str:
     """The version of format `name` of split `view` holding the first `n_train` rows of train.tsv
-    (seeded order; None: all of them) and the whole job (and validation) set. A model's `formats`
+    (seeded order; None: all of them) and what it holds besides (formats/__init__.py). A model's `formats`
     input is this, with the rows it reads (`rows_read`): it changes when what the model reads
     changes, not when its format grows for another model."""
     return digest(FORMATS_CODE, view, name, n_train)
