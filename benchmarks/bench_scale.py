@@ -139,8 +139,14 @@ def measured(cmd: list[str], cwd: Path, env: dict[str, str], interval: float) ->
 
 
 # ---------------------------------------------------------------- the commands
+ONE_SPLIT = "split.repeats=1"  # the plain script fits and scores one split; ideo_quick repeats its split 5 times
+
+
 def pepm_command(models: list[str], overrides: list[str]) -> list[str]:
+    """`pepm run` on one split, the plain script's work (an --override split.repeats=N replaces it)."""
     cmd = [sys.executable, "-m", "pepm_assets.cli", "run", "--stage", "pipeline", "-p", PROFILE, "-o", f"models=[{','.join(models)}]"]
+    if not any(o.startswith("split.repeats=") for o in overrides):
+        cmd += ["-o", ONE_SPLIT]
     for override in overrides:
         cmd += ["-o", override]
     return cmd
