@@ -533,23 +533,25 @@ def status(
     instance = _instance(root)  # first use of the store, and recovery of runs whose process died
     expected = lineage.Expected(root)
     table = Table(title="status (versions on disk vs what the current files and configs call for)")
-    for col in ("asset", "partition", "status", "why"):
-        table.add_column(col)
-    seen: set[tuple[str, str]] = set()
-    counts = {"FRESH": 0, "STALE": 0, "MISSING": 0}
+    for col in ("asset", "partition", "profiles", "status", "why"):
+        table.add_column(col, overflow="fold")
+    rows: dict[tuple[str, str], tuple[lineage.Status, list[str]]] = {}  # a partition shared by profiles: one row, every profile named
+    invalid: list[tuple[str, str]] = []
     for name in profile or list_profiles(root):
         try:
             params = resolve_profile(root, name, override or [])
         except ConfigError as exc:
-            table.add_row("profile", name, "[red]INVALID[/]", escape(str(exc)))
+            invalid.append((name, str(exc)))
             continue
         for st in expected.statuses(params, params.model_specs):
-            if (st.asset, st.partition) in seen:
-                continue
-            seen.add((st.asset, st.partition))
-            counts[st.state] += 1
-            colour = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}[st.state]
-            table.add_row(st.asset, st.partition, f"[{colour}]{st.state}[/]", escape("; ".join(st.why)))
+            rows.setdefault((st.asset, st.partition), (st, []))[1].append(name)
+    counts = {"FRESH": 0, "STALE": 0, "MISSING": 0}
+    for (asset, partition), (st, names) in rows.items():
+        counts[st.state] += 1
+        colour = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}[st.state]
+        table.add_row(asset, partition, escape(", ".join(names)), f"[{colour}]{st.state}[/]", escape("; ".join(st.why)))
+    for name, error in invalid:
+        table.add_row("profile", "", escape(name), "[red]INVALID[/]", escape(error))
     console.print(table)
     console.print(" ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
     crashed = crashed_runs(instance)

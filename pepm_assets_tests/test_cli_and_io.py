@@ -139,3 +139,22 @@ def test_tsv_round_trip_of_texts_longer_than_a_read_block(tmp_path: Path) -> Non
     )
     back = read_tsv_file(write_tsv(big, tmp_path / "big.tsv"))
     assert (tmp_path / "big.tsv").stat().st_size > 5_000_000 and back.to_dict("records") == big.to_dict("records")
+
+
+def test_status_names_the_profiles_of_each_partition(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition that several profiles read is one row naming them all; an invalid profile is a row, not a crash."""
+    import re
+
+    from pepm_assets import cli
+
+    monkeypatch.setenv("PEPM_ROOT", str(project))
+    monkeypatch.setenv("DAGSTER_HOME", str(project / ".dagster"))
+    monkeypatch.setattr(cli.console, "width", 400)
+    (project / "configs" / "profiles" / "broken.yml").write_text("dataset_id: no_such_dataset\nview: left_right\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    rows = {tuple(c.strip() for c in line.strip("│ ").split("│")[:3]): line for line in result.output.splitlines() if "│" in line}
+    corpus = next(v for k, v in rows.items() if k[:2] == ("corpus_docs", "mpt"))
+    assert re.search(r"tiny_multi, tiny_quick", corpus), corpus  # both read the corpus mpt
+    assert next(v for k, v in rows.items() if k[:2] == ("view_split", "tiny_mpt|left_right")).count("tiny_quick") == 1
+    assert any(k[0] == "profile" and k[2] == "broken" and "INVALID" in v for k, v in rows.items())
