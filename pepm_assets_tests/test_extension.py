@@ -1,4 +1,4 @@
-"""A model family added exactly as the README's "Adding a model family" says, then trained and
+"""A model family added exactly as docs/internals.md's "Adding a model family" says, then trained and
 evaluated through Dagster: one module of its own (in a package outside pepm), one registry entry
 (the package's entry point in the `pepm.families` group), one models.yml entry. Nothing of pepm is
 edited, so this fails when any step of the recipe stops being enough."""

@@ -5,7 +5,7 @@ Embedded default: a SQLite backend and a local artifact folder inside the projec
 `tracking_uri`) points the same code at a server or Postgres. Each trained model also gets a
 registered model version (`pepm.<dataset>.<view>.<model_id>`), whose source is the logged model
 folder. SQLite allows one writer at a time: writes are retried when the database is locked
-(parallel Dagster steps), see README.
+(parallel Dagster steps), see docs/internals.md.
 
 The first use of a SQLite store (MLflow creates its tables and runs its Alembic migrations when it
 opens a database without them, with no lock between processes: two at once fail with "table

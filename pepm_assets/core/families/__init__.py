@@ -27,7 +27,7 @@ No state is kept on the object between calls: train and evaluate are separate as
 separate processes. Heavy libraries (spaCy models, torch, transformers) are imported inside the
 methods, never at module import.
 
-To add a family (README, "Adding a model family"):
+To add a family (docs/internals.md, "Adding a model family"):
 1. the module: a `Family` subclass with `reads` (and `params_model`, `fit`, `predict`);
 2. one registry entry: in pepm, a line `"<name>": "<module>:<Class>"` in `BUILTIN` below; in a
    package of your own, an entry point `<name> = "<module>:<Class>"` of the group `pepm.families`

@@ -7,7 +7,7 @@ never write to the same file, nor to the user's own data/, models/ or reports/. 
 shared is read from the project: the parsed corpora (parsed once for the whole sweep, by
 `pepm sweep`, before any run) and the configs. MLflow: one parent run per planned run, in the
 experiment named after exp_id, with each training and evaluation as a nested run (the model of
-dagster-mlflow, whose package pins pandas<3: see README, Experiment sweeps); `tracker` is a Journal when the
+dagster-mlflow, whose package pins pandas<3: see docs/sweeps.md); `tracker` is a Journal when the
 logging is left to `pepm sweep`. The confusion-matrix PNGs are left to the caller too
 (training.draw_confusions: `pepm sweep` draws them with matplotlib loaded once, not once per run).
 
