@@ -120,6 +120,7 @@ def evaluate(
 
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
+    from .core import progress as step_progress
     from .defs import runner
 
     try:
@@ -138,11 +139,18 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
                 progress.advance(task)
             progress.update(task, description=f"{stage} {profile}: {escape(name)}")
 
+        current = [f"{stage} {profile}"]
+
         def on_asset(i: int, n: int, what: str) -> None:  # the bar then counts the run's assets: "3/22 train spacy_bow"
-            progress.update(task, total=n, completed=i - 1, description=f"{stage} {profile}: {i}/{n} {escape(what)}")
+            current[0] = f"{stage} {profile}: {i}/{n} {escape(what)}"
+            progress.update(task, total=n, completed=i - 1, description=current[0])
+
+        def on_note(text: str) -> None:  # inside a model's step: "epoch 2/4, dev score 0.61" (core/progress.py)
+            progress.update(task, description=f"{current[0]} · {escape(text)}")
 
         try:
-            report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step, on_asset=on_asset)
+            with step_progress.listening(on_note):
+                report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step, on_asset=on_asset)
         except (runner.StageFailed, ConfigError) as exc:
             _fail(str(exc), 1)
         progress.update(task, completed=progress.tasks[task].total, description=f"{stage} {profile}: done")

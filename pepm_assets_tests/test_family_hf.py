@@ -21,6 +21,7 @@ import transformers  # noqa: F401
 import yaml
 from pydantic import ValidationError
 
+from pepm_assets.core import progress
 from pepm_assets.core.config import HardwarePreset, ResolvedParams
 from pepm_assets.core.families import REGISTRY, TrainData, build
 from pepm_assets.core.formats.hf import hf_jsonl
@@ -77,8 +78,19 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Tiny:
 def fitted(tiny: Tiny) -> tuple[Path, dict, list[str]]:
     model_dir = tiny.root / "models" / "first"
     family = build("hf", TINY)
-    meta = family.fit(tiny.data(seed=0), model_dir)
+    with progress.listening(NOTES.append):
+        meta = family.fit(tiny.data(seed=0), model_dir)
     return model_dir, meta, family.predict(model_dir, list(tiny.job["text"]))
+
+
+NOTES: list[str] = []  # the progress notes of the `fitted` model's training (core/progress.py)
+
+
+def test_training_notes_each_step_of_each_epoch(fitted: tuple[Path, dict, list[str]]) -> None:
+    _, meta, _ = fitted
+    epochs, per_epoch = meta["epochs"], meta["steps_per_epoch"]
+    expected = [f"epoch {e}/{epochs}, step {s}/{per_epoch}" for e in range(1, epochs + 1) for s in range(1, per_epoch + 1)]
+    assert NOTES == expected
 
 
 def _accuracy(pred: list[str], gold: pd.Series) -> float:

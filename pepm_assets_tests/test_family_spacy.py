@@ -14,6 +14,7 @@ import pytest
 import spacy  # noqa: F401
 from pydantic import ValidationError
 
+from pepm_assets.core import progress
 from pepm_assets.core.config import FormatsConfig, HardwarePreset, SplitConfig
 from pepm_assets.core.families import REGISTRY, TrainData, build
 from pepm_assets.core.formats.spacy import spacy_shards
@@ -85,8 +86,21 @@ def fitted(project: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -
     for key, (model_id, seed) in runs.items():
         model_dir = tmp_path_factory.mktemp(key)
         family = build("spacy", {"config": f"configs/spacy/{model_id}.cfg", "max_epochs": EPOCHS[model_id]})
-        out[key] = (model_dir, family.fit(_data(project, seed), model_dir))
+        with progress.listening(lambda text, key=key: NOTES.setdefault(key, []).append(text)):
+            out[key] = (model_dir, family.fit(_data(project, seed), model_dir))
     return out
+
+
+NOTES: dict[str, list[str]] = {}  # the progress notes of each `fitted` training (core/progress.py)
+
+
+def test_training_notes_each_evaluation_with_its_epoch(fitted: dict) -> None:
+    model_dir, _ = fitted["bow"]
+    notes = NOTES["bow"]
+    assert notes and all(n.startswith("epoch ") and ", dev score " in n for n in notes), notes
+    assert notes[-1].startswith(f"epoch {EPOCHS['spacy_bow']}/{EPOCHS['spacy_bow']}, dev score "), notes
+    logged = (model_dir / "train_log.txt").read_text(encoding="utf-8")
+    assert notes[-1].rsplit(" ", 1)[1] in logged  # the score noted is the one spaCy's table printed
 
 
 def test_registered_and_params_validated() -> None:

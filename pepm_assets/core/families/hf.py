@@ -56,6 +56,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from .. import progress
 from . import PROBABILITY, ClassScores, Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
@@ -375,6 +376,7 @@ def _train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
+            progress.note(f"epoch {epoch + 1}/{p.epochs}, step {steps - epoch * steps_per_epoch}/{steps_per_epoch}")
         epoch_losses.append(round(float(running) / n, 5))
         log.info(
             "hf epoch %d/%d: loss %.4f (%d steps, %.1f s)", epoch + 1, p.epochs, epoch_losses[-1], steps_per_epoch, time.perf_counter() - te

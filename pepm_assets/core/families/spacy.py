@@ -86,6 +86,7 @@ from typing import Any
 
 from pydantic import Field
 
+from .. import progress
 from . import PROBABILITY, ClassScores, Family, FamilyParams, TrainData
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,26 @@ def _link(shard: Path, folder: Path) -> None:
         os.symlink(shard, folder / shard.name)
     except OSError:
         shutil.copy2(shard, folder / shard.name)
+
+
+class _TrainConsole(io.StringIO):
+    """spaCy's training table, kept for train_log.txt, each evaluation row also noted as progress
+    ("epoch 2/3, dev score 0.61"): rows start with the epoch and the step, and end with the score."""
+
+    ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s.*?([\d.]+)\s*$")
+
+    def __init__(self, updates_per_epoch: int | None, max_epochs: int | None) -> None:
+        super().__init__()
+        self.per_epoch, self.max_epochs = updates_per_epoch, max_epochs
+
+    def write(self, text: str) -> int:
+        for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines():
+            row = self.ROW.match(line)
+            if row:
+                step, score = int(row.group(2)), row.group(3)
+                epoch = round(step / self.per_epoch) if self.per_epoch else int(row.group(1))
+                progress.note(f"epoch {epoch}/{self.max_epochs or '?'}, dev score {score}")
+        return super().write(text)
 
 
 class _Shards:
@@ -268,7 +289,7 @@ class SpacyFamily(Family):
 
             self._source_tok2vec(config, spacy)
 
-        console = io.StringIO()
+        console = _TrainConsole(schedule.get("updates_per_epoch"), self.params.max_epochs)
         with _threads_limited(data.hardware.threads):
             nlp = init_nlp(config, use_gpu=-1)
             init_seconds = time.perf_counter() - started
