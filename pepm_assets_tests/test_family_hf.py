@@ -90,7 +90,7 @@ def test_training_notes_each_step_of_each_epoch(fitted: tuple[Path, dict, list[s
     _, meta, _ = fitted
     epochs, per_epoch = meta["epochs"], meta["steps_per_epoch"]
     expected = [f"epoch {e}/{epochs}, step {s}/{per_epoch}" for e in range(1, epochs + 1) for s in range(1, per_epoch + 1)]
-    assert NOTES == expected
+    assert expected == NOTES  # every step of every epoch, in order
 
 
 def _accuracy(pred: list[str], gold: pd.Series) -> float:
