@@ -47,8 +47,8 @@ def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelS
         "seed": str(params.seed),
         "params_hash": params.params_hash,
         "profile": params.profile,
-        "dagster_run_id": context.run.run_id,
-        "partition": str(context.partition_key) if context.has_partition_key else "",
+        "dagster_run_id": context.run.run_id,  # tracking.with_links adds dagster_run_url when PEPM_DAGSTER_URL is set
+        **({"partition": str(context.partition_key)} if context.has_partition_key else {}),  # no empty tag
     }
 
 
