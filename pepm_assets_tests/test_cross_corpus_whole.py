@@ -219,5 +219,11 @@ def test_matrix_files_and_mlflow_runs(matrix) -> None:
     cross = [t for t in evaluations if t.get("cross_corpus") == "true"]
     assert len(cross) == len(DATASETS) * (len(DATASETS) - 1)  # the diagonal is the evaluation's own run, not logged again
     assert all(t["partition"] == f"{t['dataset']}|left_right" for t in cross)
+    assert all(t.get("partition") for t in evaluations)  # never an empty partition tag
+    # both datasets named: trained on the row's, scored on the column's
+    assert sorted((t["train_dataset_id"], t["eval_dataset_id"]) for t in cross) == sorted(
+        (a, b) for a in DATASETS for b in DATASETS if a != b
+    )
+    assert all((t["train_dataset_id"], t["eval_dataset_id"]) == (t["dataset"], t["eval_dataset"]) for t in evaluations)
     for d in DATASETS:
         assert sum(1 for t in evaluations if (t["dataset"], t["eval_dataset"]) == (d, d)) == 1

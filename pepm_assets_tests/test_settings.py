@@ -148,6 +148,7 @@ def test_every_setting_is_listed_and_read_through_settings() -> None:
         (settings.TEXT_KEY, "yes"),
         (settings.NGRAMS, "c"),
         (settings.DVC, "/nonexistent/dvc"),
+        (settings.DAGSTER_URL, "localhost:3000"),
     ],
 )
 def test_a_bad_value_names_the_variable(setting: settings.Setting, bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,6 +164,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
     assert got == {
         "PEPM_ROOT": None,
         "PEPM_MLFLOW_URI": None,
+        "PEPM_DAGSTER_URL": None,
         "PEPM_DVC": None,
         "PEPM_MAX_CONCURRENT": 2,
         "PEPM_SQLITE_SYNCHRONOUS": "NORMAL",

@@ -211,6 +211,7 @@ def whole_cell(
 
     if eval_params.view != params.view:
         raise ValueError(f"cross-corpus needs the same view ({params.view} vs {eval_params.view})")
+    started_at = training.now_iso()  # the cell's evaluation: its MLflow run's span
     paths = ProjectPaths(root)
     model_dir = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
     model_stamp, _ = training.trained_model(params, model_id, spec, root, eval_params)
@@ -291,6 +292,8 @@ def whole_cell(
         "n_job": len(canonical.job),
         **proto,
         **{k: v for k, v in cell.items() if k not in ("trained_on", "evaluated_on")},
+        "started_at": started_at,
+        "ended_at": training.now_iso(),
     }
     scores["title"] = f"{model_id} · trained on {params.dataset_id} · all labelled documents of {eval_params.dataset_id} · {params.view}"
     with atomic_dir(out) as tmp:

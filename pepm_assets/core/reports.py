@@ -23,15 +23,6 @@ BASELINE_FAMILY = "check"  # the majority-class control: every model is also com
 LEVEL = 0.95  # comparisons: Holm-adjusted p below 1 - LEVEL is "better" / "worse"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _over_seeds(history: list[dict[str, Any]]) -> dict[tuple, dict[int, float]]:
     """(slot, settings hash) -> seed -> macro-F1 of the latest evaluation of each seed run with those settings."""
     by_seed: dict[tuple, dict[int, float]] = {}
@@ -334,6 +325,8 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     _write_comparisons(paths, comparisons)
+    clusters = clustering_table(paths)
+    clustering = write_clustering(paths, clusters)
     per_corpus = by_corpus_table(paths)
     if not per_corpus.empty:
         with atomic_path(out / "leaderboard_by_corpus.tsv") as tmp:
@@ -353,6 +346,18 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         "sides; stratified or random: the same speaker may be in train and job, which flatters the "
         "score), the seed of the canonical split, the number of splits, and how the fit weighted classes.",
         "",
+        "Plot: reports/leaderboard.png (bars coloured by family, whiskers the 95% intervals, the majority-class control a dashed line).",
+        "",
+        *(
+            [
+                f"**Clusterings** ({clustering['rows']}: family cluster) predict no label, so they have no macro-F1 and are "
+                f"not ranked here: their agreement with the labels (ARI, NMI, homogeneity, completeness) is in "
+                f"{clustering['md']} ({clustering['tsv']}, {clustering['png']}).",
+                "",
+            ]
+            if clustering["rows"]
+            else []
+        ),
     ]
     for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True) if not table.empty else []:
         mine = (
@@ -384,10 +389,28 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         notes += labels.exclusion_notes(paths.view_dir(dataset_id, view) / "meta_view.json")  # shared by every row of the table
         lines += [*(f"- {note}" for note in notes), *([""] if notes else [])]
         lines += _by_corpus_lines(per_corpus, dataset_id, view)
+        lines += _clustering_pointer(clusters, dataset_id, view)
     write_text(md, "\n".join(lines) + "\n")
     if not table.empty:
         _plot_leaderboard(table, png)
-    return {"rows": len(table), "tsv": paths.rel(tsv), "md": paths.rel(md), "png": paths.rel(png) if not table.empty else None}
+    return {
+        "rows": len(table),
+        "tsv": paths.rel(tsv),
+        "md": paths.rel(md),
+        "png": paths.rel(png) if not table.empty else None,
+        "clustering": clustering,
+    }
+
+
+def _clustering_pointer(table: pd.DataFrame, dataset_id: str, view: str) -> list[str]:
+    """A dataset x view section's line naming its clusterings and where their scores are."""
+    if table.empty:
+        return []
+    mine = table[(table["dataset_id"] == dataset_id) & (table["view"] == view)]
+    if mine.empty:
+        return []
+    scores = ", ".join(f"{r.model_id} ARI {r.ari:.3f}" for r in mine.itertuples(index=False))
+    return [f"Clusterings of this view (not ranked above: no macro-F1): {scores}; all their scores in reports/clustering.md.", ""]
 
 
 def _write_comparisons(paths: ProjectPaths, comparisons: pd.DataFrame) -> None:
@@ -435,24 +458,277 @@ def _by_corpus_lines(per_corpus: pd.DataFrame, dataset_id: str, view: str) -> li
     return [*lines, ""]
 
 
-def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
-    plt = _plt()
+FAMILY_COLOURS = {"sklearn": "#4c72b0", "spacy": "#55a868", "hf": "#dd8452", "cluster": "#8172b3", BASELINE_FAMILY: "#8c8c8c"}
+OTHER_COLOURS = ("#c44e52", "#937860", "#da8bc3", "#ccb974", "#64b5cd", "#2a9d8f")
+ROW_IN = 0.34  # one model's row, inches: a bar is 0.6 of it in every panel, one model or twenty
+HEAD_IN, FOOT_IN, LEGEND_IN = 0.42, 0.62, 0.55  # a panel's title above, its x axis and label below; the legend on top
+AXES_IN, LABELS_IN = 5.0, 1.9  # the 0-1 axis; room right of it for a label beyond a whisker near 1
+VALUE_GID, CONTROL_GID = "value_label", "control_line"  # what tests look the artists up by
+
+
+def family_colours(families: Any) -> dict[str, str]:
+    """A colour per family, the same in every panel and run: the known families theirs, others in
+    turn (sorted)."""
+    out, others = {}, iter(OTHER_COLOURS * 4)
+    for family in sorted(set(families)):
+        out[family] = FAMILY_COLOURS.get(family) or next(others)
+    return out
+
+
+def _value_label(r: Any) -> str:
+    """ "0.682 (sd 0.035, 5 splits)" or "0.627": the bar's value, and its spread over the splits."""
+    spread = f" (sd {r.macro_f1_split_sd:.3f}, {r.n_splits} splits)" if r.n_splits > 1 and not pd.isna(r.macro_f1_split_sd) else ""
+    return f"{r.macro_f1:.3f}{spread}"
+
+
+def leaderboard_figure(table: pd.DataFrame):
+    """leaderboard.png's figure: one panel per dataset x view, a horizontal bar per model (macro-F1,
+    the mean over the splits), coloured by family (legend on top), its 95% interval as a whisker and
+    its value right of the whisker's end (never on it); the majority-class control (family check) a
+    dashed vertical line with its interval shaded, not a bar; axis labels on every panel. Sizes are
+    in inches: a bar is as thick in a one-model panel as in a ten-model one."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from .plotting import figure
+
     groups = list(table.groupby(["dataset_id", "view"], sort=True))
-    height = sum(max(2.0, 0.45 * len(g) + 1.0) for _, g in groups)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(8, height), squeeze=False)
-    for ax, ((dataset_id, view), g) in zip(axes[:, 0], groups):
-        g = g.iloc[::-1]
-        err = [g["macro_f1"] - g["macro_f1_low"], g["macro_f1_high"] - g["macro_f1"]]
-        ax.barh(g["model_id"], g["macro_f1"], xerr=err, color="#4C72B0", capsize=3)
+    colours = family_colours(table["family"])
+    names = [_tick_label(r) for r in table.itertuples(index=False)]
+    left_in = 0.55 + 0.068 * max(len(n) for n in names)
+    width = left_in + AXES_IN + LABELS_IN
+    panels = [(key, g, g[g["family"] != BASELINE_FAMILY], g[g["family"] == BASELINE_FAMILY]) for key, g in groups]
+    heights = [HEAD_IN + (max(1, len(bars)) + 0.4) * ROW_IN + FOOT_IN for _, _, bars, _ in panels]
+    height = LEGEND_IN + sum(heights)
+    fig = figure(width, height, layout=None)
+    top = height - LEGEND_IN
+    for ((dataset_id, view), g, bars, controls), panel in zip(panels, heights):
+        axes_h = panel - HEAD_IN - FOOT_IN
+        top -= panel
+        ax = fig.add_axes((left_in / width, (top + FOOT_IN) / height, AXES_IN / width, axes_h / height))
+        bars = bars.iloc[::-1]  # best on top
+        ys = np.arange(len(bars))
+        if not bars.empty:
+            ax.barh(ys, bars["macro_f1"], height=0.6, color=[colours[f] for f in bars["family"]], zorder=2)
+            err = [bars["macro_f1"] - bars["macro_f1_low"], bars["macro_f1_high"] - bars["macro_f1"]]
+            ax.errorbar(bars["macro_f1"], ys, xerr=err, fmt="none", ecolor="#222222", elinewidth=1, capsize=3, zorder=3)
+        for y, r in zip(ys, bars.itertuples(index=False)):  # right of the whisker's end, never on it
+            ax.text(
+                r.macro_f1_high + 0.012,
+                y,
+                _value_label(r),
+                va="center",
+                ha="left",
+                fontsize=8,
+                clip_on=False,
+                zorder=4,
+                gid=VALUE_GID,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6, "alpha": 0.85},  # legible over the control's line
+            )
+        for i, c in enumerate(controls.itertuples(index=False)):
+            style = ("--", ":", "-.")[i % 3]
+            ax.axvspan(c.macro_f1_low, c.macro_f1_high, color=colours[BASELINE_FAMILY], alpha=0.12, zorder=1, linewidth=0)
+            ax.axvline(c.macro_f1, color="#555555", linestyle=style, linewidth=1.3, zorder=3, gid=CONTROL_GID, label=c.model_id)
+        ax.set_yticks(ys, [_tick_label(r) for r in bars.itertuples(index=False)], fontsize=8.5)
+        ax.set_ylim(-0.7, max(1, len(bars)) - 0.3)
         ax.set_xlim(0, 1)
-        ax.set_title(f"{dataset_id} / {view}: macro-F1 (mean over the splits) with 95% interval", fontsize=10)
-        for y, (v, high, sd, n) in enumerate(zip(g["macro_f1"], g["macro_f1_high"], g["macro_f1_split_sd"], g["n_splits"])):
-            label = f"{v:.3f} ± {sd:.3f} ({n})" if n > 1 and not pd.isna(sd) else f"{v:.3f}"
-            ax.text(min(high + 0.015, 0.85), y, label, va="center", fontsize=8)  # right of the interval, not on it
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+        ax.set_xticks(np.linspace(0, 1, 6))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6, zorder=0)
+        ax.set_xlabel("macro-F1 on the job set (bar: mean over the splits; whisker: 95% interval)", fontsize=8.5)
+        ax.set_ylabel("model", fontsize=8.5)
+        n_job = int(g["n_job"].iloc[0])
+        control = "".join(f" · control {c.model_id} {c.macro_f1:.3f}" for c in controls.itertuples(index=False))
+        ax.set_title(f"{dataset_id} / {view} · {n_job} job documents · {g['split'].iloc[0]}{control}", fontsize=9.5, loc="left")
+        if bars.empty:
+            ax.text(0.5, 0, "only the control was evaluated", ha="center", va="center", fontsize=8, color="#555555")
+    handles = [Patch(color=colours[f], label=f) for f in sorted(set(table["family"]) - {BASELINE_FAMILY})]
+    if (table["family"] == BASELINE_FAMILY).any():
+        handles.append(Line2D([], [], color="#555555", linestyle="--", label="majority-class control (shaded: its 95% interval)"))
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.06 / height),
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        title="family",
+        title_fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def _tick_label(r: Any) -> str:
+    return f"{r.model_id}{' (reference)' if r.model_id == REFERENCE_MODEL else ''}{' (flagged)' if r.quality_flags else ''}"
+
+
+def _plot_leaderboard(table: pd.DataFrame, target: Path) -> None:
+    from .plotting import save_png
+
+    save_png(leaderboard_figure(table), target)
+
+
+# ---------------------------------------------------------------- clusterings
+CLUSTER_SCORES = ("ari", "nmi", "homogeneity", "completeness")  # agreement of the clusters with the view's labels
+
+
+def clustering_table(paths: ProjectPaths) -> pd.DataFrame:
+    """The latest in-domain evaluation of each clustering (an evaluation with ARI and no macro-F1:
+    family cluster), one row each: its agreement with the view's labels on the job set (ARI, NMI,
+    homogeneity, completeness), the number of clusters, the share of documents left as noise, the
+    silhouette, the cluster x label counts and its protocol."""
+    rows = []
+    for e in latest_entries(read_index(paths)):
+        m = e["metrics"]
+        if e["eval_dataset_id"] != e["dataset_id"] or "macro_f1" in m or "ari" not in m:
+            continue
+        report = e["files"].get("metrics.json", "")
+        full = _read_json(paths.root / report) if report else {}
+        rows.append(
+            {
+                "dataset_id": e["dataset_id"],
+                "view": e["view"],
+                "model_id": e["model_id"],
+                "family": e["family"],
+                **{k: _rounded(m.get(k)) for k in CLUSTER_SCORES},
+                "n_clusters": int(m.get("n_clusters", full.get("n_clusters", 0))),
+                "noise_fraction": _rounded(full.get("noise_fraction")),
+                "silhouette": _rounded(m.get("silhouette")),
+                "contingency": json.dumps(full.get("contingency", {}), ensure_ascii=False, sort_keys=True),
+                "n_job": e["n_job"],
+                "n_train_used": e["n_train_used"],
+                "truncated": e["truncated"],
+                "seed": e["seed"],
+                "split": e.get("split", NOT_RECORDED),
+                "profile": e["profile"],
+                "report": report,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values(["dataset_id", "view", "ari"], ascending=[True, True, False], ignore_index=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _contingency_cell(text: str) -> str:
+    """ "c0: left 182, right 891 · c1: ..." (up to 6 clusters; more: see the report)."""
+    data = json.loads(text or "{}")
+    if not data or len(data) > 6:
+        return f"{len(data)} clusters: see metrics.json" if data else ""
+    return " · ".join(f"{c}: " + ", ".join(f"{label} {n}" for label, n in sorted(counts.items())) for c, counts in data.items())
+
+
+def write_clustering(paths: ProjectPaths, table: pd.DataFrame | None = None) -> dict[str, Any]:
+    """reports/clustering.{tsv,md,png}: the clusterings' scores (`clustering_table`), which the
+    leaderboard (macro-F1 of classifiers) cannot rank; leaderboard.md points here. Nothing is
+    written when there is none."""
+    table = clustering_table(paths) if table is None else table
+    out = paths.reports
+    tsv, md, png = out / "clustering.tsv", out / "clustering.md", out / "clustering.png"
+    if table.empty:
+        return {"rows": 0, "tsv": None, "md": None, "png": None}
+    with atomic_path(tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    lines = [
+        "# pepm clusterings",
+        "",
+        "Clusterings (family cluster) are fitted without the labels and predict no label, so they have no "
+        "macro-F1 and are not ranked in leaderboard.md. Each is scored on its view's job set by how far its "
+        "clusters agree with the labels: ARI (adjusted Rand index: 0 = no more than chance, 1 = the clusters "
+        "are the labels, negative = less than chance), NMI (normalised mutual information, 0-1), homogeneity "
+        "(each cluster holds one label) and completeness (each label falls in one cluster). Noise: the share "
+        "of documents a density clustering (HDBSCAN) leaves in no cluster (counted as one cluster, `noise`, "
+        "in the scores). Silhouette: how well separated the clusters are in the model's own space "
+        "(-1 to 1), whatever the labels. One split (the canonical one), no interval.",
+        "",
+    ]
+    for (dataset_id, view), group in table.groupby(["dataset_id", "view"], sort=True):
+        lines += [
+            f"## {dataset_id} / {view}",
+            "",
+            "| model | ARI | NMI | homogeneity | completeness | clusters | noise | silhouette | clusters x labels (job set) | n job | train docs | protocol |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in group.itertuples(index=False):
+            noise = "" if pd.isna(r.noise_fraction) else f"{r.noise_fraction:.1%}"
+            silhouette = "" if pd.isna(r.silhouette) else f"{r.silhouette:.3f}"
+            lines.append(
+                f"| {r.model_id} | {r.ari:.4f} | {r.nmi:.4f} | {r.homogeneity:.4f} | {r.completeness:.4f} | {r.n_clusters} | {noise} | "
+                f"{silhouette} | {_contingency_cell(r.contingency)} | {r.n_job} | {r.n_train_used}{' (capped)' if r.truncated else ''} | "
+                f"{r.split} · seed {r.seed} |"
+            )
+        lines.append("")
+    lines += ["Each model's report: its metrics.json (`reports/<dataset>/<view>/cluster/<model>/`).", ""]
+    write_text(md, "\n".join(lines))
+    from .plotting import save_png
+
+    save_png(clustering_figure(table), png)
+    return {"rows": len(table), "tsv": paths.rel(tsv), "md": paths.rel(md), "png": paths.rel(png)}
+
+
+def clustering_figure(table: pd.DataFrame):
+    """clustering.png: one panel per dataset x view, a group of four bars per clustering (ARI, NMI,
+    homogeneity, completeness: agreement with the labels), each value at its bar's end; the tick
+    label gives the number of clusters, the noise share and the silhouette."""
+    from matplotlib.patches import Patch
+
+    from .plotting import figure
+
+    groups = list(table.groupby(["dataset_id", "view"], sort=True))
+    colours = dict(zip(CLUSTER_SCORES, ("#4c72b0", "#55a868", "#dd8452", "#8172b3")))
+    labels = {"ari": "ARI", "nmi": "NMI", "homogeneity": "homogeneity", "completeness": "completeness"}
+    row_in = 0.95  # four bars of 0.19 each per clustering
+    heights = [HEAD_IN + len(g) * row_in + 0.1 + FOOT_IN for _, g in groups]
+    left_in = 0.6 + 0.062 * max(len(line) for r in table.itertuples(index=False) for line in _cluster_tick(r))
+    width = left_in + AXES_IN + 0.9
+    height = LEGEND_IN + sum(heights)
+    fig = figure(width, height, layout=None)
+    top = height - LEGEND_IN
+    low = min(0.0, float(table["ari"].min()) - 0.05)
+    for ((dataset_id, view), g), panel in zip(groups, heights):
+        top -= panel
+        ax = fig.add_axes((left_in / width, (top + FOOT_IN) / height, AXES_IN / width, (panel - HEAD_IN - FOOT_IN) / height))
+        g = g.iloc[::-1]
+        centres = np.arange(len(g))
+        for k, score in enumerate(CLUSTER_SCORES):
+            ys = centres + (1.5 - k) * 0.19
+            values = g[score].to_numpy(dtype=float)
+            ax.barh(ys, values, height=0.17, color=colours[score], zorder=2)
+            for y, v in zip(ys, values):
+                ax.text(max(v, 0) + 0.01, y, f"{v:.3f}", va="center", ha="left", fontsize=7, zorder=3, gid=VALUE_GID)
+        ax.set_yticks(centres, ["\n".join(_cluster_tick(r)) for r in g.itertuples(index=False)], fontsize=8)
+        ax.set_ylim(-0.5, len(g) - 0.5)
+        ax.set_xlim(low, 1)
+        ax.axvline(0, color="#555555", linewidth=0.8, zorder=1)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6, zorder=0)
+        ax.set_xlabel(
+            "agreement of the clusters with the labels on the job set (0: none beyond chance; 1: the clusters are the labels)", fontsize=8
+        )
+        ax.set_ylabel("clustering", fontsize=8.5)
+        ax.set_title(f"{dataset_id} / {view} · {int(g['n_job'].iloc[0])} job documents", fontsize=9.5, loc="left")
+    fig.legend(
+        handles=[Patch(color=colours[s], label=labels[s]) for s in CLUSTER_SCORES],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1 - 0.06 / height),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    return fig
+
+
+def _cluster_tick(r: Any) -> tuple[str, str]:
+    noise = "" if pd.isna(r.noise_fraction) or not r.noise_fraction else f", {r.noise_fraction:.0%} noise"
+    silhouette = "" if pd.isna(r.silhouette) else f", silhouette {r.silhouette:.2f}"
+    return r.model_id, f"{r.n_clusters} clusters{noise}{silhouette}"
 
 
 def write_cross_matrix(

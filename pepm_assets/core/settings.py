@@ -56,6 +56,12 @@ def _file(raw: str) -> str:
     return str(Path(raw).expanduser())
 
 
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
 def _positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -87,6 +93,12 @@ MLFLOW_URI: Setting[str] = Setting(
     "MLflow tracking URI (a server, Postgres); the Dagster resource's tracking_uri wins over it",
     "sqlite:///<root>/mlruns/mlflow.db",
     _text,
+)
+DAGSTER_URL: Setting[str] = Setting(
+    "PEPM_DAGSTER_URL",
+    "base URL of the Dagster UI (e.g. http://localhost:3000): each MLflow run gets a `dagster_run_url` tag, the page of its Dagster run",
+    "none (only the `dagster_run_id` tag)",
+    _url,
 )
 DVC: Setting[str] = Setting(
     "PEPM_DVC",
@@ -147,6 +159,7 @@ CELERY_BACKEND: Setting[str] = Setting(
 ALL: tuple[Setting, ...] = (
     ROOT,
     MLFLOW_URI,
+    DAGSTER_URL,
     DVC,
     MAX_CONCURRENT,
     SQLITE_SYNCHRONOUS,

@@ -12,14 +12,23 @@ opens a database without them, with no lock between processes: two at once fail 
 _alembic_tmp_metrics already exists", or leave the database half-migrated for good) is made under
 an flock on <folder of the database>/.init.lock (<root>/mlruns/.init.lock by default), once per
 process and tracking URI.
+
+A run spans the work it records: created at the fit's (evaluation's) start and ended at its end,
+from meta_model.json / meta_eval.json's `started_at` / `ended_at`, however late it is logged (a
+sweep's journal is replayed after the run). An evaluation run has each class's precision, recall,
+F1 and support as metrics (`f1_<class>`, ...), the tags `train_dataset_id` and `eval_dataset_id`,
+and every run the `dagster_run_id` its step gives, with `dagster_run_url` when PEPM_DAGSTER_URL
+names the Dagster UI.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +37,7 @@ from .locks import exclusive_lock
 
 T = TypeVar("T")
 EXPERIMENT = "pepm"
+TIMES = ("started_at", "ended_at")  # meta_model / meta_eval: when the fit / the evaluation ran (the MLflow run's span)
 _EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, experiment name) -> its id, in this process
 
 
@@ -97,6 +107,83 @@ def _protocol(meta: dict[str, Any]) -> dict[str, str]:
     return {key: str(meta[key]) for key in ("split", "class_weight", "splits") if key in meta}
 
 
+def span_ms(meta: dict[str, Any], seconds_key: str) -> tuple[int, int]:
+    """(start, end) in ms since the epoch of the work a meta_model / meta_eval records: its
+    `started_at` / `ended_at` (ISO timestamps written around the fit or the evaluation), so that
+    the MLflow run spans the work itself, not the few ms of logging it afterwards. A meta written
+    before they were: it ends now and lasts `seconds_key` (train_seconds, predict_seconds)."""
+    try:
+        start = int(datetime.fromisoformat(meta["started_at"]).timestamp() * 1000)
+        end = int(datetime.fromisoformat(meta["ended_at"]).timestamp() * 1000)
+        return start, max(start, end)
+    except (KeyError, TypeError, ValueError):
+        end = int(time.time() * 1000)
+        return end - int(float(meta.get(seconds_key) or 0) * 1000), end
+
+
+def _metric_name(text: str) -> str:
+    """A class name as part of an MLflow metric name: letters (accents too), digits, _ - and spaces
+    kept, anything else (a slash, a dot: MLflow refuses names that read as other paths) as _."""
+    return re.sub(r"[^\w\- ]", "_", str(text)) or "_"
+
+
+def per_class_metrics(report_dir: Path) -> dict[str, float]:
+    """precision_<class>, recall_<class>, f1_<class>, support_<class> of the report's metrics.json
+    (`per_class`: the canonical split's, as its confusion matrix); {} for a clustering or a report
+    without it."""
+    try:
+        per_class = json.loads((Path(report_dir) / "metrics.json").read_text(encoding="utf-8")).get("per_class") or {}
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, float] = {}
+    for label, scores in per_class.items():
+        for key in ("precision", "recall", "f1", "support"):
+            if isinstance(scores.get(key), (int, float)):
+                out[f"{key}_{_metric_name(label)}"] = float(scores[key])
+    return out
+
+
+def with_links(tags: dict[str, str]) -> dict[str, str]:
+    """The run's tags, with `dagster_run_url` (the Dagster UI page of `dagster_run_id`) when
+    PEPM_DAGSTER_URL names the UI; no tag with an empty value for `partition` (an unpartitioned
+    step has none)."""
+    out = {k: v for k, v in tags.items() if not (k == "partition" and v == "")}
+    base = settings.DAGSTER_URL.get()
+    if base and out.get("dagster_run_id") and "dagster_run_url" not in out:
+        out["dagster_run_url"] = f"{base}/runs/{out['dagster_run_id']}"
+    return out
+
+
+def _dataset_tags(meta: dict[str, Any]) -> dict[str, str]:
+    """What an evaluation was trained on and scored on, as tags (a cross-corpus cell has both)."""
+    return {
+        "train_dataset_id": str(meta["dataset_id"]),
+        "eval_dataset_id": str(meta.get("eval_dataset_id") or meta["dataset_id"]),
+        "eval_dataset": str(meta.get("eval_dataset_id") or meta["dataset_id"]),
+    }
+
+
+def _open_run(mlflow: Any, client: Any, experiment_id: str, run_name: str, tags: dict[str, str], start_ms: int) -> Any:
+    """client.create_run at `start_ms`, with the tags mlflow.start_run would add (source, user, git)."""
+    from mlflow.tracking.context import registry
+
+    resolved = registry.resolve_tags({**with_links(tags), "mlflow.runName": run_name})
+    return client.create_run(experiment_id, start_time=start_ms, tags=resolved, run_name=run_name)
+
+
+@contextlib.contextmanager
+def _finished(client: Any, run_id: str, end_ms: int):
+    """FINISHED at `end_ms` (the work's end) once the block has logged everything; FAILED, now, if
+    it raised (as mlflow.start_run's block would leave it)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED", end_time=end_ms)
+
+
 def _retry(fn: Callable[[], T], attempts: int = 8) -> T:
     for i in range(attempts):
         try:
@@ -150,7 +237,7 @@ class Tracker:
 
         def log(mlflow: Any, experiment_id: str) -> str:
             client = mlflow.MlflowClient()
-            run = client.create_run(experiment_id, tags={**tags, "mlflow.runName": run_name})
+            run = client.create_run(experiment_id, tags={**with_links(tags), "mlflow.runName": run_name})
             client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in _flatten(params).items()])
             return run.info.run_id
 
@@ -180,22 +267,25 @@ class Tracker:
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
         def log(mlflow: Any, experiment_id: str) -> dict[str, str]:
-            with mlflow.start_run(
-                experiment_id=experiment_id,
-                run_name=f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}",
-                tags={**tags, "stage": "train"},
-            ) as run:
-                mlflow.log_params(_flatten({"model": meta_model["model_params"], "params": resolved, **_protocol(meta_model)}))
-                fitted = (meta_model.get("repeats") or {}).get("fitted", [])
-                mlflow.log_metrics(
-                    {
-                        "train_seconds": meta_model["train_seconds"],
-                        "n_train_used": meta_model["n_train_used"],
-                        "n_splits_fitted": 1 + len(fitted),
-                    }
+            client = mlflow.MlflowClient()
+            start, end = span_ms(meta_model, "train_seconds")
+            run_name = f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}"
+            run = _open_run(mlflow, client, experiment_id, run_name, {**tags, "stage": "train"}, start)
+            params = _flatten({"model": meta_model["model_params"], "params": resolved, **_protocol(meta_model)})
+            fitted = (meta_model.get("repeats") or {}).get("fitted", [])
+            values = {
+                "train_seconds": meta_model["train_seconds"],
+                "n_train_used": meta_model["n_train_used"],
+                "n_splits_fitted": 1 + len(fitted),
+            }
+            with _finished(client, run.info.run_id, end):  # the run spans the fit
+                client.log_batch(
+                    run.info.run_id,
+                    metrics=[mlflow.entities.Metric(k, float(v), end, 0) for k, v in values.items()],
+                    params=[mlflow.entities.Param(k, v) for k, v in params.items()],
                 )
-                mlflow.log_artifacts(str(model_dir), artifact_path="model")
-                source = f"{run.info.artifact_uri}/model"
+                client.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
+            source = f"{run.info.artifact_uri}/model"
             if not register:
                 return {"run_id": run.info.run_id}
             client = mlflow.MlflowClient()
@@ -210,6 +300,10 @@ class Tracker:
         return self._log(log)
 
     def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
+        """An evaluation run; its id. Logged once: when `tags` name the evaluation's lineage version
+        and a finished run of that version on the same dataset exists (the cross-corpus matrix
+        scored a diagonal cell whose evaluation was stale, then evaluation__<model> scored it
+        again), that run's id is returned and nothing is logged."""
         metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}
         for key in ("accuracy_ci95", "macro_f1_ci95"):
             if key in summary:
@@ -222,25 +316,39 @@ class Tracker:
             (int(e["repeat"]), {f"split_{k}": float(e[k]) for k in ("accuracy", "macro_f1") if k in e})
             for e in summary.get("split_scores", [])
         ]
+        metrics.update(per_class_metrics(report_dir))  # precision_<class>, recall_<class>, f1_<class>, support_<class>
+        params = {
+            "model_id": meta_eval["model_id"],
+            "params_hash": meta_eval["params_hash"],
+            "seed": meta_eval["seed"],
+            **_protocol(meta_eval),
+        }
+
+        version, scored_on = tags.get("version"), _dataset_tags(meta_eval)["eval_dataset_id"]
 
         def log(mlflow: Any, experiment_id: str) -> str:
-            name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
-            with mlflow.start_run(
-                experiment_id=experiment_id, run_name=name, tags={**tags, "stage": "evaluate", "eval_dataset": meta_eval["eval_dataset_id"]}
-            ) as run:
-                mlflow.log_params(
-                    {
-                        "model_id": meta_eval["model_id"],
-                        "params_hash": meta_eval["params_hash"],
-                        "seed": meta_eval["seed"],
-                        **_protocol(meta_eval),
-                    }
+            client = mlflow.MlflowClient()
+            if version:  # this evaluation (its lineage version: same fit, same job set, same scores) logged already?
+                query = (
+                    f"tags.version = '{version}' and tags.stage = 'evaluate' and tags.eval_dataset_id = '{scored_on}' "
+                    "and attributes.status = 'FINISHED'"
                 )
-                mlflow.log_metrics(metrics)
-                for step, values in per_split:
-                    mlflow.log_metrics(values, step=step)
-                mlflow.log_artifacts(str(report_dir), artifact_path="report")
-                return run.info.run_id
+                found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+                if found:
+                    return found[0].info.run_id
+            start, end = span_ms(meta_eval, "predict_seconds")
+            name = f"evaluate {meta_eval['model_id']} {meta_eval['dataset_id']}->{meta_eval['eval_dataset_id']}/{meta_eval['view']}"
+            run = _open_run(mlflow, client, experiment_id, name, {**tags, "stage": "evaluate", **_dataset_tags(meta_eval)}, start)
+            run_id = run.info.run_id
+            with _finished(client, run_id, end):  # the run spans the evaluation
+                client.log_batch(
+                    run_id,
+                    metrics=[mlflow.entities.Metric(k, v, end, 0) for k, v in metrics.items()]
+                    + [mlflow.entities.Metric(k, v, end, step) for step, values in per_split for k, v in values.items()],
+                    params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()],
+                )
+                client.log_artifacts(run_id, str(report_dir), artifact_path="report")
+            return run_id
 
         return self._log(log)
 
@@ -275,13 +383,15 @@ class Journal:
         self, meta_model: dict[str, Any], resolved: dict[str, Any], model_dir: Path, tags: dict[str, str], register: bool = True
     ) -> dict[str, str]:
         keep = ("dataset_id", "view", "model_id", "model_params", "train_seconds", "n_train_used")
-        meta = {**{k: meta_model[k] for k in keep}, **_protocol(meta_model), **{k: meta_model[k] for k in ("repeats",) if k in meta_model}}
+        optional = ("repeats", *TIMES)
+        meta = {**{k: meta_model[k] for k in keep}, **_protocol(meta_model), **{k: meta_model[k] for k in optional if k in meta_model}}
         self._write("log_training", meta_model=meta, resolved=resolved, model_dir=str(model_dir), tags=tags, register=register)
         return {}
 
     def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
         keep = ("model_id", "dataset_id", "eval_dataset_id", "view", "params_hash", "seed")
-        meta = {**{k: meta_eval[k] for k in keep}, **_protocol(meta_eval)}
+        optional = ("predict_seconds", *TIMES)
+        meta = {**{k: meta_eval[k] for k in keep}, **_protocol(meta_eval), **{k: meta_eval[k] for k in optional if k in meta_eval}}
         self._write("log_evaluation", meta_eval=meta, summary=summary, report_dir=str(report_dir), tags=tags)
         return ""
 

@@ -50,6 +50,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def now_iso() -> str:
+    """UTC now to the ms (meta_model / meta_eval `started_at`, `ended_at`)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -157,7 +162,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     )
     seed_everything(params.seed)
     target = paths.model_dir(params.dataset_id, params.view, spec.family, model_id)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), now_iso()
     seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [params.seed])
     with atomic_dir(target) as tmp:
         if corpus_sets is not None:
@@ -197,6 +202,8 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
                 "note": _single_split_note(spec, family, len(seeds)),
             },
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": started_at,  # the fit (every split's), to the ms: the MLflow run's span
+            "ended_at": now_iso(),
             "training_id": uuid.uuid4().hex,  # this fit, whatever its version (evaluations name the fit they scored)
             "split_version": view_stamp["version"],
             "lineage": lineage.stamp(
@@ -355,6 +362,7 @@ def evaluate_model(
     A separate-mode model scores each document with the model of the document's corpus.
     `plots=False` leaves the confusion-matrix and reliability PNGs to `draw_confusions` (a sweep
     run: `pepm sweep` draws them, matplotlib loaded once per sweep rather than once per run)."""
+    started_at = now_iso()  # the evaluation (reading, scoring, reports): the MLflow run's span
     paths = ProjectPaths(root)
     eval_params = eval_params or params
     if eval_params.view != params.view:
@@ -401,6 +409,8 @@ def evaluate_model(
             ),
             **({"merge_mode": "separate", "by_corpus": by_corpus} if by_corpus is not None else {}),
             "label_validity_warnings": [w["message"] for w in validity["warnings"]],
+            "started_at": started_at,
+            "ended_at": now_iso(),
         }
         unstamped = {k: v for k, v in meta_eval.items() if k != "lineage"}
         write_json(tmp / "meta_eval.json", unstamped)

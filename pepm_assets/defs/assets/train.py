@@ -47,8 +47,8 @@ def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelS
         "seed": str(params.seed),
         "params_hash": params.params_hash,
         "profile": params.profile,
-        "dagster_run_id": context.run.run_id,
-        "partition": str(context.partition_key) if context.has_partition_key else "",
+        "dagster_run_id": context.run.run_id,  # tracking.with_links adds dagster_run_url when PEPM_DAGSTER_URL is set
+        **({"partition": str(context.partition_key)} if context.has_partition_key else {}),  # no empty tag
     }
 
 
@@ -260,7 +260,8 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
     @dg.asset(
         group_name="reports",
         deps=evaluations,
-        description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals.",
+        description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals; "
+        "the clusterings' scores (no macro-F1) in reports/clustering.{md,tsv,png}.",
     )
     def leaderboard(project: PepmProject) -> dg.MaterializeResult:
         out = reports.write_leaderboard(project.paths)
@@ -271,6 +272,7 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
                 "rows": out["rows"],
                 "markdown": dg.MetadataValue.path(out["md"]),
                 "plot": dg.MetadataValue.path(out["png"] or ""),
+                **({"clustering": dg.MetadataValue.path(out["clustering"]["md"])} if out["clustering"]["md"] else {}),
                 "best_per_view": markdown_counts(
                     {f"{r.dataset_id}/{r.view}": f"{r.model_id} {r.macro_f1:.4f} ({r.split})" for r in best.itertuples()},
                     "dataset/view",

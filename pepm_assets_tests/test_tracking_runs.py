@@ -1,0 +1,130 @@
+"""What an MLflow run of pepm tells a reader: it spans the fit (or the evaluation) it records, not the
+few ms of logging it afterwards; an evaluation carries each class's precision, recall and F1; every
+run links back to its Dagster run; an evaluation names the dataset the model was trained on and the
+one it was scored on; no tag is left empty for a step without a partition."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from pepm_assets.core import stages, training
+from pepm_assets.core.config import resolve_profile
+from pepm_assets.core.corpus import extract_corpus
+from pepm_assets.core.families.sklearn import SklearnFamily
+from pepm_assets.core.paths import ProjectPaths
+from pepm_assets.core.tracking import Tracker, span_ms, with_links
+from pepm_assets_tests.fixtures import build_stamped_view, make_project
+
+MODEL = "tfidf_svm_quick"
+FIT_PAUSE, PREDICT_PAUSE = 0.8, 0.5  # seconds a slowed fit / prediction lasts at least
+EPSILON_MS = 5
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory: pytest.TempPathFactory):
+    """tiny_quick's SVM fitted and evaluated with a fit and a prediction slowed down (a real fit's
+    length, which the logging after it must not shrink to a few ms)."""
+    root = make_project(tmp_path_factory.mktemp("tracking") / "proj")
+    params = resolve_profile(root, "tiny_quick")
+    extract_corpus("mpt", params.corpora["mpt"], root, ProjectPaths(root).corpus_dir("mpt"))
+    params, _ = build_stamped_view(root, "tiny_quick", ["families=[sklearn]", f"models=[{MODEL}]"])
+    stages.build_formats(params, root)
+    spec = params.model_specs[MODEL]
+    fit, predict = SklearnFamily.fit, SklearnFamily.predict_scores
+
+    def slow_fit(self, data, model_dir):
+        time.sleep(FIT_PAUSE)
+        return fit(self, data, model_dir)
+
+    def slow_predict(self, model_dir, texts):
+        time.sleep(PREDICT_PAUSE)
+        return predict(self, model_dir, texts)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SklearnFamily, "fit", slow_fit)
+        mp.setattr(SklearnFamily, "predict_scores", slow_predict)
+        meta = training.train_model(params, MODEL, spec, root)
+        training.commit_model(root, meta)
+        result = training.evaluate_model(params, MODEL, spec, root, n_boot=100)
+    training.commit_evaluation(root, result)
+    return root, params, meta, result
+
+
+def _client(tracker: Tracker):
+    import mlflow
+
+    return mlflow.MlflowClient(tracker.uri)
+
+
+def test_a_training_run_spans_the_fit(slow_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root, params, meta, _ = slow_model
+    monkeypatch.delenv("PEPM_DAGSTER_URL", raising=False)
+    tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model_dir = ProjectPaths(root).model_dir(params.dataset_id, params.view, "sklearn", MODEL)
+    time.sleep(0.3)  # logged a while after the fit ended: the run still ends when the fit did
+    logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, {"dagster_run_id": "r1"}, register=False)
+    run = _client(tracker).get_run(logged["run_id"])
+    duration = run.info.end_time - run.info.start_time
+    assert meta["train_seconds"] >= FIT_PAUSE
+    assert duration >= meta["train_seconds"] * 1000 - EPSILON_MS  # not the 20-30 ms of logging
+    assert (run.info.start_time, run.info.end_time) == span_ms(meta, "train_seconds")
+    assert run.info.end_time < time.time() * 1000 - 250  # the fit's end, not the moment it was logged
+    assert run.info.status == "FINISHED" and run.data.tags["stage"] == "train"
+
+
+def test_an_evaluation_run_spans_the_evaluation_and_has_per_class_scores(slow_model, tmp_path: Path) -> None:
+    _, _, _, result = slow_model
+    tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.log_evaluation(result, result["metrics"], Path(result["report_dir"]), {"dagster_run_id": "r2"})
+    run = _client(tracker).get_run(run_id)
+    assert run.info.end_time - run.info.start_time >= max(PREDICT_PAUSE * 1000, result["predict_seconds"] * 1000) - EPSILON_MS
+    per_class = json.loads((Path(result["report_dir"]) / "metrics.json").read_text(encoding="utf-8"))["per_class"]
+    assert set(per_class) == {"left", "right"}
+    for label, scores in per_class.items():
+        for key in ("precision", "recall", "f1", "support"):
+            assert run.data.metrics[f"{key}_{label}"] == pytest.approx(scores[key])
+    tags = run.data.tags
+    assert (tags["train_dataset_id"], tags["eval_dataset_id"]) == (result["dataset_id"], result["eval_dataset_id"])
+
+
+def test_runs_link_back_to_their_dagster_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEPM_DAGSTER_URL", "http://localhost:3000/")
+    assert with_links({"dagster_run_id": "abc", "partition": ""}) == {
+        "dagster_run_id": "abc",
+        "dagster_run_url": "http://localhost:3000/runs/abc",
+    }  # and no empty partition tag
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "metrics.json").write_text(json.dumps({"per_class": {"extrême gauche": {"f1": 0.5}}}), encoding="utf-8")
+    meta = {"model_id": "m", "dataset_id": "a", "eval_dataset_id": "b", "view": "v", "params_hash": "h", "seed": 1}
+    tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = _client(tracker).get_run(tracker.log_evaluation(meta, {"macro_f1": 0.5}, report, {"dagster_run_id": "abc", "partition": ""}))
+    assert run.data.tags["dagster_run_url"] == "http://localhost:3000/runs/abc" and "partition" not in run.data.tags
+    assert (run.data.tags["train_dataset_id"], run.data.tags["eval_dataset_id"]) == ("a", "b")
+    assert run.data.metrics["f1_extrême gauche"] == 0.5  # a class name as it is (letters, spaces)
+    monkeypatch.delenv("PEPM_DAGSTER_URL")
+    assert "dagster_run_url" not in with_links({"dagster_run_id": "abc"})  # no UI configured: no link invented
+
+
+def test_a_meta_without_its_times_still_lasts_its_seconds() -> None:
+    start, end = span_ms({"train_seconds": 2.5}, "train_seconds")
+    assert end - start == 2500 and abs(end - time.time() * 1000) < 1000
+
+
+def test_an_evaluation_is_logged_once(slow_model, tmp_path: Path) -> None:
+    """The cross-corpus matrix logs a diagonal cell whose evaluation was stale; evaluation__<model>
+    scoring that same fit on the same job set later must not log it a second time."""
+    _, _, _, result = slow_model
+    tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tags = {"version": result["lineage"]["version"], "dagster_run_id": "r3"}
+    first = tracker.log_evaluation(result, result["metrics"], Path(result["report_dir"]), {**tags, "cross_corpus": "true"})
+    again = tracker.log_evaluation(result, result["metrics"], Path(result["report_dir"]), tags)
+    client = _client(tracker)
+    runs = client.search_runs([client.get_run(first).info.experiment_id], filter_string="tags.stage = 'evaluate'")
+    assert again == first and len(runs) == 1
+    untagged = tracker.log_evaluation(result, result["metrics"], Path(result["report_dir"]), {"dagster_run_id": "r4"})
+    assert untagged != first  # without a version (a sweep's runs) nothing is taken for the same evaluation
