@@ -728,7 +728,7 @@ DEMO = [("pipeline", "ideo_quick"), ("prepare", "ideo_multi"), ("pipeline", "an_
 def demo() -> None:
     """README command 1: import the shipped corpora; MPT through prepare -> train -> evaluate (five
     families, `small` preset); the multi-corpus profile prepared; the cross-corpus matrix; the
-    drift reports of every corpus and split."""
+    drift reports of every corpus and split; the dashboard (reports/dashboard.html)."""
     root = _root()
     data_import(no_dvc=False)
     for stage, name in DEMO:
@@ -736,6 +736,7 @@ def demo() -> None:
     cross_corpus()
     drift(dataset=None, view=None, corpus=None)
     console.print(f"[bold]leaderboard:[/] {root / 'reports' / 'leaderboard.md'} (+ .tsv, .png)")
+    dashboard(output=None)
 
 
 if __name__ == "__main__":

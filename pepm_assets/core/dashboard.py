@@ -475,7 +475,7 @@ def _view_summary(meta: dict[str, Any], columns: dict[str, dict[str, list[Any]] 
     for name, cols in columns.items():
         tokens = cols.get("n_tokens", []) if cols else []
         if tokens:
-            lengths.append(f"{name}: median {statistics.median(tokens):g} tokens, 95th percentile {_percentile(tokens, 95):g}")
+            lengths.append(f"{name}: median {statistics.median(tokens):g} tokens, 95th percentile {_percentile(tokens, 95):.0f}")
     excluded = meta.get("excluded_by_reason") or {}
     out = _table(["label", "train", "job"], rows, "small")
     out += f"<p class=small>{_e(' · '.join(facts))}</p>"
