@@ -246,3 +246,19 @@ def test_the_command_writes_the_page_where_asked(pages, tmp_path: Path, monkeypa
     result = CliRunner().invoke(app, ["dashboard"])
     assert result.exit_code == 0, result.output
     assert "Drift" in result.output and "pepm drift" in result.output and (empty / "reports" / "dashboard.html").is_file()
+
+
+def test_a_file_of_another_shape_costs_its_section_not_the_page(pages, tmp_path: Path) -> None:
+    project, _, _ = pages
+    copy = tmp_path / "proj"
+    shutil.copytree(project / "configs", copy / "configs")
+    shutil.copytree(project / "reports", copy / "reports")
+    matrix = copy / "reports" / "cross_corpus" / "left_right" / "tfidf_svm_quick" / "matrix.json"
+    data = json.loads(matrix.read_text(encoding="utf-8"))
+    del data["macro_f1_ci95"]  # e.g. written by an older pepm
+    matrix.write_text(json.dumps(data), encoding="utf-8")
+    result = dashboard.write_dashboard(copy)
+    text = result.path.read_text(encoding="utf-8")
+    assert "could not be shown (KeyError: &#x27;macro_f1_ci95&#x27;)" in _section(text, "cross-corpus")
+    assert result.missing["Cross-corpus matrix"].startswith("could not be shown")
+    assert _images(_section(text, "confusion"))["confusion matrix of tiny_mpt/left_right/tfidf_svm_quick"].startswith(PNG)
