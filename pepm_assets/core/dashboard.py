@@ -101,7 +101,9 @@ def _split_columns(path: Path) -> dict[str, list[Any]] | None:
     try:
         with open(path, encoding="utf-8") as fh:
             columns = fh.readline().rstrip("\n").split("\t")
-        wanted = [c for c in ("label", "n_tokens") if c in columns]
+        if "label" not in columns:
+            return None
+        wanted = [c for c in ("label", "n_tokens") if c in columns]  # (an empty include_columns would read them all)
         table = pcsv.read_csv(
             path,
             read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)),
