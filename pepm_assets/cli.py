@@ -408,6 +408,27 @@ def cross_corpus() -> None:
     console.print(f"heat map: {out.relative_to(root)}/matrix.png")
 
 
+@app.command()
+def dashboard(
+    output: Path | None = typer.Option(None, "--output", help="the HTML file to write (default reports/dashboard.html)"),
+) -> None:
+    """One static HTML page of the project's results, from the files on disk: scores with their
+    intervals, confusion matrices, the cross-corpus matrix, label and length distributions of the
+    prepared splits, drift, label-validity warnings. Self-contained (images inlined, no script, no
+    link): it opens offline and can be mailed. Parts not computed yet say which command computes them."""
+    from .core import dashboard as dash
+
+    root = _root()
+    result = dash.write_dashboard(root, output if output is None or output.is_absolute() else Path.cwd() / output)
+    shown = [s.title for s in result.sections if s.computed]
+    console.print(
+        f"[bold]dashboard:[/] {escape(str(result.path))} ({result.n_bytes / 1024:.0f} KiB, {result.n_images} images) "
+        f"in {result.seconds:.1f}s: {escape(', '.join(shown) or 'nothing computed yet')}"
+    )
+    for title, missing in result.missing.items():
+        console.print(f"  [yellow]{escape(title)}[/]: {escape(missing)}")
+
+
 @report_app.command("polarization")
 def report_polarization(
     profile: str = PROFILE,
@@ -717,7 +738,7 @@ DEMO = [("pipeline", "ideo_quick"), ("prepare", "ideo_multi"), ("pipeline", "an_
 def demo() -> None:
     """README command 1: import the shipped corpora; MPT through prepare -> train -> evaluate (five
     families, `small` preset); the multi-corpus profile prepared; the cross-corpus matrix; the
-    drift reports of every corpus and split."""
+    drift reports of every corpus and split; the dashboard (reports/dashboard.html)."""
     root = _root()
     data_import(no_dvc=False)
     for stage, name in DEMO:
@@ -725,6 +746,7 @@ def demo() -> None:
     cross_corpus()
     drift(dataset=None, view=None, corpus=None)
     console.print(f"[bold]leaderboard:[/] {root / 'reports' / 'leaderboard.md'} (+ .tsv, .png)")
+    dashboard(output=None)
 
 
 if __name__ == "__main__":
