@@ -138,7 +138,7 @@ def new_sibling_file_or_pause(target):
 atomic.new_sibling_file = new_sibling_file_or_pause
 if point == "mlflow":
     import mlflow
-    mlflow.log_artifacts = lambda *args, **kwargs: pause()  # an MLflow run is RUNNING
+    mlflow.MlflowClient.log_artifacts = lambda *args, **kwargs: pause()  # an MLflow run is RUNNING (the tracker logs through MlflowClient)
 if point == "parse":  # inside the parse workers (several processes), the parent waiting for them
     from pepm_assets.core import corpus
     corpus.PARALLEL_MIN_BYTES = 0
