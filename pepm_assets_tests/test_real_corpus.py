@@ -41,8 +41,10 @@ def test_mpt_prepared_through_dagster(tmp_path: Path, dagster_instance: dg.Dagst
     train = pd.read_csv(paths.view_dir("mpt", "left_right") / "train.tsv", sep="\t")
     assert len(train) == meta["split"]["n_train"] and train["text"].str.len().min() > 0
     formats = json.loads((paths.processed_dir("mpt", "left_right") / "meta_formats.json").read_text())
-    shards = formats["formats"]["spacy_docbin"]["train"]
-    assert len(shards) == -(-meta["split"]["n_train"] // 2000) and all((root / s).is_file() for s in shards)
+    spacy_format = formats["formats"]["spacy_docbin"]
+    shards, held = spacy_format["train"], spacy_format["holds"]
+    assert held["n_train"] == min(meta["split"]["n_train"], held["max_train_docs"]["spacy"])  # what the capped family reads
+    assert len(shards) == -(-held["n_train"] // 2000) and all((root / s).is_file() for s in shards)
     assert (root / formats["formats"]["hf_jsonl"]["job"]).read_text(encoding="utf-8").count("\n") == meta["split"]["n_job"]
 
     # every input file accounted for, and the version chain from the raw bytes (acceptance on MPT)
