@@ -81,3 +81,19 @@ def test_the_bar_reaches_the_terminal_while_dagster_captures_stdout(tmp_path: Pa
     assert "AFTER" in text
     log = captured.read_text(encoding="utf-8")
     assert "written to fd 1 by the step" in log and "INSIDE-THE-STEP" not in log  # the step's output is captured, the bar is not
+
+
+def test_check_results_name_their_partition(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    """Dagster records the checks of a partitioned asset's materialization without the partition: each
+    result carries it in its metadata and description, so the UI's check history says which one."""
+    runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_svm_quick]"], dagster_instance, build_definitions(project))
+    for asset, check, partition in (
+        ("corpus_docs", "reject_rate_under_threshold", "mpt"),
+        ("view_split", "no_train_job_leakage", "tiny_mpt|left_right"),
+        ("evaluation__tfidf_svm_quick", "label_validity", "tiny_mpt|left_right"),
+    ):
+        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        (record,) = dagster_instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.metadata["partition"].value == partition, (asset, check, evaluation.metadata)
+        assert partition in (evaluation.description or ""), (asset, check, evaluation.description)

@@ -38,3 +38,16 @@ def corpus_to_views(common: CommonConfig, label_map: LabelMap) -> dg.StaticParti
         for cid in dataset.corpus_ids:
             mapping[cid].extend(view_key(dataset_id, view) for view in sorted(label_map.views))
     return dg.StaticPartitionMapping(mapping)
+
+
+def with_partition(results: list[dg.AssetCheckResult], partition: str) -> list[dg.AssetCheckResult]:
+    """Each check result with the partition it judged in its metadata (and, without a description of
+    its own, in its description): Dagster records the check of a partitioned asset's materialization
+    without its partition, so the UI's check history would not say which partition passed or failed."""
+    return [
+        r._replace(
+            metadata={**(r.metadata or {}), "partition": dg.MetadataValue.text(partition)},
+            description=r.description or f"partition {partition}",
+        )
+        for r in results
+    ]

@@ -16,7 +16,7 @@ import dagster as dg
 
 from ...core.drift import DriftInputError, DriftResult, load_drift_config, monitor
 from ...core.locks import corpus_lock, view_lock
-from ..partitions import split_view_key
+from ..partitions import split_view_key, with_partition
 from ..resources import PepmProject
 from .prepare import markdown_counts
 
@@ -80,7 +80,9 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         with view_lock(project.path, dataset_id, view):
             result = _run(lambda: monitor.train_vs_job(project.path, dataset_id, view, load_drift_config(project.path)))
         monitor.suite_alerts(project.path)
-        return dg.MaterializeResult(metadata=_metadata(result, project), check_results=[_check(result, "drift_train_vs_job")])
+        return dg.MaterializeResult(
+            metadata=_metadata(result, project), check_results=with_partition([_check(result, "drift_train_vs_job")], context.partition_key)
+        )
 
     @dg.asset(
         partitions_def=corpora_pd,
@@ -94,7 +96,10 @@ def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.Partiti
         with corpus_lock(project.path, cid):
             result = _run(lambda: monitor.corpus_version(project.path, cid, load_drift_config(project.path)))
         monitor.suite_alerts(project.path)
-        return dg.MaterializeResult(metadata=_metadata(result, project), check_results=[_check(result, "drift_corpus_version")])
+        return dg.MaterializeResult(
+            metadata=_metadata(result, project),
+            check_results=with_partition([_check(result, "drift_corpus_version")], context.partition_key),
+        )
 
     pairs = [(a, b) for i, a in enumerate(corpus_ids) for b in corpus_ids[i + 1 :]]
 

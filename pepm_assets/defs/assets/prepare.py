@@ -20,7 +20,7 @@ from ...core.config import CommonConfig, ConfigError
 from ...core.labels import LabelMap
 from ...core.locks import corpora_locks, corpus_lock, view_lock
 from ...core.selection import resolve_for_run, resolve_partition
-from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions
+from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions, with_partition
 from ..resources import PepmProject
 
 CODE_VERSION = "prepare-4"  # 4: dated affiliations (corpus-4), spaCy valid shards (formats-4)
@@ -145,7 +145,7 @@ def _corpus_assets(corpora_pd: dg.PartitionsDefinition, raw_tei: Any) -> tuple[A
                 files = [p.name for p in (outputs.docs, outputs.rejects, outputs.files)]
                 parse_stats["lineage"] = lineage.stamp(version, {"raw": raw, "config": config}, files)
             write_json(outputs.stats, parse_stats)  # the stamp, last
-        return _parsed_result(project, cfg, outputs, stats, raw, version)
+        return _parsed_result(project, cid, cfg, outputs, stats, raw, version)
 
     @dg.asset(
         partitions_def=corpora_pd,
@@ -174,7 +174,7 @@ def _corpus_assets(corpora_pd: dg.PartitionsDefinition, raw_tei: Any) -> tuple[A
     return corpus_docs, actor_counts
 
 
-def _parsed_result(project: PepmProject, cfg: Any, outputs: Any, stats: Any, raw: str, version: str) -> dg.MaterializeResult:
+def _parsed_result(project: PepmProject, cid: str, cfg: Any, outputs: Any, stats: Any, raw: str, version: str) -> dg.MaterializeResult:
     """corpus_docs' metadata (counts, the first rejects, failed files) and its two gates."""
     rejects = pd.read_parquet(outputs.rejects)
     first = rejects.head(10)
@@ -197,32 +197,35 @@ def _parsed_result(project: PepmProject, cfg: Any, outputs: Any, stats: Any, raw
             "raw_version": raw,
         },
         data_version=dg.DataVersion(version),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="reject_rate_under_threshold",
-                passed=stats.reject_rate <= cfg.max_reject_rate,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "reject_rate": stats.reject_rate,
-                    "threshold": cfg.max_reject_rate,
-                    "rejects_by_reason": dict(stats.rejects_by_reason),
-                },
-            ),
-            dg.AssetCheckResult(
-                check_name="failed_files_under_threshold",
-                passed=stats.n_files_failed <= cfg.max_failed_files,
-                severity=dg.AssetCheckSeverity.ERROR,
-                metadata={
-                    "n_files_failed": stats.n_files_failed,
-                    "threshold": cfg.max_failed_files,
-                    "n_files": stats.n_files,
-                    "failed_files": markdown_rows(
-                        pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
-                        ["source_file", "line", "reason", "detail"],
-                    ),
-                },
-            ),
-        ],
+        check_results=with_partition(
+            [
+                dg.AssetCheckResult(
+                    check_name="reject_rate_under_threshold",
+                    passed=stats.reject_rate <= cfg.max_reject_rate,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "reject_rate": stats.reject_rate,
+                        "threshold": cfg.max_reject_rate,
+                        "rejects_by_reason": dict(stats.rejects_by_reason),
+                    },
+                ),
+                dg.AssetCheckResult(
+                    check_name="failed_files_under_threshold",
+                    passed=stats.n_files_failed <= cfg.max_failed_files,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={
+                        "n_files_failed": stats.n_files_failed,
+                        "threshold": cfg.max_failed_files,
+                        "n_files": stats.n_files,
+                        "failed_files": markdown_rows(
+                            pd.DataFrame(stats.failed_files, columns=["source_file", "line", "reason", "detail"]),
+                            ["source_file", "line", "reason", "detail"],
+                        ),
+                    },
+                ),
+            ],
+            cid,
+        ),
     )
 
 
@@ -295,14 +298,17 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 "corpus_docs_versions": dg.MetadataValue.json(docs_versions),
             },
             data_version=dg.DataVersion(version),
-            check_results=view_checks(
-                train,
-                job,
-                params.quality.min_docs_per_class,
-                params.split.group_by,
-                params.dataset.source_field if params.dataset.merge_mode == "separate" else None,
-                valid=result.valid if params.split.validation_prop else None,
-                repeats=repeats,
+            check_results=with_partition(
+                view_checks(
+                    train,
+                    job,
+                    params.quality.min_docs_per_class,
+                    params.split.group_by,
+                    params.dataset.source_field if params.dataset.merge_mode == "separate" else None,
+                    valid=result.valid if params.split.validation_prop else None,
+                    repeats=repeats,
+                ),
+                context.partition_key,
             ),
         )
 

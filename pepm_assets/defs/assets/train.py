@@ -18,7 +18,7 @@ from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
-from ..partitions import view_key
+from ..partitions import view_key, with_partition
 from ..resources import PepmProject
 from .prepare import markdown_counts, run_params
 
@@ -204,7 +204,7 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
                 **cross,
             },
             data_version=dg.DataVersion(result["lineage"]["version"]),
-            check_results=check_results,
+            check_results=with_partition(check_results, context.partition_key),
         )
 
     return evaluation_asset
