@@ -129,6 +129,9 @@ def _link(shard: Path, folder: Path) -> None:
         shutil.copy2(shard, folder / shard.name)
 
 
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # spaCy's table is coloured: train_log.txt and the progress notes drop it
+
+
 class _TrainConsole(io.StringIO):
     """spaCy's training table, kept for train_log.txt, each evaluation row also noted as progress
     ("epoch 2/3, dev score 0.61"): rows start with the epoch and the step, and end with the score."""
@@ -140,7 +143,7 @@ class _TrainConsole(io.StringIO):
         self.per_epoch, self.max_epochs = updates_per_epoch, max_epochs
 
     def write(self, text: str) -> int:
-        for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines():
+        for line in ANSI_COLOUR.sub("", text).splitlines():
             row = self.ROW.match(line)
             if row:
                 step, score = int(row.group(2)), row.group(3)
@@ -297,7 +300,7 @@ class SpacyFamily(Family):
             try:
                 spacy_train(nlp, model_dir, use_gpu=-1, stdout=console, stderr=console)
             finally:
-                (model_dir / "train_log.txt").write_text(re.sub(r"\x1b\[[0-9;]*m", "", console.getvalue()), encoding="utf-8")
+                (model_dir / "train_log.txt").write_text(ANSI_COLOUR.sub("", console.getvalue()), encoding="utf-8")
             train_seconds = time.perf_counter() - t0
         return (
             nlp,
