@@ -238,7 +238,7 @@ def breakdown(instance, runs: list[tuple[str, str, str]], t0: float, t1: float) 
     for job, partition, run_id in runs:
         stats = instance.get_run_stats(run_id)
         steps = [
-            {"step": s.step_key, "seconds": (s.end_time or 0) - (s.start_time or 0)}
+            {"step": s.step_key, "seconds": (s.end_time or 0) - (s.start_time or 0), "start": s.start_time, "end": s.end_time}
             for s in instance.get_run_step_stats(run_id)
             if s.start_time
         ]
@@ -338,6 +338,8 @@ def print_breakdown(label: str, pepm: dict, where: str = "in process", which: st
         )
         for s in r["steps"]:
             work = ", ".join(f"{k} {v:.2f}" for k, v in core.get(s["step"], {}).items() if v is not None)
+            if s.get("peak_rss_mib"):  # bench_scale: the process tree's peak during the step
+                work = f"{work}; peak tree RSS {s['peak_rss_mib']:,.0f} MiB".lstrip("; ")
             table.add_row(f"  {s['step']}", "", "", f"{s['seconds']:.2f}", "", work)
     runs = [r for r in pepm["runs"] if r["run_id"]]
     table.add_row(

@@ -93,18 +93,20 @@ def memory(pid: int) -> tuple[int, int]:
 
 class TreePeak(threading.Thread):
     """Polls the process tree of `pid` every `interval` s until stopped: the peak of the summed RSS
-    (and PSS), and the most processes seen at once."""
+    (and PSS), the most processes seen at once, and the RSS timeline (to find each step's peak)."""
 
     def __init__(self, pid: int, interval: float) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval, self.done = pid, interval, threading.Event()
         self.rss = self.pss = self.procs = self.samples = 0
+        self.timeline: list[tuple[float, int]] = []  # (epoch seconds, tree RSS bytes)
 
     def run(self) -> None:
         while not self.done.is_set():
             pids = tree(self.pid)
             mems = [memory(p) for p in pids]
             self.rss = max(self.rss, sum(m[0] for m in mems))
+            self.timeline.append((time.time(), sum(m[0] for m in mems)))
             self.pss = max(self.pss, sum(m[1] for m in mems))
             self.procs = max(self.procs, sum(1 for m in mems if m[0]))
             self.samples += 1
@@ -133,6 +135,7 @@ def measured(cmd: list[str], cwd: Path, env: dict[str, str], interval: float) ->
         "peak_pss_mib": peak.pss / 2**20,
         "max_processes": peak.procs,
         "samples": peak.samples,
+        "timeline": peak.timeline,
         "cpu_s": (after.children_user - usage.children_user) + (after.children_system - usage.children_system),
         "output": output,
     }
@@ -172,10 +175,24 @@ def run_pepm(root: Path, env: dict[str, str], models: list[str], overrides: list
         records = sorted((r for r in instance.get_run_records() if r.dagster_run.run_id not in seen), key=lambda r: r.create_timestamp)
         runs = [(r.dagster_run.job_name, r.dagster_run.tags.get("dagster/partition", ""), r.dagster_run.run_id) for r in records]
         res["runs"] = bp.breakdown(instance, runs, res["t0"], res["t1"])
+    step_peaks(res)
     res["core"] = bp.core_seconds(root)
     written = {name: e["seconds"] for name, e in spacy_format_held(root)["formats"].items() if e.get("seconds") and e["seconds"] >= 0.01}
     res["core"]["model_formats"] = {f"{name} writer": s for name, s in written.items()}
     return res
+
+
+def step_peaks(res: dict) -> None:
+    """Each step's peak tree RSS (MiB), from the memory timeline and the step's span (event log):
+    which step sets the command's peak, and so whether it is one that may scale with the corpus."""
+    timeline = res.pop("timeline")
+    for run in res["runs"]:
+        for step in run["steps"]:
+            inside = [rss for t, rss in timeline if step.get("start") and step["start"] <= t <= (step.get("end") or t)]
+            step["peak_rss_mib"] = round(max(inside) / 2**20, 1) if inside else None
+    res["peak_step"] = max(
+        ((s["step"], s["peak_rss_mib"]) for r in res["runs"] for s in r["steps"] if s.get("peak_rss_mib")), key=lambda x: x[1], default=None
+    )
 
 
 def step_seconds(pepm: dict, step: str) -> float | None:
@@ -299,6 +316,7 @@ def main() -> int:
         cmd = [sys.executable, str(HERE / "plain_tfidf_svm.py"), "full", str(corpus), "--out", str(tmp / "plain_metrics.json")]
         console.log("plain script ...")
         plain = results["plain"] = measured(cmd, tmp, dict(os.environ), args.poll)
+        plain.pop("timeline")
         plain.update(command="plain_tfidf_svm.py full", result=json.loads(plain.pop("output").strip().splitlines()[-1]))
         console.log(f"plain {plain['seconds']:.1f}s, peak tree RSS {plain['peak_rss_mib']:,.0f} MiB")
 
