@@ -538,6 +538,34 @@ def report_label_validity(
     )
 
 
+@app.command()
+def explore(port: int = typer.Option(8501, help="web app port (bound to 127.0.0.1 only)")) -> None:
+    """The corpus explorer: a local web app (Streamlit) on the parsed documents and the prepared
+    views. Filter by corpus, speaker, group, label, split, date and length; read the texts; see a
+    model's prediction and score on each document it was evaluated on. Serves 127.0.0.1 only, sends
+    no usage statistics; stop it with Ctrl-C."""
+    from .core import explore as ex
+
+    root = _root()
+    try:  # nothing to show: say so here, not in an empty page
+        inv = ex.inventory(root)
+    except ex.ExploreError as exc:
+        _fail(str(exc))
+    script = Path(__file__).resolve().parent / "ui" / "explore_app.py"
+    # headless: opens no browser; gatherUsageStats false: no telemetry; toolbarMode minimal: no Deploy button
+    server = ["--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true"]
+    options = [*server, "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), *options]
+    console.print(
+        f"[bold]explorer:[/] http://127.0.0.1:{port} ({len(inv.corpora)} parsed corpora, {len(inv.views)} prepared views, "
+        f"{len(inv.evaluations)} evaluations with predictions); Ctrl-C stops it"
+    )
+    sys.stdout.flush()
+    os.chdir(root)
+    # the server replaces this process (not a child of it): a signal sent to `pepm explore` stops the server
+    os.execve(sys.executable, cmd, {**os.environ, settings.ROOT.name: str(root)})
+
+
 @app.command("mlflow")
 def mlflow_ui(port: int = typer.Option(5000, help="web UI port")) -> None:
     """Open the MLflow UI on the project's tracking backend (mlruns/mlflow.db)."""
