@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .core import dvc, settings
+from .core import dvc, settings, tracking_worker
 from .core.config import ConfigError, did_you_mean, list_profiles, load_common, project_root, resolve_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -127,6 +127,8 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
         params = resolve_profile(root, profile, overrides)
     except ConfigError as exc:
         _fail(str(exc))
+    if stage != "prepare":  # MLflow's import and store on the other core meanwhile (core/tracking_worker.py)
+        tracking_worker.start(root)
     instance = _instance(root)
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
@@ -153,6 +155,8 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
                 report = runner.run_stage(root, stage, profile, overrides, instance, on_step=on_step, on_asset=on_asset)
         except (runner.StageFailed, ConfigError) as exc:
             _fail(str(exc), 1)
+        finally:
+            tracking_worker.stop()
         progress.update(task, completed=progress.tasks[task].total, description=f"{stage} {profile}: done")
     _print_report(root, report, time.perf_counter() - started, stage)
 

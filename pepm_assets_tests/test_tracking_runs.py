@@ -128,3 +128,52 @@ def test_an_evaluation_is_logged_once(slow_model, tmp_path: Path) -> None:
     assert again == first and len(runs) == 1
     untagged = tracker.log_evaluation(result, result["metrics"], Path(result["report_dir"]), {"dagster_run_id": "r4"})
     assert untagged != first  # without a version (a sweep's runs) nothing is taken for the same evaluation
+
+
+WORKER_CLI = """
+import runpy, sys
+sys.argv = ["pepm", "run", "--stage", "pipeline", "-p", "tiny_quick", "-o", "models=[tfidf_svm_quick]"]
+try:
+    runpy.run_module("pepm_assets.cli", run_name="__main__")
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("MAIN_IMPORTED_MLFLOW", "mlflow" in sys.modules)
+"""
+
+
+def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pepm run` imports MLflow in its tracking worker, not in the main process (core/tracking_worker.py),
+    and the runs it logs there are the ones the Dagster materializations name, spanning their work."""
+    import os
+    import subprocess
+    import sys
+
+    import dagster as dg
+    import mlflow
+
+    root = make_project(tmp_path / "proj")
+    env = {
+        **os.environ,
+        "PEPM_ROOT": str(root),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "PEPM_MLFLOW_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "COLUMNS": "200",
+    }
+    (tmp_path / "dagster_home").mkdir()
+    (tmp_path / "dagster_home" / "dagster.yaml").write_text((Path(__file__).parents[1] / "dagster.yaml").read_text(), encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", WORKER_CLI], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "MAIN_IMPORTED_MLFLOW False" in out.stdout
+    client = mlflow.MlflowClient(env["PEPM_MLFLOW_URI"])
+    runs = {r.data.tags["mlflow.runName"].split()[0]: r for r in client.search_runs([client.get_experiment_by_name("pepm").experiment_id])}
+    assert set(runs) == {"train", "evaluate"} and all(r.info.status == "FINISHED" for r in runs.values())
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with dg.DagsterInstance.get() as instance:
+        named = {}
+        for key in (dg.AssetKey("model__tfidf_svm_quick"), dg.AssetKey("evaluation__tfidf_svm_quick")):
+            event = instance.get_latest_materialization_event(key)
+            named[key.path[0].split("__")[0]] = event.asset_materialization.metadata["mlflow_run_id"].value
+    assert named == {"model": runs["train"].info.run_id, "evaluation": runs["evaluate"].info.run_id}
+    meta = json.loads(next((root / "models").rglob("meta_model.json")).read_text(encoding="utf-8"))
+    assert (runs["train"].info.start_time, runs["train"].info.end_time) == span_ms(meta, "train_seconds")
+    assert (root / "mlruns" / "tracking_worker.log").is_file()

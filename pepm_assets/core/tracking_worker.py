@@ -1,0 +1,105 @@
+"""MLflow logging in a second process, warmed up while a command does its first work.
+
+Importing MLflow and opening its store costs ~2 CPU-s, more than a 1x pipeline's model step. `pepm
+run` starts this worker (`start`) as soon as its configuration is valid, before it imports Dagster:
+the import then runs on an idle core while the main process parses and splits, and the steps'
+`Tracker` calls are forwarded to the worker (`tracker`), which logs them with a real `Tracker` and
+returns the same run ids, in the same order, as logging in process would. It is not started where
+MLflow is already imported (a long-lived process, a test session: logging in process is then the
+cheaper way). If the worker cannot start or dies, the calls are logged in process, so a broken
+store still fails with MLflow's own error. The worker's output goes to <root>/mlruns/tracking_worker.log
+(in process, MLflow's warnings go to the step's compute log; here they would cut across the progress bar).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from .tracking import EXPERIMENT, Tracker, default_uri
+
+LOG = "tracking_worker.log"
+_POOLS: dict[tuple[str, str], ProcessPoolExecutor] = {}  # (project root, tracking URI) -> the worker (main process)
+_TRACKERS: dict[tuple[str, str, str], Tracker] = {}  # (root, URI, experiment) -> its Tracker (worker process)
+
+
+def _key(root: Path, uri: str | None) -> tuple[str, str]:
+    return str(Path(root).resolve()), uri or default_uri(Path(root))
+
+
+def start(root: Path, uri: str | None = None) -> bool:
+    """Start (or keep) the worker for this project and store; False where MLflow is already
+    imported in this process."""
+    if "mlflow" in sys.modules:
+        return False
+    key = _key(root, uri)
+    if key not in _POOLS:
+        import multiprocessing
+
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_warm, initargs=key)
+        pool.submit(os.getpid)  # the executor spawns at the first submission: now, not at the first log
+        _POOLS[key] = pool
+    return True
+
+
+def stop() -> None:
+    """Wait for the workers' last calls and end them (a command's end)."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True)
+
+
+def running() -> bool:
+    return bool(_POOLS)
+
+
+def tracker(root: Path, uri: str | None = None, experiment: str = EXPERIMENT) -> Tracker | _Forwarded:
+    """The worker's stand-in for `Tracker(root, uri, experiment)` when one runs for this project and
+    store, else that Tracker."""
+    key = _key(root, uri)
+    pool = _POOLS.get(key)
+    return _Forwarded(pool, Path(root), key[1], experiment) if pool is not None else Tracker(Path(root), uri, experiment)
+
+
+class _Forwarded:
+    """Tracker's public methods, called in the worker (arguments and results are plain data)."""
+
+    def __init__(self, pool: ProcessPoolExecutor, root: Path, uri: str, experiment: str) -> None:
+        self._pool, self.root, self.uri, self.experiment = pool, root, uri, experiment
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or not callable(getattr(Tracker, name, None)):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                future = self._pool.submit(_call, (str(self.root), self.uri, self.experiment), name, args, kwargs)
+                return future.result()
+            except BrokenProcessPool:  # the worker could not start (or died): log here, with MLflow's own errors
+                return getattr(Tracker(self.root, self.uri, self.experiment), name)(*args, **kwargs)
+
+        return call
+
+
+# ---------------------------------------------------------------- in the worker process
+def _warm(root: str, uri: str) -> None:
+    log = Path(root) / "mlruns" / LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    _tracker((root, uri, EXPERIMENT))._mlflow()  # the import, the store's tables, the experiment
+
+
+def _tracker(key: tuple[str, str, str]) -> Tracker:
+    if key not in _TRACKERS:
+        _TRACKERS[key] = Tracker(Path(key[0]), key[1], key[2])
+    return _TRACKERS[key]
+
+
+def _call(key: tuple[str, str, str], name: str, args: tuple, kwargs: dict) -> Any:
+    return getattr(_tracker(key), name)(*args, **kwargs)
