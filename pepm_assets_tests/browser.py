@@ -25,6 +25,8 @@ CHROMIUM_ENV = "PEPM_CHROMIUM"  # another chromium binary than the default ones
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 SHOTS_ENV = "PEPM_BROWSER_SHOTS"  # a folder where every screenshot is copied too (default /tmp/browser_shots)
 TAIL_CHARS = 4000
+# (signal, seconds to wait for the group to go): `dagster dev` logs its shutdown at once on SIGINT but a child lingers ~10 s
+STOP_SIGNALS = ((signal.SIGINT, 3.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0))
 
 
 def free_port() -> int:
@@ -98,12 +100,14 @@ def serve(
     path: str = "/",
     timeout: float = 120.0,
     name: str | None = None,
+    stop: Sequence[tuple[int, float]] = STOP_SIGNALS,
 ) -> Iterator[Server]:
     """Starts `cmd` (which serves HTTP on localhost:port) in its own process group, waits until
     http://127.0.0.1:port<path> answers, yields the Server, and always kills the whole group after:
     `dagster dev` and `mlflow ui` start children (code server, daemon, gunicorn workers) that would
     outlive their parent. A server that dies or is still silent after `timeout` seconds fails the
-    test with the tail of its stderr and stdout (written under `logs`)."""
+    test with the tail of its stderr and stdout (written under `logs`). `stop`: the signals sent to
+    the group in turn, each with the seconds left to it to go."""
     name = name or Path(cmd[0]).name
     logs.mkdir(parents=True, exist_ok=True)
     out, err = logs / f"{name}.stdout.txt", logs / f"{name}.stderr.txt"
@@ -132,10 +136,7 @@ def serve(
             time.sleep(0.25)
         yield server
     finally:
-        _kill_group(process)
-
-
-STOP_SIGNALS = ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+        _kill_group(process, stop)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -158,10 +159,10 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def _kill_group(process: subprocess.Popen, stop: Sequence[tuple[int, float]] = STOP_SIGNALS) -> None:
     """SIGINT to the process group (`dagster dev` shuts its children down on it, not on SIGTERM),
     then SIGTERM, then SIGKILL to what is left (MLflow's job consumers ignore SIGINT)."""
-    for sig, wait in STOP_SIGNALS:
+    for sig, wait in stop:
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:

@@ -293,3 +293,33 @@ def test_the_request_recorder_sees_a_page_that_loads_something(page, tmp_path: P
     page.goto(target.as_uri())
     page.wait_for_load_state("load")
     assert requests == [target.as_uri(), f"http://127.0.0.1:{port}/x.png"], requests
+
+
+# ------------------------------------------------------------------------- browser.py's server helper
+
+
+def test_a_server_that_dies_fails_with_its_stderr(tmp_path: Path) -> None:
+    """A server that exits before serving fails the test at once, with its exit code and stderr tail."""
+    cmd = [sys.executable, "-c", "import sys; sys.stderr.write('no code location: boom\\n'); sys.exit(3)"]
+    with pytest.raises(pytest.fail.Exception) as failed, serve(cmd, free_port(), tmp_path / "logs", name="dying", timeout=60):
+        pass
+    assert "dying exited with code 3" in str(failed.value) and "no code location: boom" in str(failed.value)
+
+
+def test_a_server_and_its_children_are_stopped(tmp_path: Path) -> None:
+    """Leaving serve() stops the whole process group, the server's children included (`dagster dev`
+    and `mlflow ui` start several)."""
+    from pepm_assets_tests.browser import _group_alive
+
+    port = free_port()
+    child = tmp_path / "child.pid"
+    cmd = ["sh", "-c", f"sleep 300 & echo $! > {child}; exec {sys.executable} -m http.server {port} --bind 127.0.0.1"]
+    with serve(cmd, port, tmp_path / "logs", name="http") as server:
+        assert server.url == f"http://127.0.0.1:{port}"
+        pid = int(child.read_text())
+        assert _group_alive(server.process.pid)
+    assert server.process.returncode is not None
+    assert not _group_alive(server.process.pid)
+    assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", (
+        "sleep left running"
+    )
