@@ -571,12 +571,15 @@ def explore(port: int = typer.Option(8501, help="web app port (bound to 127.0.0.
 
 
 @app.command("mlflow")
-def mlflow_ui(port: int = typer.Option(5000, help="web UI port")) -> None:
+def mlflow_ui(
+    port: int = typer.Option(5000, help="web UI port"),
+    workers: int = typer.Option(1, "--workers", help="server processes (MLflow: 4, each importing MLflow, slow to start on 2 cores)"),
+) -> None:
     """Open the MLflow UI on the project's tracking backend (mlruns/mlflow.db)."""
     from .core.tracking import default_uri
 
     root = _root()
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", default_uri(root), "--port", str(port)]
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", default_uri(root), "--port", str(port), "--workers", str(workers)]
     raise typer.Exit(subprocess.call(cmd, cwd=root))
 
 
