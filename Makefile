@@ -30,7 +30,9 @@ setup: $(VENV)/.installed $(DVC)
 demo: setup
 	$(PEPM) demo
 
+# the browser tests need Debian's chromium: install_browser.sh installs it (apt, as root) or says why it cannot
 test: setup
+	bash pepm_assets_tests/install_browser.sh $(VENV)
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup
