@@ -580,7 +580,8 @@ def mlflow_ui(
 
     root = _root()
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", default_uri(root), "--port", str(port), "--workers", str(workers)]
-    raise typer.Exit(subprocess.call(cmd, cwd=root))
+    os.chdir(root)
+    os.execv(sys.executable, cmd)  # becomes the server: a signal to this pid reaches it (a child would outlive us)
 
 
 @app.command()
@@ -671,8 +672,10 @@ def dev(port: int = typer.Option(3000, help="web UI port")) -> None:
     root = _root()
     home = _instance(root).root_directory  # the store is created (under its lock) before the UI's processes open it
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(root / "workspace.yaml"), "-p", str(port)]
-    # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is)
-    raise typer.Exit(subprocess.call(cmd, cwd=home, env={**os.environ, settings.ROOT.name: str(root)}))
+    # run from DAGSTER_HOME, where the instance's dagster.yaml is (PEPM_ROOT tells pepm where the project is);
+    # becomes `dagster dev`: Ctrl-C or a signal to this pid reaches it (a child would outlive us)
+    os.chdir(home)
+    os.execve(sys.executable, cmd, {**os.environ, settings.ROOT.name: str(root)})
 
 
 @app.command()
