@@ -262,3 +262,14 @@ def test_a_file_of_another_shape_costs_its_section_not_the_page(pages, tmp_path:
     assert "could not be shown (KeyError: &#x27;macro_f1_ci95&#x27;)" in _section(text, "cross-corpus")
     assert result.missing["Cross-corpus matrix"].startswith("could not be shown")
     assert _images(_section(text, "confusion"))["confusion matrix of tiny_mpt/left_right/tfidf_svm_quick"].startswith(PNG)
+
+
+def test_a_difference_that_rounds_to_zero_has_no_minus_sign() -> None:
+    """A paired interval of [-0.0000, +1.0000] reads as a negative bound that is not there."""
+    assert [dashboard._signed(x) for x in (-0.0, -0.00001, 0.00004, -0.5, 0.66667)] == [
+        "+0.0000",
+        "+0.0000",
+        "+0.0000",
+        "-0.5000",
+        "+0.6667",
+    ]

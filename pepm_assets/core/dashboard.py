@@ -292,6 +292,11 @@ def _grouped(rows: list[dict[str, str]]) -> dict[tuple[str, str], list[dict[str,
     return out
 
 
+def _signed(x: float) -> str:
+    """+0.1234; a value that rounds to zero is +0.0000, not -0.0000."""
+    return f"{round(x, 4) + 0.0:+.4f}"
+
+
 def _delta(r: dict[str, str], prefix: str, reference: str | None) -> str:
     """leaderboard.tsv's paired comparison with the reference (delta_*) or the control (baseline_*)."""
     vs = r.get(f"{prefix}_vs", "")
@@ -302,10 +307,10 @@ def _delta(r: dict[str, str], prefix: str, reference: str | None) -> str:
     verdict = ""
     if p is not None and p < 0.05:
         verdict = " better" if value > 0 else " worse"
-    interval = f"[{low:+.4f}, {high:+.4f}]" if low is not None and high is not None else ""
+    interval = f"[{_signed(low)}, {_signed(high)}]" if low is not None and high is not None else ""
     cls = {" better": "good", " worse": "bad"}.get(verdict, "dim")
     return (
-        f"<span class=num>{value:+.4f}</span> <span class=small>{_e(interval)}</span>"
+        f"<span class=num>{_signed(value)}</span> <span class=small>{_e(interval)}</span>"
         f'<div class=small><span class="{cls}">{_e(verdict.strip() or "n.s.")}</span>'
         f"{_e(f' p={p:.3g}' if p is not None else '')} vs {_e(vs)}</div>"
     )
