@@ -165,3 +165,18 @@ def test_an_entry_point_installed_after_a_lookup_is_seen(tmp_path: Path, monkeyp
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: things\nVersion: 0.1\n", encoding="utf-8")
     (dist / "entry_points.txt").write_text("[pepm.test_things]\nwidget = json:dumps\n", encoding="utf-8")
     assert reg.names() == ["widget"] and reg.get("widget") is __import__("json").dumps
+
+
+def test_loading_the_code_location_imports_no_model_library(project: Path) -> None:
+    """Every sweep worker, `pepm dev` and the UI's forkserver load the definitions: Dagster and pandas
+    (which the steps use at once) are paid there, the model, tracking and plotting libraries are not."""
+    code = (
+        "import sys\nfrom pepm_assets.definitions import build_definitions\n"
+        f"build_definitions({str(project)!r}).resolve_asset_graph()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    imported = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert "dagster" in imported  # it did load the definitions
+    assert not imported & {"mlflow", "spacy", "torch", "transformers", "evidently", "matplotlib", "sklearn", "scipy"}, imported
