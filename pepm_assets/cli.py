@@ -13,15 +13,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .core import dvc, settings, tracking_worker
-from .core.config import ConfigError, did_you_mean, list_profiles, load_common, project_root, resolve_profile
+from .core import settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Raw corpora: import the shipped copy, version with DVC.")
@@ -36,6 +38,8 @@ SHIPPED = Path("data") / "shipped" / "corpora.tar.xz"
 
 
 def _root() -> Path:
+    from .core.config import ConfigError, project_root
+
     try:
         return project_root()
     except ConfigError as exc:
@@ -54,9 +58,38 @@ def _instance(root: Path):
     from .defs.recovery import recover
 
     instance = get_instance(root)
-    for line in recover(instance, root):  # on stderr: stdout may be a command's data
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]recovered:[/] {escape(line)}")
+    _recovered(recover(instance, root))
     return instance
+
+
+def _recovered(lines: list[str]) -> None:
+    for line in lines:  # on stderr: stdout may be a command's data
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]recovered:[/] {escape(line)}")
+
+
+def _crashed_runs(root: Path) -> list:
+    """The runs recovery marked failed (for `pepm status`), after recovering those whose process
+    died. Read without importing Dagster (defs/run_peek.py: ~1 s less) unless there is a run to
+    recover or the storage is not the embedded SQLite one: then through the instance, as every
+    command opens it."""
+    from .defs.instance import ensure_dagster_home
+    from .defs.run_peek import peek, remove_temporaries
+
+    found = peek(ensure_dagster_home(root))
+    if found is None or found.to_recover:
+        from .defs.recovery import crashed_runs
+
+        return crashed_runs(_instance(root))
+    _recovered(remove_temporaries(root))
+    return found.crashed
+
+
+def _columns(counted: bool = False) -> tuple:
+    """Spinner, description, bar (then done/total when `counted`), elapsed time."""
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    counts = (TextColumn("{task.completed}/{task.total}"),) if counted else ()
+    return (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), *counts, TimeElapsedColumn())
 
 
 @contextlib.contextmanager
@@ -65,6 +98,8 @@ def _progress(*columns) -> Iterator[Progress]:
     compute-log capture points file descriptor 1 at a file during each step; rich, writing to
     sys.stdout, then sees no terminal and stops refreshing (the clock stood still for the whole
     run). On a terminal the bar writes to a copy of the terminal's descriptor taken before."""
+    from rich.progress import Progress
+
     if not console.is_terminal:
         with Progress(*columns, console=console) as progress:
             yield progress
@@ -78,6 +113,8 @@ def _progress(*columns) -> Iterator[Progress]:
 @app.command()
 def validate(profile: str = PROFILE, override: list[str] | None = OVERRIDE) -> None:
     """Check a profile + overrides against every config, without running anything."""
+    from .core.config import ConfigError, resolve_profile
+
     root = _root()
     try:
         params = resolve_profile(root, profile, override or [])
@@ -121,19 +158,22 @@ def evaluate(
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
     from .core import progress as step_progress
-    from .defs import runner
+    from .core import tracking_worker
+    from .core.config import ConfigError, resolve_profile
 
     try:
         params = resolve_profile(root, profile, overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    if stage != "prepare":  # MLflow's import and store on the other core meanwhile (core/tracking_worker.py)
+    if stage != "prepare":  # MLflow's import and store on the other core while Dagster is imported (core/tracking_worker.py)
         tracking_worker.start(root)
+    from .defs import runner
+
     instance = _instance(root)
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()
-    with _progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn()) as progress:
+    with _progress(*_columns()) as progress:
         task = progress.add_task(f"{stage} {profile}", total=max(steps, 1))
 
         def on_step(name: str) -> None:  # "versions", "corpus mpt", "22 assets of mpt/left_right"
@@ -284,6 +324,7 @@ def run(
     ),
 ) -> None:
     """The older interface (`make run STAGE=... PROFILE=... SEED=...`): run one stage of a profile."""
+    from .core.config import ConfigError
     from .core.make_vars import to_overrides
     from .defs.runner import STAGES
 
@@ -322,14 +363,7 @@ def drift(
     if not corpora and not views:
         _fail("nothing parsed or prepared yet: run `pepm prepare -p <profile>` first")
     instance = _instance(root)
-    columns = (
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with _progress(*columns) as progress:
+    with _progress(*_columns(counted=True)) as progress:
         task = progress.add_task("drift", total=len(corpora) + len(views))
 
         def on_step(name: str) -> None:
@@ -360,6 +394,7 @@ def promote(
 ) -> None:
     """Point a registered model's alias at the version on disk, when its gates pass (reports/promotions.tsv records every decision)."""
     from .core import promotion
+    from .core.config import ConfigError, did_you_mean, load_common
 
     root = _root()
     try:
@@ -387,6 +422,7 @@ def promote(
 @app.command("cross-corpus")
 def cross_corpus() -> None:
     """Materialize the cross-corpus matrix of configs/common/cross_corpus.yml (heat map under reports/cross_corpus/)."""
+    from .core.config import load_common
     from .defs import runner
 
     root = _root()
@@ -447,6 +483,7 @@ def report_polarization(
     speaker-grouped splits, with 95% intervals and the chance level -> reports/<dataset>/<view>/polarization_over_time.{json,md,png}.
     Reads the prepared split of the profile (`pepm prepare -p ...` first)."""
     from .core import polarization
+    from .core.config import ConfigError, resolve_profile
 
     root = _root()
     try:
@@ -515,6 +552,7 @@ def report_label_validity(
     masked (filters.mask_names), fitted in process on the prepared split ->
     reports/<dataset>/<view>/label_validity.{json,md,png}. Reads the prepared split (`pepm prepare -p ...` first)."""
     from .core import diagnostics, label_validity
+    from .core.config import ConfigError, resolve_profile
 
     root = _root()
     try:
@@ -592,19 +630,22 @@ def status(
     """What is fresh, stale or missing for each profile, from raw bytes to evaluations: each output's
     recorded version against the one its current inputs, parameters and code call for."""
     from .core import lineage
-    from .defs.recovery import crashed_runs
+    from .core.config import ConfigError, list_profiles, load_common, resolve_profile
 
     root = _root()
-    instance = _instance(root)  # first use of the store, and recovery of runs whose process died
+    crashed = _crashed_runs(root)  # first use of the store, and recovery of runs whose process died
     expected = lineage.Expected(root)
     table = Table(title="status (versions on disk vs what the current files and configs call for)")
     for col in ("asset", "partition", "profiles", "status", "why"):
         table.add_column(col, overflow="fold")
     rows: dict[tuple[str, str], tuple[lineage.Status, list[str]]] = {}  # a partition shared by profiles: one row, every profile named
     invalid: list[tuple[str, str]] = []
+    common = None  # read and checked once for all profiles; when it is broken, each profile's resolve says so, as before
+    with contextlib.suppress(ConfigError):
+        common = load_common(root)
     for name in profile or list_profiles(root):
         try:
-            params = resolve_profile(root, name, override or [])
+            params = resolve_profile(root, name, override or [], common=common)
         except ConfigError as exc:
             invalid.append((name, str(exc)))
             continue
@@ -619,7 +660,6 @@ def status(
         table.add_row("profile", "", escape(name), "[red]INVALID[/]", escape(error))
     console.print(table)
     console.print(" ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
-    crashed = crashed_runs(instance)
     if crashed:
         runs = Table(title="runs whose process died (marked failed; their outputs are missing or stale above)")
         for col in ("run", "job", "partition", "started"):
@@ -649,6 +689,9 @@ def observe() -> None:
 @data_app.command("import")
 def data_import(no_dvc: bool = typer.Option(False, "--no-dvc", help="only unpack, do not dvc add/push")) -> None:
     """Unpack the shipped corpora into data/raw/<corpus>/, then `dvc add` and `dvc push` them."""
+    from .core import dvc
+    from .core.config import load_common
+
     root = _root()
     common = load_common(root)
     archive = root / SHIPPED
@@ -689,6 +732,7 @@ def sweep(
 ) -> None:
     """An experiment sweep (spec's "superior"): every planned run a Dagster run on the instance's
     queue, isolated under superior/<exp_id>/runs/<run_id>/; runs.tsv, plots and report.md."""
+    from .core.config import ConfigError
     from .core.sweep import session
     from .core.sweep.ledger import Ledger
 
@@ -709,8 +753,9 @@ def sweep(
     from .defs import runner, sweeper
 
     _instance(root)  # recovery of killed runs, once, before the sweep opens the instance
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with Progress(*columns, TimeElapsedColumn(), console=console) as progress:
+    from rich.progress import Progress
+
+    with Progress(*_columns(counted=True), console=console) as progress:
         task = progress.add_task("sweep: planning", total=None)
 
         def on_change(ledger) -> None:

@@ -45,9 +45,10 @@ PROBE = """
 import os
 import sys
 from dagster._core.execution.compute_logs import redirect_to_file
+from rich.progress import TextColumn
 from pepm_assets import cli
 
-with cli._progress(cli.TextColumn("{task.description}")) as progress:
+with cli._progress(TextColumn("{task.description}")) as progress:
     task = progress.add_task("START")
     with redirect_to_file(sys.stdout, sys.argv[1]):  # what Dagster does around every step
         progress.update(task, description="INSIDE-THE-STEP")

@@ -93,6 +93,14 @@ def test_commands_started_together_on_a_fresh_project_all_work(tmp_path: Path) -
     _assert_all_ok(_at_once(PEPM_STATUS, env, tmp_path))
     after = subprocess.run([str(Path(PYTHON).with_name("pepm")), "status", "-p", "tiny_an"], env=env, capture_output=True, text=True)
     assert after.returncode == 0, after.stderr[-1500:]
+    # a later status reads the run index without Dagster (defs/run_peek.py): open the store through Dagster too
+    opened = subprocess.run(
+        [PYTHON, "-c", "import os, pathlib, pepm_assets.cli as cli; cli._instance(pathlib.Path(os.environ['PEPM_ROOT'])).get_runs()"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert opened.returncode == 0, opened.stderr[-1500:]
 
 
 def test_mlflow_store_created_by_several_processes_at_once(tmp_path: Path) -> None:

@@ -51,15 +51,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from .atomic import write_json, write_text
 from .config import ConfigError, ResolvedParams, Strict, did_you_mean, load_yaml, validate
 from .paths import ProjectPaths
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 CONFIG_FILE = "configs/common/label_validity.yml"
 CODE = "diagnostics-1"  # in the cache key: a change of what is computed recomputes every view's
@@ -147,6 +149,9 @@ def group_names(config: LabelValidityConfig, label_map: Any) -> dict[str, list[s
 def contingency(x: Iterable[Any], y: Iterable[Any]) -> tuple[np.ndarray, list[str], list[str]]:
     """(the table of counts of (x, y) pairs, the x values of its rows, the y values of its columns),
     values sorted (pd.crosstab's, without its cost on a dozen columns of 10^4 rows)."""
+    import numpy as np
+    import pandas as pd
+
     xc, xs = pd.factorize(_series(x).astype(str), sort=True)
     yc, ys = pd.factorize(_series(y).astype(str), sort=True)
     table = np.bincount(xc * len(ys) + yc, minlength=len(xs) * len(ys)).reshape(len(xs), len(ys)).astype(float)
@@ -154,6 +159,8 @@ def contingency(x: Iterable[Any], y: Iterable[Any]) -> tuple[np.ndarray, list[st
 
 
 def _series(values: Iterable[Any]) -> pd.Series:
+    import pandas as pd
+
     return values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
 
 
@@ -162,6 +169,8 @@ def cramers_v(table: np.ndarray, corrected: bool = True) -> float:
     Bergsma's (2013) bias correction, which keeps many sparse levels (a column of 40 values against
     a label of 2) from reading as an association; scipy.stats.contingency.association gives the
     uncorrected one. A table with one row or column: 0 (nothing varies with the label)."""
+    import numpy as np
+
     table = np.asarray(table, dtype=float)
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     r, k = table.shape
@@ -182,6 +191,8 @@ def cramers_v(table: np.ndarray, corrected: bool = True) -> float:
 def normalized_mutual_information(table: np.ndarray) -> float:
     """Mutual information over the arithmetic mean of the two entropies (scikit-learn's
     normalized_mutual_info_score default), from a contingency table; 0 when either side is constant."""
+    import numpy as np
+
     table = np.asarray(table, dtype=float)
     n = table.sum()
     if n == 0:
@@ -205,6 +216,9 @@ def strength(v: float) -> str:
 def add_majority(docs: pd.DataFrame, periods: list[MajorityPeriod]) -> pd.DataFrame:
     """docs with a `majority` column: "majority" when the document's group governs on its date,
     "opposition" when another group does, None outside every period (or without group or date)."""
+    import numpy as np
+    import pandas as pd
+
     if not periods or "group" not in docs.columns or "date" not in docs.columns:
         return docs
     when = pd.to_datetime(docs["date"].astype(str).str.slice(0, 10), errors="coerce", format="%Y-%m-%d")
@@ -266,6 +280,7 @@ def person_pattern(name: str) -> str:
 
 def _arrow(texts: Any) -> Any:
     """Texts as an Arrow string array (a pandas column backed by Arrow: without a copy)."""
+    import pandas as pd
     import pyarrow as pa
 
     if isinstance(texts, (pa.Array, pa.ChunkedArray)):
@@ -291,6 +306,7 @@ class NameFinder:
 
     def contains(self, texts: Any) -> np.ndarray:
         """One boolean per text: does it name one of the names?"""
+        import numpy as np
         import pyarrow.compute as pc
 
         array = _arrow(texts)
@@ -389,6 +405,8 @@ def name_shares(texts: pd.Series, labels: pd.Series, table: Mapping[str, list[st
     """The share of texts naming a group or party, overall and per label; per label also the share
     naming a group of its own side and of another side (`side`: group -> its label in the view,
     None outside the view); the names found first in most texts."""
+    import numpy as np
+
     finder = group_finder(table)
     texts = texts.fillna("").astype(str).reset_index(drop=True)
     labels = labels.astype(str).reset_index(drop=True)
@@ -429,6 +447,7 @@ def log_odds_terms(texts: list[str], labels: list[str], k: int) -> dict[str, lis
     """The k terms (words and word pairs, lower case, in ≥ 5 texts) most typical of each class
     against the others: z-scores of the log-odds ratio with an informative Dirichlet prior (the
     counts of all texts; Monroe, Colaresi & Quinn 2008, "Fightin' Words", Political Analysis 16(4))."""
+    import numpy as np
     from sklearn.feature_extraction.text import CountVectorizer
 
     vectorizer = CountVectorizer(ngram_range=(1, 2), min_df=5, lowercase=True)
@@ -538,6 +557,9 @@ def associations(
     docs: pd.DataFrame, view_field: str, config: LabelValidityConfig, meaning: str, group_by: str | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(one row per column, strongest first then the columns not tested; the speaker row)."""
+    import numpy as np
+    import pandas as pd
+
     sources = label_sources(view_field)
     rows, skipped, speaker = [], [], None
     labels = docs["label"].astype(str)
@@ -579,6 +601,8 @@ def associations(
 
 def _top_cells(counts: np.ndarray, names: list[str], k: int = 6) -> dict[str, int]:
     """The k most frequent values of one label's row, most frequent first."""
+    import numpy as np
+
     order = np.argsort(-counts, kind="stable")[:k]
     return {names[i]: int(counts[i]) for i in order if counts[i]}
 
@@ -725,6 +749,7 @@ def warnings(diag: Mapping[str, Any], config: LabelValidityConfig) -> list[dict[
 def view_documents(params: ResolvedParams, root: Path) -> pd.DataFrame:
     """The view's labelled documents (train, valid, job, each once; `_set` says which), with every
     metadata column of their parsed corpora joined by doc_id (the split's TSVs keep only some)."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     from .prepare import read_tsv_file
@@ -810,6 +835,7 @@ def masking_persons(docs: pd.DataFrame) -> list[str]:
 def _all_persons(params: ResolvedParams, root: Path) -> list[str]:
     """Persons' names of every document of the dataset's corpora (ministers and chairs too, not only
     the labelled speakers), to judge top terms by."""
+    import pandas as pd
     import pyarrow.parquet as pq
 
     frames = []

@@ -22,14 +22,16 @@ import hashlib
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from .config.loading import _rel, load_yaml, validate
 from .config.schema import ConfigError, Strict
 from .periods import date_span
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pandas as pd
 
 NO_DATE = "no_date"  # a dated rule may apply to the document, whose date cannot say whether it does
 NO_GROUP_KEY = "(none)"  # the group of a document without one, in the exclusions by group
@@ -312,6 +314,8 @@ def view_label(label_map: LabelMap, view: str, category: str | None, cluster: st
 def assign_labels(docs: pd.DataFrame, label_map: LabelMap, view: str) -> pd.DataFrame:
     """Add `label` and `exclusion` columns (exactly one of them is set on every row). The map is
     read once per actor, and once per actor and date only for the actors a dated rule concerns."""
+    import pandas as pd
+
     spec = label_map.views[view]
     keys = ["corpus_id", "speaker", "group", "role"]
     dates = docs["date"].fillna("").astype(str) if "date" in docs.columns else pd.Series("", index=docs.index)
@@ -401,6 +405,8 @@ class Exclusions(Counter):
 
     def add(self, reason: str, rows: pd.DataFrame) -> None:
         """Count `rows` (documents, with their `group`) under `reason`."""
+        import pandas as pd
+
         if rows.empty:
             return
         groups = (

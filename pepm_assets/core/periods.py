@@ -22,11 +22,12 @@ import calendar
 import re
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .config.schema import Legislature
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pandas as pd
 
 PERIOD_COLUMNS = ("year", "legislature")
 _ISO = re.compile(r"^\s*(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?\s*$")
@@ -65,6 +66,8 @@ def add_period_columns(docs: pd.DataFrame, legislatures: Mapping[int, Legislatur
     """`docs` with `year` and, when a legislature table is given, `legislature` (Int64, null where the
     date says nothing), computed once per distinct date. A column of that name the corpus already
     has (a dialect's own field) is kept as it is."""
+    import pandas as pd
+
     dates = docs["date"] if "date" in docs.columns else pd.Series("", index=docs.index)
     spans = {d: date_span(d) for d in pd.unique(dates.fillna(""))}
     if "year" not in docs.columns:
@@ -79,6 +82,8 @@ def add_period_columns(docs: pd.DataFrame, legislatures: Mapping[int, Legislatur
 def describe(docs: pd.DataFrame) -> dict[str, Any]:
     """meta_view.json's account of the view's dates: documents without a date, with a date that
     could not be read, dated but outside every legislature, and the documents per year."""
+    import pandas as pd
+
     dates = docs["date"].fillna("").astype(str).str.strip() if "date" in docs.columns else pd.Series("", index=docs.index)
     empty = dates.eq("")
     unreadable = ~empty & (docs["year"].isna() if "year" in docs.columns else True)

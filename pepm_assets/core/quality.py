@@ -39,15 +39,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .config import ConfigError, load_yaml, validate
 from .config.schema import FilterConfig, LanguageFilter, NearDuplicateFilter
 from .split import normalize_for_dedup
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pandas as pd
 
 PROCEDURAL_FILE = "configs/common/procedural.yml"
 MINHASH_SEED = 1  # datasketch's permutations: fixed, so the same texts always give the same clusters
@@ -143,6 +144,8 @@ def is_procedural(text: str, formula: re.Pattern[str]) -> bool:
 
 
 def _procedural(pool: pd.DataFrame, patterns: ProceduralPatterns, excluded: Counter) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import numpy as np
+
     started = time.perf_counter()
     stage, formula = _compiled(tuple(patterns.stage_directions), tuple(patterns.formulas))
     texts = pool["text"].tolist()
@@ -196,6 +199,7 @@ def detect_languages(texts: list[str], config: LanguageFilter) -> list[str]:
 
 
 def _languages(pool: pd.DataFrame, config: LanguageFilter, excluded: Counter) -> tuple[pd.DataFrame, dict[str, Any]]:
+    import numpy as np
     import py3langid
 
     started = time.perf_counter()
@@ -261,6 +265,9 @@ def near_duplicate_pairs(texts: list[str], config: NearDuplicateFilter) -> list[
 def drop_near_duplicates(pool: pd.DataFrame, config: NearDuplicateFilter | None, excluded: Counter, report: QualityReport) -> pd.DataFrame:
     """Near-duplicate clusters (pairs joined transitively) as one text: the first document of a
     cluster whose labels agree kept, every document of one whose labels disagree dropped."""
+    import numpy as np
+    import pandas as pd
+
     if config is None:
         return pool
     started = time.perf_counter()

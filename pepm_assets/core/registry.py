@@ -7,11 +7,10 @@ An entry is added in one of three ways, one line each:
 - a `builtin` target "module:attribute", imported at the first `get` (listing names imports nothing:
   model families stay light to list and validate);
 - an entry point of the registry's `group` in an installed distribution (a package of your own:
-  `[project.entry-points."<group>"]` in its pyproject.toml), read again whenever sys.path or one
-  of its folders changed since the last lookup, so a package installed (or put on sys.path) after
-  pepm was imported is seen without a restart. Scanning the installed distributions takes ~12 ms;
-  one `pepm run` looks entries up ~20 times (config validation, each step), so it is not redone for
-  nothing.
+  `[project.entry-points."<group>"]` in its pyproject.toml), read again whenever sys.path or one of
+  its folders changed, so a package installed (or put on sys.path) after pepm was imported is seen
+  without a restart. Reading them costs ~10 ms (every installed distribution's metadata), and
+  `pepm status` looks entries up dozens of times.
 """
 
 from __future__ import annotations
@@ -20,16 +19,16 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-_SCANNED: dict[str, tuple[tuple, list[EntryPoint]]] = {}  # group -> (state of sys.path when scanned, its entry points)
+_ENTRY_POINTS: dict[str, tuple[tuple, list[tuple[str, str]]]] = {}  # group -> (sys.path state, [(name, value)])
 
 
 def _path_state() -> tuple:
-    """sys.path and each folder's modification time: installing a distribution adds its
-    dist-info folder to a site folder, which changes that folder's mtime."""
+    """sys.path and the modification time of each of its folders: installing or removing a
+    distribution adds or removes a folder (its .dist-info) in one of them."""
     state = []
     for entry in sys.path:
         try:
@@ -39,12 +38,13 @@ def _path_state() -> tuple:
     return tuple(state)
 
 
-def group_entry_points(group: str) -> list[EntryPoint]:
+def group_entry_points(group: str) -> list[tuple[str, str]]:
+    """(name, "module:attribute") of the group's entry points, read again when `_path_state` changed."""
     state = _path_state()
-    scanned = _SCANNED.get(group)
-    if scanned is None or scanned[0] != state:
-        scanned = _SCANNED[group] = (state, list(entry_points(group=group)))
-    return scanned[1]
+    cached = _ENTRY_POINTS.get(group)
+    if cached is None or cached[0] != state:
+        cached = _ENTRY_POINTS[group] = (state, [(ep.name, ep.value) for ep in entry_points(group=group)])
+    return cached[1]
 
 
 class Registry(Generic[T]):
@@ -65,9 +65,9 @@ class Registry(Generic[T]):
     def _all(self) -> dict[str, T | str]:
         """Registered and built-in entries, then the group's entry points."""
         found = dict(self._entries)
-        for ep in group_entry_points(self.group) if self.group else ():
-            if found.setdefault(ep.name, ep.value) != ep.value:
-                raise ValueError(f"{self.kind} {ep.name!r} is registered twice (also the entry point {ep.value!r} of {self.group})")
+        for name, value in group_entry_points(self.group) if self.group else ():
+            if found.setdefault(name, value) != value:
+                raise ValueError(f"{self.kind} {name!r} is registered twice (also the entry point {value!r} of {self.group})")
         return found
 
     def get(self, name: str) -> T:

@@ -19,22 +19,15 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import NamedTuple
 
 import dagster as dg
 
 from ..core import tracking
-from ..core.atomic import pid_alive, remove_stale_temporary, stale_temporaries, start_time
 
-PID, HOST, PID_START, CRASHED = "pepm/pid", "pepm/host", "pepm/pid_start", "pepm/crashed"
+# the tag names, the process check and the temporaries' cleanup are in run_peek.py (no Dagster import), for `pepm status`
+from .run_peek import CRASHED, HOST, PID, PID_START, CrashedRun, _start_time, process_dead, remove_temporaries  # noqa: F401
+
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-OUTPUT_FOLDERS = ("data", "models", "reports")
-NOT_WALKED = ("raw", "shipped")  # data/raw, data/shipped: inputs, never written atomically, large
-
-
-def _start_time(pid: int) -> str:
-    """ "" where there is no /proc (the pid alone is then checked)."""
-    return start_time(pid) or ""
 
 
 def process_tags() -> dict[str, str]:
@@ -42,23 +35,12 @@ def process_tags() -> dict[str, str]:
     return {PID: str(os.getpid()), HOST: socket.gethostname(), PID_START: _start_time(os.getpid())}
 
 
-def _process_dead(tags: dict[str, str]) -> bool | None:
-    """True / False for a run of this host carrying process_tags(); None when it cannot be told here."""
-    if tags.get(HOST) != socket.gethostname() or not tags.get(PID, "").isdigit():
-        return None
-    pid = int(tags[PID])
-    if not pid_alive(pid):
-        return True
-    started = tags.get(PID_START)
-    return bool(started) and _start_time(pid) not in (started, "")  # the pid now names another process
-
-
 def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
     """Clean up after killed runs (see the module's docstring); returns what was done, one line each.
     The Dagster run is marked failed last, so an interrupted recovery is redone by the next command."""
     done: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
-        if not _process_dead(run.tags):
+        if not process_dead(run.tags):
             continue
         message = (
             f"pepm: the process running this run (pid {run.tags[PID]} on {run.tags[HOST]}) died before it ended; marked failed by `recover`"
@@ -76,25 +58,6 @@ def recover(instance: dg.DagsterInstance, root: Path) -> list[str]:
         instance.report_run_failed(current, message)
         done.append(f"Dagster run {run.run_id} ({run.job_name}): {run.status.value} -> FAILURE (its process died)")
     return done + remove_temporaries(Path(root))
-
-
-def remove_temporaries(root: Path) -> list[str]:
-    """Remove the temporaries of atomic writes (core/atomic.py) left under data/, models/, reports/
-    by processes of this host that are gone; returns what was done, one line each."""
-    return [
-        remove_stale_temporary(tmp, target)
-        for folder in OUTPUT_FOLDERS
-        if (root / folder).is_dir()
-        for tmp, target in stale_temporaries(root / folder, NOT_WALKED)
-    ]
-
-
-class CrashedRun(NamedTuple):
-    run_id: str
-    job_name: str
-    partition: str
-    start_time: float | None  # Unix time, None if it never started
-    end_time: float | None  # when recovery marked it failed
 
 
 def crashed_runs(instance: dg.DagsterInstance, limit: int = 10) -> list[CrashedRun]:

@@ -10,13 +10,15 @@ To add one: write `balance/<name>.py` with a `@REGISTRY.register("<name>")` clas
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..registry import Registry
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 LABEL = "label"
 
@@ -75,6 +77,9 @@ def build(strategy: str, params: dict[str, Any]) -> Strategy:
 
 def sample_per_class(df: pd.DataFrame, quota: dict[str, int], rng: np.random.Generator) -> pd.DataFrame:
     """Down-sample: keep `quota[label]` rows of each class, in their original order."""
+    import numpy as np
+    import pandas as pd
+
     parts = []
     for label, group in df.groupby(LABEL, sort=True):
         n = quota.get(label, len(group))

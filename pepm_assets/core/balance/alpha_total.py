@@ -6,11 +6,15 @@ documents than it has.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from . import LABEL, REGISTRY, Strategy, StrategyParams, sample_per_class
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 
 class AlphaTotalParams(StrategyParams):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from . import LABEL, REGISTRY, Strategy, StrategyParams, sample_per_class
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 
 class CapDocsParams(StrategyParams):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from . import LABEL, REGISTRY, Strategy, StrategyParams
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 
 class CapTokensParams(StrategyParams):
@@ -19,6 +23,8 @@ class CapTokens(Strategy):
     stage = "pool"
 
     def resample(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        import pandas as pd
+
         parts = []
         for _, group in df.groupby(LABEL, sort=True):
             shuffled = group.iloc[rng.permutation(len(group))]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from . import LABEL, REGISTRY, Strategy, StrategyParams
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pandas as pd
 
 
 class ClassWeightsParams(StrategyParams):

@@ -5,13 +5,15 @@ Applied to train only, after the split: duplicated rows must never land in the j
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from . import LABEL, REGISTRY, Strategy, StrategyParams
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import numpy as np
+    import pandas as pd
 
 
 class OversampleParams(StrategyParams):
@@ -24,6 +26,8 @@ class Oversample(Strategy):
     stage = "train"
 
     def resample(self, df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        import pandas as pd
+
         if df.empty:  # a degenerate split (every class on the job side): nothing to copy
             return df
         counts = df[LABEL].value_counts()

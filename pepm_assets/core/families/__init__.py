@@ -40,13 +40,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from ..config.schema import HardwarePreset
 from ..registry import Registry
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pandas as pd
 
 
 class FamilyParams(BaseModel):

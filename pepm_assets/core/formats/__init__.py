@@ -28,9 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .. import families, lineage
 from ..atomic import write_json
@@ -38,9 +36,12 @@ from ..config import ResolvedParams
 from ..paths import ProjectPaths
 from ..registry import Registry
 
+if TYPE_CHECKING:  # annotations only; the writers import it (CLI start-up, docs/internals.md)
+    import pandas as pd
+
 # writer(train, job, out_dir, params, paths, labels) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root;
 # "job": the format's job file(s), or job.tsv for a format whose families read the job texts from it)
-Writer = Callable[[pd.DataFrame, pd.DataFrame, Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
+Writer = Callable[["pd.DataFrame", "pd.DataFrame", Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
 BUILTIN = {  # one line per format: name -> "module:writer", imported at first use
     "tsv": f"{__name__}.tsv:tsv_reference",
     "spacy_docbin": f"{__name__}.spacy:spacy_shards",

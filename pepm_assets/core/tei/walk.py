@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
 from lxml import etree
 
 from .. import compiled, settings
 from . import reader
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import it (CLI start-up, docs/internals.md)
+    import pyarrow as pa
 
 _walk, IMPLEMENTATION = compiled.load(f"{__package__}._walk", settings.TEI_WALK, "extraction runs several times slower")
 
@@ -45,6 +48,8 @@ def text_column(
     or the texts of its `parts` descendants (with @type == `part_type`) joined by one space (a part
     inside a part is not read twice); then leading `lstrip` and trailing `rstrip` characters (ASCII)
     are removed. Token counts are of the final text."""
+    import pyarrow as pa
+
     if not (lstrip + rstrip).isascii():
         raise ValueError("lstrip / rstrip must be ASCII characters")
     if (implementation or IMPLEMENTATION) == "python":
@@ -65,6 +70,8 @@ def attribute_columns(
 ) -> dict[str, pa.StringArray]:
     """Attributes `names` (Clark notation) of each element, or of its first `within` descendant;
     `default` where either is missing."""
+    import pyarrow as pa
+
     names = list(dict.fromkeys(names))  # a name asked twice is one column
     if (implementation or IMPLEMENTATION) == "python":
         return {name: pa.array([_python_attribute(e, name, within, default) for e in elements], pa.string()) for name in names}
@@ -75,6 +82,8 @@ def attribute_columns(
 
 def _strings(n: int, offsets: bytes, data: bytes) -> pa.StringArray:
     """An Arrow string array over the walker's buffers (int32 offsets, UTF-8 bytes), no copy."""
+    import pyarrow as pa
+
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
@@ -97,6 +106,8 @@ def _python_parts(elem: etree._Element, tag: str, part_type: str | None) -> list
 
 
 def _python_text_column(elements, within, parts, part_type, lstrip, rstrip) -> TextColumn:
+    import pyarrow as pa
+
     texts, tokens, missing, empty = [], [], [], []
     for i, elem in enumerate(elements):
         node = _first_descendant(elem, within) if within is not None else elem

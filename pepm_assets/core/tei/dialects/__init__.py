@@ -14,15 +14,17 @@ import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from ...registry import Registry
 from ..reader import TeiFileError
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import them (CLI start-up, docs/internals.md)
+    import pyarrow as pa
+
+    Column = pa.Array | list | str | int  # n values, or one value shared by all n documents
 
 BASE_FIELDS = (
     "doc_id",
@@ -44,15 +46,14 @@ T = TypeVar("T")
 
 @functools.cache
 def schema(fields: tuple[str, ...]) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema([(name, pa.int64() if name in INT_FIELDS else pa.string()) for name in fields])
 
 
 class Reject(dict):
     """A document that was not kept, with a reason code and where it was (a file that cannot be
     read at all is a failed file in files.parquet, not a Reject)."""
-
-
-Column = pa.Array | list | str | int  # n values, or one value shared by all n documents
 
 
 @dataclass
@@ -67,6 +68,8 @@ class Chunk:
 
     @property
     def text_bytes(self) -> int:
+        import pyarrow as pa
+
         text = self.columns["text"]
         return text.nbytes if isinstance(text, pa.Array) else sum(len(t) for t in text)
 
@@ -102,6 +105,8 @@ class Dialect:
     def chunk(self, columns: Mapping[str, Column], n: int, rejects: Mapping[int, Reject]) -> Chunk:
         """A Chunk of the `n` documents of `columns` (Arrow arrays or lists of n values, or one
         value shared by all), without the positions in `rejects`."""
+        import pyarrow as pa
+
         kept = {name: columns[name] for name in self.fields}
         if rejects:
             keep = [i not in rejects for i in range(n)]
@@ -111,6 +116,8 @@ class Dialect:
 
     def table(self, chunks: list[Chunk]) -> pa.Table:
         """One Arrow table of these chunks' documents, in order."""
+        import pyarrow as pa
+
         target = schema(self.fields)
         arrays = []
         for field in target:
@@ -126,6 +133,8 @@ class Dialect:
 
 
 def _keep(values: Column, keep: list[bool], mask: pa.Array) -> Column:
+    import pyarrow as pa
+
     if isinstance(values, pa.Array):
         return values.filter(mask)
     if isinstance(values, list):
@@ -134,6 +143,8 @@ def _keep(values: Column, keep: list[bool], mask: pa.Array) -> Column:
 
 
 def _array(values: Column, n: int, kind: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
     if isinstance(values, pa.Array):
         return values
     if isinstance(values, list):
@@ -161,6 +172,10 @@ def chunked(items: Iterable[T], size: int = CHUNK_DOCS) -> Iterator[list[T]]:
 
 def ordinal_ids(prefix: str, first: int, n: int) -> pa.Array:
     """prefix + "00001", "00002", ... (five digits at least) for ordinals first .. first + n - 1."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     ordinals = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
     return pc.binary_join_element_wise(prefix, pc.utf8_lpad(ordinals, 5, "0"), "")
 

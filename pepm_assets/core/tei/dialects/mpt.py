@@ -10,12 +10,13 @@ import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from .. import reader, walk
 from . import REGISTRY, Chunk, Dialect, DialectOptions, chunked, ordinal_ids
+
+if TYPE_CHECKING:  # annotations only; the functions that compute import it (CLI start-up, docs/internals.md)
+    import pyarrow as pa
 
 TEI = f"{{{reader.TEI_NS}}}"
 MPT = "{http://mpt.ethelred.fr/ns/0.0/}"
@@ -60,6 +61,8 @@ class MptDialect(Dialect):
             done += len(sps)
 
     def _chunk(self, path: Path, sps: list, done: int, constants: dict[str, str]) -> Chunk:
+        import pyarrow.compute as pc
+
         n = len(sps)
         ids = ordinal_ids(f"{self.corpus_id}:{path.stem}:", done + 1, n)
         text = walk.text_column(sps, within=METADATA, lstrip=" .")  # "<p>. La séance..."
@@ -92,6 +95,8 @@ _COLLECTIVE = "^(?:" + "|".join(re.escape(prefix) for prefix in COLLECTIVE_PREFI
 def _roles(speaker: pa.Array, group: pa.Array, kind: pa.Array, government_group: str) -> pa.Array:
     """chair (the sitting's president, or any `régulation` turn), collective, government, member,
     or unknown (no speaker): the first that applies."""
+    import pyarrow.compute as pc
+
     chair = pc.or_(pc.equal(kind, "régulation"), pc.starts_with(speaker, "le_président"))
     collective = pc.match_substring_regex(speaker, _COLLECTIVE)
     conditions = pc.make_struct(chair, collective, pc.equal(group, government_group), pc.not_equal(speaker, ""))
