@@ -9,15 +9,18 @@ assets, `cross_corpus_matrix` and `leaderboard`.
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
 
-from ...core import cross_corpus, lineage, reports, training
+from ...core import cross_corpus, lineage, reports, tracking, training
 from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
+from ..catalog import family_kinds
+from ..metadata import image_markdown, per_class_table, rounded
 from ..partitions import view_key, with_partition
 from ..resources import PepmProject
 from .prepare import markdown_counts, run_params
@@ -80,7 +83,7 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
         group_name="train",
         code_version=model_code_version(model_id, spec),
         deps=["model_formats", "view_params", "train_params"],
-        kinds={spec.family},
+        kinds=family_kinds(spec.family),
         op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
         description=f"{model_id} ({spec.family}) trained on the partition's train set -> `models/<dataset>/<view>/{spec.family}/{model_id}/`. {spec.description}",
     )
@@ -94,24 +97,30 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
         logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, tags) if tracker else {}
         training.commit_model(project.path, meta)
         return dg.MaterializeResult(
-            metadata={
-                "params_hash": params.params_hash,
-                "seed": params.seed,
-                "split": meta["split"],
-                "class_weight": meta["class_weight"],
-                "splits_fitted": 1 + len(training.repeat_fits(meta)),
-                "n_train_used": meta["n_train_used"],
-                "truncated": meta["truncated"],
-                "train_seconds": meta["train_seconds"],
-                "fit": dg.MetadataValue.json(meta["fit"]),
-                "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
-                "split_version": meta["split_version"],
-                **(
-                    {"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"}
-                    if logged
-                    else {}
-                ),
-            },
+            metadata=rounded(
+                {
+                    "params_hash": params.params_hash,
+                    "seed": params.seed,
+                    "split": meta["split"],
+                    "class_weight": meta["class_weight"],
+                    "splits_fitted": 1 + len(training.repeat_fits(meta)),
+                    "n_train_used": meta["n_train_used"],
+                    "truncated": meta["truncated"],
+                    "train_seconds": meta["train_seconds"],
+                    "fit": dg.MetadataValue.json(meta["fit"]),
+                    "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
+                    "split_version": meta["split_version"],
+                    **(
+                        {
+                            "mlflow_run": dg.MetadataValue.url(tracker.run_url(logged["run_id"])),
+                            "mlflow_run_id": logged["run_id"],
+                            "registered_model": f"{logged['registered_model']} v{logged['version']}",
+                        }
+                        if logged
+                        else {}
+                    ),
+                }
+            ),
             data_version=dg.DataVersion(meta["lineage"]["version"]),
         )
 
@@ -148,7 +157,7 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         group_name="evaluate",
         code_version=lineage.EVAL_CODE,
         deps=[model_asset],
-        kinds={spec.family},
+        kinds=family_kinds(spec.family),
         check_specs=checks,
         description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, `metrics_by_<field>.json`, confusion_matrix.png under reports/.",
     )
@@ -186,23 +195,29 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
             if stop.enabled and limits
             else []
         ) + [_validity_check(result["label_validity_warnings"])]
+        table = per_class_table(result["report_dir"])
+        matrix = image_markdown(Path(result["report_dir"]) / "confusion_matrix.png", "confusion matrix")
         return dg.MaterializeResult(
-            metadata={
-                **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
-                **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
-                "n_job": result["n_job"],
-                "seed": params.seed,
-                "split": result["split"],
-                "class_weight": result["class_weight"],
-                "splits": result["splits"],
-                "params_hash": params.params_hash,
-                "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
-                "model_version": result["model_version"],
-                "split_version": result["split_version"],
-                "label_validity_warnings": _validity_markdown(result["label_validity_warnings"]),
-                **({"mlflow_run_id": run_id} if run_id else {}),
-                **cross,
-            },
+            metadata=rounded(
+                {
+                    **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
+                    **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
+                    "n_job": result["n_job"],
+                    "seed": params.seed,
+                    "split": result["split"],
+                    "class_weight": result["class_weight"],
+                    "splits": result["splits"],
+                    "params_hash": params.params_hash,
+                    "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+                    "model_version": result["model_version"],
+                    "split_version": result["split_version"],
+                    "label_validity_warnings": _validity_markdown(result["label_validity_warnings"]),
+                    **({"per_class": table} if table is not None else {}),
+                    **({"confusion_matrix": matrix} if matrix is not None else {}),
+                    **({"mlflow_run": dg.MetadataValue.url(tracker.run_url(run_id)), "mlflow_run_id": run_id} if run_id else {}),
+                    **cross,
+                }
+            ),
             data_version=dg.DataVersion(result["lineage"]["version"]),
             check_results=with_partition(check_results, context.partition_key),
         )
@@ -263,10 +278,11 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
         description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals; "
         "the clusterings' scores (no macro-F1) in reports/clustering.{md,tsv,png}.",
     )
-    def leaderboard(project: PepmProject) -> dg.MaterializeResult:
+    def leaderboard(project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         out = reports.write_leaderboard(project.paths)
         table = reports.leaderboard_table(project.paths)
         best = table.groupby(["dataset_id", "view"]).head(1) if not table.empty else table
+        champions = _set_champions(project, mlflow.tracker(project), best)
         return dg.MaterializeResult(
             metadata={
                 "rows": out["rows"],
@@ -278,12 +294,31 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
                     "dataset/view",
                     "best model, macro-F1 (split)",
                 ),
+                **({"champions": markdown_counts(champions, "dataset/view", f"MLflow alias {tracking.CHAMPION}")} if champions else {}),
             }
         )
 
     if common.cross_corpus is not None:
         assets.append(_cross_corpus_asset(common, views_pd))
     return [*assets, leaderboard]
+
+
+def _set_champions(project: PepmProject, tracker: Tracker | None, best: Any) -> dict[str, str]:
+    """The MLflow alias `champion` of each dataset x view on its leaderboard's best model (the fit
+    its ranked evaluation scored); {"dataset/view": "registered model vN = model"}."""
+    if tracker is None:
+        return {}
+    out = {}
+    for row in best.itertuples():
+        report_dir = project.paths.report_dir(row.dataset_id, row.view, row.family, row.model_id)
+        stamp = lineage.read_stamp(report_dir / "meta_eval.json")
+        model_version = (stamp or {}).get("inputs", {}).get("model")
+        if not model_version:
+            continue
+        got = tracker.set_champion(row.dataset_id, row.view, row.model_id, model_version)
+        if got:
+            out[f"{row.dataset_id}/{row.view}"] = f"{got['registered_model']} v{got['version']} = {row.model_id}"
+    return out
 
 
 def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> Any:
