@@ -116,7 +116,7 @@ def test_a_meta_without_its_times_still_lasts_its_seconds() -> None:
 
 
 def test_an_evaluation_is_logged_once(slow_model, tmp_path: Path) -> None:
-    """The cross-corpus matrix logs a diagonal cell whose evaluation was stale; evaluation__<model>
+    """The cross-corpus matrix logs a diagonal cell whose evaluation was stale; evaluation/<model>
     scoring that same fit on the same job set later must not log it a second time."""
     _, _, _, result = slow_model
     tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

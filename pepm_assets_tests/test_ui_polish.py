@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pepm_assets.core import asset_names as names
 from pepm_assets.core import tracking
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
@@ -53,7 +54,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _materialization(instance: dg.DagsterInstance, asset: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    event = instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset))
     assert event is not None, f"no materialization of {asset}"
     return event.asset_materialization.metadata
 
@@ -97,14 +98,24 @@ def test_the_code_location_is_the_one_the_workspace_names(tmp_path: Path, monkey
 
 def test_every_asset_has_owners_and_kinds(project: Path) -> None:
     specs = {s.key.to_user_string(): s for s in build_definitions(project).resolve_all_asset_specs()}
-    assert {"raw_tei", "corpus_docs", "leaderboard", "model__tfidf_logreg", "model__spacy_bow", "model__hf_tiny"} <= set(specs)
+    assert {"raw_tei", "corpus_docs", "leaderboard", "model/tfidf_logreg", "model/spacy_bow", "model/hf_tiny"} <= set(specs)
     missing = {k: (sorted(s.kinds), list(s.owners)) for k, s in specs.items() if not s.kinds or not s.owners}
     assert not missing, f"assets without kinds or owners: {missing}"
     assert specs["corpus_docs"].kinds == {"python", "parquet"} and specs["corpus_docs"].owners == ["team:corpus"]
-    assert specs["model__tfidf_logreg"].kinds == {"scikit-learn", "mlflow"}
-    assert specs["evaluation__spacy_bow"].kinds == {"spacy", "mlflow"}
-    assert "pytorch" in specs["model__hf_tiny"].kinds
-    assert specs["model__hf_tiny"].owners == ["team:modelling"] and specs["drift_train_vs_job"].owners == ["team:monitoring"]
+    assert specs["model/tfidf_logreg"].kinds == {"scikit-learn", "mlflow"}
+    assert specs["evaluation/spacy_bow"].kinds == {"spacy", "mlflow"}
+    assert "pytorch" in specs["model/hf_tiny"].kinds
+    assert specs["model/hf_tiny"].owners == ["team:modelling"] and specs["drift_train_vs_job"].owners == ["team:monitoring"]
+
+
+def test_per_model_asset_keys_have_two_parts_made_and_parsed_in_one_place(project: Path) -> None:
+    assert names.model_asset("svm") == "model/svm" and names.evaluation_asset("svm") == "evaluation/svm"
+    assert names.key_path("evaluation/svm") == ["evaluation", "svm"] and names.key_path("leaderboard") == ["leaderboard"]
+    assert names.parse("model/svm") == ("model", "svm") and names.parse("evaluation__svm") == ("evaluation", "svm")
+    assert names.parse("model_formats") is None and names.step_key("model/svm") == "model__svm"
+    keys = {s.key for s in build_definitions(project).resolve_all_asset_specs()}
+    assert {dg.AssetKey(["model", "tfidf_logreg"]), dg.AssetKey(["evaluation", "tfidf_logreg"])} <= keys
+    assert not [k for k in keys if k.path[0].startswith(("model__", "evaluation__"))]
 
 
 def test_floats_are_rounded_to_four_decimals() -> None:
@@ -122,7 +133,7 @@ def test_model_and_evaluation_metadata_link_their_mlflow_run_and_round_their_flo
     import mlflow
 
     client = mlflow.MlflowClient(uri)
-    for asset, stage in ((f"model__{MODELS[1]}", "train"), (f"evaluation__{MODELS[1]}", "evaluate")):
+    for asset, stage in ((f"model/{MODELS[1]}", "train"), (f"evaluation/{MODELS[1]}", "evaluate")):
         meta = _materialization(instance, asset)
         run_id = meta["mlflow_run_id"].value
         run = client.get_run(run_id)
@@ -131,7 +142,7 @@ def test_model_and_evaluation_metadata_link_their_mlflow_run_and_round_their_flo
         assert meta["mlflow_run"].url == f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run_id}"
         floats = _floats(meta)
         assert floats and all(round(v, 4) == v for v in floats.values()), floats
-    assert "macro_f1" in _floats(_materialization(instance, f"evaluation__{MODELS[1]}"))
+    assert "macro_f1" in _floats(_materialization(instance, f"evaluation/{MODELS[1]}"))
 
 
 def test_run_url_follows_the_mlflow_ui_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +153,7 @@ def test_run_url_follows_the_mlflow_ui_setting(tmp_path: Path, monkeypatch: pyte
 
 def test_evaluation_metadata_has_the_per_class_table_and_the_confusion_matrix(pipeline) -> None:
     project, instance, _, _ = pipeline
-    meta = _materialization(instance, f"evaluation__{MODELS[1]}")
+    meta = _materialization(instance, f"evaluation/{MODELS[1]}")
     report_dir = project / meta["report_dir"].path
     per_class = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["per_class"]
     table = meta["per_class"]
@@ -170,7 +181,7 @@ def test_the_leaderboards_best_model_is_the_mlflow_champion(pipeline) -> None:
     client = mlflow.MlflowClient(uri)
     name = tracking.champion_name("tiny_mpt", "left_right")
     champion = client.get_model_version_by_alias(name, tracking.CHAMPION)
-    assert champion.run_id == _materialization(instance, f"model__{best}")["mlflow_run_id"].value
+    assert champion.run_id == _materialization(instance, f"model/{best}")["mlflow_run_id"].value
     assert client.get_run(champion.run_id).data.tags["model"] == best
     assert "champions" in _materialization(instance, "leaderboard")
     before = len(client.search_model_versions(f"name = '{name}'"))
@@ -237,7 +248,7 @@ def test_the_dagster_ui_lists_the_cli_run_under_its_job_and_on_the_timeline(pipe
             page.get_by_role("link", name=VIEW_PIPELINE).first.wait_for(timeout=60_000)
             page.screenshot(path=str(SHOTS / "timeline.png"))
             # the evaluation's metadata: the per-class table, the MLflow link, the confusion matrix shown
-            page.goto(f"{base}/assets/evaluation__{MODELS[1]}?view=partitions&partition={KEY.replace('|', '%7C')}")
+            page.goto(f"{base}/assets/evaluation/{MODELS[1]}?view=partitions&partition={KEY.replace('|', '%7C')}")
             row = page.get_by_text("confusion_matrix", exact=True).first
             row.wait_for(timeout=60_000)
             assert page.locator("a[href^='http://127.0.0.1:5000/#/experiments/']").count() >= 1, "no mlflow_run link on the page"

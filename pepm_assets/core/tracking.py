@@ -357,7 +357,7 @@ class Tracker:
     def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
         """An evaluation run; its id. Logged once: when `tags` name the evaluation's lineage version
         and a finished run of that version on the same dataset exists (the cross-corpus matrix
-        scored a diagonal cell whose evaluation was stale, then evaluation__<model> scored it
+        scored a diagonal cell whose evaluation was stale, then evaluation/<model> scored it
         again), that run's id is returned and nothing is logged."""
         metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}
         for key in ("accuracy_ci95", "macro_f1_ci95"):

@@ -31,6 +31,7 @@ from pathlib import Path
 import dagster as dg
 
 from ..core import lineage, settings
+from ..core.asset_names import EVALUATION, MODEL, asset_name, key_path, model_asset, parse, step_key
 from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..core.locks import views_locks
 from ..core.selection import LAUNCHED_BY_TAG, params_tags
@@ -130,7 +131,7 @@ def _execute(
 ) -> dg.ExecuteInProcessResult:
     """`on_step_start(step_key)` as each step starts (the run's STEP_START events, as they are stored)."""
     config = {**(QUIET if quiet else {}), **(run_config or {})}
-    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    selection = [dg.AssetKey(key_path(a)) for a in assets] if assets else None
     run_id = str(uuid.uuid4())
     if on_step_start is not None:
         instance.add_event_listener(run_id, _step_starts(on_step_start))
@@ -168,14 +169,16 @@ def _asset_steps(on_asset: Callable[[int, int, str], None], assets: list[str]) -
     """on_step_start for a run of `assets`: on_asset(i, N, "train <model>") as the i-th of them
     starts (the trainings and evaluations are one run: without this a terminal shows one step for all)."""
     started: list[str] = []
-    verbs = {"model__": "train", "evaluation__": "evaluate"}
+    verbs = {MODEL: "train", EVALUATION: "evaluate"}
+    by_step = {step_key(a): a for a in assets}  # Dagster's step of model/<id> is model__<id>
 
-    def on_start(step_key: str) -> None:
-        if step_key not in assets or step_key in started:
+    def on_start(step: str) -> None:
+        asset = by_step.get(step)
+        if asset is None or asset in started:
             return
-        started.append(step_key)
-        prefix = next((p for p in verbs if step_key.startswith(p)), None)
-        on_asset(len(started), len(assets), f"{verbs[prefix]} {step_key.removeprefix(prefix)}" if prefix else step_key)
+        started.append(asset)
+        parsed = parse(asset)
+        on_asset(len(started), len(assets), f"{verbs[parsed[0]]} {parsed[1]}" if parsed else asset)
 
     return on_start
 
@@ -202,7 +205,7 @@ def _no_step(_name: str) -> None:
 
 
 STAGES = ("prepare", "train", "evaluate", "pipeline")
-KINDS = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}
+KINDS = {"prepare": (), "train": (MODEL,), "evaluate": (EVALUATION,), "pipeline": (MODEL, EVALUATION)}
 
 
 def run_stage(
@@ -265,16 +268,16 @@ def run_stage(
             status = statuses()  # the new stamps; raw hashes kept
         if eval_params is not None:
             status = _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet)
-        wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
+        wanted = [asset_name(kind, m) for m in params.models for kind in KINDS[stage]]
         if stage in ("prepare", "pipeline"):
             wanted = ["view_split", "model_formats", *wanted]
         else:
             _require_fresh(status, key, ["view_split", "model_formats"], f"run the prepare stage first ({command('prepare', params)})")
             if stage == "evaluate":
-                _require_fresh(status, key, [f"model__{m}" for m in params.models], f"train first ({command('train', params)})")
+                _require_fresh(status, key, [model_asset(m) for m in params.models], f"train first ({command('train', params)})")
         stale = [a for a in wanted if status[(a, key)].state != "FRESH"]
         report.skipped += [f"{a}[{key}]" for a in wanted if a not in stale]
-        if stale and reports and stage != "train" and any(a.startswith("evaluation__") for a in stale):
+        if stale and reports and stage != "train" and any((parse(a) or ("",))[0] == EVALUATION for a in stale):
             stale.append("leaderboard")  # in the same run, after the evaluations
         if stale:
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")

@@ -1,9 +1,11 @@
-"""Training and evaluation as partitioned assets: one `model__<id>` and one `evaluation__<id>` per
+"""Training and evaluation as partitioned assets: one `model/<id>` and one `evaluation/<id>` per
 models.yml entry (a factory: the one place where repetition is real), plus two cross-model
 assets, `cross_corpus_matrix` and `leaderboard`.
 
-    model_formats + view_params + train_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
-    evaluation__* -> leaderboard          model__ + evaluation__<cross model> -> cross_corpus_matrix
+    model_formats + view_params + train_params -> model/<id>[dataset|view] -> evaluation/<id>[dataset|view]
+    evaluation/* -> leaderboard          model/ + evaluation/<cross model> -> cross_corpus_matrix
+
+(asset keys ["model", id] and ["evaluation", id]: core/asset_names.py makes and parses them)
 """
 
 import time
@@ -14,6 +16,7 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
+from ...core import asset_names as names
 from ...core import cross_corpus, lineage, reports, tracking, training
 from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
@@ -78,7 +81,7 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
     """The model fitted on its partition's train set, logged to MLflow, stamped last."""
 
     @dg.asset(
-        name=f"model__{model_id}",
+        key=names.key_path(names.model_asset(model_id)),
         partitions_def=views_pd,
         group_name="train",
         code_version=model_code_version(model_id, spec),
@@ -136,7 +139,7 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         [
             dg.AssetCheckSpec(
                 "quality_ok",
-                asset=f"evaluation__{model_id}",
+                asset=dg.AssetKey(names.key_path(names.evaluation_asset(model_id))),
                 description=f"models.yml early_stop: flagged when {limits} (not blocking: the model stays in the leaderboard, flagged)",
             )
         ]
@@ -145,14 +148,14 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
     ) + [
         dg.AssetCheckSpec(
             VALIDITY_CHECK,
-            asset=f"evaluation__{model_id}",
+            asset=dg.AssetKey(names.key_path(names.evaluation_asset(model_id))),
             description="label validity (core/diagnostics.py): warns when the label goes with other metadata (the vote, government/"
             "opposition, the corpus), when texts name parties or groups, or when the top terms are procedural words or names",
         )
     ]
 
     @dg.asset(
-        name=f"evaluation__{model_id}",
+        key=names.key_path(names.evaluation_asset(model_id)),
         partitions_def=views_pd,
         group_name="evaluate",
         code_version=lineage.EVAL_CODE,
@@ -270,7 +273,7 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
     for model_id, spec in common.models.items():
         model_asset = _model_asset(model_id, spec, views_pd)
         assets += [model_asset, _evaluation_asset(model_id, spec, views_pd, model_asset)]
-    evaluations = [a for a in assets if a.key.path[0].startswith("evaluation__")]
+    evaluations = [a for a in assets if (names.parse(a.key.to_user_string()) or ("",))[0] == names.EVALUATION]
 
     @dg.asset(
         group_name="reports",
@@ -327,7 +330,10 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
 
     @dg.asset(
         group_name="reports",
-        deps=[f"model__{cfg.model_id}", f"evaluation__{cfg.model_id}"],
+        deps=[
+            dg.AssetKey(names.key_path(names.model_asset(cfg.model_id))),
+            dg.AssetKey(names.key_path(names.evaluation_asset(cfg.model_id))),
+        ],
         description=f"{cfg.model_id} trained on each of {cfg.datasets} (view {cfg.view}), scored on its own job set and on every "
         "labelled document of each other dataset, with 95% intervals and the majority / stratified-chance baselines: "
         "reports/cross_corpus/... matrix.{json,tsv,png}.",
@@ -350,7 +356,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], own_tags) if tracker else None
                 training.commit_evaluation(project.path, result)
                 run_ids[f"{a} -> {a}"] = run_id or ""
-            cells[(a, a)] = own["cell"]  # read from evaluation__<model>'s report when current: not logged again
+            cells[(a, a)] = own["cell"]  # read from evaluation/<model>'s report when current: not logged again
             for b in cfg.datasets:
                 if b == a:
                     continue
