@@ -10,6 +10,7 @@ PROFILE  ?= ideo_quick
 OVERRIDES ?=
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export PEPM_ROOT ?= $(CURDIR)
+export PEPM_LAUNCHED_BY ?= make
 
 .PHONY: setup demo test lint run dev mlflow bench fuzz mutation clean
 

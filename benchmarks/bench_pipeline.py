@@ -282,8 +282,8 @@ def core_seconds(root: Path) -> dict:
     return {
         "corpus_docs": {"extract_corpus": parse.get("seconds")},
         "view_split": {"build_view": view.get("seconds")},
-        f"model__{MODEL}": {"fit + dump": model.get("train_seconds")},
-        f"evaluation__{MODEL}": {"predict": evaluation.get("predict_seconds")},
+        f"model/{MODEL}": {"fit + dump": model.get("train_seconds")},
+        f"evaluation/{MODEL}": {"predict": evaluation.get("predict_seconds")},
         "docs": {
             "parsed": parse.get("n_docs"),
             "labelled": view.get("n_docs_labelled"),

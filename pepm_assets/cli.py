@@ -54,9 +54,11 @@ def _fail(message: str, code: int = 2) -> None:
 def _instance(root: Path):
     """The project's instance (created under a lock on first use), after cleaning up what killed
     runs left behind (defs/recovery.py)."""
+    from .defs import runner
     from .defs.instance import get_instance
     from .defs.recovery import recover
 
+    runner.set_launcher("cli")  # the runs' pepm/launched_by (PEPM_LAUNCHED_BY wins: make's)
     instance = get_instance(root)
     _recovered(recover(instance, root))
     return instance

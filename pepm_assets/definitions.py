@@ -20,6 +20,7 @@ from .defs.assets.analysis import build_analysis_assets
 from .defs.assets.drift import build_drift_assets
 from .defs.assets.prepare import build_prepare_assets
 from .defs.assets.train import RESOURCE_CLASS_TAG, MlflowTracking, build_train_assets
+from .defs.catalog import with_owners_and_kinds
 from .defs.jobs import build_jobs
 from .defs.partitions import corpus_partitions, view_partitions
 from .defs.resources import PepmProject
@@ -48,13 +49,15 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
     jobs = {job.name: job for job in [*build_jobs(), sweep_job()]}
     schedules, sensors = build_schedules(jobs)
     return dg.Definitions(
-        assets=[
-            *build_prepare_assets(common, label_map),
-            *build_train_assets(common, views_pd),
-            *build_drift_assets(corpus_partitions(common), views_pd, sorted(common.corpora)),
-            *build_analysis_assets(views_pd),
-            sweep_run,
-        ],
+        assets=with_owners_and_kinds(
+            [
+                *build_prepare_assets(common, label_map),
+                *build_train_assets(common, views_pd),
+                *build_drift_assets(corpus_partitions(common), views_pd, sorted(common.corpora)),
+                *build_analysis_assets(views_pd),
+                sweep_run,
+            ]
+        ),
         jobs=list(jobs.values()),
         schedules=schedules,
         sensors=sensors,

@@ -9,6 +9,8 @@ import pytest
 
 from .fixtures import REPO, make_project
 
+os.environ["PEPM_LAUNCHED_BY"] = "test"  # the pepm/launched_by tag of the runs the tests launch (`make test` exports make)
+
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:

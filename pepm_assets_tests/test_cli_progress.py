@@ -91,9 +91,9 @@ def test_check_results_name_their_partition(project: Path, dagster_instance: dg.
     for asset, check, partition in (
         ("corpus_docs", "reject_rate_under_threshold", "mpt"),
         ("view_split", "no_train_job_leakage", "tiny_mpt|left_right"),
-        ("evaluation__tfidf_svm_quick", "label_validity", "tiny_mpt|left_right"),
+        ("evaluation/tfidf_svm_quick", "label_validity", "tiny_mpt|left_right"),
     ):
-        key = dg.AssetCheckKey(dg.AssetKey(asset), check)
+        key = dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), check)
         (record,) = dagster_instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
         evaluation = record.event.dagster_event.event_specific_data
         assert evaluation.metadata["partition"].value == partition, (asset, check, evaluation.metadata)

@@ -96,8 +96,8 @@ def test_a_family_added_as_the_readme_says_trains_and_evaluates_through_dagster(
 
     report = runner.run_stage(project, "pipeline", "tiny_keyword", [], dagster_instance)  # definitions built from the project
     assert report.params.models == ["check_default", "keyword_egalite"]
-    for asset in ("model__keyword_egalite", "evaluation__keyword_egalite"):  # materialized by Dagster, not skipped
-        assert dagster_instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None, asset
+    for asset in ("model/keyword_egalite", "evaluation/keyword_egalite"):  # materialized by Dagster, not skipped
+        assert dagster_instance.get_latest_materialization_event(dg.AssetKey.from_user_string(asset)) is not None, asset
 
     paths = ProjectPaths(project)
     # prepare wrote the format the family reads, once for both families, and nothing else

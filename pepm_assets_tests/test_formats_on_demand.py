@@ -65,9 +65,9 @@ def test_a_scikit_learn_run_writes_no_spacy_or_hf_format_and_a_spacy_run_writes_
     with_spacy = ["models=[tfidf_svm_quick,spacy_bow]", "hardware.max_train_docs_spacy=20"]
     states = _states(project, with_spacy)
     assert (states["model_formats"].state, states["model_formats"].why) == ("STALE", ["formats missing: spacy_docbin"])
-    assert states["model__tfidf_svm_quick"].state == "FRESH"  # another format is not what it reads
+    assert states["model/tfidf_svm_quick"].state == "FRESH"  # another format is not what it reads
     report = runner.run_stage(project, "pipeline", "tiny_quick", with_spacy, dagster_instance, defs)
-    assert f"model__tfidf_svm_quick[{KEY}]" in report.skipped
+    assert f"model/tfidf_svm_quick[{KEY}]" in report.skipped
     assert _model_meta(project, "sklearn", "tfidf_svm_quick")["training_id"] == svm["training_id"]  # not fitted again
     meta = _meta(project)
     assert set(meta["formats"]) == {"tsv", "spacy_docbin"} and not (processed / "hf").exists()
@@ -92,7 +92,7 @@ def test_a_scikit_learn_run_writes_no_spacy_or_hf_format_and_a_spacy_run_writes_
     bigger = ["models=[tfidf_svm_quick,spacy_bow]", "hardware.max_train_docs_spacy=40"]
     states = _states(project, bigger)
     assert states["model_formats"].why == ["spacy_docbin holds 20 train docs, the run's spacy models read 40"]
-    assert states["model__spacy_bow"].state == "STALE" and states["model__tfidf_svm_quick"].state == "FRESH"
+    assert states["model/spacy_bow"].state == "STALE" and states["model/tfidf_svm_quick"].state == "FRESH"
     runner.run_stage(project, "pipeline", "tiny_quick", bigger, dagster_instance, defs)
     grown = _meta(project)["formats"]["spacy_docbin"]
     assert grown["holds"]["n_train"] == 40 and len(_shard_texts(project, grown["train"])) == 40

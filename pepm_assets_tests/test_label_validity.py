@@ -346,7 +346,7 @@ def test_the_report_from_the_cli_and_as_a_dagster_asset(named: Path, evaluated: 
     target = ProjectPaths(named).reports / "tiny_mpt" / "left_right" / "label_validity.json"
     target.unlink()
     defs = build_definitions(named)
-    checks = {spec.name for spec in defs.resolve_assets_def("evaluation__tfidf_svm_quick").check_specs}
+    checks = {spec.name for spec in defs.resolve_assets_def(dg.AssetKey(["evaluation", "tfidf_svm_quick"])).check_specs}
     assert "label_validity" in checks
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=dagster_instance,

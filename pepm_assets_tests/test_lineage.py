@@ -42,20 +42,20 @@ def test_a_model_is_never_scored_on_a_split_it_was_not_fitted_on(project: Path, 
     runner.run_stage(project, "pipeline", "tiny_quick", ["models=[tfidf_svm_quick]"], dagster_instance, defs)
     before = _index(project)
     runner.run_stage(project, "prepare", "tiny_quick", ["seed=8"], dagster_instance, defs)
-    with pytest.raises(runner.StageFailed, match="model__tfidf_svm_quick.*(stale|missing).*train first"):
+    with pytest.raises(runner.StageFailed, match="model/tfidf_svm_quick.*(stale|missing).*train first"):
         runner.run_stage(project, "evaluate", "tiny_quick", ["seed=8", "models=[tfidf_svm_quick]"], dagster_instance, defs)
     # the step itself refuses too (a run launched from the UI does not go through the runner's check)
     params = resolve_profile(project, "tiny_quick", ["seed=8", "models=[tfidf_svm_quick]"])
     spec = load_common(project).models["tfidf_svm_quick"]
     with pytest.raises(lineage.LineageError, match="was fitted on split .* its job set may hold its own training documents"):
         training.evaluate_model(params, "tfidf_svm_quick", spec, project)
-    with pytest.raises(runner.StageFailed, match="evaluation__tfidf_svm_quick.*failed|fitted on split"):
+    with pytest.raises(runner.StageFailed, match="evaluation/tfidf_svm_quick.*failed|fitted on split"):
         runner._execute(
             defs,
             runner.VIEW_PIPELINE,
             dagster_instance,
             KEY,
-            assets=["evaluation__tfidf_svm_quick"],
+            assets=["evaluation/tfidf_svm_quick"],
             tags={"pepm/profile": "tiny_quick", "pepm/overrides": json.dumps(["seed=8"])},
         )
     assert _index(project) == before  # no score under the wrong settings
@@ -134,14 +134,14 @@ def test_editing_one_model_rebuilds_only_that_model(project: Path, dagster_insta
         models_yml.read_text().replace("params: {estimator: logreg, min_df: 1}", "params: {estimator: logreg, min_df: 1, C: 0.25}")
     )
     status = _status(project)
-    assert {a for a, s in status.items() if s != "FRESH"} == {"model__tfidf_logreg", "evaluation__tfidf_logreg"}, status
+    assert {a for a, s in status.items() if s != "FRESH"} == {"model/tfidf_logreg", "evaluation/tfidf_logreg"}, status
     new_defs = build_definitions(project)
-    assert stale_status(dagster_instance, new_defs, "model__tfidf_logreg", KEY)[0] == "STALE"  # code version
-    assert stale_status(dagster_instance, new_defs, "model__tfidf_svm_quick", KEY)[0] == "FRESH"
+    assert stale_status(dagster_instance, new_defs, "model/tfidf_logreg", KEY)[0] == "STALE"  # code version
+    assert stale_status(dagster_instance, new_defs, "model/tfidf_svm_quick", KEY)[0] == "FRESH"
     report = runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, new_defs)
     events = [r.event_log_entry.dagster_event for r in dagster_instance.get_records_for_run(report.runs[-1][2]).records]
     ran = {e.asset_key.to_user_string() for e in events if e is not None and e.is_step_materialization}
-    assert ran == {"model__tfidf_logreg", "evaluation__tfidf_logreg", "leaderboard"}
+    assert ran == {"model/tfidf_logreg", "evaluation/tfidf_logreg", "leaderboard"}
     meta = json.loads(
         (ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg") / "meta_model.json").read_text()
     )
@@ -157,12 +157,12 @@ def test_a_hardware_value_a_family_fits_with_makes_its_models_stale(project: Pat
     hw = project / "configs" / "common" / "hardware.yml"
     hw.write_text(hw.read_text() + "    max_train_docs_sklearn: 30\n")
     status = _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])
-    assert status["model__tfidf_svm_quick"] == "STALE" and status["model__check_default"] == "FRESH"
+    assert status["model/tfidf_svm_quick"] == "STALE" and status["model/check_default"] == "FRESH"
     runner._execute(defs, "observe_view_params", dagster_instance)  # Dagster's UI: the preset is a source of the models
-    assert stale_status(dagster_instance, defs, "model__tfidf_svm_quick", KEY)[0] == "STALE"
+    assert stale_status(dagster_instance, defs, "model/tfidf_svm_quick", KEY)[0] == "STALE"
     assert stale_status(dagster_instance, defs, "view_split", KEY)[0] == "FRESH"
     hw.write_text(hw.read_text().replace("threads: 1", "threads: 2"))  # the sklearn fit does not depend on threads
-    assert _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])["model__check_default"] == "FRESH"
+    assert _status(project, ["families=[sklearn,check]", "models=[tfidf_svm_quick,check_default]"])["model/check_default"] == "FRESH"
 
 
 def test_deleted_outputs_are_missing_and_rebuilt(project: Path, dagster_instance: dg.DagsterInstance, tmp_path: Path) -> None:
@@ -296,10 +296,10 @@ def test_a_model_trained_again_makes_its_evaluation_stale(project: Path, dagster
     shutil.rmtree(ProjectPaths(project).model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_logreg"))
     runner.run_stage(project, "train", "tiny_quick", SK, dagster_instance, defs)
     status = _status(project)
-    assert status["model__tfidf_logreg"] == "FRESH" and status["evaluation__tfidf_logreg"] == "STALE"
-    assert status["evaluation__tfidf_svm_quick"] == "FRESH"
+    assert status["model/tfidf_logreg"] == "FRESH" and status["evaluation/tfidf_logreg"] == "STALE"
+    assert status["evaluation/tfidf_svm_quick"] == "FRESH"
     report = runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
-    assert "evaluation__tfidf_logreg[tiny_mpt|left_right]" not in report.skipped and set(_status(project).values()) == {"FRESH"}
+    assert "evaluation/tfidf_logreg[tiny_mpt|left_right]" not in report.skipped and set(_status(project).values()) == {"FRESH"}
 
 
 def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, dagster_instance: dg.DagsterInstance) -> None:
@@ -311,7 +311,7 @@ def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, da
     runner.run_stage(project, "pipeline", "tiny_quick", SK, dagster_instance, defs)
     tuned = [*SK, "models.tfidf_logreg.params.C=0.25", "hardware.max_train_docs_sklearn=30"]
     status = _status(project, tuned)
-    assert status["model__tfidf_logreg"] == "STALE" and status["model__tfidf_svm_quick"] == "STALE"  # both sklearn: capped
+    assert status["model/tfidf_logreg"] == "STALE" and status["model/tfidf_svm_quick"] == "STALE"  # both sklearn: capped
     assert status["view_split"] == "FRESH"
     runner.run_stage(project, "pipeline", "tiny_quick", tuned, dagster_instance, defs)
     paths = ProjectPaths(project)
@@ -319,7 +319,7 @@ def test_overrides_reach_models_yml_params_and_hardware_values(project: Path, da
     svm = json.loads((paths.model_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "meta_model.json").read_text())
     assert logreg["model_params"]["C"] == 0.25 and logreg["n_train_used"] == svm["n_train_used"] == 30
     assert set(_status(project, tuned).values()) == {"FRESH"}, [(k, v) for k, v in _status(project, tuned).items() if v != "FRESH"]
-    assert _status(project)["model__tfidf_logreg"] == "STALE"
+    assert _status(project)["model/tfidf_logreg"] == "STALE"
     for bad, key in (
         ("models.tfidf_logreg.params.CC=1", "models.tfidf_logreg.params.CC"),
         ("models.nope.params.C=1", "models.nope"),
@@ -343,4 +343,4 @@ def test_a_family_added_to_a_prepared_split_gets_its_format(project: Path, dagst
     runner.run_stage(project, "pipeline", "tiny_quick", with_spacy, dagster_instance, defs)
     meta = json.loads((ProjectPaths(project).processed_dir("tiny_mpt", "left_right") / "meta_formats.json").read_text(encoding="utf-8"))
     assert set(meta["formats"]) == {"tsv", "spacy_docbin"}
-    assert _status(project, with_spacy)["evaluation__spacy_bow"] == "FRESH"
+    assert _status(project, with_spacy)["evaluation/spacy_bow"] == "FRESH"

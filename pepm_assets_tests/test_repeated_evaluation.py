@@ -434,7 +434,7 @@ def test_the_dagster_split_gates_check_every_repeat(project: Path, tmp_path: Pat
             report = runner.run_stage(other, "pipeline", "tiny_quick", overrides, instance, build_definitions(other))
             gates = {k: v for k, v in report.checks.items() if k.startswith("view_split")}
             assert gates and all(gates.values()), gates
-            event = instance.get_latest_materialization_event(dg.AssetKey("evaluation__tfidf_svm_quick"))
+            event = instance.get_latest_materialization_event(dg.AssetKey(["evaluation", "tfidf_svm_quick"]))
             metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
             assert metadata["splits"] == 2 and metadata["n_splits"] == 2.0 and "macro_f1_sd" in metadata
     # a repeat that leaks fails the leakage gate (checked on the files as written)

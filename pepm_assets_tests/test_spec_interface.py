@@ -104,8 +104,8 @@ def test_eval_dataset_id_scores_on_the_other_datasets_job_set(project: Path, dag
     assert again.runs == []
     (cross_dir / "metrics.json").unlink()
     states = {st.asset: st for st in lineage.Expected(project).statuses(params, params.model_specs, eval_params)}
-    assert states["evaluation__tfidf_svm_quick"].state == "MISSING"
-    assert "tiny_mpt's job set" in states["evaluation__tfidf_svm_quick"].why[0]
+    assert states["evaluation/tfidf_svm_quick"].state == "MISSING"
+    assert "tiny_mpt's job set" in states["evaluation/tfidf_svm_quick"].why[0]
     runner.run_stage(project, "evaluate", "tiny_an", overrides, dagster_instance, defs)
     assert (cross_dir / "metrics.json").is_file()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pepm_assets.core import asset_names as names
 from pepm_assets.core import stages, training
 from pepm_assets.core.config import resolve_profile
 from pepm_assets.core.corpus import extract_corpus
@@ -116,7 +117,7 @@ def test_a_meta_without_its_times_still_lasts_its_seconds() -> None:
 
 
 def test_an_evaluation_is_logged_once(slow_model, tmp_path: Path) -> None:
-    """The cross-corpus matrix logs a diagonal cell whose evaluation was stale; evaluation__<model>
+    """The cross-corpus matrix logs a diagonal cell whose evaluation was stale; evaluation/<model>
     scoring that same fit on the same job set later must not log it a second time."""
     _, _, _, result = slow_model
     tracker = Tracker(tmp_path, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -170,9 +171,9 @@ def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: 
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     with dg.DagsterInstance.get() as instance:
         named = {}
-        for key in (dg.AssetKey("model__tfidf_svm_quick"), dg.AssetKey("evaluation__tfidf_svm_quick")):
-            event = instance.get_latest_materialization_event(key)
-            named[key.path[0].split("__")[0]] = event.asset_materialization.metadata["mlflow_run_id"].value
+        for kind in names.KINDS:
+            key = dg.AssetKey(names.key_path(names.asset_name(kind, MODEL)))
+            named[kind] = instance.get_latest_materialization_event(key).asset_materialization.metadata["mlflow_run_id"].value
     assert named == {"model": runs["train"].info.run_id, "evaluation": runs["evaluate"].info.run_id}
     meta = json.loads(next((root / "models").rglob("meta_model.json")).read_text(encoding="utf-8"))
     assert (runs["train"].info.start_time, runs["train"].info.end_time) == span_ms(meta, "train_seconds")

@@ -58,7 +58,7 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     assert (paths.reports / "leaderboard.md").is_file()
     assert report.observed == ["raw_tei[mpt]", "view_params[tiny_mpt|left_right]", "train_params[tiny_mpt|left_right]"]
     # early_stop (fixture: tfidf_svm_quick min 0.6 / 0.6): a check on its evaluation, and the flags recorded
-    assert report.checks["evaluation__tfidf_svm_quick[tiny_mpt|left_right].quality_ok"] is True
+    assert report.checks["evaluation/tfidf_svm_quick[tiny_mpt|left_right].quality_ok"] is True
     index = {e["model_id"]: e for e in read_index(paths)}
     assert index["tfidf_svm_quick"]["quality_ok"] is True and index["tfidf_svm_quick"]["quality_flags"] == []
     assert set(index) == set(ALL_MODELS)
@@ -91,7 +91,7 @@ def test_every_family_trains_and_evaluates_through_dagster(trained) -> None:
     for model_id in ALL_MODELS:
         assert (index[model_id]["split"], index[model_id]["seed"]) == ("grouped by speaker", 7), model_id
         assert index[model_id]["class_weight"] == weighted.get(model_id, "none"), model_id
-    event = instance.get_latest_materialization_event(dg.AssetKey("evaluation__tfidf_svm_quick"))
+    event = instance.get_latest_materialization_event(dg.AssetKey(["evaluation", "tfidf_svm_quick"]))
     metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
     assert (metadata["split"], metadata["seed"], metadata["class_weight"]) == ("grouped by speaker", 7, "balanced")
     terms = json.loads((paths.report_dir("tiny_mpt", "left_right", "sklearn", "tfidf_svm_quick") / "top_terms.json").read_text())

@@ -1,7 +1,7 @@
 """The cells of the cross-corpus matrix (configs/common/cross_corpus.yml): one model, trained on
 each dataset A of the list, scored on each dataset B.
 
-- A = B: A's own evaluation on its job set (held out), the one `evaluation__<model>` writes; read
+- A = B: A's own evaluation on its job set (held out), the one `evaluation/<model>` writes; read
   from disk when it is current, else computed (and then committed and logged once, by the asset).
 - A != B: the model scored on every labelled document of B's view: B's train, valid and job files
   of its canonical split, each document once (a copy made by train-stage over-sampling counts

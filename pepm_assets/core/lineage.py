@@ -10,10 +10,10 @@ as fresh. A version is a hash of exactly what determines the content:
     model_formats         view_split version + code version; each format it holds has a version of
                           its own: the split's version + code version + the train rows it holds
                           (the first n of train.tsv's seeded order, all of them when uncapped)
-    model__<id>           the version of the rows it reads of its family's format (format_version
+    model/<id>            the version of the rows it reads of its family's format (format_version
                           with the family's cap) + its models.yml entry + the family's code version
                           + the hardware values that change what that family fits
-    evaluation__<id>      model version + the id of the fit on disk + the job set's view version + code version
+    evaluation/<id>       model version + the id of the fit on disk + the job set's view version + code version
 
 `expected_*` compute what the version should be now, from the current files and configs; a stamp
 that differs is stale, a stamp (or an output file) that is missing is missing. The runner skips
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .asset_names import evaluation_asset, model_asset
 from .atomic import write_json
 from .config import CorpusConfig, ModelSpec, ResolvedParams
 from .paths import ProjectPaths
@@ -385,14 +386,14 @@ class Expected:
         for model_id, spec in models.items():
             out.append(
                 _status(
-                    f"model__{model_id}",
+                    model_asset(model_id),
                     part,
                     self.model(params, model_id, spec),
                     stamp_file(self.paths, "model", params, model_id=model_id, spec=spec),
                 )
             )
             evaluation = _status(
-                f"evaluation__{model_id}",
+                evaluation_asset(model_id),
                 part,
                 self.evaluation(params, model_id, spec),
                 stamp_file(self.paths, "evaluation", params, model_id=model_id, spec=spec),

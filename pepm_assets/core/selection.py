@@ -27,6 +27,7 @@ from .config import (
 
 PROFILE_TAG = "pepm/profile"
 OVERRIDES_TAG = "pepm/overrides"
+LAUNCHED_BY_TAG = "pepm/launched_by"  # who launched the run (defs/runner.py: launcher()); not read by the steps
 
 
 def params_tags(params: ResolvedParams) -> dict[str, str]:

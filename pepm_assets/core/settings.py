@@ -100,6 +100,19 @@ DAGSTER_URL: Setting[str] = Setting(
     "none (only the `dagster_run_id` tag)",
     _url,
 )
+MLFLOW_UI_URL: Setting[str] = Setting(
+    "PEPM_MLFLOW_UI_URL",
+    "base URL of the MLflow UI: a model's and an evaluation's Dagster metadata link to their MLflow run's page (`mlflow_run`)",
+    "http://127.0.0.1:5000 (what `pepm mlflow` serves)",
+    _url,
+    "http://127.0.0.1:5000",
+)
+LAUNCHED_BY: Setting[str] = Setting(
+    "PEPM_LAUNCHED_BY",
+    "who launches the Dagster runs of this process: their `pepm/launched_by` tag (make exports `make`, the tests set `test`)",
+    "cli for the pepm command, python for the runner called from Python",
+    _choice("cli", "make", "test", "sweep", "python"),
+)
 DVC: Setting[str] = Setting(
     "PEPM_DVC",
     "the dvc executable (DVC lives in its own virtual environment)",
@@ -160,6 +173,8 @@ ALL: tuple[Setting, ...] = (
     ROOT,
     MLFLOW_URI,
     DAGSTER_URL,
+    MLFLOW_UI_URL,
+    LAUNCHED_BY,
     DVC,
     MAX_CONCURRENT,
     SQLITE_SYNCHRONOUS,

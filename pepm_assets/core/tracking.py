@@ -18,7 +18,13 @@ from meta_model.json / meta_eval.json's `started_at` / `ended_at`, however late 
 sweep's journal is replayed after the run). An evaluation run has each class's precision, recall,
 F1 and support as metrics (`f1_<class>`, ...), the tags `train_dataset_id` and `eval_dataset_id`,
 and every run the `dagster_run_id` its step gives, with `dagster_run_url` when PEPM_DAGSTER_URL
-names the Dagster UI.
+names the Dagster UI; the other way, `run_url` is a run's page in the MLflow UI (PEPM_MLFLOW_UI_URL),
+which the Dagster metadata links to.
+
+The leaderboard names a champion per dataset x view (`set_champion`): its best model's training
+run is registered under `pepm.<dataset>.<view>` with the alias `champion`, the version reusing the
+model's logged folder (no artifact copied), so `models:/pepm.<dataset>.<view>@champion` is always
+the best model of that dataset x view.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from .locks import exclusive_lock
 
 T = TypeVar("T")
 EXPERIMENT = "pepm"
+CHAMPION = "champion"
 TIMES = ("started_at", "ended_at")  # meta_model / meta_eval: when the fit / the evaluation ran (the MLflow run's span)
 _EXPERIMENT_IDS: dict[tuple[str, str], str] = {}  # (tracking URI, experiment name) -> its id, in this process
 
@@ -87,6 +94,11 @@ def fail_running_runs(root: Path, dagster_run_id: str, message: str, uri: str | 
         _retry(lambda run_id=run_id: client.set_tag(run_id, "pepm.failure", message))
         _retry(lambda run_id=run_id: client.set_terminated(run_id, status="FAILED"))
     return [run.info.run_id for run in runs]
+
+
+def champion_name(dataset_id: str, view: str) -> str:
+    """The registered model whose `champion` alias is the best model of a dataset x view."""
+    return f"pepm.{dataset_id}.{view}"
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -231,6 +243,49 @@ class Tracker:
         mlflow, experiment_id = self._mlflow()
         return _retry(lambda: log(mlflow, experiment_id))
 
+    def run_url(self, run_id: str) -> str:
+        """The page of an MLflow run of this tracker's experiment in the MLflow UI (PEPM_MLFLOW_UI_URL)."""
+        _mlflow, experiment_id = self._mlflow()
+        return f"{settings.MLFLOW_UI_URL.get().rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def set_champion(self, dataset_id: str, view: str, model_id: str, model_version: str) -> dict[str, str] | None:
+        """Alias `champion` of the registered model `pepm.<dataset>.<view>` on the training run of
+        `model_id` at its lineage version `model_version` (found through the model's own registered
+        version, `pepm.<dataset>.<view>.<model_id>`, tagged with it). A version is created only when
+        the champion changes to a run not registered there yet. None when that training was not
+        registered (MLflow was off when it ran)."""
+        name = champion_name(dataset_id, view)
+
+        def log(mlflow: Any, _experiment_id: str) -> dict[str, str] | None:
+            client = mlflow.MlflowClient()
+            own = client.search_model_versions(f"name = '{name}.{model_id}' and tags.version = '{model_version}'")
+            if not own:
+                return None
+            trained = max(own, key=lambda v: int(v.version))
+            try:
+                current = client.get_model_version_by_alias(name, CHAMPION)
+            except mlflow.exceptions.MlflowException:
+                current = None
+            if current is not None and current.run_id == trained.run_id:
+                return {"registered_model": name, "version": str(current.version), "run_id": trained.run_id, "model": model_id}
+            try:
+                client.create_registered_model(name, description=f"pepm: the best model of {dataset_id}/{view} (alias {CHAMPION})")
+            except mlflow.exceptions.MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            found = client.search_model_versions(f"name = '{name}' and run_id = '{trained.run_id}'")
+            version = (
+                found[0]
+                if found
+                else client.create_model_version(
+                    name, source=trained.source, run_id=trained.run_id, tags={"model": model_id, "version": model_version}
+                )
+            )
+            client.set_registered_model_alias(name, CHAMPION, str(version.version))
+            return {"registered_model": name, "version": str(version.version), "run_id": trained.run_id, "model": model_id}
+
+        return self._log(log)
+
     def start_parent(self, run_name: str, tags: dict[str, str], params: dict[str, Any]) -> str:
         """An MLflow run that stays open while its children (trainings, evaluations: `parent_run_id`)
         are logged: a sweep run's, one per Dagster run (dagster-mlflow's model). Ended by end_parent."""
@@ -302,7 +357,7 @@ class Tracker:
     def log_evaluation(self, meta_eval: dict[str, Any], summary: dict[str, Any], report_dir: Path, tags: dict[str, str]) -> str:
         """An evaluation run; its id. Logged once: when `tags` name the evaluation's lineage version
         and a finished run of that version on the same dataset exists (the cross-corpus matrix
-        scored a diagonal cell whose evaluation was stale, then evaluation__<model> scored it
+        scored a diagonal cell whose evaluation was stale, then evaluation/<model> scored it
         again), that run's id is returned and nothing is logged."""
         metrics = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}
         for key in ("accuracy_ci95", "macro_f1_ci95"):

@@ -1,7 +1,7 @@
 """Train and evaluate one model of models.yml on one dataset x view (spec §2.6-2.7).
 
-`train_model` and `evaluate_model` are what the Dagster assets `model__<id>` and
-`evaluation__<id>` call; each writes its outputs atomically and returns its meta dict.
+`train_model` and `evaluate_model` are what the Dagster assets `model/<id>` and
+`evaluation/<id>` call; each writes its outputs atomically and returns its meta dict.
 
 With `split.repeats` N > 1, a supervised family that fits from train.tsv (check, sklearn) is also
 fitted on repeats 1..N-1 of the split (<model>/repeats/r<k>/, each with its repeat's seed) and

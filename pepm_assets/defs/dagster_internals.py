@@ -27,6 +27,16 @@ What each is for:
   a sweep needs the run queue's alone, so it runs Dagster's `QueuedRunCoordinatorDaemon`
   (`create_daemon_of_type`) with its `run_daemon_loop` in a thread, on the sweep's workspace, at
   the controller's heartbeat and error intervals.
+- runs that belong to their job (defs/runner.py): `execute_in_process` creates its run without a
+  remote origin, so the UI lists it under no job (a job's Runs tab filters on the
+  `.dagster/repository` tag, the Overview timeline drops a run without `repositoryOrigin`). The
+  runner has the instance create it with the origin of the workspace's code location
+  (`RemoteJobOrigin` of a `RemoteRepositoryOrigin` on a `RegisteredCodeLocationOrigin`: a location
+  known by its name, as the workspace names it), which also writes the tag (`REPOSITORY_LABEL_TAG`);
+  `SINGLETON_REPOSITORY_NAME` is the repository name of a `Definitions`.
+- owners on the observed sources (defs/catalog.py): an observable source asset is a `SourceAsset`,
+  which takes no owners and which `map_asset_specs` refuses; `create_external_asset_from_source_asset`
+  is what `Definitions` turns it into anyway, an asset definition whose spec takes them.
 - the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
   storage classes, subclassed to keep one engine and one connection per database file where
   Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
@@ -48,6 +58,9 @@ from dagster._core.definitions.data_version import (
     StaleStatus,
     extract_data_version_from_entry,
 )
+from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
+from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -60,6 +73,7 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
+from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster._daemon.controller import (
@@ -80,12 +94,17 @@ __all__ = [
     "DEFAULT_DAEMON_ERROR_INTERVAL_SECONDS",
     "DEFAULT_HEARTBEAT_INTERVAL_SECONDS",
     "QUEUED_RUN_COORDINATOR",
+    "REPOSITORY_LABEL_TAG",
+    "SINGLETON_REPOSITORY_NAME",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "AssetGraphView",
     "CachingStaleStatusResolver",
     "DagsterSqliteStorage",
     "DagsterStorage",
     "QueuedRunCoordinatorDaemon",
+    "RegisteredCodeLocationOrigin",
+    "RemoteJobOrigin",
+    "RemoteRepositoryOrigin",
     "SqlPollingEventWatcher",
     "SqliteEventLogStorage",
     "SqliteRunStorage",
@@ -98,6 +117,7 @@ __all__ = [
     "_runs_directory",
     "_schedule_directory",
     "create_daemon_of_type",
+    "create_external_asset_from_source_asset",
     "create_remote_run",
     "extract_data_version_from_entry",
     "get_code_location_from_workspace",

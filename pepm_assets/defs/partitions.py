@@ -6,6 +6,7 @@ import dagster as dg
 
 from ..core.config import CommonConfig
 from ..core.labels import LabelMap
+from .metadata import rounded
 
 
 def corpus_partitions(common: CommonConfig) -> dg.StaticPartitionsDefinition:
@@ -43,10 +44,11 @@ def corpus_to_views(common: CommonConfig, label_map: LabelMap) -> dg.StaticParti
 def with_partition(results: list[dg.AssetCheckResult], partition: str) -> list[dg.AssetCheckResult]:
     """Each check result with the partition it judged in its metadata (and, without a description of
     its own, in its description): Dagster records the check of a partitioned asset's materialization
-    without its partition, so the UI's check history would not say which partition passed or failed."""
+    without its partition, so the UI's check history would not say which partition passed or failed.
+    Its floats rounded (metadata.rounded)."""
     return [
         r._replace(
-            metadata={**(r.metadata or {}), "partition": dg.MetadataValue.text(partition)},
+            metadata={**rounded(r.metadata or {}), "partition": dg.MetadataValue.text(partition)},
             description=r.description or f"partition {partition}",
         )
         for r in results

@@ -4,8 +4,14 @@ A stage is a sequence of Dagster runs on the project's instance, so every run sh
 record the sources' versions (content hashes, params hash), parse each corpus the dataset needs
 (skipped when its version stamp is current, core/lineage.py), then build and (pipeline) train and
 evaluate the dataset x view partition in one run, then the leaderboard. Every run carries the
-profile and overrides in its tags, which each step resolves. Runs execute in process: for a
+profile and overrides in its tags, which each step resolves, and who launched it
+(`pepm/launched_by`: cli, make, test, sweep; `launcher()`). Runs execute in process: for a
 handful of steps that is 2-3x faster than one process per step (measured in benchmarks/).
+
+A run executed in process still belongs to its job in the UI: it is created with the remote origin
+of the workspace's code location (`job_origin`), as a run launched from the UI is, so it is listed
+under Jobs -> <job> -> Runs (which filters on the `.dagster/repository` tag that the origin writes)
+and on the Overview timeline (which drops a run without an origin).
 
 Source versions are recorded as runless observations (`report_runless_asset_event`): the runner
 has just computed the hashes of the partitions it needs, so launching a run to compute them again
@@ -15,17 +21,20 @@ would only add a run's fixed cost. Dagster's staleness reads both kinds of obser
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from ..core import lineage
+from ..core import lineage, settings
+from ..core.asset_names import EVALUATION, MODEL, asset_name, key_path, model_asset, parse, step_key
 from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..core.locks import views_locks
-from ..core.selection import params_tags
+from ..core.selection import LAUNCHED_BY_TAG, params_tags
 from ..core.training import command
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
 from .partitions import view_key
@@ -33,6 +42,67 @@ from .recovery import process_tags
 from .sources import observe, observe_partition, recorded_version  # noqa: F401  (observe, recorded_version: the tests call them here)
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+LAUNCHED_BY = LAUNCHED_BY_TAG
+LOCATION = "pepm_assets"  # workspace.yaml's location_name, when the project's workspace.yaml names none
+_launcher = ["python"]  # who calls the runner in this process: the CLI sets "cli" (set_launcher)
+
+
+def set_launcher(name: str) -> None:
+    """Who this process's runs are launched by, unless PEPM_LAUNCHED_BY says (make exports it)."""
+    _launcher[0] = name
+
+
+def launcher() -> str:
+    """PEPM_LAUNCHED_BY (make, the tests' conftest), else what the process set (the CLI: cli), else python."""
+    return settings.LAUNCHED_BY.get() or _launcher[0]
+
+
+def code_location(root: Path) -> str:
+    """The location name the project's workspace.yaml gives pepm_assets.definitions (`pepm dev` loads
+    that file): the UI lists a run under a job of the location its origin names."""
+    import yaml
+
+    try:
+        entries = (yaml.safe_load((Path(root) / "workspace.yaml").read_text(encoding="utf-8")) or {}).get("load_from") or []
+    except (OSError, yaml.YAMLError, AttributeError):
+        return LOCATION
+    targets = [target for entry in entries if isinstance(entry, dict) for target in entry.values() if isinstance(target, dict)]
+    ours = [t for t in targets if t.get("module_name") == "pepm_assets.definitions"] or targets
+    return str(ours[0].get("location_name") or LOCATION) if ours else LOCATION
+
+
+def job_origin(root: Path, job: str):
+    """The remote origin of `job` in the project's code location, as the UI would give a run it launched."""
+    from .dagster_internals import SINGLETON_REPOSITORY_NAME, RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
+
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(code_location(root)), SINGLETON_REPOSITORY_NAME)
+    return repository.get_job_origin(job)
+
+
+@contextlib.contextmanager
+def _with_origin(instance: dg.DagsterInstance, root: Path | None) -> Iterator[None]:
+    """Runs this instance creates (execute_in_process creates its run through `create_run_for_job`,
+    which takes no origin from it) get the origin of their job in the project's code location."""
+    if root is None:
+        yield
+        return
+    create = type(instance).create_run_for_job
+
+    def create_with_origin(job_def, *args, **kwargs):
+        if kwargs.get("remote_job_origin") is None:
+            kwargs["remote_job_origin"] = job_origin(root, job_def.name)
+        return create(instance, job_def, *args, **kwargs)
+
+    instance.create_run_for_job = functools.wraps(create)(create_with_origin)
+    try:
+        yield
+    finally:
+        del instance.create_run_for_job
+
+
+def _project_root(defs: dg.Definitions) -> Path | None:
+    project = (defs.resources or {}).get("project")
+    return project.path if project is not None and hasattr(project, "path") else None
 
 
 class StageFailed(RuntimeError):
@@ -61,19 +131,20 @@ def _execute(
 ) -> dg.ExecuteInProcessResult:
     """`on_step_start(step_key)` as each step starts (the run's STEP_START events, as they are stored)."""
     config = {**(QUIET if quiet else {}), **(run_config or {})}
-    selection = [dg.AssetKey(a) for a in assets] if assets else None
+    selection = [dg.AssetKey(key_path(a)) for a in assets] if assets else None
     run_id = str(uuid.uuid4())
     if on_step_start is not None:
         instance.add_event_listener(run_id, _step_starts(on_step_start))
-    result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance,
-        partition_key=partition,
-        run_config=config,
-        raise_on_error=False,
-        asset_selection=selection,
-        tags={**process_tags(), **(tags or {})},
-        run_id=run_id,
-    )  # process_tags: recognised if this process dies
+    with _with_origin(instance, _project_root(defs)):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            partition_key=partition,
+            run_config=config,
+            raise_on_error=False,
+            asset_selection=selection,
+            tags={**process_tags(), LAUNCHED_BY: launcher(), **(tags or {})},
+            run_id=run_id,
+        )  # process_tags: recognised if this process dies
     if not result.success:
         errors = [
             _root_cause(e.event_specific_data.error)
@@ -98,14 +169,16 @@ def _asset_steps(on_asset: Callable[[int, int, str], None], assets: list[str]) -
     """on_step_start for a run of `assets`: on_asset(i, N, "train <model>") as the i-th of them
     starts (the trainings and evaluations are one run: without this a terminal shows one step for all)."""
     started: list[str] = []
-    verbs = {"model__": "train", "evaluation__": "evaluate"}
+    verbs = {MODEL: "train", EVALUATION: "evaluate"}
+    by_step = {step_key(a): a for a in assets}  # Dagster's step of model/<id> is model__<id>
 
-    def on_start(step_key: str) -> None:
-        if step_key not in assets or step_key in started:
+    def on_start(step: str) -> None:
+        asset = by_step.get(step)
+        if asset is None or asset in started:
             return
-        started.append(step_key)
-        prefix = next((p for p in verbs if step_key.startswith(p)), None)
-        on_asset(len(started), len(assets), f"{verbs[prefix]} {step_key.removeprefix(prefix)}" if prefix else step_key)
+        started.append(asset)
+        parsed = parse(asset)
+        on_asset(len(started), len(assets), f"{verbs[parsed[0]]} {parsed[1]}" if parsed else asset)
 
     return on_start
 
@@ -132,7 +205,7 @@ def _no_step(_name: str) -> None:
 
 
 STAGES = ("prepare", "train", "evaluate", "pipeline")
-KINDS = {"prepare": (), "train": ("model__",), "evaluate": ("evaluation__",), "pipeline": ("model__", "evaluation__")}
+KINDS = {"prepare": (), "train": (MODEL,), "evaluate": (EVALUATION,), "pipeline": (MODEL, EVALUATION)}
 
 
 def run_stage(
@@ -195,16 +268,16 @@ def run_stage(
             status = statuses()  # the new stamps; raw hashes kept
         if eval_params is not None:
             status = _prepare_eval_split(defs, instance, report, stage, eval_params, status, statuses, tags, step, quiet)
-        wanted = [f"{kind}{m}" for m in params.models for kind in KINDS[stage]]
+        wanted = [asset_name(kind, m) for m in params.models for kind in KINDS[stage]]
         if stage in ("prepare", "pipeline"):
             wanted = ["view_split", "model_formats", *wanted]
         else:
             _require_fresh(status, key, ["view_split", "model_formats"], f"run the prepare stage first ({command('prepare', params)})")
             if stage == "evaluate":
-                _require_fresh(status, key, [f"model__{m}" for m in params.models], f"train first ({command('train', params)})")
+                _require_fresh(status, key, [model_asset(m) for m in params.models], f"train first ({command('train', params)})")
         stale = [a for a in wanted if status[(a, key)].state != "FRESH"]
         report.skipped += [f"{a}[{key}]" for a in wanted if a not in stale]
-        if stale and reports and stage != "train" and any(a.startswith("evaluation__") for a in stale):
+        if stale and reports and stage != "train" and any((parse(a) or ("",))[0] == EVALUATION for a in stale):
             stale.append("leaderboard")  # in the same run, after the evaluations
         if stale:
             step(f"{len(stale)} assets of {params.dataset_id}/{params.view}")
@@ -216,10 +289,16 @@ def run_stage(
 
 
 def parse_corpora(
-    root: Path, instance: dg.DagsterInstance, partitions: list[ResolvedParams], defs: dg.Definitions | None = None, quiet: bool = True
+    root: Path,
+    instance: dg.DagsterInstance,
+    partitions: list[ResolvedParams],
+    defs: dg.Definitions | None = None,
+    quiet: bool = True,
+    launched_by: str | None = None,
 ) -> StageReport | None:
     """Parse every corpus these datasets read that is not parsed at its current version (one
-    Dagster run each, as the prepare stage does); a sweep calls it once before its runs."""
+    Dagster run each, as the prepare stage does); a sweep calls it once before its runs
+    (`launched_by="sweep"`: the runs' pepm/launched_by tag)."""
     from ..definitions import build_definitions
 
     if not partitions:
@@ -235,7 +314,8 @@ def parse_corpora(
         report.observed += observe_partition(instance, root, part, raw=raw)
         status.update({(st.asset, st.partition): st for st in expected.statuses(part, {}) if st.asset == "corpus_docs"})
     corpus_ids = sorted({cid for part in partitions for cid in part.dataset.corpus_ids})
-    _prepare_corpora(root, defs or build_definitions(root), instance, report, corpus_ids, status, {}, _no_step, quiet)
+    tags = {LAUNCHED_BY: launched_by} if launched_by else {}
+    _prepare_corpora(root, defs or build_definitions(root), instance, report, corpus_ids, status, tags, _no_step, quiet)
     return report
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ..core.asset_names import key_path
 from .dagster_internals import AssetGraphView, CachingStaleStatusResolver, StaleStatus, TemporalContext, get_current_datetime
 
 
@@ -23,7 +24,7 @@ def stale_resolver(instance: dg.DagsterInstance, defs: dg.Definitions) -> Cachin
 def stale_status(instance: dg.DagsterInstance, defs: dg.Definitions, asset: str, partition: str | None = None) -> tuple[str, list[str]]:
     """('FRESH' | 'STALE' | 'MISSING', [why...]) for one asset partition."""
     resolver = stale_resolver(instance, defs)
-    key = dg.AssetKey(asset)
+    key = dg.AssetKey(key_path(asset))  # model/<id>: ["model", id]
     status: StaleStatus = resolver.get_status(key, partition)
     causes = [f"{c.category.name.lower()}: {c.reason}" for c in resolver.get_stale_causes(key, partition)]
     return status.name, causes

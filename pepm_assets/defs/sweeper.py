@@ -42,6 +42,7 @@ import yaml
 from ..core.atomic import write_json, write_text
 from ..core.config import ConfigError, resolve_on_dataset
 from ..core.paths import ProjectPaths
+from ..core.selection import LAUNCHED_BY_TAG
 from ..core.sweep import policy, session
 from ..core.sweep.execute import load_summary, resolve_run, summary_path
 from ..core.sweep.ledger import Ledger
@@ -178,6 +179,7 @@ def _tags(cfg, spec: RunSpec, extra: list[str], attempt: int) -> dict[str, str]:
         ATTEMPT: str(attempt),
         CLASS: spec.resource_class,
         MLFLOW: DEFERRED,
+        LAUNCHED_BY_TAG: "sweep",
         FIGURES: str(cfg.run.figures).lower(),
         **({EXTRA: json.dumps(extra)} if extra else {}),
         **({HARD_LIMIT: str(cfg.safety.hard_limit_mb)} if cfg.safety.enable_hard_ram_limit else {}),
@@ -254,7 +256,7 @@ def _parse_corpora(root: Path, instance: dg.DagsterInstance, plan: list[RunSpec]
         params = resolve_profile(root, spec.profile, spec.override_list)
         for part in (params, *([resolve_on_dataset(root, params, params.eval_dataset_id)] if params.eval_dataset_id else [])):
             seen.setdefault(part.dataset_id, part)
-    runner.parse_corpora(root, instance, list(seen.values()))
+    runner.parse_corpora(root, instance, list(seen.values()), launched_by="sweep")
 
 
 class _Follower:

@@ -16,6 +16,7 @@ import dagster as dg
 
 from ...core.drift import DriftInputError, DriftResult, load_drift_config, monitor
 from ...core.locks import corpus_lock, view_lock
+from ..metadata import rounded
 from ..partitions import split_view_key, with_partition
 from ..resources import PepmProject
 from .prepare import markdown_counts
@@ -35,12 +36,14 @@ def _check(result: DriftResult | None, asset: str, nothing: str = "nothing (firs
         check_name=CHECK,
         passed=severity is None,
         severity=dg.AssetCheckSeverity[severity or "WARN"],
-        metadata={
-            "drift_share": result.drift_share,
-            "drifted_columns": ", ".join(result.drifted_columns) or "none",
-            "alerts": len(result.alerts),
-            "report": dg.MetadataValue.path(str(result.path("html"))),
-        },
+        metadata=rounded(
+            {
+                "drift_share": result.drift_share,
+                "drifted_columns": ", ".join(result.drifted_columns) or "none",
+                "alerts": len(result.alerts),
+                "report": dg.MetadataValue.path(str(result.path("html"))),
+            }
+        ),
     )
 
 
@@ -52,16 +55,18 @@ def _worst(results: list[DriftResult]) -> DriftResult | None:
 def _metadata(result: DriftResult | None, project: PepmProject) -> dict[str, Any]:
     if result is None:
         return {"compared": "nothing: first parsed version of this corpus (kept for the next one)"}
-    return {
-        "title": result.title,
-        "drift_share": result.drift_share,
-        "dataset_drift": result.dataset_drift,
-        "scores": markdown_counts({c: f"{s:.4f}" for c, s in result.scores.items()}, "column", "score"),
-        "drifted_columns": ", ".join(result.drifted_columns) or "none",
-        "n_reference": result.n_reference,
-        "n_current": result.n_current,
-        "report": dg.MetadataValue.path(project.paths.rel(result.path("html"))),
-    }
+    return rounded(
+        {
+            "title": result.title,
+            "drift_share": result.drift_share,
+            "dataset_drift": result.dataset_drift,
+            "scores": markdown_counts({c: f"{s:.4f}" for c, s in result.scores.items()}, "column", "score"),
+            "drifted_columns": ", ".join(result.drifted_columns) or "none",
+            "n_reference": result.n_reference,
+            "n_current": result.n_current,
+            "report": dg.MetadataValue.path(project.paths.rel(result.path("html"))),
+        }
+    )
 
 
 def build_drift_assets(corpora_pd: dg.PartitionsDefinition, views_pd: dg.PartitionsDefinition, corpus_ids: list[str]) -> list[Any]:

@@ -20,6 +20,7 @@ from ...core.config import CommonConfig, ConfigError
 from ...core.labels import LabelMap
 from ...core.locks import corpora_locks, corpus_lock, view_lock
 from ...core.selection import resolve_for_run, resolve_partition
+from ..metadata import rounded
 from ..partitions import corpus_partitions, corpus_to_views, split_view_key, view_partitions, with_partition
 from ..resources import PepmProject
 
@@ -179,23 +180,25 @@ def _parsed_result(project: PepmProject, cid: str, cfg: Any, outputs: Any, stats
     rejects = pd.read_parquet(outputs.rejects)
     first = rejects.head(10)
     return dg.MaterializeResult(
-        metadata={
-            "n_docs": stats.n_docs,
-            "n_rejects": stats.n_rejects,
-            "reject_rate": stats.reject_rate,
-            "n_files": stats.n_files,
-            "n_files_failed": stats.n_files_failed,
-            "failed_by_reason": markdown_counts(dict(stats.failed_by_reason), "reason", "files"),
-            "n_tokens": stats.n_tokens,
-            "seconds": stats.seconds,
-            "groups": markdown_counts(dict(stats.groups.most_common()), "group"),
-            "rejects_by_reason": markdown_counts(dict(stats.rejects_by_reason), "reason"),
-            "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
-            "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
-            "dialect": cfg.dialect,
-            "description": cfg.description,
-            "raw_version": raw,
-        },
+        metadata=rounded(
+            {
+                "n_docs": stats.n_docs,
+                "n_rejects": stats.n_rejects,
+                "reject_rate": stats.reject_rate,
+                "n_files": stats.n_files,
+                "n_files_failed": stats.n_files_failed,
+                "failed_by_reason": markdown_counts(dict(stats.failed_by_reason), "reason", "files"),
+                "n_tokens": stats.n_tokens,
+                "seconds": stats.seconds,
+                "groups": markdown_counts(dict(stats.groups.most_common()), "group"),
+                "rejects_by_reason": markdown_counts(dict(stats.rejects_by_reason), "reason"),
+                "first_rejects": markdown_rows(first, ["source_file", "source_line", "reason", "detail"]),
+                "docs_path": dg.MetadataValue.path(project.paths.rel(outputs.docs)),
+                "dialect": cfg.dialect,
+                "description": cfg.description,
+                "raw_version": raw,
+            }
+        ),
         data_version=dg.DataVersion(version),
         check_results=with_partition(
             [
@@ -270,33 +273,35 @@ def _view_assets(views_pd: dg.PartitionsDefinition, docs_dep: dg.AssetDep, view_
                 for r in range(1, params.split.repeats)
             ]
         return dg.MaterializeResult(
-            metadata={
-                "params_hash": params.params_hash,
-                "profile": params.profile,
-                "dataset": params.dataset.description or ", ".join(params.dataset.corpus_ids),
-                "overrides": dg.MetadataValue.json(params.overrides),
-                "seed": params.seed,
-                "train_prop": params.train_prop,
-                "n_train": len(train),
-                "n_job": len(job),
-                "split_repeats": params.split.repeats,
-                "label_counts_before_balance": markdown_counts(result.meta["label_counts_before_balance"]),
-                "train_label_counts": markdown_counts(result.meta["split"]["train_label_counts"]),
-                "job_label_counts": markdown_counts(result.meta["split"]["job_label_counts"]),
-                "excluded_by_reason": markdown_counts(result.meta["excluded_by_reason"], "reason"),
-                "excluded_by_group": markdown_rows(
-                    pd.DataFrame(labels.exclusion_rows(result.meta["excluded_by_group"]), columns=["reason", "group", "docs"]),
-                    ["reason", "group", "docs"],
-                ),
-                "coalition_rules": dg.MetadataValue.json(result.meta["label_map"]["coalitions"]),
-                # filters.procedural / languages / near_duplicates (core/quality.py): what each did
-                **({"data_quality": dg.MetadataValue.json(result.meta["quality"])} if "quality" in result.meta else {}),
-                **{k: v for k, v in result.meta["leakage"].items() if k == "near_duplicate_pairs_across_split"},
-                "params": dg.MetadataValue.json(params.model_dump(mode="json")),
-                "train_path": dg.MetadataValue.path(project.paths.rel(result.train_path)),
-                "meta_view_path": dg.MetadataValue.path(project.paths.rel(result.meta_path)),
-                "corpus_docs_versions": dg.MetadataValue.json(docs_versions),
-            },
+            metadata=rounded(
+                {
+                    "params_hash": params.params_hash,
+                    "profile": params.profile,
+                    "dataset": params.dataset.description or ", ".join(params.dataset.corpus_ids),
+                    "overrides": dg.MetadataValue.json(params.overrides),
+                    "seed": params.seed,
+                    "train_prop": params.train_prop,
+                    "n_train": len(train),
+                    "n_job": len(job),
+                    "split_repeats": params.split.repeats,
+                    "label_counts_before_balance": markdown_counts(result.meta["label_counts_before_balance"]),
+                    "train_label_counts": markdown_counts(result.meta["split"]["train_label_counts"]),
+                    "job_label_counts": markdown_counts(result.meta["split"]["job_label_counts"]),
+                    "excluded_by_reason": markdown_counts(result.meta["excluded_by_reason"], "reason"),
+                    "excluded_by_group": markdown_rows(
+                        pd.DataFrame(labels.exclusion_rows(result.meta["excluded_by_group"]), columns=["reason", "group", "docs"]),
+                        ["reason", "group", "docs"],
+                    ),
+                    "coalition_rules": dg.MetadataValue.json(result.meta["label_map"]["coalitions"]),
+                    # filters.procedural / languages / near_duplicates (core/quality.py): what each did
+                    **({"data_quality": dg.MetadataValue.json(result.meta["quality"])} if "quality" in result.meta else {}),
+                    **{k: v for k, v in result.meta["leakage"].items() if k == "near_duplicate_pairs_across_split"},
+                    "params": dg.MetadataValue.json(params.model_dump(mode="json")),
+                    "train_path": dg.MetadataValue.path(project.paths.rel(result.train_path)),
+                    "meta_view_path": dg.MetadataValue.path(project.paths.rel(result.meta_path)),
+                    "corpus_docs_versions": dg.MetadataValue.json(docs_versions),
+                }
+            ),
             data_version=dg.DataVersion(version),
             check_results=with_partition(
                 view_checks(

@@ -1,23 +1,29 @@
-"""Training and evaluation as partitioned assets: one `model__<id>` and one `evaluation__<id>` per
+"""Training and evaluation as partitioned assets: one `model/<id>` and one `evaluation/<id>` per
 models.yml entry (a factory: the one place where repetition is real), plus two cross-model
 assets, `cross_corpus_matrix` and `leaderboard`.
 
-    model_formats + view_params + train_params -> model__<id>[dataset|view] -> evaluation__<id>[dataset|view]
-    evaluation__* -> leaderboard          model__ + evaluation__<cross model> -> cross_corpus_matrix
+    model_formats + view_params + train_params -> model/<id>[dataset|view] -> evaluation/<id>[dataset|view]
+    evaluation/* -> leaderboard          model/ + evaluation/<cross model> -> cross_corpus_matrix
+
+(asset keys ["model", id] and ["evaluation", id]: core/asset_names.py makes and parses them)
 """
 
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
 
-from ...core import cross_corpus, lineage, reports, tracking_worker, training
+from ...core import asset_names as names
+from ...core import cross_corpus, lineage, reports, tracking, tracking_worker, training
 from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
 from ...core.selection import resolve_partition
 from ...core.tracking import Tracker
+from ..catalog import family_kinds
+from ..metadata import image_markdown, per_class_table, rounded
 from ..partitions import view_key, with_partition
 from ..resources import PepmProject
 from .prepare import markdown_counts, run_params
@@ -76,12 +82,12 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
     """The model fitted on its partition's train set, logged to MLflow, stamped last."""
 
     @dg.asset(
-        name=f"model__{model_id}",
+        key=names.key_path(names.model_asset(model_id)),
         partitions_def=views_pd,
         group_name="train",
         code_version=model_code_version(model_id, spec),
         deps=["model_formats", "view_params", "train_params"],
-        kinds={spec.family},
+        kinds=family_kinds(spec.family),
         op_tags={RESOURCE_CLASS_TAG: spec.resource_class},
         description=f"{model_id} ({spec.family}) trained on the partition's train set -> `models/<dataset>/<view>/{spec.family}/{model_id}/`. {spec.description}",
     )
@@ -95,24 +101,30 @@ def _model_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDefiniti
         logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, tags) if tracker else {}
         training.commit_model(project.path, meta)
         return dg.MaterializeResult(
-            metadata={
-                "params_hash": params.params_hash,
-                "seed": params.seed,
-                "split": meta["split"],
-                "class_weight": meta["class_weight"],
-                "splits_fitted": 1 + len(training.repeat_fits(meta)),
-                "n_train_used": meta["n_train_used"],
-                "truncated": meta["truncated"],
-                "train_seconds": meta["train_seconds"],
-                "fit": dg.MetadataValue.json(meta["fit"]),
-                "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
-                "split_version": meta["split_version"],
-                **(
-                    {"mlflow_run_id": logged["run_id"], "registered_model": f"{logged['registered_model']} v{logged['version']}"}
-                    if logged
-                    else {}
-                ),
-            },
+            metadata=rounded(
+                {
+                    "params_hash": params.params_hash,
+                    "seed": params.seed,
+                    "split": meta["split"],
+                    "class_weight": meta["class_weight"],
+                    "splits_fitted": 1 + len(training.repeat_fits(meta)),
+                    "n_train_used": meta["n_train_used"],
+                    "truncated": meta["truncated"],
+                    "train_seconds": meta["train_seconds"],
+                    "fit": dg.MetadataValue.json(meta["fit"]),
+                    "model_dir": dg.MetadataValue.path(project.paths.rel(model_dir)),
+                    "split_version": meta["split_version"],
+                    **(
+                        {
+                            "mlflow_run": dg.MetadataValue.url(tracker.run_url(logged["run_id"])),
+                            "mlflow_run_id": logged["run_id"],
+                            "registered_model": f"{logged['registered_model']} v{logged['version']}",
+                        }
+                        if logged
+                        else {}
+                    ),
+                }
+            ),
             data_version=dg.DataVersion(meta["lineage"]["version"]),
         )
 
@@ -128,7 +140,7 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
         [
             dg.AssetCheckSpec(
                 "quality_ok",
-                asset=f"evaluation__{model_id}",
+                asset=dg.AssetKey(names.key_path(names.evaluation_asset(model_id))),
                 description=f"models.yml early_stop: flagged when {limits} (not blocking: the model stays in the leaderboard, flagged)",
             )
         ]
@@ -137,19 +149,19 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
     ) + [
         dg.AssetCheckSpec(
             VALIDITY_CHECK,
-            asset=f"evaluation__{model_id}",
+            asset=dg.AssetKey(names.key_path(names.evaluation_asset(model_id))),
             description="label validity (core/diagnostics.py): warns when the label goes with other metadata (the vote, government/"
             "opposition, the corpus), when texts name parties or groups, or when the top terms are procedural words or names",
         )
     ]
 
     @dg.asset(
-        name=f"evaluation__{model_id}",
+        key=names.key_path(names.evaluation_asset(model_id)),
         partitions_def=views_pd,
         group_name="evaluate",
         code_version=lineage.EVAL_CODE,
         deps=[model_asset],
-        kinds={spec.family},
+        kinds=family_kinds(spec.family),
         check_specs=checks,
         description=f"{model_id} scored on the partition's job set: metrics.json, classification_report.txt, meta_eval.json, `metrics_by_<field>.json`, confusion_matrix.png under reports/.",
     )
@@ -187,23 +199,29 @@ def _evaluation_asset(model_id: str, spec: ModelSpec, views_pd: dg.PartitionsDef
             if stop.enabled and limits
             else []
         ) + [_validity_check(result["label_validity_warnings"])]
+        table = per_class_table(result["report_dir"])
+        matrix = image_markdown(Path(result["report_dir"]) / "confusion_matrix.png", "confusion matrix")
         return dg.MaterializeResult(
-            metadata={
-                **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
-                **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
-                "n_job": result["n_job"],
-                "seed": params.seed,
-                "split": result["split"],
-                "class_weight": result["class_weight"],
-                "splits": result["splits"],
-                "params_hash": params.params_hash,
-                "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
-                "model_version": result["model_version"],
-                "split_version": result["split_version"],
-                "label_validity_warnings": _validity_markdown(result["label_validity_warnings"]),
-                **({"mlflow_run_id": run_id} if run_id else {}),
-                **cross,
-            },
+            metadata=rounded(
+                {
+                    **{k: dg.MetadataValue.float(float(v)) for k, v in summary.items() if isinstance(v, (int, float))},
+                    **{k: dg.MetadataValue.json(v) for k, v in summary.items() if isinstance(v, list)},
+                    "n_job": result["n_job"],
+                    "seed": params.seed,
+                    "split": result["split"],
+                    "class_weight": result["class_weight"],
+                    "splits": result["splits"],
+                    "params_hash": params.params_hash,
+                    "report_dir": dg.MetadataValue.path(project.paths.rel(result["report_dir"])),
+                    "model_version": result["model_version"],
+                    "split_version": result["split_version"],
+                    "label_validity_warnings": _validity_markdown(result["label_validity_warnings"]),
+                    **({"per_class": table} if table is not None else {}),
+                    **({"confusion_matrix": matrix} if matrix is not None else {}),
+                    **({"mlflow_run": dg.MetadataValue.url(tracker.run_url(run_id)), "mlflow_run_id": run_id} if run_id else {}),
+                    **cross,
+                }
+            ),
             data_version=dg.DataVersion(result["lineage"]["version"]),
             check_results=with_partition(check_results, context.partition_key),
         )
@@ -256,7 +274,7 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
     for model_id, spec in common.models.items():
         model_asset = _model_asset(model_id, spec, views_pd)
         assets += [model_asset, _evaluation_asset(model_id, spec, views_pd, model_asset)]
-    evaluations = [a for a in assets if a.key.path[0].startswith("evaluation__")]
+    evaluations = [a for a in assets if (names.parse(a.key.to_user_string()) or ("",))[0] == names.EVALUATION]
 
     @dg.asset(
         group_name="reports",
@@ -264,10 +282,11 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
         description="reports/index.json -> reports/leaderboard.{md,tsv,png}: every in-domain evaluation, best macro-F1 first, with 95% intervals; "
         "the clusterings' scores (no macro-F1) in reports/clustering.{md,tsv,png}.",
     )
-    def leaderboard(project: PepmProject) -> dg.MaterializeResult:
+    def leaderboard(project: PepmProject, mlflow: MlflowTracking) -> dg.MaterializeResult:
         out = reports.write_leaderboard(project.paths)
         table = reports.leaderboard_table(project.paths)
         best = table.groupby(["dataset_id", "view"]).head(1) if not table.empty else table
+        champions = _set_champions(project, mlflow.tracker(project), best)
         return dg.MaterializeResult(
             metadata={
                 "rows": out["rows"],
@@ -279,6 +298,7 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
                     "dataset/view",
                     "best model, macro-F1 (split)",
                 ),
+                **({"champions": markdown_counts(champions, "dataset/view", f"MLflow alias {tracking.CHAMPION}")} if champions else {}),
             }
         )
 
@@ -287,13 +307,34 @@ def build_train_assets(common: CommonConfig, views_pd: dg.PartitionsDefinition) 
     return [*assets, leaderboard]
 
 
+def _set_champions(project: PepmProject, tracker: Tracker | None, best: Any) -> dict[str, str]:
+    """The MLflow alias `champion` of each dataset x view on its leaderboard's best model (the fit
+    its ranked evaluation scored); {"dataset/view": "registered model vN = model"}."""
+    if tracker is None:
+        return {}
+    out = {}
+    for row in best.itertuples():
+        report_dir = project.paths.report_dir(row.dataset_id, row.view, row.family, row.model_id)
+        stamp = lineage.read_stamp(report_dir / "meta_eval.json")
+        model_version = (stamp or {}).get("inputs", {}).get("model")
+        if not model_version:
+            continue
+        got = tracker.set_champion(row.dataset_id, row.view, row.model_id, model_version)
+        if got:
+            out[f"{row.dataset_id}/{row.view}"] = f"{got['registered_model']} v{got['version']} = {row.model_id}"
+    return out
+
+
 def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition) -> Any:
     cfg = common.cross_corpus
     spec = common.models[cfg.model_id]
 
     @dg.asset(
         group_name="reports",
-        deps=[f"model__{cfg.model_id}", f"evaluation__{cfg.model_id}"],
+        deps=[
+            dg.AssetKey(names.key_path(names.model_asset(cfg.model_id))),
+            dg.AssetKey(names.key_path(names.evaluation_asset(cfg.model_id))),
+        ],
         description=f"{cfg.model_id} trained on each of {cfg.datasets} (view {cfg.view}), scored on its own job set and on every "
         "labelled document of each other dataset, with 95% intervals and the majority / stratified-chance baselines: "
         "reports/cross_corpus/... matrix.{json,tsv,png}.",
@@ -316,7 +357,7 @@ def _cross_corpus_asset(common: CommonConfig, views_pd: dg.PartitionsDefinition)
                 run_id = tracker.log_evaluation(result, result["metrics"], result["report_dir"], own_tags) if tracker else None
                 training.commit_evaluation(project.path, result)
                 run_ids[f"{a} -> {a}"] = run_id or ""
-            cells[(a, a)] = own["cell"]  # read from evaluation__<model>'s report when current: not logged again
+            cells[(a, a)] = own["cell"]  # read from evaluation/<model>'s report when current: not logged again
             for b in cfg.datasets:
                 if b == a:
                     continue
