@@ -65,21 +65,98 @@ def effective_compare_by(params: ResolvedParams) -> list[str]:
     return fields
 
 
-def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
-    frames = []
+TEXT = "text"
+TEXT_BATCH_ROWS = 16_384  # texts read per Parquet batch: ~10 MB of MPT speeches, whatever the corpus size
+
+
+@dataclass
+class Docs:
+    """The documents of a dataset's corpora without their texts (`frame`: one row per document, in
+    the order of `dataset.corpus_ids`, capped by filters.max_docs_per_corpus), and where each row's
+    text is, so that a view reads the texts of the rows it labels only (`texts`): on MPT 44 % of
+    the documents are excluded (chair, government, ...) before any text is needed, and a text read
+    is memory held until the split is written."""
+
+    frame: pd.DataFrame
+    files: list[Path]
+    rows: list[np.ndarray]  # per corpus: the docs.parquet row of each of its rows in `frame`, ascending
+    columns: list[str]  # the columns of `frame` with `text`, in the order of `load_docs`' frame
+
+    def texts(self, positions: np.ndarray) -> pa.Array:
+        """The texts of `frame`'s rows at `positions` (ascending), one Arrow array: read batch by
+        batch, the others' never leave the batch they were read in."""
+        out, start = [], 0
+        for file, rows in zip(self.files, self.rows):
+            end = start + len(rows)
+            lo, hi = np.searchsorted(positions, [start, end])
+            out += _take_rows(file, rows[positions[lo:hi] - start])
+            start = end
+        return pa.concat_arrays(out) if out else pa.array([], type=pa.string())
+
+    def lowercase_words(self) -> set[str]:
+        """diagnostics.lowercase_words of every row's text (filters.mask_names), batch by batch."""
+        words: set[str] = set()
+        for file, rows in zip(self.files, self.rows):
+            for chunk in _take_rows(file, rows):
+                words |= diagnostics.lowercase_words(chunk.fill_null(""))
+        return words
+
+    def with_texts(self, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+        """`frame` (rows of `self.frame` at `positions`, ascending) with its `text` column, where
+        `load_docs` has it: the same values and dtype as if the texts had been read with the rest."""
+        text = pa.table({TEXT: self.texts(positions)}).to_pandas()[TEXT]
+        out = frame.assign(**{TEXT: text.set_axis(frame.index)})
+        return out[[c for c in self.columns if c in out.columns] + [c for c in out.columns if c not in self.columns]]
+
+
+def _take_rows(file: Path, rows: np.ndarray) -> list[pa.Array]:
+    """The texts of `file` at `rows` (ascending), read TEXT_BATCH_ROWS at a time: only these
+    become the returned arrays (one per batch that holds any)."""
+    out, start = [], 0
+    if not len(rows):
+        return out
+    for batch in pq.ParquetFile(file).iter_batches(batch_size=TEXT_BATCH_ROWS, columns=[TEXT], use_threads=False):
+        end = start + batch.num_rows
+        lo, hi = np.searchsorted(rows, [start, end])
+        if hi > lo:
+            column = batch.column(0)
+            out.append(column if hi - lo == batch.num_rows else column.take(pa.array(rows[lo:hi] - start)))
+        start = end
+        if hi == len(rows):
+            break
+    return out
+
+
+def read_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> Docs:
+    """The dataset's documents but their texts (`Docs`); `load_docs` is this with every text."""
+    frames, rows, order = [], [], []
     for i, cid in enumerate(params.dataset.corpus_ids):
+        names = pq.read_schema(docs_files[cid]).names
         # one chunk per column: filtering pandas' Arrow-backed columns is 5-10x slower across the
         # Parquet row groups' chunks, and a view is filtered several times (labels, length, dedup)
-        df = pq.read_table(docs_files[cid]).combine_chunks().to_pandas()
+        df = pq.read_table(docs_files[cid], columns=[c for c in names if c != TEXT]).combine_chunks().to_pandas()
+        kept = np.arange(len(df))
         cap = params.filters.max_docs_per_corpus
         if cap is not None and len(df) > cap:
             rng = np.random.default_rng([params.seed, 7, i])
-            df = df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))]
+            kept = np.sort(rng.choice(len(df), size=cap, replace=False))
+            df = df.iloc[kept]
         df[params.dataset.source_field] = cid
         frames.append(df)
+        rows.append(kept)
+        order = list(dict.fromkeys([*order, *names, params.dataset.source_field]))
     # year (and legislature, when the view uses it) from the date: derived here, not at parse time,
     # so the parsed corpora and their versions stay as they are (core/periods.py)
-    return periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
+    frame = periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
+    order = list(dict.fromkeys([*order, *frame.columns]))
+    return Docs(frame=frame, files=[docs_files[cid] for cid in params.dataset.corpus_ids], rows=rows, columns=order)
+
+
+def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
+    """Every column of every document of the dataset, texts included (build_view reads only the
+    texts of the documents it labels: `read_docs`)."""
+    docs = read_docs(params, docs_files)
+    return docs.with_texts(docs.frame, np.arange(len(docs.frame)))
 
 
 def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -106,8 +183,8 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     started = time.perf_counter()
     paths = ProjectPaths(root)
     label_map = _current_label_map(params, root)
-    docs = load_docs(params, docs_files)
-    _check_columns(params, docs)
+    docs = read_docs(params, docs_files)
+    _check_columns(params, docs.columns)
     pool, excluded, checked = _labelled_pool(docs, label_map, params)
     _check_groups(params, pool)
     before = _counts(pool)
@@ -120,7 +197,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         extra += [f for r in repeats for f in r["files"]]
         stamp = {**stamp, "files": list(dict.fromkeys([*stamp["files"], *extra]))}
     meta = {
-        **_view_meta(params, label_map, len(docs), before, excluded, train, job, valid if valid_path else None),
+        **_view_meta(params, label_map, len(docs.frame), before, excluded, train, job, valid if valid_path else None),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
         "dates": periods.describe(pool),  # the labelled documents without a date, year or legislature
         "seconds": round(time.perf_counter() - started, 3),
@@ -159,13 +236,13 @@ def _current_label_map(params: ResolvedParams, root: Path) -> labels.LabelMap:
     return label_map
 
 
-def _check_columns(params: ResolvedParams, docs: pd.DataFrame) -> None:
+def _check_columns(params: ResolvedParams, columns: list[str]) -> None:
     """A misspelt compare_by / group_by field fails the view, naming the columns there are, rather
     than the split with a KeyError or the evaluation by leaving out its per-field metrics."""
     for field in effective_compare_by(params) + ([params.split.group_by] if params.split.group_by else []):
-        if field not in docs.columns:
+        if field not in columns:
             raise ViewError(
-                f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})"
+                f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(columns)})"
             )
 
 
@@ -188,15 +265,17 @@ def _check_groups(params: ResolvedParams, pool: pd.DataFrame) -> None:
         )
 
 
-def _labelled_pool(
-    docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams
-) -> tuple[pd.DataFrame, Counter, quality.QualityReport]:
+def _labelled_pool(docs: Docs, label_map: labels.LabelMap, params: ResolvedParams) -> tuple[pd.DataFrame, Counter, quality.QualityReport]:
     """The documents the view gives a label and the quality filters keep, with the count of the
     others by reason (meta_view.json, and the errors that say why a view is empty) and what the
-    data-quality filters did (core/quality.py)."""
-    labelled = labels.assign_labels(docs, label_map, params.view)
+    data-quality filters did (core/quality.py). Labels and exclusions are read from the metadata:
+    only the labelled documents' texts are read (`Docs.with_texts`)."""
+    labelled = labels.assign_labels(docs.frame, label_map, params.view)
     excluded = labels.Exclusions.of(labelled)  # by reason, and by reason x group
-    pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
+    has_label = labelled["label"].notna().to_numpy()
+    pool = labelled[has_label].drop(columns=["exclusion"])
+    del labelled
+    pool = docs.with_texts(pool, np.flatnonzero(has_label))
     # stage directions stripped, procedural and foreign documents out: before masking, length and dedup
     pool, checked = quality.clean(pool, params.filters, params.procedural_patterns, excluded)
     if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
@@ -215,12 +294,15 @@ def _labelled_pool(
     return pool, excluded, checked
 
 
-def _masked(texts: pd.Series, docs: pd.DataFrame, params: ResolvedParams) -> list[str]:
+def _masked(texts: pd.Series, docs: Docs, params: ResolvedParams) -> list[str]:
     """filters.mask_names: group and party names (params.group_names) -> NOM_GROUPE, the names of
-    every person who speaks in the dataset's documents -> NOM_PERSONNE (core/diagnostics.py)."""
+    every person who speaks in the dataset's documents -> NOM_PERSONNE (core/diagnostics.py; the
+    common words that decide how a surname is masked are those of every document's text, read
+    batch by batch)."""
     if params.group_names is None:
         raise ViewError("filters.mask_names: the parameters name no group to mask (resolve them with resolve_profile)")
-    return diagnostics.mask_texts(texts, params.group_names, diagnostics.masking_persons(docs))
+    persons = diagnostics.person_names(docs.frame, docs.lowercase_words())
+    return diagnostics.mask_texts(texts, params.group_names, persons)
 
 
 def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
