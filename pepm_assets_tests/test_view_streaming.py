@@ -203,7 +203,8 @@ def test_only_the_labelled_documents_texts_are_read(proj: Path) -> None:
     read = set(texts.to_pylist())
     for excluded in full.loc[~has_label, "text"]:  # "Le gouvernement répond ...", "Très bien ... !", the chair's
         assert excluded not in read
-    pool, _, _ = prepare._labelled_pool(docs, label_map, params)
+    pool, _, _, n_in = prepare._labelled_pool(params, files, label_map)
+    assert n_in == len(docs.frame)
     assert set(pool["text"]) <= read
 
 

@@ -183,9 +183,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     started = time.perf_counter()
     paths = ProjectPaths(root)
     label_map = _current_label_map(params, root)
-    docs = read_docs(params, docs_files)
-    _check_columns(params, docs.columns)
-    pool, excluded, checked = _labelled_pool(docs, label_map, params)
+    pool, excluded, checked, n_in = _labelled_pool(params, docs_files, label_map)
     _check_groups(params, pool)
     before = _counts(pool)
     train, valid, job = _split_pool(pool, params, excluded)
@@ -197,7 +195,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         extra += [f for r in repeats for f in r["files"]]
         stamp = {**stamp, "files": list(dict.fromkeys([*stamp["files"], *extra]))}
     meta = {
-        **_view_meta(params, label_map, len(docs.frame), before, excluded, train, job, valid if valid_path else None),
+        **_view_meta(params, label_map, n_in, before, excluded, train, job, valid if valid_path else None),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
         "dates": periods.describe(pool),  # the labelled documents without a date, year or legislature
         "seconds": round(time.perf_counter() - started, 3),
@@ -265,21 +263,28 @@ def _check_groups(params: ResolvedParams, pool: pd.DataFrame) -> None:
         )
 
 
-def _labelled_pool(docs: Docs, label_map: labels.LabelMap, params: ResolvedParams) -> tuple[pd.DataFrame, Counter, quality.QualityReport]:
+def _labelled_pool(
+    params: ResolvedParams, docs_files: dict[str, Path], label_map: labels.LabelMap
+) -> tuple[pd.DataFrame, Counter, quality.QualityReport, int]:
     """The documents the view gives a label and the quality filters keep, with the count of the
-    others by reason (meta_view.json, and the errors that say why a view is empty) and what the
-    data-quality filters did (core/quality.py). Labels and exclusions are read from the metadata:
-    only the labelled documents' texts are read (`Docs.with_texts`)."""
+    others by reason (meta_view.json, and the errors that say why a view is empty), what the
+    data-quality filters did (core/quality.py) and the number of documents read. Labels and
+    exclusions are read from the metadata, then only the labelled documents' texts
+    (`Docs.with_texts`); each frame is let go as soon as the next is made (every one holds texts)."""
+    docs = read_docs(params, docs_files)
+    _check_columns(params, docs.columns)
+    n_in = len(docs.frame)
     labelled = labels.assign_labels(docs.frame, label_map, params.view)
     excluded = labels.Exclusions.of(labelled)  # by reason, and by reason x group
     has_label = labelled["label"].notna().to_numpy()
-    pool = labelled[has_label].drop(columns=["exclusion"])
+    pool = docs.with_texts(labelled[has_label].drop(columns=["exclusion"]), np.flatnonzero(has_label))
     del labelled
-    pool = docs.with_texts(pool, np.flatnonzero(has_label))
+    persons = diagnostics.person_names(docs.frame, docs.lowercase_words()) if params.filters.mask_names else None
+    del docs
     # stage directions stripped, procedural and foreign documents out: before masking, length and dedup
     pool, checked = quality.clean(pool, params.filters, params.procedural_patterns, excluded)
     if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
-        pool = pool.assign(text=_masked(pool["text"], docs, params))
+        pool = pool.assign(text=_masked(pool["text"], persons or [], params))
     short = pool["n_tokens"] < params.filters.min_tokens
     if short.any():
         excluded.add("too_short", pool[short])
@@ -288,20 +293,19 @@ def _labelled_pool(docs: Docs, label_map: labels.LabelMap, params: ResolvedParam
         kept, _ = split.drop_duplicates(pool)
         excluded.add_duplicates(pool, kept)
         pool = kept
+        del kept
     pool = quality.drop_near_duplicates(pool, params.filters.near_duplicates, excluded, checked)
     if pool.empty:
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
-    return pool, excluded, checked
+    return pool, excluded, checked, n_in
 
 
-def _masked(texts: pd.Series, docs: Docs, params: ResolvedParams) -> list[str]:
+def _masked(texts: pd.Series, persons: list[str], params: ResolvedParams) -> list[str]:
     """filters.mask_names: group and party names (params.group_names) -> NOM_GROUPE, the names of
-    every person who speaks in the dataset's documents -> NOM_PERSONNE (core/diagnostics.py; the
-    common words that decide how a surname is masked are those of every document's text, read
-    batch by batch)."""
+    every person who speaks in the dataset's documents (`persons`: diagnostics.person_names, with
+    the common words of every document's text, read batch by batch) -> NOM_PERSONNE."""
     if params.group_names is None:
         raise ViewError("filters.mask_names: the parameters name no group to mask (resolve them with resolve_profile)")
-    persons = diagnostics.person_names(docs.frame, docs.lowercase_words())
     return diagnostics.mask_texts(texts, params.group_names, persons)
 
 
@@ -313,7 +317,10 @@ def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -
         parts = _split_each_corpus(pool, params, excluded)
     else:
         parts = _balance_and_split(pool, params, salt=0)
-    train, valid, job = (df.sample(frac=1.0, random_state=params.seed) for df in parts)
+    parts = list(parts)
+    for i in range(len(parts)):  # each part let go as soon as it is shuffled: a shuffle copies the texts
+        parts[i] = parts[i].sample(frac=1.0, random_state=params.seed)
+    train, valid, job = parts
     return train, valid, job
 
 

@@ -59,8 +59,15 @@ def text_keys(texts: list[str], implementation: str | None = None) -> list[str]:
     return [hashlib.blake2b(normalize_for_dedup(t), digest_size=12).hexdigest() for t in texts]
 
 
+TEXT_KEY_CHUNK = 8_192  # texts made Python strings at a time by `text_key` (a whole view's at once: ~2x their size in memory)
+
+
 def text_key(texts: pd.Series) -> pd.Series:
-    return pd.Series(text_keys(texts.tolist()), index=texts.index, dtype=object)
+    """`text_keys` of a column, TEXT_KEY_CHUNK texts at a time."""
+    keys: list[str] = []
+    for start in range(0, len(texts), TEXT_KEY_CHUNK):
+        keys += text_keys(texts.iloc[start : start + TEXT_KEY_CHUNK].tolist())
+    return pd.Series(keys, index=texts.index, dtype=object)
 
 
 def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
