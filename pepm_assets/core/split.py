@@ -81,7 +81,7 @@ def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
         reasons["conflicting_duplicate"] = int(conflicting.sum())
     if repeated.any():
         reasons["duplicate_text"] = int(repeated.sum())
-    kept = df[~(conflicting | repeated)].copy()
+    kept = df[~(conflicting | repeated)]  # a new frame already (copy-on-write): no second copy of the texts
     kept["text_key"] = keys[kept.index]
     return kept, reasons
 
@@ -165,7 +165,7 @@ def split_validation(
     set. `seed` is the run seed with a salt of its own (another draw than the train/job split's).
     0 holds nothing out and returns `train` itself."""
     if validation_prop <= 0:
-        return train, train.iloc[:0]
+        return train, train.take([])  # not train.iloc[:0]: a slice of train's columns would hold all of train's texts
     return split_train_job(train, 1.0 - validation_prop, seed, stratify, group_by)
 
 
