@@ -22,14 +22,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pepm_assets.core import labels, prepare
+from pepm_assets.core import diagnostics, labels, prepare
 from pepm_assets.core.config import resolve_profile
 from pepm_assets.core.corpus import extract_corpus
 from pepm_assets.core.paths import ProjectPaths
 from pepm_assets_tests.fixtures import REPO, build_stamped_view, make_project
+from pepm_assets_tests.test_data_quality import CHAIR, FRENCH_SENTENCE, Doc, sitting_xml
 from pepm_assets_tests.test_data_quality import DOCS as DQ_DOCS
 from pepm_assets_tests.test_data_quality import PROFILE as DQ_PROFILE
-from pepm_assets_tests.test_data_quality import sitting_xml
 
 SEP_PROFILE = """dataset_id: tiny_sep
 view: left_right
@@ -54,9 +54,22 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "dq_dedup": ("dq", []),
     "dq_quality": ("dq", ["filters.near_duplicates=true", "filters.procedural=true", "filters.min_tokens=4"]),
     "dq_mask_repeats": ("dq", ["filters.mask_names=true", "filters.near_duplicates=true", "split.repeats=2"]),
+    "common_mask": ("common", ["filters.mask_names=true"]),
 }
+# mask_names masks a surname alone ("Mariton") unless the texts use it as a common word: here only
+# the chair's (excluded) text does, so the masking depends on the texts of documents the view excludes
+COMMON_DOCS = [
+    *DQ_DOCS[:25],
+    Doc(CHAIR, "Le mariton est ici un mot commun."),
+    Doc("Erwann_Binet", "Mariton a dit que " + FRENCH_SENTENCE),
+]
 # view_hashes of each case on commit 8722376 (every text read before labelling)
 GOLDEN: dict[str, dict[str, str]] = {
+    "common_mask": {
+        "job.tsv": "3b8c8d429e7d711f756df5647acd4a0b06432fcbe45a4283afe10ad5deabc659",
+        "train.tsv": "3b7f8cfd76454af5ed15eab3d60da5ee5ffcf2b4efcf1a4dc42822d416ae8b0b",
+        "meta_view.json": "c135192fcb8d01b0fc14d758ae5b3885ee677094473d8202480f064671081905",
+    },
     "an": {
         "job.tsv": "379779a2f657cea6ac570f8360143cc7707719c4cbf7e13fb50ec125eda3805d",
         "train.tsv": "05fb11bd2c0cf5ffa14a951b21a2545407231adf02ac75b48c4fa214e0bf2a78",
@@ -145,7 +158,18 @@ def make_streaming_project(dest: Path) -> Path:
     raw = root / "data" / "raw" / "dq"
     raw.mkdir(parents=True)
     (raw / "20130201.xml").write_text(sitting_xml(DQ_DOCS), encoding="utf-8")
-    corpora = {**resolve_profile(root, "tiny_multi").corpora, **resolve_profile(root, "dq").corpora}
+    with open(common / "corpora.yml", "a", encoding="utf-8") as fh:
+        fh.write("  common:\n    path: data/raw/common\n    dialect: mpt\n")
+    with open(common / "datasets.yml", "a", encoding="utf-8") as fh:
+        fh.write("  tiny_common:\n    corpus_ids: [common]\n")
+    (root / "configs" / "profiles" / "common.yml").write_text(DQ_PROFILE.replace("tiny_dq", "tiny_common"), encoding="utf-8")
+    (root / "data" / "raw" / "common").mkdir(parents=True)
+    (root / "data" / "raw" / "common" / "20130202.xml").write_text(sitting_xml(COMMON_DOCS), encoding="utf-8")
+    corpora = {
+        **resolve_profile(root, "tiny_multi").corpora,
+        **resolve_profile(root, "dq").corpora,
+        **resolve_profile(root, "common").corpora,
+    }
     for cid, cfg in corpora.items():
         extract_corpus(cid, cfg, root, ProjectPaths(root).corpus_dir(cid))
     return root
@@ -185,6 +209,15 @@ def test_the_view_writes_what_it_wrote_when_it_read_every_text(proj: Path, case:
     assert view_hashes(proj, profile, overrides) == GOLDEN[case]
 
 
+def test_mask_names_judges_surnames_by_every_documents_words(proj: Path) -> None:
+    """ "Mariton" alone stays: a text the view excludes (the chair's) writes "mariton" in lower
+    case, and the words of every document, not only those read for the pool, decide it."""
+    _, result = build_stamped_view(proj, "common", ["filters.mask_names=true"])
+    texts = [*result.train["text"], *result.job["text"]]
+    assert any(t.startswith("Mariton a dit que") for t in texts)
+    assert not any("Erwann Binet" in t or "Hervé Mariton" in t for t in texts)
+
+
 def test_only_the_labelled_documents_texts_are_read(proj: Path) -> None:
     """Labels on a frame without texts; then exactly the labelled rows' texts, none of the chair's,
     the government's or the collective speakers' (the fixture has all three)."""
@@ -206,6 +239,22 @@ def test_only_the_labelled_documents_texts_are_read(proj: Path) -> None:
     pool, _, _, n_in = prepare._labelled_pool(params, files, label_map)
     assert n_in == len(docs.frame)
     assert set(pool["text"]) <= read
+
+
+@pytest.mark.parametrize("batch_rows", [1, 7, 16_384])
+def test_texts_read_in_batches_are_those_of_the_rows_asked(proj: Path, batch_rows: int) -> None:
+    """Whatever the batch size (a text at a time, batches that straddle corpora's row groups, one
+    batch): the texts of any rows, and the common words mask_names decides surnames by, are those
+    of the documents read whole (the latter of every document, excluded ones included)."""
+    params = resolve_profile(proj, "tiny_multi", ["filters.max_docs_per_corpus=30"])
+    files = {cid: ProjectPaths(proj).corpus_dir(cid) / "docs.parquet" for cid in params.dataset.corpus_ids}
+    docs = prepare.read_docs(params, files, batch_rows=batch_rows)
+    full = prepare.load_docs(params, files)
+    assert len(docs.frame) == len(full) == 60  # 30 of each corpus
+    for positions in (np.arange(60), np.arange(0, 60, 3), np.array([0, 29, 30, 59]), np.array([], dtype=np.int64)):
+        assert docs.texts(positions).to_pylist() == full["text"].iloc[positions].tolist()
+    assert docs.lowercase_words() == diagnostics.lowercase_words(full["text"].fillna(""))
+    assert docs.lowercase_words() != diagnostics.lowercase_words(full["text"].iloc[:30].fillna(""))  # both corpora's words
 
 
 def test_load_docs_is_the_frame_of_every_column_as_read_at_once(proj: Path) -> None:

@@ -81,6 +81,7 @@ class Docs:
     files: list[Path]
     rows: list[np.ndarray]  # per corpus: the docs.parquet row of each of its rows in `frame`, ascending
     columns: list[str]  # the columns of `frame` with `text`, in the order of `load_docs`' frame
+    batch_rows: int = TEXT_BATCH_ROWS
 
     def texts(self, positions: np.ndarray) -> pa.Array:
         """The texts of `frame`'s rows at `positions` (ascending), one Arrow array: read batch by
@@ -89,7 +90,7 @@ class Docs:
         for file, rows in zip(self.files, self.rows):
             end = start + len(rows)
             lo, hi = np.searchsorted(positions, [start, end])
-            out += _take_rows(file, rows[positions[lo:hi] - start])
+            out += _take_rows(file, rows[positions[lo:hi] - start], self.batch_rows)
             start = end
         return pa.concat_arrays(out) if out else pa.array([], type=pa.string())
 
@@ -97,7 +98,7 @@ class Docs:
         """diagnostics.lowercase_words of every row's text (filters.mask_names), batch by batch."""
         words: set[str] = set()
         for file, rows in zip(self.files, self.rows):
-            for chunk in _take_rows(file, rows):
+            for chunk in _take_rows(file, rows, self.batch_rows):
                 words |= diagnostics.lowercase_words(chunk.fill_null(""))
         return words
 
@@ -109,13 +110,13 @@ class Docs:
         return out[[c for c in self.columns if c in out.columns] + [c for c in out.columns if c not in self.columns]]
 
 
-def _take_rows(file: Path, rows: np.ndarray) -> list[pa.Array]:
-    """The texts of `file` at `rows` (ascending), read TEXT_BATCH_ROWS at a time: only these
+def _take_rows(file: Path, rows: np.ndarray, batch_rows: int) -> list[pa.Array]:
+    """The texts of `file` at `rows` (ascending), read `batch_rows` at a time: only these
     become the returned arrays (one per batch that holds any)."""
     out, start = [], 0
     if not len(rows):
         return out
-    for batch in pq.ParquetFile(file).iter_batches(batch_size=TEXT_BATCH_ROWS, columns=[TEXT], use_threads=False):
+    for batch in pq.ParquetFile(file).iter_batches(batch_size=batch_rows, columns=[TEXT], use_threads=False):
         end = start + batch.num_rows
         lo, hi = np.searchsorted(rows, [start, end])
         if hi > lo:
@@ -127,7 +128,7 @@ def _take_rows(file: Path, rows: np.ndarray) -> list[pa.Array]:
     return out
 
 
-def read_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> Docs:
+def read_docs(params: ResolvedParams, docs_files: dict[str, Path], batch_rows: int = TEXT_BATCH_ROWS) -> Docs:
     """The dataset's documents but their texts (`Docs`); `load_docs` is this with every text."""
     frames, rows, order = [], [], []
     for i, cid in enumerate(params.dataset.corpus_ids):
@@ -149,7 +150,7 @@ def read_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> Docs:
     # so the parsed corpora and their versions stay as they are (core/periods.py)
     frame = periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
     order = list(dict.fromkeys([*order, *frame.columns]))
-    return Docs(frame=frame, files=[docs_files[cid] for cid in params.dataset.corpus_ids], rows=rows, columns=order)
+    return Docs(frame=frame, files=[docs_files[cid] for cid in params.dataset.corpus_ids], rows=rows, columns=order, batch_rows=batch_rows)
 
 
 def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
