@@ -92,7 +92,7 @@ class Docs:
             lo, hi = np.searchsorted(positions, [start, end])
             out += _take_rows(file, rows[positions[lo:hi] - start], self.batch_rows)
             start = end
-        return pa.concat_arrays(out) if out else pa.array([], type=pa.string())
+        return pa.concat_arrays(out) if out else pa.array([], type=pa.large_string())
 
     def lowercase_words(self) -> set[str]:
         """diagnostics.lowercase_words of every row's text (filters.mask_names), batch by batch."""
@@ -112,7 +112,8 @@ class Docs:
 
 def _take_rows(file: Path, rows: np.ndarray, batch_rows: int) -> list[pa.Array]:
     """The texts of `file` at `rows` (ascending), read `batch_rows` at a time: only these
-    become the returned arrays (one per batch that holds any)."""
+    become the returned arrays (one per batch that holds any), as large strings: what pandas
+    holds (no copy to convert them) and with room for more than 2 GiB of a dataset's texts."""
     out, start = [], 0
     if not len(rows):
         return out
@@ -121,7 +122,7 @@ def _take_rows(file: Path, rows: np.ndarray, batch_rows: int) -> list[pa.Array]:
         lo, hi = np.searchsorted(rows, [start, end])
         if hi > lo:
             column = batch.column(0)
-            out.append(column if hi - lo == batch.num_rows else column.take(pa.array(rows[lo:hi] - start)))
+            out.append((column if hi - lo == batch.num_rows else column.take(pa.array(rows[lo:hi] - start))).cast(pa.large_string()))
         start = end
         if hi == len(rows):
             break
