@@ -286,7 +286,7 @@ def _labelled_pool(
     # stage directions stripped, procedural and foreign documents out: before masking, length and dedup
     pool, checked = quality.clean(pool, params.filters, params.procedural_patterns, excluded)
     if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
-        pool = pool.assign(text=_masked(pool["text"], persons or [], params))
+        pool = pool.assign(text=_masked(pool["text"], persons or [], params).set_axis(pool.index))
     short = pool["n_tokens"] < params.filters.min_tokens
     if short.any():
         excluded.add("too_short", pool[short])
@@ -302,13 +302,15 @@ def _labelled_pool(
     return pool, excluded, checked, n_in
 
 
-def _masked(texts: pd.Series, persons: list[str], params: ResolvedParams) -> list[str]:
+def _masked(texts: pd.Series, persons: list[str], params: ResolvedParams) -> pd.Series:
     """filters.mask_names: group and party names (params.group_names) -> NOM_GROUPE, the names of
     every person who speaks in the dataset's documents (`persons`: diagnostics.person_names, with
-    the common words of every document's text, read batch by batch) -> NOM_PERSONNE."""
+    the common words of every document's text, read batch by batch) -> NOM_PERSONNE. Kept in
+    Arrow to the column: the texts never all become Python strings."""
     if params.group_names is None:
         raise ViewError("filters.mask_names: the parameters name no group to mask (resolve them with resolve_profile)")
-    return diagnostics.mask_texts(texts, params.group_names, persons)
+    masked = diagnostics.mask_texts(texts, params.group_names, persons, arrow=True)
+    return pa.table({TEXT: masked}).to_pandas()[TEXT]
 
 
 def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
