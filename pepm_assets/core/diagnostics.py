@@ -327,9 +327,10 @@ class NameFinder:
             out = [o if o is not None else (g["name"] if g else None) for o, g in zip(out, got)]
         return out
 
-    def mask(self, texts: Any, placeholder: str) -> list[str]:
+    def mask(self, texts: Any, placeholder: str, arrow: bool = False) -> Any:
         """Each name replaced by `placeholder`. A boundary character is consumed by each match, so
-        the replacement runs twice: "LR-UDI" becomes "NOM_GROUPE-NOM_GROUPE"."""
+        the replacement runs twice: "LR-UDI" becomes "NOM_GROUPE-NOM_GROUPE". A list of strings, or
+        with `arrow` the Arrow array (a view's texts: never all Python strings at once)."""
         import pyarrow.compute as pc
 
         array = _arrow(texts)
@@ -337,7 +338,7 @@ class NameFinder:
             pattern = f"(^|{BOUNDARY})(?:{alt})($|{BOUNDARY})"
             for _ in range(2):
                 array = pc.replace_substring_regex(array, pattern, rf"\1{placeholder}\2")
-        return array.to_pylist()
+        return array if arrow else array.to_pylist()
 
 
 TITLES = ("M.", "Mme", "Monsieur", "Madame", "monsieur", "madame")
@@ -390,11 +391,13 @@ def group_finder(table: Mapping[str, list[str]]) -> NameFinder:
     return NameFinder(n for names in table.values() for n in names)
 
 
-def mask_texts(texts: Any, groups: Mapping[str, list[str]], persons: list[str]) -> list[str]:
-    """`filters.mask_names`: group and party names -> NOM_GROUPE, then persons' names -> NOM_PERSONNE."""
-    out = group_finder(groups).mask(texts, GROUP_PLACEHOLDER)
+def mask_texts(texts: Any, groups: Mapping[str, list[str]], persons: list[str], arrow: bool = False) -> Any:
+    """`filters.mask_names`: group and party names -> NOM_GROUPE, then persons' names -> NOM_PERSONNE
+    (a list of strings, or with `arrow` an Arrow array: `NameFinder.mask`)."""
+    out = group_finder(groups).mask(texts, GROUP_PLACEHOLDER, arrow=True)
     finder = NameFinder(persons, person=True)
-    return finder.mask(out, PERSON_PLACEHOLDER) if finder else out
+    out = finder.mask(out, PERSON_PLACEHOLDER, arrow=True) if finder else out
+    return out if arrow else out.to_pylist()
 
 
 def _normal(name: str) -> str:

@@ -65,21 +65,100 @@ def effective_compare_by(params: ResolvedParams) -> list[str]:
     return fields
 
 
-def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
-    frames = []
+TEXT = "text"
+TEXT_BATCH_ROWS = 16_384  # texts read per Parquet batch: ~10 MB of MPT speeches, whatever the corpus size
+
+
+@dataclass
+class Docs:
+    """The documents of a dataset's corpora without their texts (`frame`: one row per document, in
+    the order of `dataset.corpus_ids`, capped by filters.max_docs_per_corpus), and where each row's
+    text is, so that a view reads the texts of the rows it labels only (`texts`): on MPT 44 % of
+    the documents are excluded (chair, government, ...) before any text is needed, and a text read
+    is memory held until the split is written."""
+
+    frame: pd.DataFrame
+    files: list[Path]
+    rows: list[np.ndarray]  # per corpus: the docs.parquet row of each of its rows in `frame`, ascending
+    columns: list[str]  # the columns of `frame` with `text`, in the order of `load_docs`' frame
+    batch_rows: int = TEXT_BATCH_ROWS
+
+    def texts(self, positions: np.ndarray) -> pa.Array:
+        """The texts of `frame`'s rows at `positions` (ascending), one Arrow array: read batch by
+        batch, the others' never leave the batch they were read in."""
+        out, start = [], 0
+        for file, rows in zip(self.files, self.rows):
+            end = start + len(rows)
+            lo, hi = np.searchsorted(positions, [start, end])
+            out += _take_rows(file, rows[positions[lo:hi] - start], self.batch_rows)
+            start = end
+        return pa.concat_arrays(out) if out else pa.array([], type=pa.large_string())
+
+    def lowercase_words(self) -> set[str]:
+        """diagnostics.lowercase_words of every row's text (filters.mask_names), batch by batch."""
+        words: set[str] = set()
+        for file, rows in zip(self.files, self.rows):
+            for chunk in _take_rows(file, rows, self.batch_rows):
+                words |= diagnostics.lowercase_words(chunk.fill_null(""))
+        return words
+
+    def with_texts(self, frame: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+        """`frame` (rows of `self.frame` at `positions`, ascending) with its `text` column, where
+        `load_docs` has it: the same values and dtype as if the texts had been read with the rest."""
+        text = pa.table({TEXT: self.texts(positions)}).to_pandas()[TEXT]
+        out = frame.assign(**{TEXT: text.set_axis(frame.index)})
+        return out[[c for c in self.columns if c in out.columns] + [c for c in out.columns if c not in self.columns]]
+
+
+def _take_rows(file: Path, rows: np.ndarray, batch_rows: int) -> list[pa.Array]:
+    """The texts of `file` at `rows` (ascending), read `batch_rows` at a time: only these
+    become the returned arrays (one per batch that holds any), as large strings: what pandas
+    holds (no copy to convert them) and with room for more than 2 GiB of a dataset's texts."""
+    out, start = [], 0
+    if not len(rows):
+        return out
+    for batch in pq.ParquetFile(file).iter_batches(batch_size=batch_rows, columns=[TEXT], use_threads=False):
+        end = start + batch.num_rows
+        lo, hi = np.searchsorted(rows, [start, end])
+        if hi > lo:
+            column = batch.column(0)
+            out.append((column if hi - lo == batch.num_rows else column.take(pa.array(rows[lo:hi] - start))).cast(pa.large_string()))
+        start = end
+        if hi == len(rows):
+            break
+    return out
+
+
+def read_docs(params: ResolvedParams, docs_files: dict[str, Path], batch_rows: int = TEXT_BATCH_ROWS) -> Docs:
+    """The dataset's documents but their texts (`Docs`); `load_docs` is this with every text."""
+    frames, rows, order = [], [], []
     for i, cid in enumerate(params.dataset.corpus_ids):
+        names = pq.read_schema(docs_files[cid]).names
         # one chunk per column: filtering pandas' Arrow-backed columns is 5-10x slower across the
         # Parquet row groups' chunks, and a view is filtered several times (labels, length, dedup)
-        df = pq.read_table(docs_files[cid]).combine_chunks().to_pandas()
+        df = pq.read_table(docs_files[cid], columns=[c for c in names if c != TEXT]).combine_chunks().to_pandas()
+        kept = np.arange(len(df))
         cap = params.filters.max_docs_per_corpus
         if cap is not None and len(df) > cap:
             rng = np.random.default_rng([params.seed, 7, i])
-            df = df.iloc[np.sort(rng.choice(len(df), size=cap, replace=False))]
+            kept = np.sort(rng.choice(len(df), size=cap, replace=False))
+            df = df.iloc[kept]
         df[params.dataset.source_field] = cid
         frames.append(df)
+        rows.append(kept)
+        order = list(dict.fromkeys([*order, *names, params.dataset.source_field]))
     # year (and legislature, when the view uses it) from the date: derived here, not at parse time,
     # so the parsed corpora and their versions stay as they are (core/periods.py)
-    return periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
+    frame = periods.add_period_columns(pd.concat(frames, ignore_index=True), params.legislatures)
+    order = list(dict.fromkeys([*order, *frame.columns]))
+    return Docs(frame=frame, files=[docs_files[cid] for cid in params.dataset.corpus_ids], rows=rows, columns=order, batch_rows=batch_rows)
+
+
+def load_docs(params: ResolvedParams, docs_files: dict[str, Path]) -> pd.DataFrame:
+    """Every column of every document of the dataset, texts included (build_view reads only the
+    texts of the documents it labels: `read_docs`)."""
+    docs = read_docs(params, docs_files)
+    return docs.with_texts(docs.frame, np.arange(len(docs.frame)))
 
 
 def _balance_and_split(pool: pd.DataFrame, params: ResolvedParams, salt: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -106,9 +185,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
     started = time.perf_counter()
     paths = ProjectPaths(root)
     label_map = _current_label_map(params, root)
-    docs = load_docs(params, docs_files)
-    _check_columns(params, docs)
-    pool, excluded, checked = _labelled_pool(docs, label_map, params)
+    pool, excluded, checked, n_in = _labelled_pool(params, docs_files, label_map)
     _check_groups(params, pool)
     before = _counts(pool)
     train, valid, job = _split_pool(pool, params, excluded)
@@ -120,7 +197,7 @@ def build_view(params: ResolvedParams, root: Path, docs_files: dict[str, Path], 
         extra += [f for r in repeats for f in r["files"]]
         stamp = {**stamp, "files": list(dict.fromkeys([*stamp["files"], *extra]))}
     meta = {
-        **_view_meta(params, label_map, len(docs), before, excluded, train, job, valid if valid_path else None),
+        **_view_meta(params, label_map, n_in, before, excluded, train, job, valid if valid_path else None),
         "paths": {"train": paths.rel(train_path), "job": paths.rel(job_path), **({"valid": paths.rel(valid_path)} if valid_path else {})},
         "dates": periods.describe(pool),  # the labelled documents without a date, year or legislature
         "seconds": round(time.perf_counter() - started, 3),
@@ -159,13 +236,13 @@ def _current_label_map(params: ResolvedParams, root: Path) -> labels.LabelMap:
     return label_map
 
 
-def _check_columns(params: ResolvedParams, docs: pd.DataFrame) -> None:
+def _check_columns(params: ResolvedParams, columns: list[str]) -> None:
     """A misspelt compare_by / group_by field fails the view, naming the columns there are, rather
     than the split with a KeyError or the evaluation by leaving out its per-field metrics."""
     for field in effective_compare_by(params) + ([params.split.group_by] if params.split.group_by else []):
-        if field not in docs.columns:
+        if field not in columns:
             raise ViewError(
-                f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(docs.columns)})"
+                f"analysis.compare_by / split.group_by: column {field!r} does not exist in dataset {params.dataset_id!r} (columns: {sorted(columns)})"
             )
 
 
@@ -189,18 +266,27 @@ def _check_groups(params: ResolvedParams, pool: pd.DataFrame) -> None:
 
 
 def _labelled_pool(
-    docs: pd.DataFrame, label_map: labels.LabelMap, params: ResolvedParams
-) -> tuple[pd.DataFrame, Counter, quality.QualityReport]:
+    params: ResolvedParams, docs_files: dict[str, Path], label_map: labels.LabelMap
+) -> tuple[pd.DataFrame, Counter, quality.QualityReport, int]:
     """The documents the view gives a label and the quality filters keep, with the count of the
-    others by reason (meta_view.json, and the errors that say why a view is empty) and what the
-    data-quality filters did (core/quality.py)."""
-    labelled = labels.assign_labels(docs, label_map, params.view)
+    others by reason (meta_view.json, and the errors that say why a view is empty), what the
+    data-quality filters did (core/quality.py) and the number of documents read. Labels and
+    exclusions are read from the metadata, then only the labelled documents' texts
+    (`Docs.with_texts`); each frame is let go as soon as the next is made (every one holds texts)."""
+    docs = read_docs(params, docs_files)
+    _check_columns(params, docs.columns)
+    n_in = len(docs.frame)
+    labelled = labels.assign_labels(docs.frame, label_map, params.view)
     excluded = labels.Exclusions.of(labelled)  # by reason, and by reason x group
-    pool = labelled[labelled["label"].notna()].drop(columns=["exclusion"])
+    has_label = labelled["label"].notna().to_numpy()
+    pool = docs.with_texts(labelled[has_label].drop(columns=["exclusion"]), np.flatnonzero(has_label))
+    del labelled
+    persons = diagnostics.person_names(docs.frame, docs.lowercase_words()) if params.filters.mask_names else None
+    del docs
     # stage directions stripped, procedural and foreign documents out: before masking, length and dedup
     pool, checked = quality.clean(pool, params.filters, params.procedural_patterns, excluded)
     if params.filters.mask_names:  # before dedup: texts that differ by a name only are one text once masked
-        pool = pool.assign(text=_masked(pool["text"], docs, params))
+        pool = pool.assign(text=_masked(pool["text"], persons or [], params).set_axis(pool.index))
     short = pool["n_tokens"] < params.filters.min_tokens
     if short.any():
         excluded.add("too_short", pool[short])
@@ -209,18 +295,22 @@ def _labelled_pool(
         kept, _ = split.drop_duplicates(pool)
         excluded.add_duplicates(pool, kept)
         pool = kept
+        del kept
     pool = quality.drop_near_duplicates(pool, params.filters.near_duplicates, excluded, checked)
     if pool.empty:
         raise ViewError(f"view {params.view!r} gives no labelled document for dataset {params.dataset_id!r} (exclusions: {dict(excluded)})")
-    return pool, excluded, checked
+    return pool, excluded, checked, n_in
 
 
-def _masked(texts: pd.Series, docs: pd.DataFrame, params: ResolvedParams) -> list[str]:
+def _masked(texts: pd.Series, persons: list[str], params: ResolvedParams) -> pd.Series:
     """filters.mask_names: group and party names (params.group_names) -> NOM_GROUPE, the names of
-    every person who speaks in the dataset's documents -> NOM_PERSONNE (core/diagnostics.py)."""
+    every person who speaks in the dataset's documents (`persons`: diagnostics.person_names, with
+    the common words of every document's text, read batch by batch) -> NOM_PERSONNE. Kept in
+    Arrow to the column: the texts never all become Python strings."""
     if params.group_names is None:
         raise ViewError("filters.mask_names: the parameters name no group to mask (resolve them with resolve_profile)")
-    return diagnostics.mask_texts(texts, params.group_names, diagnostics.masking_persons(docs))
+    masked = diagnostics.mask_texts(texts, params.group_names, persons, arrow=True)
+    return pa.table({TEXT: masked}).to_pandas()[TEXT]
 
 
 def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -231,7 +321,10 @@ def _split_pool(pool: pd.DataFrame, params: ResolvedParams, excluded: Counter) -
         parts = _split_each_corpus(pool, params, excluded)
     else:
         parts = _balance_and_split(pool, params, salt=0)
-    train, valid, job = (df.sample(frac=1.0, random_state=params.seed) for df in parts)
+    parts = list(parts)
+    for i in range(len(parts)):  # each part let go as soon as it is shuffled: a shuffle copies the texts
+        parts[i] = parts[i].sample(frac=1.0, random_state=params.seed)
+    train, valid, job = parts
     return train, valid, job
 
 

@@ -59,8 +59,15 @@ def text_keys(texts: list[str], implementation: str | None = None) -> list[str]:
     return [hashlib.blake2b(normalize_for_dedup(t), digest_size=12).hexdigest() for t in texts]
 
 
+TEXT_KEY_CHUNK = 8_192  # texts made Python strings at a time by `text_key` (a whole view's at once: ~2x their size in memory)
+
+
 def text_key(texts: pd.Series) -> pd.Series:
-    return pd.Series(text_keys(texts.tolist()), index=texts.index, dtype=object)
+    """`text_keys` of a column, TEXT_KEY_CHUNK texts at a time."""
+    keys: list[str] = []
+    for start in range(0, len(texts), TEXT_KEY_CHUNK):
+        keys += text_keys(texts.iloc[start : start + TEXT_KEY_CHUNK].tolist())
+    return pd.Series(keys, index=texts.index, dtype=object)
 
 
 def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
@@ -74,7 +81,7 @@ def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
         reasons["conflicting_duplicate"] = int(conflicting.sum())
     if repeated.any():
         reasons["duplicate_text"] = int(repeated.sum())
-    kept = df[~(conflicting | repeated)].copy()
+    kept = df[~(conflicting | repeated)]  # a new frame already (copy-on-write): no second copy of the texts
     kept["text_key"] = keys[kept.index]
     return kept, reasons
 
@@ -158,7 +165,7 @@ def split_validation(
     set. `seed` is the run seed with a salt of its own (another draw than the train/job split's).
     0 holds nothing out and returns `train` itself."""
     if validation_prop <= 0:
-        return train, train.iloc[:0]
+        return train, train.take([])  # not train.iloc[:0]: a slice of train's columns would hold all of train's texts
     return split_train_job(train, 1.0 - validation_prop, seed, stratify, group_by)
 
 
