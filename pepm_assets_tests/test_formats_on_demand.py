@@ -244,3 +244,23 @@ def test_worker_processes_write_the_same_shards_as_one_process(tmp_path: Path, m
         {"centre": 1.0, "left": 0.0, "right": 0.0},
     ]
     assert docs[0][0][0][:4] == ["M.", "le", "député", "n°"] and docs[-1][-1] == ([], {"centre": 1.0, "left": 0.0, "right": 0.0})
+
+
+@pytest.mark.parametrize("block", [64, 1 << 22])
+def test_the_first_rows_of_a_split_read_as_the_whole_file_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """A capped format reads only train.tsv's first rows (prepare.read_tsv_head): the same frame as
+    the whole file's first rows, also when a text holds a tab, a quote or a newline and the rows
+    span several of the blocks Arrow parses (64 bytes: dozens of blocks)."""
+    from pepm_assets.core import prepare
+
+    texts = ["plain text", 'a "quoted" word', "tab\there", "new\nline", "", "été, œuvre ; naïve"] * 7
+    df = pd.DataFrame(
+        {"doc_id": [f"d{i}" for i in range(len(texts))], "label": ["left", "right"] * 21, "text": texts, "n_tokens": range(42)}
+    )
+    path = prepare.write_tsv(df, tmp_path / "train.tsv")
+    monkeypatch.setattr(prepare, "HEAD_BLOCK", block)
+    whole = read_tsv_file(path)
+    for n in (0, 1, 5, 17, 41, 42, 100, None):
+        got = prepare.read_tsv_head(path, n)
+        pd.testing.assert_frame_equal(got, whole if n is None else whole.iloc[:n])
+    assert whole["text"].tolist() == texts

@@ -515,22 +515,71 @@ def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
     return read_tsv_file(ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv")
 
 
+def _tsv_options(path: Path, block_size: int) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        columns = fh.readline().rstrip("\n").split("\t")
+    types = {name: pa.int64() if name in TSV_INT_COLUMNS else pa.string() for name in columns}
+    return {
+        "read_options": pcsv.ReadOptions(use_threads=False, block_size=block_size),
+        "parse_options": pcsv.ParseOptions(delimiter="\t", newlines_in_values=True),
+        "convert_options": pcsv.ConvertOptions(
+            column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False
+        ),
+    }
+
+
 def read_tsv_file(path: Path) -> pd.DataFrame:
     """A TSV of `write_tsv`: every column a string (an empty field is "", never NaN; a date stays
     text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own), on this thread, with
     quoted newlines allowed and the whole file as one block (a text is never split between two)."""
-    with open(path, encoding="utf-8") as fh:
-        columns = fh.readline().rstrip("\n").split("\t")
-    types = {name: pa.int64() if name in TSV_INT_COLUMNS else pa.string() for name in columns}
-    table = pcsv.read_csv(
-        path,
-        read_options=pcsv.ReadOptions(use_threads=False, block_size=max(1 << 20, path.stat().st_size + 1)),
-        parse_options=pcsv.ParseOptions(delimiter="\t", newlines_in_values=True),
-        convert_options=pcsv.ConvertOptions(
-            column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False
-        ),
-    )
-    return table.to_pandas()
+    return pcsv.read_csv(path, **_tsv_options(path, max(1 << 20, path.stat().st_size + 1))).to_pandas()
+
+
+HEAD_BLOCK = 1 << 22  # bytes Arrow parses at a time when only the first rows of a TSV are read
+
+
+def read_tsv_head(path: Path, n: int | None) -> pd.DataFrame:
+    """The first `n` rows of a TSV of `write_tsv` (None: all), the same frame as
+    `read_tsv_file(path).iloc[:n]`, parsing no more of the file than the blocks that hold them: a
+    capped family's format reads 4,000 rows of a train.tsv that holds 342,841 at 40x MPT (2.2 s)."""
+    if n is None:
+        return read_tsv_file(path)
+    reader = pcsv.open_csv(path, **_tsv_options(path, HEAD_BLOCK))
+    batches, got = [], 0
+    for batch in reader:
+        if got >= n:
+            break
+        batches.append(batch)
+        got += batch.num_rows
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, n).to_pandas()
+
+
+@dataclass
+class SplitOnDisk:
+    """A prepared split's train.tsv / job.tsv, read only when asked and only as far as asked; its
+    sizes and labels come from meta_view.json (`split`: the counts of the files it was written with)."""
+
+    train_path: Path
+    job_path: Path
+    n_train: int
+    n_job: int
+    labels: list[str]
+
+    @classmethod
+    def of(cls, params: ResolvedParams, root: Path) -> SplitOnDisk:
+        import json
+
+        view_dir = ProjectPaths(root).view_dir(params.dataset_id, params.view)
+        sizes = json.loads((view_dir / "meta_view.json").read_text(encoding="utf-8"))["split"]
+        labels = sorted(set(sizes["train_label_counts"]) | set(sizes["job_label_counts"]))
+        return cls(view_dir / "train.tsv", view_dir / "job.tsv", sizes["n_train"], sizes["n_job"], labels)
+
+    def train(self, n: int | None = None) -> pd.DataFrame:
+        """The first n rows of train.tsv (None: all)."""
+        return read_tsv_head(self.train_path, n)
+
+    def job(self) -> pd.DataFrame:
+        return read_tsv_file(self.job_path)
 
 
 def read_split(params: ResolvedParams, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -53,6 +53,6 @@ def build_formats(params: ResolvedParams, out: Path) -> tuple[dict[str, Any], st
             f"parameters than this run's ({params.params_hash}): materialize view_split first"
         )
     version = lineage.formats_version(view_stamp["version"])
-    train, job = prepare.read_split(params, out)
-    meta = formats.write_formats(params, paths, train, job, lineage.stamp(version, {"view": view_stamp["version"]}, []))
+    split = prepare.SplitOnDisk.of(params, out)
+    meta = formats.write_formats(params, paths, split, lineage.stamp(version, {"view": view_stamp["version"]}, []))
     return meta, version, view_stamp
