@@ -113,6 +113,13 @@ LAUNCHED_BY: Setting[str] = Setting(
     "cli for the pepm command, python for the runner called from Python",
     _choice("cli", "make", "test", "sweep", "python"),
 )
+TRACKING_WORKER: Setting[str] = Setting(
+    "PEPM_TRACKING_WORKER",
+    "`off`: `pepm run` logs to MLflow in its own process instead of a tracking worker started at its start (core/tracking_worker.py)",
+    "on",
+    _choice("on", "off"),
+    "on",
+)
 DVC: Setting[str] = Setting(
     "PEPM_DVC",
     "the dvc executable (DVC lives in its own virtual environment)",
@@ -175,6 +182,7 @@ ALL: tuple[Setting, ...] = (
     DAGSTER_URL,
     MLFLOW_UI_URL,
     LAUNCHED_BY,
+    TRACKING_WORKER,
     DVC,
     MAX_CONCURRENT,
     SQLITE_SYNCHRONOUS,

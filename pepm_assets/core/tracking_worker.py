@@ -33,8 +33,10 @@ def _key(root: Path, uri: str | None) -> tuple[str, str]:
 
 def start(root: Path, uri: str | None = None) -> bool:
     """Start (or keep) the worker for this project and store; False where MLflow is already
-    imported in this process."""
-    if "mlflow" in sys.modules:
+    imported in this process, or PEPM_TRACKING_WORKER=off."""
+    from . import settings
+
+    if "mlflow" in sys.modules or settings.TRACKING_WORKER.get() == "off":
         return False
     key = _key(root, uri)
     if key not in _POOLS:

@@ -85,8 +85,8 @@ def run_index(home: Path) -> Path | None:
             base_dir = storage["sqlite"]["base_dir"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         return None
-    if isinstance(base_dir, dict) and set(base_dir) == {"env"}:
-        base_dir = os.environ.get(base_dir["env"])
+    if base_dir == {"env": "DAGSTER_HOME"}:  # pepm's dagster.yaml; another variable: Dagster resolves it (None here)
+        base_dir = os.environ.get("DAGSTER_HOME")
     if not isinstance(base_dir, str) or not base_dir:
         return None
     return Path(base_dir) / "history" / "runs.db"
