@@ -86,14 +86,16 @@ def test_the_code_location_is_the_one_the_workspace_names(tmp_path: Path, monkey
     assert runner.job_origin(tmp_path, VIEW_PIPELINE).repository_origin.get_label() == "__repository__@research"
     assert runner.code_location(tmp_path / "none") == "pepm_assets"  # no workspace.yaml: the shipped location name
     monkeypatch.delenv("PEPM_LAUNCHED_BY")
-    assert runner.launcher() == "python"
-    runner.set_launcher("cli")
+    before = runner.launcher()  # a CLI command run earlier in this process (CliRunner) set it to cli
+    runner.set_launcher("python")
     try:
+        assert runner.launcher() == "python"
+        runner.set_launcher("cli")
         assert runner.launcher() == "cli"
         monkeypatch.setenv("PEPM_LAUNCHED_BY", "make")
         assert runner.launcher() == "make"
     finally:
-        runner.set_launcher("python")
+        runner.set_launcher(before)
 
 
 def test_every_asset_has_owners_and_kinds(project: Path) -> None:
