@@ -138,9 +138,9 @@ def sitting_xml(docs: list[Doc]) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_project(tmp_path_factory.mktemp("dq") / "proj")
+def add_dq_corpus(root: Path) -> Path:
+    """The fixture project plus the data-quality sitting `dq` (duplicates, near-duplicates,
+    procedural texts), its dataset tiny_dq and profile dq, not parsed yet: its raw folder."""
     common = root / "configs" / "common"
     shutil.copy(REPO / "configs" / "common" / "procedural.yml", common / "procedural.yml")
     with open(common / "corpora.yml", "a", encoding="utf-8") as fh:
@@ -151,6 +151,13 @@ def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = root / "data" / "raw" / "dq"
     raw.mkdir(parents=True)
     (raw / "20130201.xml").write_text(sitting_xml(DOCS), encoding="utf-8")
+    return raw
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_project(tmp_path_factory.mktemp("dq") / "proj")
+    add_dq_corpus(root)
     params = resolve_profile(root, "dq")
     extract_corpus("dq", params.corpora["dq"], root, ProjectPaths(root).corpus_dir("dq"))
     return root

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,21 +25,13 @@ from pepm_assets.core import diagnostics, labels, prepare
 from pepm_assets.core.config import resolve_profile
 from pepm_assets.core.corpus import extract_corpus
 from pepm_assets.core.paths import ProjectPaths
-from pepm_assets_tests.fixtures import REPO, build_stamped_view, make_project
-from pepm_assets_tests.test_data_quality import CHAIR, FRENCH_SENTENCE, Doc, sitting_xml
+from pepm_assets_tests.fixtures import build_stamped_view, make_project
+from pepm_assets_tests.test_data_quality import CHAIR, FRENCH_SENTENCE, Doc, add_dq_corpus, sitting_xml
 from pepm_assets_tests.test_data_quality import DOCS as DQ_DOCS
 from pepm_assets_tests.test_data_quality import PROFILE as DQ_PROFILE
+from pepm_assets_tests.test_view_options import SEP_PROFILE
 
-SEP_PROFILE = """dataset_id: tiny_sep
-view: left_right
-data: {corpus_ids: [mpt, an], merge_mode: separate}
-families: [check]
-models: [check_default]
-train_prop: 0.75
-seed: 5
-split: {group_by: null}
-quality: {min_docs_per_class: 3}
-"""
+# SEP_PROFILE: test_view_options's merge_mode separate profile
 # name -> (profile, overrides): every option that touches the rows or the texts of a view
 CASES: dict[str, tuple[str, list[str]]] = {
     "quick": ("tiny_quick", []),
@@ -148,16 +139,8 @@ def make_streaming_project(dest: Path) -> Path:
     texts) and a merge_mode separate profile, every corpus parsed."""
     root = make_project(dest)
     common = root / "configs" / "common"
-    shutil.copy(REPO / "configs" / "common" / "procedural.yml", common / "procedural.yml")
-    with open(common / "corpora.yml", "a", encoding="utf-8") as fh:
-        fh.write("  dq:\n    path: data/raw/dq\n    dialect: mpt\n")
-    with open(common / "datasets.yml", "a", encoding="utf-8") as fh:
-        fh.write("  tiny_dq:\n    corpus_ids: [dq]\n")
-    (root / "configs" / "profiles" / "dq.yml").write_text(DQ_PROFILE, encoding="utf-8")
+    add_dq_corpus(root)
     (root / "configs" / "profiles" / "tiny_sep.yml").write_text(SEP_PROFILE, encoding="utf-8")
-    raw = root / "data" / "raw" / "dq"
-    raw.mkdir(parents=True)
-    (raw / "20130201.xml").write_text(sitting_xml(DQ_DOCS), encoding="utf-8")
     with open(common / "corpora.yml", "a", encoding="utf-8") as fh:
         fh.write("  common:\n    path: data/raw/common\n    dialect: mpt\n")
     with open(common / "datasets.yml", "a", encoding="utf-8") as fh:
