@@ -14,7 +14,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pepm_assets.core import families, formats, lineage, stages, training
+from pepm_assets.core import families, formats, lineage, prepare, stages, training
 from pepm_assets.core.config import resolve_profile
 from pepm_assets.core.corpus import extract_corpus
 from pepm_assets.core.formats import spacy as spacy_format
@@ -264,3 +264,60 @@ def test_the_first_rows_of_a_split_read_as_the_whole_file_would(tmp_path: Path, 
         got = prepare.read_tsv_head(path, n)
         pd.testing.assert_frame_equal(got, whole if n is None else whole.iloc[:n])
     assert whole["text"].tolist() == texts
+
+
+class _RecordedSplit(prepare.SplitOnDisk):
+    """The split on disk, recording which of its files are read and how far (the real reads)."""
+
+    def __init__(self, split: prepare.SplitOnDisk) -> None:
+        super().__init__(split.train_path, split.job_path, split.n_train, split.n_job, split.labels)
+        self.read: list[tuple[str, int | None]] = []
+
+    def train(self, n: int | None = None) -> pd.DataFrame:
+        self.read.append(("train", n))
+        return super().train(n)
+
+    def job(self) -> pd.DataFrame:
+        self.read.append(("job", None))
+        return super().job()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reads", "written"),
+    [
+        (["models=[tfidf_svm_quick]"], [], {"tsv"}),  # a reference to the TSVs: neither is read for it
+        (["models=[spacy_bow]", "hardware.max_train_docs_spacy=10"], [("train", 10)], {"spacy_docbin"}),  # no job set
+        (["models=[hf_tiny]"], [("train", 50), ("job", None)], {"hf_jsonl"}),  # small caps hf at 50; its job.jsonl
+        (["models=[tfidf_svm_quick,spacy_bow]"], [("train", None)], {"tsv", "spacy_docbin"}),
+    ],
+)
+def test_the_split_is_read_only_for_the_formats_whose_writers_read_it(
+    parsed: Path, overrides: list[str], reads: list, written: set[str]
+) -> None:
+    """A writer declares the sets it reads (`formats.reads`); write_formats reads job.tsv only for a
+    writer that reads it and train.tsv only as far as the writers that read it need (at 40x MPT, the
+    job set read for nothing cost the spaCy format 0.2 s)."""
+    params, _ = build_stamped_view(parsed, "tiny_quick", overrides)
+    split = _RecordedSplit(prepare.SplitOnDisk.of(params, parsed))
+    meta = formats.write_formats(params, ProjectPaths(parsed), split)
+    assert split.read == reads
+    assert set(meta["formats"]) == written
+    for name in written:  # what each entry holds is the split's, read or not
+        held_rows = meta["formats"][name]["holds"]["n_train"]
+        cap = dict(reads).get("train", "all")
+        assert held_rows == (split.n_train if name == "tsv" or cap is None else min(cap, split.n_train))
+
+
+def test_a_writer_that_does_not_say_what_it_reads_is_given_both_sets(parsed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    given: list = []
+
+    def plain_writer(train, job, out_dir, params, paths, labels):  # a format of a package of one's own, no `reads`
+        given.append((len(train), len(job)))
+        return {"format": "tsv", "train": paths.rel(paths.view_dir(params.dataset_id, params.view) / "train.tsv")}
+
+    monkeypatch.setattr(formats.REGISTRY, "get", lambda name: plain_writer)
+    params, _ = build_stamped_view(parsed, "tiny_quick", ["models=[tfidf_svm_quick]"])
+    formats.write_formats(params, ProjectPaths(parsed), prepare.SplitOnDisk.of(params, parsed))
+    assert given == [(60, 24)]
+    with pytest.raises(ValueError, match="not \\['dev'\\]"):
+        formats.reads("dev")

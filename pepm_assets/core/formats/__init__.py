@@ -20,7 +20,9 @@ A new format is one module plus one registry entry (a line in `BUILTIN`, or an e
 group `pepm.formats` in a package of your own), like a family. Its writer is
 `writer(train, job, out_dir, params, paths, labels)`: `train` is the rows the format must hold (the
 first rows of train.tsv, in order), `labels` every label of the split (train.tsv's and job.tsv's,
-also those of rows not written).
+also those of rows not written). A writer says which of the split's sets it reads (`@reads("train")`;
+one that does not say reads both): the others are not read from disk for it and it is given None
+(the tsv reference reads neither, spaCy's shards the train rows only: at 40x MPT job.tsv is 0.2 s).
 """
 
 from __future__ import annotations
@@ -43,13 +45,33 @@ if TYPE_CHECKING:  # annotations only; the writers import it (CLI start-up, docs
 
 # writer(train, job, out_dir, params, paths, labels) -> {"format": <its name>, "train": ..., "job": ..., ...} (paths relative to root;
 # "job": the format's job file(s), or job.tsv for a format whose families read the job texts from it)
-Writer = Callable[["pd.DataFrame", "pd.DataFrame", Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
+Writer = Callable[["pd.DataFrame | None", "pd.DataFrame | None", Path, ResolvedParams, ProjectPaths, list[str]], dict[str, Any]]
 BUILTIN = {  # one line per format: name -> "module:writer", imported at first use
     "tsv": f"{__name__}.tsv:tsv_reference",
     "spacy_docbin": f"{__name__}.spacy:spacy_shards",
     "hf_jsonl": f"{__name__}.hf:hf_jsonl",
 }
 REGISTRY: Registry[Writer] = Registry("model format", BUILTIN, group="pepm.formats")
+SETS = frozenset({"train", "job"})
+
+
+def reads(*sets: str) -> Callable[[Writer], Writer]:
+    """Declares the split's sets ("train", "job") a writer reads; write_formats gives it None for the others."""
+    unknown = set(sets) - SETS
+    if unknown:
+        raise ValueError(f"a format writer reads {sorted(SETS)}, not {sorted(unknown)}")
+
+    def mark(writer: Writer) -> Writer:
+        writer.reads = frozenset(sets)  # type: ignore[attr-defined]
+        return writer
+
+    return mark
+
+
+def _reads(writer: Writer) -> frozenset[str]:
+    return getattr(writer, "reads", SETS)
+
+
 PATH_KEYS = ("train", "job", "valid", "label2id")  # the entry keys that name files (a path or a list of paths)
 
 
@@ -175,18 +197,21 @@ def write_formats(params: ResolvedParams, paths: ProjectPaths, split: SplitOnDis
         meta_path.unlink(missing_ok=True)
         if stamp and written:
             write_json(meta_path, {**meta, "lineage": stamp})
-    most = None if any(n is None for n in todo.values()) else max(todo.values(), default=0)
-    train = split.train(most) if todo else None
-    job = split.job() if todo else None
+    writers = {name: REGISTRY.get(name) for name in todo}
+    train_rows = [n for name, n in todo.items() if "train" in _reads(writers[name])]
+    most = None if any(n is None for n in train_rows) else max(train_rows, default=0)
+    train = split.train(most) if train_rows else None
+    job = split.job() if any("job" in _reads(writer) for writer in writers.values()) else None
     for name, n in todo.items():
-        rows = train if n is None else train.iloc[:n]
+        writer = writers[name]
+        rows = None if "train" not in _reads(writer) else train if n is None else train.iloc[:n]
         started = time.perf_counter()
-        entry = REGISTRY.get(name)(rows, job, out_dir, params, paths, labels)
+        entry = writer(rows, job if "job" in _reads(writer) else None, out_dir, params, paths, labels)
         entry["seconds"] = round(time.perf_counter() - started, 2)  # the writer's (information: benchmarks/bench_scale.py)
         caps = {f: params.hardware.cap(f) for f, r in run_families(params).items() if r == name}
         entry["holds"] = {
             "train_rows": n,  # the first n rows of train.tsv (None: all of them)
-            "n_train": len(rows),
+            "n_train": n_train if n is None else min(n, n_train),
             "n_train_split": n_train,
             "n_job": n_job,
             "max_train_docs": caps,  # the caps of the run's families that read it, when it was written

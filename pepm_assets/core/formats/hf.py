@@ -12,8 +12,10 @@ import pandas as pd
 from ..atomic import atomic_path, write_json
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
+from . import reads
 
 
+@reads("train", "job")
 def hf_jsonl(
     train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
 ) -> dict[str, Any]:

@@ -48,6 +48,7 @@ import pandas as pd
 from ..atomic import atomic_dir
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
+from . import reads
 
 PARALLEL_MIN_DOCS = 20_000  # docs of one set from which worker processes pay (module docstring: the measurement)
 JOB_NOTE = (
@@ -106,8 +107,9 @@ def write_shards(df: pd.DataFrame, folder: Path, nlp: Any, size: int, labels: li
         _forked_nlp = None
 
 
+@reads("train")  # the job texts are tokenized by the trained model's pipeline when scored (JOB_NOTE)
 def spacy_shards(
-    train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
+    train: pd.DataFrame, job: pd.DataFrame | None, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
 ) -> dict[str, Any]:
     started = time.perf_counter()
     import spacy  # heavy: imported only when this format is written

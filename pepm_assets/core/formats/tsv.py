@@ -11,10 +11,12 @@ import pandas as pd
 
 from ..config import ResolvedParams
 from ..paths import ProjectPaths
+from . import reads
 
 
+@reads()  # a reference: the families read the TSVs themselves
 def tsv_reference(
-    train: pd.DataFrame, job: pd.DataFrame, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
+    train: pd.DataFrame | None, job: pd.DataFrame | None, out_dir: Path, params: ResolvedParams, paths: ProjectPaths, labels: list[str]
 ) -> dict[str, Any]:
     view_dir = paths.view_dir(params.dataset_id, params.view)
     return {
