@@ -176,6 +176,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         "PEPM_SQLITE_SYNCHRONOUS": "NORMAL",
         "PEPM_TEI_WALK": "compiled",
         "PEPM_TEXT_KEY": "compiled",
+        "PEPM_REGEX_CACHE": None,
         "PEPM_NGRAMS": "compiled",
         "PEPM_SWEEP_EXECUTOR": "in_process",
         "PEPM_CELERY_BROKER": None,

@@ -154,6 +154,12 @@ TEXT_KEY: Setting[str] = Setting(
     _choice("compiled", "python"),
     "compiled",
 )
+REGEX_CACHE: Setting[str] = Setting(
+    "PEPM_REGEX_CACHE",
+    "folder where very large regexes (spaCy French's tokenizer exceptions) are kept compiled across processes; `off`: compiled in each process",
+    "$XDG_CACHE_HOME/pepm/regex, else ~/.cache/pepm/regex",
+    _text,
+)
 NGRAMS: Setting[str] = Setting(
     "PEPM_NGRAMS",
     "`python`: word n-grams are counted by scikit-learn instead of the compiled counter",
@@ -188,6 +194,7 @@ ALL: tuple[Setting, ...] = (
     SQLITE_SYNCHRONOUS,
     TEI_WALK,
     TEXT_KEY,
+    REGEX_CACHE,
     NGRAMS,
     SWEEP_EXECUTOR,
     CELERY_BROKER,

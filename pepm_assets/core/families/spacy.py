@@ -282,9 +282,13 @@ class SpacyFamily(Family):
         from spacy.training.initialize import init_nlp
         from spacy.training.loop import train as spacy_train
 
+        from ..regex_cache import large_regexes_cached
+
         started = time.perf_counter()
-        corpora = self.corpora(data, work)
         base = util.load_config(config_path, interpolate=False)
+        with large_regexes_cached():  # the tokenizer regexes of the config's language and the shards' vocab: once per machine
+            util.get_lang_class(base["nlp"]["lang"])
+            corpora = self.corpora(data, work)
         overrides, schedule = self._overrides(base, data, work, corpora["n_fit_docs"], model_dir)
         config = util.load_config(config_path, overrides=overrides, interpolate=False)
         if self.params.source_tok2vec:
@@ -518,8 +522,11 @@ class SpacyFamily(Family):
         from thinc.api import require_cpu
 
         require_cpu()
+        from ..regex_cache import large_regexes_cached
+
         model_dir = Path(model_dir)
-        nlp = spacy.load(model_dir / MODEL_BEST)
+        with large_regexes_cached():  # the tokenizer's regexes: compiled once per machine, not per process
+            nlp = spacy.load(model_dir / MODEL_BEST)
         labels = list(nlp.get_pipe("textcat").labels)
         side = model_dir / SIDE_FILE
         empty_label = json.loads(side.read_text(encoding="utf-8"))["empty_text_label"] if side.is_file() else labels[0]

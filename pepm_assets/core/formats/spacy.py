@@ -28,9 +28,10 @@ serialised in the worker and rebuilt in the parent, which then still adds it to 
 forked workers writing whole shards 0.29 s vs 0.21 s at 1k, 1.74 s vs 1.33 s at 4k, 6.6 s vs 7.4 s
 at 20k docs (spawned workers: +5-8 s of start-up and spaCy import). So the small preset's 4,000
 capped train docs are written in one process. Before any doc, spaCy's import and the blank French
-pipeline take 5-7 s here (its tokenizer rules are large regexes compiled at import), once per
-process: the CLI runs a run's steps in one process, where the spaCy model's training then finds them
-loaded. The entry records it (`seconds_load`; `seconds`, the whole writer's, is set by write_formats).
+pipeline took 5-7 s here, once per process, of which 3.4-3.7 s compiling the French tokenizer's
+exceptions regex: regex_cache.py keeps it compiled across processes (then ~0.1 s). The CLI runs a
+run's steps in one process, where the spaCy model's training then finds spaCy loaded. The entry
+records it (`seconds_load`; `seconds`, the whole writer's, is set by write_formats).
 """
 
 from __future__ import annotations
@@ -115,8 +116,10 @@ def spacy_shards(
     import spacy  # heavy: imported only when this format is written
 
     from ..prepare import read_tsv_file
+    from ..regex_cache import large_regexes_cached
 
-    nlp = spacy.blank(params.formats.spacy_language)  # French: its tokenizer rules take seconds to compile, once per process
+    with large_regexes_cached():  # French: its tokenizer exceptions are one regex that takes seconds to compile (regex_cache.py)
+        nlp = spacy.blank(params.formats.spacy_language)
     load_seconds = time.perf_counter() - started
     size = params.formats.spacy_shard_size
     split = params.split
