@@ -42,8 +42,8 @@ def _before_any_command() -> None:
     #   store committed, before the command returns; atexit handlers registered later run first);
     # - a young-generation threshold of 10,000 allocations instead of 700: 0.70 -> 0.35 s of
     #   collections during the run (1,212 young and 7 full collections -> 82 and none); each full
-    #   collection walked every imported object. `_run_stage` also freezes what is alive before the
-    #   stage starts.
+    #   collection walked every imported object (the runner also keeps the collector off the objects
+    #   alive before a stage: defs/runner.py).
     import atexit
     import gc
 
@@ -178,8 +178,6 @@ def evaluate(
 
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
-    import gc
-
     from .core import progress as step_progress
     from .core import tracking_worker
     from .core.config import ConfigError, resolve_profile
@@ -193,7 +191,6 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
     from .defs import runner
 
     instance = _instance(root)
-    gc.freeze()  # what is alive now (modules, configs, the instance) lives as long as the command: the collector skips it
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()
