@@ -30,7 +30,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..core import lineage, settings
+from ..core import collector, lineage, settings
 from ..core.asset_names import EVALUATION, MODEL, asset_name, key_path, model_asset, parse, step_key
 from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..core.locks import views_locks
@@ -208,21 +208,6 @@ STAGES = ("prepare", "train", "evaluate", "pipeline")
 KINDS = {"prepare": (), "train": (MODEL,), "evaluate": (EVALUATION,), "pipeline": (MODEL, EVALUATION)}
 
 
-@contextlib.contextmanager
-def _older_objects_left_alone() -> Iterator[None]:
-    """For the stage, the cyclic garbage collector's full collections skip the objects that were
-    alive before it (the imported modules, the definitions, the instance: they outlive it), then
-    they are handed back (gc.freeze / gc.unfreeze). A full collection walked ~570k such objects,
-    0.3 s of a 4 s in-process 1x pipeline."""
-    import gc
-
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def run_stage(
     root: Path,
     stage: str,
@@ -263,7 +248,7 @@ def run_stage(
     report = StageReport(params=params)
     tags = params_tags(params)
     key = view_key(params.dataset_id, params.view)
-    with views_locks(root, [(p.dataset_id, p.view) for p in partitions]), _older_objects_left_alone():
+    with views_locks(root, [(p.dataset_id, p.view) for p in partitions]), collector.older_objects_left_alone():  # core/collector.py
         step("versions")
         expected = lineage.Expected(root)
         models = params.model_specs

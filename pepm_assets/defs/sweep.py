@@ -13,6 +13,7 @@ depends on every parsed corpus: the lineage shows what a sweep read.
 
 import json
 import logging
+import multiprocessing
 import os
 import socket
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..core import settings, training
+from ..core import collector, settings, training
 from ..core.atomic import write_json
 from ..core.sweep import execute, memory
 from ..core.sweep.plan import read_plan
@@ -76,6 +77,8 @@ def sweep_run(context: dg.AssetExecutionContext, project: PepmProject, mlflow: M
     exp_id, run_id = tags[EXP], tags[RUN]
     root = project.path
     context.instance.add_run_tags(context.run_id, process_tags())  # `recover` can tell when this worker died
+    if multiprocessing.parent_process() is not None:  # a run worker of its own, which ends with the run
+        collector.tune_process()  # fewer garbage collections, none at its exit (core/collector.py)
     spec = next((s for s in read_plan(exp_dir(root, exp_id) / "plan.tsv") if s.run_id == run_id), None)
     if spec is None:
         raise dg.Failure(f"{run_id} is not in superior/{exp_id}/plan.tsv (re-planned since it was submitted)", allow_retries=False)

@@ -1,0 +1,82 @@
+"""core/collector.py: the garbage collector's tuning never outlives what it is for. A stage leaves
+the caller's collector as it found it (a test session, a code server: nothing stays frozen, and
+garbage made during the stage is still collected); a process of pepm's own (the CLI, a sweep's run
+worker) is tuned once, and what it writes is complete when it exits without its last collections."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import dagster as dg
+
+from pepm_assets.core import collector
+from pepm_assets.definitions import build_definitions
+from pepm_assets.defs import runner
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+def test_a_stage_leaves_the_callers_collector_as_it_found_it(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+    threshold = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    seen: list[int] = []
+    runner.run_stage(
+        project,
+        "prepare",
+        "tiny_quick",
+        [],
+        dagster_instance,
+        build_definitions(project),
+        on_step=lambda _: seen.append(gc.get_freeze_count()),
+    )
+    assert seen and all(n > 0 for n in seen)  # during the stage, the objects alive before it are left alone
+    assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold  # and handed back after it
+    old = _Node()
+    ref = weakref.ref(old)
+    del old
+    gc.collect()
+    assert ref() is None  # the caller's cyclic garbage is collected again
+
+
+def test_garbage_made_inside_the_block_is_collected_and_the_block_undoes_itself() -> None:
+    before = _Node()
+    with collector.older_objects_left_alone():
+        inner = _Node()
+        ref_inner, ref_before = weakref.ref(inner), weakref.ref(before)
+        del inner, before
+        gc.collect()
+        assert ref_inner() is None  # made in the block: collected
+        assert ref_before() is not None  # alive before the block: left alone until it ends
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert ref_before() is None
+
+
+TUNED = """
+import atexit, gc, json, sys
+from pepm_assets.core import collector
+before = atexit._ncallbacks()
+collector.tune_process(); collector.tune_process()
+out = open(sys.argv[1], "w", encoding="utf-8")
+cycles = [[] for _ in range(50_000)]
+for c in cycles:
+    c.append(c)
+json.dump({"threshold": gc.get_threshold(), "handlers": atexit._ncallbacks() - before, "n": len(cycles)}, out)
+out.flush()
+out.close()
+"""
+
+
+def test_a_tuned_process_is_tuned_once_and_ends_with_its_outputs_complete(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    subprocess.run([sys.executable, "-c", TUNED, str(target)], check=True, timeout=60)
+    got = json.loads(target.read_text(encoding="utf-8"))
+    assert got == {"threshold": [collector.YOUNG_THRESHOLD, 10, 10], "handlers": 1, "n": 50_000}
