@@ -43,6 +43,10 @@ from .tei.reader import TEI_NS
 
 BATCH_ROWS = 4096
 BATCH_TEXT_BYTES = 1_000_000  # and at most about this much text: long speeches fill a batch before 4096 rows
+# lz4, not zstd: at 10x MPT (192,400 documents) docs.parquet is 33 MB instead of 22, written in 0.33 s
+# instead of 0.48 and read in 0.11 s instead of 0.39, and the view, the actor counts, the diagnostics
+# and drift each read it (measured on this 2-core machine, 2026-12-03)
+PARQUET_COMPRESSION = "lz4"
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024  # below this, starting worker processes costs more than it saves
 TASK_MAX_BYTES = 2 * 1024 * 1024  # a worker task (a few files) is handed back whole: this bounds memory
 REJECT_FIELDS = ("corpus_id", "source_file", "source_line", "reason", "detail", "doc_id")
@@ -350,7 +354,7 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
     all_rejects: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
     with atomic_path(outputs.docs) as docs_tmp, atomic_path(outputs.rejects) as rej_tmp, atomic_path(outputs.files) as files_tmp:
-        with pq.ParquetWriter(str(docs_tmp), schema(dialect.fields), compression="zstd") as writer:
+        with pq.ParquetWriter(str(docs_tmp), schema(dialect.fields), compression=PARQUET_COMPRESSION) as writer:
             pending: list[pa.Table] = []  # small files are gathered into row groups of >= BATCH_ROWS
             for batch in iter_batches(dialect, files, corpus.parse_workers):
                 if batch.docs.num_rows:
@@ -371,8 +375,8 @@ def extract_corpus(corpus_id: str, corpus: CorpusConfig, root: Path, out_dir: Pa
         stats.n_rejects = len(all_rejects)
         stats.rejects_by_reason = Counter(reject["reason"] for reject in all_rejects)
         stats.count_files(file_rows)
-        pq.write_table(_to_table(all_rejects, REJECT_FIELDS), str(rej_tmp), compression="zstd")
-        pq.write_table(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA), str(files_tmp), compression="zstd")
+        pq.write_table(_to_table(all_rejects, REJECT_FIELDS), str(rej_tmp), compression=PARQUET_COMPRESSION)
+        pq.write_table(pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA), str(files_tmp), compression=PARQUET_COMPRESSION)
         stats.seconds = time.perf_counter() - started
     write_json(outputs.stats, stats.as_dict())
     return outputs, stats
