@@ -46,6 +46,15 @@ def test_a_stage_leaves_the_callers_collector_as_it_found_it(project: Path, dags
     assert ref() is None  # the caller's cyclic garbage is collected again
 
 
+def test_nested_blocks_keep_the_freeze_until_the_outermost_ends() -> None:
+    with collector.older_objects_left_alone():
+        frozen = gc.get_freeze_count()
+        with collector.older_objects_left_alone():
+            pass
+        assert gc.get_freeze_count() >= frozen > 0  # the inner block's end did not lift the outer's freeze
+    assert gc.get_freeze_count() == 0
+
+
 def test_garbage_made_inside_the_block_is_collected_and_the_block_undoes_itself() -> None:
     before = _Node()
     with collector.older_objects_left_alone():
@@ -63,15 +72,20 @@ def test_garbage_made_inside_the_block_is_collected_and_the_block_undoes_itself(
 TUNED = """
 import atexit, gc, json, sys
 from pepm_assets.core import collector
+facts = {}
+
+def report():  # registered before tune_process: runs after its gc.freeze (atexit runs the last registered first)
+    facts["frozen_at_exit"] = gc.get_freeze_count() > 0
+    with open(sys.argv[1], "w", encoding="utf-8") as out:
+        json.dump(facts, out)
+
+atexit.register(report)
 before = atexit._ncallbacks()
 collector.tune_process(); collector.tune_process()
-out = open(sys.argv[1], "w", encoding="utf-8")
 cycles = [[] for _ in range(50_000)]
 for c in cycles:
     c.append(c)
-json.dump({"threshold": gc.get_threshold(), "handlers": atexit._ncallbacks() - before, "n": len(cycles)}, out)
-out.flush()
-out.close()
+facts.update(threshold=gc.get_threshold(), handlers=atexit._ncallbacks() - before, n=len(cycles))
 """
 
 
@@ -79,4 +93,4 @@ def test_a_tuned_process_is_tuned_once_and_ends_with_its_outputs_complete(tmp_pa
     target = tmp_path / "out.json"
     subprocess.run([sys.executable, "-c", TUNED, str(target)], check=True, timeout=60)
     got = json.loads(target.read_text(encoding="utf-8"))
-    assert got == {"threshold": [collector.YOUNG_THRESHOLD, 10, 10], "handlers": 1, "n": 50_000}
+    assert got == {"threshold": [collector.YOUNG_THRESHOLD, 10, 10], "handlers": 1, "n": 50_000, "frozen_at_exit": True}

@@ -41,15 +41,22 @@ def test_a_large_pattern_from_the_cache_is_the_pattern_re_compiles(tmp_path: Pat
     expected = _fresh_compile(PATTERN)
     with regex_cache.large_regexes_cached():
         first = _fresh_compile(PATTERN)  # compiled, and its program stored
-    stored = list((tmp_path / "cache").glob("*.pickle"))
+    stored = list((tmp_path / "cache").glob("*.json"))
     assert len(stored) == 1
+    written = stored[0].stat().st_mtime_ns
+    parsed: list[str] = []
+    real_parse = re._parser.parse
+    monkeypatch.setattr(re._parser, "parse", lambda *a, **k: parsed.append("parse") or real_parse(*a, **k))
     with regex_cache.large_regexes_cached():
-        second = _fresh_compile(PATTERN)  # built from the stored program
+        second = _fresh_compile(PATTERN)  # built from the stored program: nothing parsed
+    assert parsed == []
+    assert stored[0].stat().st_mtime_ns == written  # read, not rewritten
+    monkeypatch.setattr(re._parser, "parse", real_parse)
     _same(first, expected)
     _same(second, expected)
     with regex_cache.large_regexes_cached():  # small patterns are re's own business: nothing stored for them
         assert _fresh_compile("a(b)c").match("abc").group(1) == "b"
-    assert list((tmp_path / "cache").glob("*.pickle")) == stored
+    assert list((tmp_path / "cache").glob("*.json")) == stored
     assert re._compiler.compile.__module__ == "re._compiler"  # put back after the block
 
 
@@ -58,12 +65,14 @@ def test_a_damaged_or_unwritable_cache_compiles_as_re_would(tmp_path: Path, monk
     monkeypatch.setenv("PEPM_REGEX_CACHE", str(cache))
     with regex_cache.large_regexes_cached():
         _fresh_compile(PATTERN)
-    (stored,) = cache.glob("*.pickle")
-    stored.write_bytes(b"not a pickle")
+    (stored,) = cache.glob("*.json")
+    good = stored.read_text(encoding="utf-8")
     expected = _fresh_compile(PATTERN)
-    with regex_cache.large_regexes_cached():
-        _same(_fresh_compile(PATTERN), expected)
-    assert stored.read_bytes() != b"not a pickle"  # rewritten whole
+    for damaged in ("not json", "[1, 2]", json.dumps([0, ["import os"], 0, {}, []]), json.dumps([0, [9999999], 0, {}, []])):
+        stored.write_text(damaged, encoding="utf-8")  # not JSON, another shape, not integers, a program _sre refuses
+        with regex_cache.large_regexes_cached():
+            _same(_fresh_compile(PATTERN), expected)
+        assert stored.read_text(encoding="utf-8") == good  # compiled as re would, and stored again whole
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     monkeypatch.setenv("PEPM_REGEX_CACHE", str(blocker / "cache"))  # a folder that cannot be made
@@ -83,12 +92,24 @@ def test_re_errors_are_re_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     with regex_cache.large_regexes_cached(), pytest.raises(re.error) as got:
         _fresh_compile(broken)
     assert str(got.value) == str(expected.value)
-    assert not list(tmp_path.glob("*.pickle"))
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_debug_patterns_are_re_s_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """re.DEBUG prints the compiled program: left to re, never cached."""
+    monkeypatch.setenv("PEPM_REGEX_CACHE", str(tmp_path))
+    pattern = "(?:" + "|".join(WORDS[:8000]) + ")"
+    with regex_cache.large_regexes_cached():
+        _fresh_compile(pattern, re.DEBUG)
+    assert not list(tmp_path.glob("*.json"))
+    assert capsys.readouterr().out.count("\n") > 1000
 
 
 TOKENIZE = """
-import json, sys, time
-started = time.perf_counter()
+import json, re, sys
+from re import _parser
+real_parse, big = _parser.parse, []
+_parser.parse = lambda p, *a, **k: (big.append(1) if len(p) >= 100_000 else None) or real_parse(p, *a, **k)
 from pepm_assets.core import regex_cache
 regex_cache.spacy_language("fr")
 import spacy
@@ -96,7 +117,7 @@ nlp = spacy.blank("fr")
 from spacy.lang.fr.tokenizer_exceptions import TOKEN_MATCH
 texts = json.loads(sys.stdin.read())
 print(json.dumps({"tokens": [[t.text for t in nlp(x)] for x in texts], "pattern": TOKEN_MATCH.__self__.pattern[:200],
-                  "flags": TOKEN_MATCH.__self__.flags, "seconds": time.perf_counter() - started}))
+                  "flags": TOKEN_MATCH.__self__.flags, "large_patterns_parsed": len(big)}))
 """
 FRENCH = [
     "Aujourd'hui, peut-être qu'il viendra à Saint-Étienne ; c'est-à-dire demain.",
@@ -116,8 +137,10 @@ def test_spacy_french_through_the_cache_tokenizes_as_without_it(tmp_path: Path) 
     """Three new processes: re alone, the cache's first (it compiles and stores), its second (it loads)."""
     without = _tokenize("off")
     first = _tokenize(str(tmp_path))
-    assert len(list(tmp_path.glob("*.pickle"))) == 1
+    assert len(list(tmp_path.glob("*.json"))) == 1
     second = _tokenize(str(tmp_path))
     for got in (first, second):
         assert (got["tokens"], got["pattern"], got["flags"]) == (without["tokens"], without["pattern"], without["flags"])
+    # the 1.45M-character exceptions regex: parsed by re, then by the cache's first process, not by its second
+    assert (without["large_patterns_parsed"], first["large_patterns_parsed"], second["large_patterns_parsed"]) == (1, 1, 0)
     assert without["tokens"][0][:3] == ["Aujourd'hui", ",", "peut-être"]  # TOKEN_MATCH at work

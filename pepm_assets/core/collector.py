@@ -19,10 +19,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 YOUNG_THRESHOLD = 10_000  # allocations between two young collections (Python's default: 700)
 _TUNED = False
+_FROZEN = 0  # older_objects_left_alone blocks open (nested, or in several threads)
+_LOCK = threading.Lock()
 
 
 def tune_process() -> None:
@@ -38,9 +41,19 @@ def tune_process() -> None:
 
 @contextlib.contextmanager
 def older_objects_left_alone() -> Iterator[None]:
-    """Within the block, full collections skip the objects alive when it starts (they outlive it)."""
-    gc.freeze()
+    """Within the block, full collections skip the objects alive when it starts (they outlive it).
+    The young generations are collected first (recent garbage is not kept for the block); nested
+    blocks and threads share one freeze, lifted when the last block ends."""
+    global _FROZEN
+    with _LOCK:
+        _FROZEN += 1
+        if _FROZEN == 1:
+            gc.collect(1)
+            gc.freeze()
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _LOCK:
+            _FROZEN -= 1
+            if _FROZEN == 0:
+                gc.unfreeze()

@@ -6,7 +6,7 @@ characters (`TOKEN_MATCH` in spacy/lang/fr/tokenizer_exceptions.py), compiled by
 French (the spaCy format's writer, the spaCy family's training and scoring, each sweep run), more
 than the spaCy format's whole writing of 4,000 documents. Inside `large_regexes_cached()`, a
 pattern of MIN_CHARS characters or more is compiled by `re`'s own parser and code generator the first
-time and the program they produce (what `re` hands to its C engine) is kept in the cache folder;
+time and the program they produce (what `re` hands to its C engine) is kept in the cache folder (JSON);
 later processes build the pattern from it with the call `re` itself makes (`_sre.compile`): the same
 pattern, with no parsing. The cache key holds the Python build and the engine's version (`MAGIC`),
 and anything unexpected (another Python, a damaged file, a folder that cannot be written) compiles
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
-import pickle
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -72,7 +73,7 @@ def _program(pattern: str, flags: int, compiler: Any, parser: Any) -> tuple:
     """(flags, code, groups, groupindex, indexgroup): the arguments `re` passes `_sre.compile`
     after parsing `pattern` (re/_compiler.py, `compile`)."""
     parsed = parser.parse(pattern, flags)
-    code = [int(op) for op in compiler._code(parsed, flags)]  # opcodes are named ints, which do not pickle
+    code = [int(op) for op in compiler._code(parsed, flags)]  # opcodes are named ints: stored as plain ones
     groupindex = dict(parsed.state.groupdict)
     indexgroup = [None] * parsed.state.groups
     for name, index in groupindex.items():
@@ -80,24 +81,40 @@ def _program(pattern: str, flags: int, compiler: Any, parser: Any) -> tuple:
     return flags | parsed.state.flags, code, parsed.state.groups - 1, groupindex, tuple(indexgroup)
 
 
+def _load(path: Path) -> tuple | None:
+    """A stored program, checked to be plain data of the right shape (JSON: loading it runs no code,
+    whoever could write to the folder)."""
+    try:
+        flags, code, groups, groupindex, indexgroup = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    ints = isinstance(flags, int) and isinstance(groups, int) and isinstance(code, list) and all(type(op) is int for op in code)
+    names = isinstance(groupindex, dict) and all(isinstance(k, str) and type(v) is int for k, v in groupindex.items())
+    if not (ints and names and isinstance(indexgroup, list) and all(g is None or isinstance(g, str) for g in indexgroup)):
+        return None
+    return flags, code, groups, groupindex, tuple(indexgroup)
+
+
 def _cached_compile(real: Any, cache: Path, compiler: Any, parser: Any, sre: Any) -> Any:
     def compile(p: Any, flags: int = 0) -> Any:
-        if not isinstance(p, str) or len(p) < MIN_CHARS:
+        if not isinstance(p, str) or len(p) < MIN_CHARS or int(flags) & re.DEBUG:  # DEBUG prints the program: re's own way
             return real(p, flags)
-        path = cache / f"{_key(p, flags, sre)}.pickle"
+        path = cache / f"{_key(p, int(flags), sre)}.json"
+        program = _load(path)
+        if program is not None:
+            try:
+                return sre.compile(p, *program)
+            except (TypeError, ValueError, RuntimeError):  # a program _sre's checks refuse: compiled below, as re would
+                pass
         try:
-            return sre.compile(p, *pickle.loads(path.read_bytes()))
-        except Exception:  # noqa: BLE001  (not cached yet, or unusable: compiled below, as re would)
-            pass
-        try:
-            program = _program(p, flags, compiler, parser)
+            program = _program(p, int(flags), compiler, parser)
             pattern = sre.compile(p, *program)
         except Exception:  # noqa: BLE001  (re's own errors, raised by re's own path)
             return real(p, flags)
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(path) as tmp:
-                tmp.write_bytes(pickle.dumps(program, protocol=pickle.HIGHEST_PROTOCOL))
+                tmp.write_text(json.dumps(program, separators=(",", ":")), encoding="utf-8")
         return pattern
 
     return compile

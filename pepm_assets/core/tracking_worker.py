@@ -105,7 +105,9 @@ def _warm(root: str, uri: str) -> None:
 
 def _exit_at_once() -> None:
     """The worker's end, once the executor told it to stop: each call has returned after MLflow wrote
-    it (SQLite committed), so nothing is lost by skipping the interpreter's teardown."""
+    it (SQLite committed), so nothing is lost by skipping the interpreter's teardown. The exit code
+    is 0 however the worker ended: a call's error has already reached its caller (the future), and
+    a worker that dies mid-call breaks the pool, whose calls are then logged in process."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -69,7 +69,8 @@ def reads(*sets: str) -> Callable[[Writer], Writer]:
 
 
 def _reads(writer: Writer) -> frozenset[str]:
-    return getattr(writer, "reads", SETS)
+    declared = getattr(writer, "reads", None)  # set by @reads; anything else there is not a declaration
+    return declared if isinstance(declared, frozenset) and declared <= SETS else SETS
 
 
 PATH_KEYS = ("train", "job", "valid", "label2id")  # the entry keys that name files (a path or a list of paths)
