@@ -305,7 +305,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="pepm_bench_scale_"))
     results: dict = {"replicas": args.replicas, "overrides": args.override, "machine_cores": os.cpu_count(), "tmp": str(tmp)}
     cache = regex_cache.folder()  # cold: the spaCy format's writer compiles the French tokenizer's regex (~3.5 s, once per machine)
-    results["regex_cache"] = "off" if cache is None else "warm" if any(cache.glob("*.pickle")) else "cold"
+    results["regex_cache"] = "off" if cache is None else "warm" if any(cache.glob("*.json")) else "cold"
     try:
         console.log(f"unpacking MPT, writing {args.replicas} distinct replicas")
         dvc.unpack_shipped(REPO / "data" / "shipped" / "corpora.tar.xz", tmp / "corpus_1x", ["mpt"])
