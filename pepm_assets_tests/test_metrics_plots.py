@@ -90,3 +90,28 @@ def test_long_class_names_stay_inside_the_confusion_png() -> None:
     fig.canvas.draw()
     box = fig.axes[0].get_tightbbox(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+
+
+LONG_TITLE = "tfidf_wordchar_svm · trained on an_amendements · all labelled documents of an_debats · left_right"
+
+
+def _title_inside(fig, title_artist) -> bool:
+    fig.canvas.draw()
+    box = title_artist.get_window_extent()
+    return box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+
+
+def test_a_long_title_is_wrapped_inside_the_figure() -> None:
+    """A model, a dataset and a view named in full were cut at both edges of the confusion PNG."""
+    from pepm_assets.core.plotting import reliability_figure, wrap_title
+
+    fig = metrics.confusion_figure([[3, 1], [0, 2]], ["left", "right"], LONG_TITLE)
+    (ax,) = fig.axes
+    assert ax.get_title().count("\n") >= 1 and ax.get_title().replace("\n", " · ").replace(" ·  · ", " · ") == LONG_TITLE
+    assert _title_inside(fig, ax.title)
+    gold, pred = ["left", "right", "left", "right"] * 10, ["left", "left", "right", "right"] * 10
+    proba = np.array([[0.8, 0.2] if p == "left" else [0.3, 0.7] for p in pred])
+    calibration = metrics.calibration_metrics(gold, pred, proba, ["left", "right"])
+    fig = reliability_figure(calibration, LONG_TITLE, 2)
+    assert _title_inside(fig, fig.axes[0].title)
+    assert wrap_title("short · title", 4.5, 10) == "short · title"  # what fits stays on one line

@@ -319,18 +319,19 @@ def plot_confusion(cm: list[list[int]], labels: list[str], target: Path, title: 
 def confusion_figure(cm: list[list[int]], labels: list[str], title: str) -> Any:
     """The confusion matrix as a matplotlib Figure: counts and shares of the gold class in each
     cell, shaded by share on a fixed 0-1 scale (so two models' plots compare by eye)."""
-    from .plotting import figure
+    from .plotting import figure, wrap_title
 
     arr = np.asarray(cm, dtype=float)
     norm = confusion_shares(cm)
-    fig = figure(*confusion_figure_size(len(labels)), layout=None)
+    width, height = confusion_figure_size(len(labels))
+    fig = figure(width, height, layout=None)
     ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(wrap_title(title, width, 10), fontsize=10)
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(

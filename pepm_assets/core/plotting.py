@@ -18,6 +18,22 @@ def figure(width: float, height: float, layout: str | None = "constrained"):
     return fig
 
 
+def wrap_title(title: str, width_in: float, fontsize: float) -> str:
+    """`title` in lines that fit a figure `width_in` inches wide at `fontsize` points (about 0.55 em a
+    character), broken at its " · " separators first, then between words: a model, a dataset and a
+    view named in full ("... trained on an_amendements · job of an_amendements · ...") were cut at both edges."""
+    import textwrap
+
+    width = max(12, int(width_in * 72 / (fontsize * 0.55)))
+    lines: list[str] = []
+    for part in title.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.extend(textwrap.wrap(part, width) or [""])
+    return "\n".join(lines)
+
+
 def save_png(fig, target: Path, dpi: int = 110) -> Path:
     """Written atomically (a reader never sees half a PNG)."""
     with atomic_path(target) as tmp:
@@ -66,7 +82,7 @@ def reliability_figure(calibration: dict, title: str, n_classes: int = 2):
     kind = "" if calibration.get("scores", "probability") == "probability" else " (softmax of margins: not probabilities)"
     ece, brier = calibration.get("ece"), calibration.get("brier")
     stats = f"ECE {ece:.3f} ({n_bins} bins) · Brier {brier:.3f}" if ece is not None and brier is not None else "no documents"
-    top.set_title(f"{title}\n{stats}{kind}", fontsize=9)
+    top.set_title(f"{wrap_title(title, 5.2, 9)}\n{stats}{kind}", fontsize=9)
     top.legend(loc="upper left", fontsize=7)
     bottom.bar([b["lower"] for b in bins], [b["n"] for b in bins], width=width, align="edge", color="#8c8c8c", edgecolor="#555555")
     peak = max([b["n"] for b in bins] + [1])
