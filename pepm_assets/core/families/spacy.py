@@ -282,13 +282,13 @@ class SpacyFamily(Family):
         from spacy.training.initialize import init_nlp
         from spacy.training.loop import train as spacy_train
 
-        from ..regex_cache import large_regexes_cached
+        from ..regex_cache import spacy_language
 
         started = time.perf_counter()
         base = util.load_config(config_path, interpolate=False)
-        with large_regexes_cached():  # the tokenizer regexes of the config's language and the shards' vocab: once per machine
-            util.get_lang_class(base["nlp"]["lang"])
-            corpora = self.corpora(data, work)
+        for lang in {base["nlp"]["lang"], "fr"}:  # the config's language and the shards' vocab: regexes compiled once per machine
+            spacy_language(lang)
+        corpora = self.corpora(data, work)
         overrides, schedule = self._overrides(base, data, work, corpora["n_fit_docs"], model_dir)
         config = util.load_config(config_path, overrides=overrides, interpolate=False)
         if self.params.source_tok2vec:

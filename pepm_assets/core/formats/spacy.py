@@ -116,10 +116,10 @@ def spacy_shards(
     import spacy  # heavy: imported only when this format is written
 
     from ..prepare import read_tsv_file
-    from ..regex_cache import large_regexes_cached
+    from ..regex_cache import spacy_language
 
-    with large_regexes_cached():  # French: its tokenizer exceptions are one regex that takes seconds to compile (regex_cache.py)
-        nlp = spacy.blank(params.formats.spacy_language)
+    spacy_language(params.formats.spacy_language)  # French: its tokenizer exceptions regex, compiled once per machine
+    nlp = spacy.blank(params.formats.spacy_language)
     load_seconds = time.perf_counter() - started
     size = params.formats.spacy_shard_size
     split = params.split
