@@ -335,8 +335,7 @@ def run(
 ) -> None:
     """The older interface (`make run STAGE=... PROFILE=... SEED=...`): run one stage of a profile."""
     from .core.config import ConfigError
-    from .core.make_vars import to_overrides
-    from .defs.runner import STAGES
+    from .core.make_vars import STAGES, to_overrides
 
     if stage not in STAGES:
         _fail(f"unknown stage {stage!r} (stages: {', '.join(STAGES)})")

@@ -92,6 +92,20 @@ def test_validate_reads_configs_without_dagster_or_pandas(project: Path) -> None
     assert {"pydantic", "yaml"} <= imported <= CONFIG_LIBRARIES, imported  # it did read the configs, and imported nothing else
 
 
+def test_pepm_run_starts_its_tracking_worker_before_it_imports_dagster(project: Path) -> None:
+    """The worker imports MLflow on the other core while this process imports Dagster
+    (core/tracking_worker.py): checking the stage name must not import Dagster first."""
+    code = (
+        "import sys\nfrom pepm_assets.core import tracking_worker\n"
+        "def start(root, uri=None):\n    print('DAGSTER_IMPORTED', 'dagster' in sys.modules)\n    sys.exit(0)\n"
+        "tracking_worker.start = start\nfrom pepm_assets.cli import app\n"
+        "sys.argv = ['pepm', 'run', '--stage', 'pipeline', '-p', 'tiny_quick']\napp()\n"
+    )
+    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "DAGSTER_IMPORTED False" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
 def test_status_reads_the_run_index_without_dagster_once_the_store_exists(project: Path) -> None:
     first, imported_first = _pepm(project, "status", "-p", "tiny_quick")
     assert first.returncode == 0, first.stderr[-2000:]

@@ -314,6 +314,65 @@ def test_every_evaluation_report_opens_with_its_label_validity_warnings(named: P
     assert "**Label validity**" in board and "goes with 'vote'" in board
 
 
+def _diagnose_counted(monkeypatch: pytest.MonkeyPatch, fail_first: bool = False) -> list[str]:
+    """diagnostics.diagnose, recording the thread of each call (the first one raising with fail_first)."""
+    import threading
+
+    calls: list[str] = []
+    real = diagnostics.diagnose
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(threading.current_thread().name)
+        if fail_first and len(calls) == 1:
+            raise RuntimeError("diagnostics broke")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(diagnostics, "diagnose", counted)
+    return calls
+
+
+@pytest.fixture
+def named_copy(named: Path, tmp_path: Path) -> Path:
+    """A copy of the `named` project, for tests that re-split it."""
+    import shutil
+
+    return Path(shutil.copytree(named, tmp_path / "proj", symlinks=True))
+
+
+def test_a_fit_computes_the_views_diagnostics_beside_it_and_the_evaluation_reads_them(named_copy: Path, monkeypatch) -> None:
+    """Training a model that ranks its own terms computes the view's diagnostics in a thread; the
+    evaluation waits for them and computes nothing again, and they are those it would compute."""
+    named = named_copy
+    params, _ = build_stamped_view(named, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]", "seed=5"])
+    stages.build_formats(params, named)
+    spec = params.model_specs["tfidf_svm_quick"]
+    cache = diagnostics.cache_path(params, named)
+    cache.unlink(missing_ok=True)
+    calls = _diagnose_counted(monkeypatch)
+    training.commit_model(named, training.train_model(params, "tfidf_svm_quick", spec, named))
+    result = training.evaluate_model(params, "tfidf_svm_quick", spec, named, n_boot=20)
+    assert len(calls) == 1 and calls[0].startswith("pepm diagnostics")  # in the thread, once
+    ahead = json.loads(cache.read_text(encoding="utf-8"))
+    assert ahead["key"]["split_version"] == result["split_version"]
+    cache.unlink()
+    assert diagnostics.view_diagnostics(params, named) == ahead  # computed in the caller's thread: the same
+    assert len(calls) == 2 and not calls[1].startswith("pepm diagnostics")
+    assert any("'vote'" in w for w in result["label_validity_warnings"])
+
+
+def test_diagnostics_that_fail_beside_the_fit_are_computed_by_the_evaluation(named_copy: Path, monkeypatch) -> None:
+    named = named_copy
+    params, _ = build_stamped_view(named, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]", "seed=6"])
+    stages.build_formats(params, named)
+    spec = params.model_specs["tfidf_svm_quick"]
+    diagnostics.cache_path(params, named).unlink(missing_ok=True)
+    calls = _diagnose_counted(monkeypatch, fail_first=True)
+    training.commit_model(named, training.train_model(params, "tfidf_svm_quick", spec, named))
+    result = training.evaluate_model(params, "tfidf_svm_quick", spec, named, n_boot=20)
+    assert len(calls) == 2 and calls[0].startswith("pepm diagnostics") and not calls[1].startswith("pepm diagnostics")
+    assert any("'vote'" in w for w in result["label_validity_warnings"])
+
+
 def test_the_label_validity_report_compares_scores_with_and_without_names(named: Path, evaluated: dict) -> None:
     params = resolve_profile(named, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]"])
     result = label_validity.write_report(params, named, label_validity.Settings(n_boot=50))

@@ -9,6 +9,8 @@ import difflib
 
 from .config import ConfigError
 
+STAGES = ("prepare", "train", "evaluate", "pipeline")  # STAGE's values (`pepm run --stage`); no Dagster import to check one
+
 # Make variable -> (profile key, how the value is written: "scalar" | "list")
 MAKE_VARS: dict[str, tuple[str, str]] = {
     "SEED": ("seed", "scalar"),

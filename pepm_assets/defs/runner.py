@@ -34,6 +34,7 @@ from ..core import collector, lineage, settings
 from ..core.asset_names import EVALUATION, MODEL, asset_name, key_path, model_asset, parse, step_key
 from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..core.locks import views_locks
+from ..core.make_vars import STAGES
 from ..core.selection import LAUNCHED_BY_TAG, params_tags
 from ..core.training import command
 from .jobs import PREPARE_CORPUS, REPORTS, VIEW_PIPELINE
@@ -204,7 +205,6 @@ def _no_step(_name: str) -> None:
     pass
 
 
-STAGES = ("prepare", "train", "evaluate", "pipeline")
 KINDS = {"prepare": (), "train": (MODEL,), "evaluate": (EVALUATION,), "pipeline": (MODEL, EVALUATION)}
 
 

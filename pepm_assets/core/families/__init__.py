@@ -139,6 +139,9 @@ class Family:
     # (besides the family's own `max_train_docs` cap, always part of it)
     code_version: ClassVar[str] = "1"
     hardware_fields: ClassVar[tuple[str, ...]] = ()
+    # True when `top_terms` gives the fitted model's own terms: the label-validity diagnostics then
+    # need no log-odds terms of the view, and training computes them beside its fit (core/training.py)
+    ranks_terms: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A family without `reads` fails here, where it is defined, not when prepare writes formats."""

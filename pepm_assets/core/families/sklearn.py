@@ -121,6 +121,7 @@ class SklearnFamily(Family):
     reads = "tsv"
     hardware_fields = ()
     params_model = SklearnParams
+    ranks_terms = True  # top_terms.json, written by `fit`
     # 2: class_weight auto follows the training set's imbalance (was: the balance strategy only);
     # 3: LinearSVC's dual solver by default (was scikit-learn's "auto": the primal one on large sets)
     code_version = "3"
