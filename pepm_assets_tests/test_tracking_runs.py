@@ -178,3 +178,20 @@ def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: 
     meta = json.loads(next((root / "models").rglob("meta_model.json")).read_text(encoding="utf-8"))
     assert (runs["train"].info.start_time, runs["train"].info.end_time) == span_ms(meta, "train_seconds")
     assert (root / "mlruns" / "tracking_worker.log").is_file()
+
+
+def test_the_tracking_worker_runs_below_the_commands_priority(tmp_path: Path) -> None:
+    """Its MLflow import takes the CPU the command leaves (core/tracking_worker.py): niced by 10."""
+    import subprocess
+    import sys
+
+    root = make_project(tmp_path / "proj")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    code = (
+        "import os, sys\nfrom pathlib import Path\nfrom pepm_assets.core import tracking_worker as w\n"
+        f"assert w.start(Path({str(root)!r}), {uri!r})\n"
+        "pid = next(iter(w._POOLS.values())).submit(os.getpid).result()\n"
+        "print('NICE', os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0))\nw.stop()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "NICE 10" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

@@ -92,6 +92,9 @@ class _Forwarded:
 
 # ---------------------------------------------------------------- in the worker process
 def _warm(root: str, uri: str) -> None:
+    # MLflow is needed after the first fit: at a lower priority its import (~3 CPU-s with the store)
+    # takes the CPU that the command's parse and split leave, rather than half of it
+    os.nice(10)
     log = Path(root) / "mlruns" / LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
