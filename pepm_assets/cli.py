@@ -168,15 +168,15 @@ def evaluate(
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
     from .core import progress as step_progress
-    from .core import tracking_worker
+    from .core import side_worker
     from .core.config import ConfigError, resolve_profile
 
     try:
         params = resolve_profile(root, profile, overrides)
     except ConfigError as exc:
         _fail(str(exc))
-    if stage != "prepare":  # MLflow's import and store on the other core while Dagster is imported (core/tracking_worker.py)
-        tracking_worker.start(root)
+    if stage != "prepare":  # MLflow's import and store on the other core while Dagster is imported (core/side_worker.py)
+        side_worker.start(root)
     from .defs import runner
 
     instance = _instance(root)
@@ -206,7 +206,7 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
         except (runner.StageFailed, ConfigError) as exc:
             _fail(str(exc), 1)
         finally:
-            tracking_worker.stop()
+            side_worker.stop()
         progress.update(task, completed=progress.tasks[task].total, description=f"{stage} {profile}: done")
     _print_report(root, report, time.perf_counter() - started, stage)
 

@@ -92,13 +92,13 @@ def test_validate_reads_configs_without_dagster_or_pandas(project: Path) -> None
     assert {"pydantic", "yaml"} <= imported <= CONFIG_LIBRARIES, imported  # it did read the configs, and imported nothing else
 
 
-def test_pepm_run_starts_its_tracking_worker_before_it_imports_dagster(project: Path) -> None:
+def test_pepm_run_starts_its_side_worker_before_it_imports_dagster(project: Path) -> None:
     """The worker imports MLflow on the other core while this process imports Dagster
-    (core/tracking_worker.py): checking the stage name must not import Dagster first."""
+    (core/side_worker.py): checking the stage name must not import Dagster first."""
     code = (
-        "import sys\nfrom pepm_assets.core import tracking_worker\n"
+        "import sys\nfrom pepm_assets.core import side_worker\n"
         "def start(root, uri=None):\n    print('DAGSTER_IMPORTED', 'dagster' in sys.modules)\n    sys.exit(0)\n"
-        "tracking_worker.start = start\nfrom pepm_assets.cli import app\n"
+        "side_worker.start = start\nfrom pepm_assets.cli import app\n"
         "sys.argv = ['pepm', 'run', '--stage', 'pipeline', '-p', 'tiny_quick']\napp()\n"
     )
     env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}

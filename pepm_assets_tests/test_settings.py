@@ -151,7 +151,7 @@ def test_every_setting_is_listed_and_read_through_settings() -> None:
         (settings.DAGSTER_URL, "localhost:3000"),
         (settings.MLFLOW_UI_URL, "127.0.0.1:5000"),
         (settings.LAUNCHED_BY, "makefile"),
-        (settings.TRACKING_WORKER, "no"),
+        (settings.SIDE_WORKER, "no"),
     ],
 )
 def test_a_bad_value_names_the_variable(setting: settings.Setting, bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +170,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         "PEPM_DAGSTER_URL": None,
         "PEPM_MLFLOW_UI_URL": "http://127.0.0.1:5000",
         "PEPM_LAUNCHED_BY": None,
-        "PEPM_TRACKING_WORKER": "on",
+        "PEPM_SIDE_WORKER": "on",
         "PEPM_DVC": None,
         "PEPM_MAX_CONCURRENT": 2,
         "PEPM_SQLITE_SYNCHRONOUS": "NORMAL",

@@ -139,11 +139,12 @@ try:
 except SystemExit as exc:
     assert not exc.code, exc.code
 print("MAIN_IMPORTED_MLFLOW", "mlflow" in sys.modules)
+print("MAIN_IMPORTED_MATPLOTLIB", "matplotlib" in sys.modules)
 """
 
 
-def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`pepm run` imports MLflow in its tracking worker, not in the main process (core/tracking_worker.py),
+def test_pepm_run_logs_through_the_side_worker_with_the_same_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pepm run` imports MLflow in its side worker, not in the main process (core/side_worker.py),
     and the runs it logs there are the ones the Dagster materializations name, spanning their work."""
     import os
     import subprocess
@@ -165,6 +166,10 @@ def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: 
     out = subprocess.run([sys.executable, "-c", WORKER_CLI], cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "MAIN_IMPORTED_MLFLOW False" in out.stdout
+    assert "MAIN_IMPORTED_MATPLOTLIB False" in out.stdout  # the figures were drawn in the worker, and are there:
+    report = next((root / "reports").rglob("metrics.json")).parent
+    assert all((report / name).stat().st_size > 5_000 for name in ("confusion_matrix.png", "reliability_diagram.png"))
+    assert (root / "reports" / "leaderboard.png").stat().st_size > 5_000
     client = mlflow.MlflowClient(env["PEPM_MLFLOW_URI"])
     runs = {r.data.tags["mlflow.runName"].split()[0]: r for r in client.search_runs([client.get_experiment_by_name("pepm").experiment_id])}
     assert set(runs) == {"train", "evaluate"} and all(r.info.status == "FINISHED" for r in runs.values())
@@ -177,21 +182,57 @@ def test_pepm_run_logs_through_the_tracking_worker_with_the_same_runs(tmp_path: 
     assert named == {"model": runs["train"].info.run_id, "evaluation": runs["evaluate"].info.run_id}
     meta = json.loads(next((root / "models").rglob("meta_model.json")).read_text(encoding="utf-8"))
     assert (runs["train"].info.start_time, runs["train"].info.end_time) == span_ms(meta, "train_seconds")
-    assert (root / "mlruns" / "tracking_worker.log").is_file()
+    assert (root / "mlruns" / "side_worker.log").is_file()
 
 
-def test_the_tracking_worker_runs_below_the_commands_priority(tmp_path: Path) -> None:
-    """Its MLflow import takes the CPU the command leaves (core/tracking_worker.py): niced by 10."""
+def test_the_side_worker_runs_below_the_commands_priority(tmp_path: Path) -> None:
+    """Its MLflow import takes the CPU the command leaves (core/side_worker.py): niced by 10."""
     import subprocess
     import sys
 
     root = make_project(tmp_path / "proj")
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     code = (
-        "import os, sys\nfrom pathlib import Path\nfrom pepm_assets.core import tracking_worker as w\n"
+        "import os, sys\nfrom pathlib import Path\nfrom pepm_assets.core import side_worker as w\n"
         f"assert w.start(Path({str(root)!r}), {uri!r})\n"
         "pid = next(iter(w._POOLS.values())).submit(os.getpid).result()\n"
         "print('NICE', os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0))\nw.stop()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "NICE 10" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def _where(tag: str) -> tuple[str, int]:
+    import os
+
+    return tag, os.getpid()
+
+
+def _broken() -> None:
+    raise ValueError("a figure that fails")
+
+
+def test_call_runs_in_the_worker_and_else_here(tmp_path: Path) -> None:
+    """side_worker.call: in the worker's process when one was started (a function sent by name, its
+    error raised to the caller), else in the caller's when the result is asked for; a worker that
+    died leaves the work to the caller."""
+    import os
+    import subprocess
+    import sys
+
+    from pepm_assets.core import side_worker
+
+    assert side_worker.call(_where, "here").result() == ("here", os.getpid())  # no worker in this process
+    root = make_project(tmp_path / "proj")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    code = (
+        "import os, signal\nfrom pathlib import Path\nfrom pepm_assets.core import side_worker as w\n"
+        "from pepm_assets_tests.test_tracking_runs import _where, _broken\n"
+        f"assert w.start(Path({str(root)!r}), {uri!r})\n"
+        "tag, pid = w.call(_where, 'there').result()\nassert tag == 'there' and pid != os.getpid(), pid\n"
+        "try:\n    w.call(_broken).result()\nexcept ValueError as exc:\n    assert 'fails' in str(exc)\nelse:\n    raise AssertionError\n"
+        "os.kill(pid, signal.SIGKILL)\n"
+        "assert w.call(_where, 'after').result() == ('after', os.getpid())\nw.stop()\nprint('OK')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

@@ -637,7 +637,7 @@ def _label_validity(paths: ProjectPaths, images: _Images, profiles_hint: str) ->
         )
     else:
         section.missing = _missing(
-            "not computed yet (a view's first evaluation computes it)",
+            "not computed yet (a view's first training or evaluation computes it)",
             ["pepm evaluate -p <profile>", "pepm report label-validity -p <profile>"],
             profiles_hint,
         )

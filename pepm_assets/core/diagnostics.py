@@ -31,7 +31,8 @@ valid and job of the prepared split, each once), say so:
   the flagged share reaches `flagged_terms_warning` (30 %).
 
 The view's diagnostics are cached in reports/<dataset>/<view>/diagnostics.json, keyed by the
-split's version and the config's fingerprint (computed once per split, by its first evaluation);
+split's version and the config's fingerprint (computed once per split: beside the fit of the first
+model that ranks its own terms, `view_diagnostics_ahead`, else by the first evaluation);
 each evaluation writes its own diagnostics.json (the view's, plus its model's top terms) and puts
 the warnings at the top of classification_report.txt, in meta_eval.json and in Dagster.
 

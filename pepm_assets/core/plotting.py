@@ -18,6 +18,14 @@ def figure(width: float, height: float, layout: str | None = "constrained"):
     return fig
 
 
+def warm() -> None:
+    """matplotlib imported and its text machinery loaded (fonts, the Agg renderer): what a
+    process's first figure pays, paid before one is asked for (core/side_worker.py)."""
+    fig = figure(1, 1, layout=None)
+    fig.text(0.5, 0.5, "warm")
+    fig.canvas.draw()
+
+
 def wrap_title(title: str, width_in: float, fontsize: float) -> str:
     """`title` in lines that fit a figure `width_in` inches wide at `fontsize` points (about 0.55 em a
     character), broken at its " · " separators first, then between words: a model, a dataset and a

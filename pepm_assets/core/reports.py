@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import diagnostics, labels, metrics
+from . import diagnostics, labels, metrics, side_worker
 from .atomic import atomic_path, write_json, write_text
 from .paths import ProjectPaths
 from .training import BY_SPLIT, COMPARISON, NOT_RECORDED, latest_entries, protocol_note, read_index, slot
@@ -322,6 +322,7 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         table = with_reference_deltas(table, comparisons)
     out = paths.reports
     tsv, md, png = out / "leaderboard.tsv", out / "leaderboard.md", out / "leaderboard.png"
+    drawing = side_worker.call(_plot_leaderboard, table, png) if not table.empty else None  # meanwhile, the tables
     with atomic_path(tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     _write_comparisons(paths, comparisons)
@@ -391,8 +392,8 @@ def write_leaderboard(paths: ProjectPaths) -> dict[str, Any]:
         lines += _by_corpus_lines(per_corpus, dataset_id, view)
         lines += _clustering_pointer(clusters, dataset_id, view)
     write_text(md, "\n".join(lines) + "\n")
-    if not table.empty:
-        _plot_leaderboard(table, png)
+    if drawing is not None:
+        drawing.result()
     return {
         "rows": len(table),
         "tsv": paths.rel(tsv),

@@ -113,9 +113,9 @@ LAUNCHED_BY: Setting[str] = Setting(
     "cli for the pepm command, python for the runner called from Python",
     _choice("cli", "make", "test", "sweep", "python"),
 )
-TRACKING_WORKER: Setting[str] = Setting(
-    "PEPM_TRACKING_WORKER",
-    "`off`: `pepm run` logs to MLflow in its own process instead of a tracking worker started at its start (core/tracking_worker.py)",
+SIDE_WORKER: Setting[str] = Setting(
+    "PEPM_SIDE_WORKER",
+    "`off`: `pepm run` logs to MLflow and draws its figures in its own process instead of a side worker started at its start (core/side_worker.py)",
     "on",
     _choice("on", "off"),
     "on",
@@ -188,7 +188,7 @@ ALL: tuple[Setting, ...] = (
     DAGSTER_URL,
     MLFLOW_UI_URL,
     LAUNCHED_BY,
-    TRACKING_WORKER,
+    SIDE_WORKER,
     DVC,
     MAX_CONCURRENT,
     SQLITE_SYNCHRONOUS,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import balance, diagnostics, families, formats, lineage, metrics
+from . import balance, diagnostics, families, formats, lineage, metrics, side_worker
 from .atomic import atomic_dir, write_json, write_text
 from .config import ModelSpec, ResolvedParams
 from .locks import exclusive_lock
@@ -391,9 +391,10 @@ def evaluate_model(
         scores, summary, by_corpus = _write_reports(
             tmp, params, eval_params, family, model_dir, meta_model, splits, groups, n_boot, title, proto, confidence, validation
         )
+        figures = side_worker.call(draw_confusions, tmp) if plots else None  # `pepm run`: in its second process, meanwhile
         validity = diagnostics.evaluation_diagnostics(tmp, params, root)  # label validity: diagnostics.json, the report's WARNINGs
-        if plots:
-            draw_confusions(tmp)
+        if figures is not None:
+            figures.result()
         meta_eval = {
             **_eval_facts(params, eval_params, model_id, spec, family, meta_model, len(job), predict_seconds, summary),
             **proto,

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from ...core import asset_names as names
-from ...core import cross_corpus, lineage, reports, tracking, tracking_worker, training
+from ...core import cross_corpus, lineage, reports, side_worker, tracking, training
 from ...core.config import CommonConfig, ModelSpec, resolve_on_dataset
 from ...core.locks import views_locks
 from ...core.selection import resolve_partition
@@ -41,8 +41,8 @@ class MlflowTracking(dg.ConfigurableResource):
     enabled: bool = True
 
     def tracker(self, project: PepmProject) -> Tracker | None:
-        """In process, or forwarded to the tracking worker a `pepm run` started (core/tracking_worker.py)."""
-        return tracking_worker.tracker(project.path, self.tracking_uri or None) if self.enabled else None
+        """In process, or forwarded to the side worker a `pepm run` started (core/side_worker.py)."""
+        return side_worker.tracker(project.path, self.tracking_uri or None) if self.enabled else None
 
 
 def _tags(context: dg.AssetExecutionContext, params, model_id: str, spec: ModelSpec) -> dict[str, str]:

@@ -1,31 +1,37 @@
-"""MLflow logging in a second process, warmed up while a command does its first work.
+"""A command's second process: MLflow logging and the report figures, on the core the command leaves idle.
 
-Importing MLflow and opening its store costs ~2 CPU-s, more than a 1x pipeline's model step. `pepm
-run` starts this worker (`start`) as soon as its configuration is valid, before it imports Dagster:
-the import then runs on an idle core while the main process parses and splits, and the steps'
-`Tracker` calls are forwarded to the worker (`tracker`), which logs them with a real `Tracker` and
-returns the same run ids, in the same order, as logging in process would. It is not started where
-MLflow is already imported (a long-lived process, a test session: logging in process is then the
-cheaper way). If the worker cannot start or dies, the calls are logged in process, so a broken
-store still fails with MLflow's own error. The worker's output goes to <root>/mlruns/tracking_worker.log
-(in process, MLflow's warnings go to the step's compute log; here they would cut across the progress bar).
-Every call returns only once MLflow has written it, so at the command's end the worker has nothing
-left to do: it exits without the interpreter's teardown of MLflow and SQLAlchemy (`_exit_at_once`),
-which the command would otherwise wait ~1 s for.
+Importing MLflow and opening its store costs ~3 CPU-s, more than a 1x pipeline's model step, and
+matplotlib with a model's figures ~1 s more. `pepm run` starts this worker (`start`) as soon as its
+configuration is valid, before it imports Dagster: the imports then run on the other core while the
+main process imports Dagster, parses and splits (at nice 10: the command's own processes get the
+cores first). The steps' `Tracker` calls are forwarded to the worker (`tracker`), which logs them
+with a real `Tracker` and returns the same run ids, in the same order, as logging in process would;
+the report figures are drawn there (`call(draw, ...)`: the same functions writing the same files)
+while the caller goes on, and the caller waits for them before it uses them. It is not started
+where MLflow is already imported (a long-lived process, a test session: logging and drawing in
+process is then the cheaper way). If the worker cannot start or dies, the work is done in process,
+so a broken store still fails with MLflow's own error. The worker's output goes to
+<root>/mlruns/side_worker.log (in process, MLflow's warnings go to the step's compute log; here they
+would cut across the progress bar). Every call is waited for by its caller, so at the command's end
+the worker has nothing left to do: it exits without the interpreter's teardown of MLflow and
+SQLAlchemy (`_exit_at_once`), which the command would otherwise wait ~1 s for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .tracking import EXPERIMENT, Tracker, default_uri
 
-LOG = "tracking_worker.log"
+LOG = "side_worker.log"
+T = TypeVar("T")
 _POOLS: dict[tuple[str, str], ProcessPoolExecutor] = {}  # (project root, tracking URI) -> the worker (main process)
 _TRACKERS: dict[tuple[str, str, str], Tracker] = {}  # (root, URI, experiment) -> its Tracker (worker process)
 
@@ -36,10 +42,10 @@ def _key(root: Path, uri: str | None) -> tuple[str, str]:
 
 def start(root: Path, uri: str | None = None) -> bool:
     """Start (or keep) the worker for this project and store; False where MLflow is already
-    imported in this process, or PEPM_TRACKING_WORKER=off."""
+    imported in this process, or PEPM_SIDE_WORKER=off."""
     from . import settings
 
-    if "mlflow" in sys.modules or settings.TRACKING_WORKER.get() == "off":
+    if "mlflow" in sys.modules or settings.SIDE_WORKER.get() == "off":
         return False
     key = _key(root, uri)
     if key not in _POOLS:
@@ -49,6 +55,32 @@ def start(root: Path, uri: str | None = None) -> bool:
         pool.submit(os.getpid)  # the executor spawns at the first submission: now, not at the first log
         _POOLS[key] = pool
     return True
+
+
+class Pending(Generic[T]):
+    """The result of `call`: `result()` waits for it (computed here at that point if the worker died)."""
+
+    def __init__(self, future: Future | None, fn: Callable[..., T], args: tuple) -> None:
+        self._future, self._fn, self._args = future, fn, args
+
+    def result(self) -> T:
+        if self._future is not None:
+            try:
+                return self._future.result()
+            except BrokenProcessPool:
+                pass
+        return self._fn(*self._args)
+
+
+def call(fn: Callable[..., T], *args: Any) -> Pending[T]:
+    """`fn(*args)` (a module-level function; plain-data arguments) in the worker when this process
+    started one, else here, when its `result()` is asked for."""
+    pool = next(iter(_POOLS.values()), None)
+    future = None
+    if pool is not None:
+        with contextlib.suppress(BrokenProcessPool, RuntimeError):  # a dead worker, a pool shut down
+            future = pool.submit(fn, *args)
+    return Pending(future, fn, args)
 
 
 def stop() -> None:
@@ -92,8 +124,8 @@ class _Forwarded:
 
 # ---------------------------------------------------------------- in the worker process
 def _warm(root: str, uri: str) -> None:
-    # MLflow is needed after the first fit: at a lower priority its import (~3 CPU-s with the store)
-    # takes the CPU that the command's parse and split leave, rather than half of it
+    # needed after the first fit: at a lower priority, the imports (~4 CPU-s: MLflow, its store,
+    # matplotlib) take the CPU that the command's parse and split leave, rather than half of it
     os.nice(10)
     log = Path(root) / "mlruns" / LOG
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +133,9 @@ def _warm(root: str, uri: str) -> None:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
     _tracker((root, uri, EXPERIMENT))._mlflow()  # the import, the store's tables, the experiment
+    from . import plotting, reports, training  # noqa: F401  (the figures' modules: `call` sends their functions by name)
+
+    plotting.warm()  # matplotlib's import and first drawing, before a figure is asked for
     from multiprocessing import util
 
     util.Finalize(None, _exit_at_once, exitpriority=-1_000)  # the last finalizer run as the worker process ends
