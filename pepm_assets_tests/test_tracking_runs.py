@@ -232,7 +232,9 @@ def test_call_runs_in_the_worker_and_else_here(tmp_path: Path) -> None:
         "tag, pid = w.call(_where, 'there').result()\nassert tag == 'there' and pid != os.getpid(), pid\n"
         "try:\n    w.call(_broken).result()\nexcept ValueError as exc:\n    assert 'fails' in str(exc)\nelse:\n    raise AssertionError\n"
         "os.kill(pid, signal.SIGKILL)\n"
-        "assert w.call(_where, 'after').result() == ('after', os.getpid())\nw.stop()\nprint('OK')\n"
+        "assert w.call(_where, 'after').result() == ('after', os.getpid())\n"
+        f"forwarded = w.tracker(Path({str(root)!r}), {uri!r})\nassert type(forwarded).__name__ == '_Forwarded'\n"
+        "assert forwarded.run_url('abc').endswith('abc')  # logged here once the worker is gone\nw.stop()\nprint('OK')\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
     assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]

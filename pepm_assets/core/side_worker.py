@@ -33,7 +33,7 @@ from .tracking import EXPERIMENT, Tracker, default_uri
 LOG = "side_worker.log"
 T = TypeVar("T")
 _POOLS: dict[tuple[str, str], ProcessPoolExecutor] = {}  # (project root, tracking URI) -> the worker (main process)
-_TRACKERS: dict[tuple[str, str, str], Tracker] = {}  # (root, URI, experiment) -> its Tracker (worker process)
+_TRACKERS: dict[tuple[str, str, str], Tracker] = {}  # (root, URI, experiment) -> its Tracker (where `_call` runs)
 
 
 def _key(root: Path, uri: str | None) -> tuple[str, str]:
@@ -75,7 +75,10 @@ class Pending(Generic[T]):
 def call(fn: Callable[..., T], *args: Any) -> Pending[T]:
     """`fn(*args)` (a module-level function; plain-data arguments) in the worker when this process
     started one, else here, when its `result()` is asked for."""
-    pool = next(iter(_POOLS.values()), None)
+    return _submit(next(iter(_POOLS.values()), None), fn, args)
+
+
+def _submit(pool: ProcessPoolExecutor | None, fn: Callable[..., T], args: tuple) -> Pending[T]:
     future = None
     if pool is not None:
         with contextlib.suppress(BrokenProcessPool, RuntimeError):  # a dead worker, a pool shut down
@@ -111,15 +114,9 @@ class _Forwarded:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or not callable(getattr(Tracker, name, None)):
             raise AttributeError(name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                future = self._pool.submit(_call, (str(self.root), self.uri, self.experiment), name, args, kwargs)
-                return future.result()
-            except BrokenProcessPool:  # the worker could not start (or died): log here, with MLflow's own errors
-                return getattr(Tracker(self.root, self.uri, self.experiment), name)(*args, **kwargs)
-
-        return call
+        key = (str(self.root), self.uri, self.experiment)
+        # a worker that could not start (or died) leaves the call here, with MLflow's own errors
+        return lambda *args, **kwargs: _submit(self._pool, _call, (key, name, args, kwargs)).result()
 
 
 # ---------------------------------------------------------------- in the worker process
