@@ -29,7 +29,7 @@ def warm() -> None:
 def wrap_title(title: str, width_in: float, fontsize: float) -> str:
     """`title` in lines that fit a figure `width_in` inches wide at `fontsize` points (about 0.55 em a
     character), broken at its " · " separators first, then between words: a model, a dataset and a
-    view named in full ("... trained on an_amendements · job of an_amendements · ...") were cut at both edges."""
+    view named in full ("... trained on an_amendements · job of an_amendements · ...") would not fit on one line."""
     import textwrap
 
     width = max(12, int(width_in * 72 / (fontsize * 0.55)))
