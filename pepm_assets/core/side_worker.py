@@ -20,6 +20,7 @@ SQLAlchemy (`_exit_at_once`), which the command would otherwise wait ~1 s for.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from . import collector
 from .tracking import EXPERIMENT, Tracker, default_uri
 
 LOG = "side_worker.log"
@@ -133,6 +135,9 @@ def _warm(root: str, uri: str) -> None:
     from . import plotting, reports, training  # noqa: F401  (the figures' modules: `call` sends their functions by name)
 
     plotting.warm()  # matplotlib's import and first drawing, before a figure is asked for
+    collector.tune_process()
+    gc.collect()
+    gc.freeze()  # what the warm-up built (MLflow, SQLAlchemy, matplotlib) lives as long as the worker: no full collection walks it
     from multiprocessing import util
 
     util.Finalize(None, _exit_at_once, exitpriority=-1_000)  # the last finalizer run as the worker process ends
