@@ -177,9 +177,12 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
         _fail(str(exc))
     if stage != "prepare":  # MLflow's import and store on the other core while Dagster is imported (core/side_worker.py)
         side_worker.start(root)
-    from .defs import runner
+    from .core import collector
 
-    instance = _instance(root)
+    with collector.long_lived():  # Dagster's import and the instance, kept to the command's end
+        from .defs import runner
+
+        instance = _instance(root)
     n_models = len(params.models) if stage != "prepare" else 0
     steps = (3 + len(params.dataset.corpus_ids) if stage in ("prepare", "pipeline") else 0) + (2 if n_models else 0)
     started = time.perf_counter()

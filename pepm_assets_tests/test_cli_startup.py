@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -104,6 +105,30 @@ def test_pepm_run_starts_its_side_worker_before_it_imports_dagster(project: Path
     env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "DAGSTER_IMPORTED False" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_pepm_run_imports_dagster_without_collecting_and_freezes_it(project: Path) -> None:
+    """Dagster's import and the instance build only objects that live to the command's end
+    (core/collector.py `long_lived`): no collection walks them while they are built, and the stage
+    starts with them frozen, with the collector on."""
+    code = (
+        "import gc, sys\nimport pepm_assets.cli as cli\nduring = []\n"
+        "def seen(phase, info):\n"
+        "    if phase == 'start' and 'dagster' in sys.modules and 'pepm_assets.defs.instance' not in sys.modules:\n"
+        "        during.append(info['generation'])\n"
+        "gc.callbacks.append(seen)\nreal = cli._instance\n"
+        "def instance(root):\n    got = real(root)\n    runner = sys.modules['pepm_assets.defs.runner']\n"
+        "    def run_stage(*a, **k):\n"
+        "        print('DURING', len(during), 'FROZEN', gc.get_freeze_count(), 'ENABLED', gc.isenabled())\n        sys.exit(0)\n"
+        "    runner.run_stage = run_stage\n    return got\n"
+        "cli._instance = instance\nsys.argv = ['pepm', 'run', '--stage', 'prepare', '-p', 'tiny_quick']\ncli.app()\n"
+    )
+    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    got = re.search(r"DURING (\d+) FROZEN (\d+) ENABLED (\w+)", out.stdout)
+    assert out.returncode == 0 and got, out.stdout[-2000:] + out.stderr[-2000:]
+    assert got.group(1) == "0"  # not one collection while Dagster was imported
+    assert int(got.group(2)) > 200_000 and got.group(3) == "True"  # Dagster's objects frozen; collecting again
 
 
 def test_status_reads_the_run_index_without_dagster_once_the_store_exists(project: Path) -> None:

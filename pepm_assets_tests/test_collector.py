@@ -94,3 +94,28 @@ def test_a_tuned_process_is_tuned_once_and_ends_with_its_outputs_complete(tmp_pa
     subprocess.run([sys.executable, "-c", TUNED, str(target)], check=True, timeout=60)
     got = json.loads(target.read_text(encoding="utf-8"))
     assert got == {"threshold": [collector.YOUNG_THRESHOLD, 10, 10], "handlers": 1, "n": 50_000, "frozen_at_exit": True}
+
+
+def test_a_long_lived_block_collects_nothing_freezes_what_it_built_and_hands_the_collector_back() -> None:
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        with collector.long_lived():
+            built = [[] for _ in range(50_000)]  # enough allocations for a few young collections
+            assert not gc.isenabled()
+        assert collections == [] and gc.isenabled()
+        assert gc.get_freeze_count() >= len(built)  # frozen: no full collection walks them again
+        gc.unfreeze()
+        gc.disable()
+        with collector.long_lived():
+            pass
+        assert not gc.isenabled()  # a caller's disabled collector stays disabled
+    finally:
+        gc.callbacks.remove(seen)
+        gc.unfreeze()
+        gc.enable()
