@@ -188,7 +188,7 @@ def test_pepm_run_logs_through_the_side_worker_with_the_same_runs(tmp_path: Path
 
 def test_the_side_worker_runs_below_the_commands_priority_and_never_walks_its_warm_up(tmp_path: Path) -> None:
     """Its MLflow import takes the CPU the command leaves (core/side_worker.py): niced by 10. What
-    its warm-up built (MLflow, SQLAlchemy, matplotlib) is frozen out of the collector: a full
+    its warm-up (which resolves a run's tags once) built (MLflow, SQLAlchemy, matplotlib) is frozen out of the collector: a full
     collection over it doubled the first report figures' time (0.2 -> 0.5 s at 1x)."""
     import subprocess
     import sys
@@ -200,13 +200,15 @@ def test_the_side_worker_runs_below_the_commands_priority_and_never_walks_its_wa
         f"assert w.start(Path({str(root)!r}), {uri!r})\n"
         "pool = next(iter(w._POOLS.values()))\npid = pool.submit(os.getpid).result()\n"
         "print('NICE', os.getpriority(os.PRIO_PROCESS, pid) - os.getpriority(os.PRIO_PROCESS, 0))\n"
-        "print('FROZEN', pool.submit(gc.get_freeze_count).result(), 'YOUNG', pool.submit(gc.get_threshold).result()[0])\nw.stop()\n"
+        "print('FROZEN', pool.submit(gc.get_freeze_count).result(), 'YOUNG', pool.submit(gc.get_threshold).result()[0])\n"
+        "print('GIT', pool.submit(eval, \"'git' in __import__('sys').modules\").result())\nw.stop()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "NICE 10" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
     frozen, young = re.search(r"FROZEN (\d+) YOUNG (\d+)", out.stdout).groups()
     assert int(frozen) > 100_000, out.stdout  # MLflow's and matplotlib's objects: a few hundred thousand
     assert int(young) == collector.YOUNG_THRESHOLD
+    assert "GIT True" in out.stdout  # a run's tags resolved once at the warm-up (GitPython's import), not in the first log
 
 
 def _where(tag: str) -> tuple[str, int]:

@@ -132,6 +132,9 @@ def _warm(root: str, uri: str) -> None:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
     _tracker((root, uri, EXPERIMENT))._mlflow()  # the import, the store's tables, the experiment
+    from mlflow.tracking.context import registry
+
+    registry.resolve_tags({})  # a run's first tags import GitPython (0.15 s): here, not in the first training's logging
     from . import plotting, reports, training  # noqa: F401  (the figures' modules: `call` sends their functions by name)
 
     plotting.warm()  # matplotlib's import and first drawing, before a figure is asked for
