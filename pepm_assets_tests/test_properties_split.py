@@ -269,3 +269,22 @@ def test_leakage_counts_what_is_moved_across(pool: pd.DataFrame, train_prop: flo
     # and a job row in valid, under _valid_job only
     leaked = split.leakage(fit, job, None, pd.concat([valid, job.iloc[:1]]))
     assert {k: v for k, v in leaked.items() if v} == {"shared_texts_valid_job": 1, "shared_doc_ids_valid_job": 1}
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.one_of(st.none(), st.sampled_from(LABELS))),
+        max_size=60,
+    )
+)
+def test_the_duplicate_masks_are_those_of_a_groupby_over_the_keys(rows: list[tuple[int, str | None]]) -> None:
+    """The masks computed on integer codes (split._duplicate_masks) against their definition in
+    pandas: a key is conflicting when its copies carry more than one label (a missing label not
+    counted), and every copy of a non-conflicting key after its first is repeated."""
+    keys = pd.Series([f"k{k}" for k, _ in rows], dtype=object)
+    labels = pd.Series([label for _, label in rows], dtype=object)
+    conflicting = keys.map(pd.DataFrame({"label": labels}).groupby(keys)["label"].nunique()).gt(1).to_numpy(dtype=bool)
+    repeated = (keys.duplicated(keep="first").to_numpy(dtype=bool)) & ~conflicting
+    got = split._duplicate_masks(keys, labels)
+    assert got[0].tolist() == conflicting.tolist() and got[1].tolist() == repeated.tolist()

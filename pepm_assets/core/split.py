@@ -73,17 +73,32 @@ def text_key(texts: pd.Series) -> pd.Series:
 def drop_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, Counter]:
     """Keep one copy of texts whose copies agree on the label, none of those that disagree."""
     keys = text_key(df["text"])
-    labels_per_key = df.groupby(keys)[LABEL].nunique()
-    conflicting = keys.map(labels_per_key).gt(1)
-    repeated = keys.duplicated(keep="first") & ~conflicting
+    conflicting, repeated = _duplicate_masks(keys, df[LABEL])
     reasons: Counter = Counter()
     if conflicting.any():
         reasons["conflicting_duplicate"] = int(conflicting.sum())
     if repeated.any():
         reasons["duplicate_text"] = int(repeated.sum())
-    kept = df[~(conflicting | repeated)]  # a new frame already (copy-on-write): no second copy of the texts
-    kept["text_key"] = keys[kept.index]
+    keep = ~(conflicting | repeated)
+    kept = df[keep]  # a new frame already (copy-on-write): no second copy of the texts
+    kept["text_key"] = keys.to_numpy()[keep]
     return kept, reasons
+
+
+def _duplicate_masks(keys: pd.Series, labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(conflicting, repeated): the rows whose key has more than one label (missing labels not
+    counted), and the later copies of a key that has one. On integer codes rather than a groupby and
+    map over the keys: 0.37 -> 0.05 s for the 107,151 labelled documents of MPT x10."""
+    codes, _ = pd.factorize(keys)
+    label_codes, label_values = pd.factorize(labels)
+    if not len(codes):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    labelled = label_codes >= 0
+    pairs = np.unique(codes[labelled].astype(np.int64) * len(label_values) + label_codes[labelled])
+    conflicting = np.bincount(pairs // max(1, len(label_values)), minlength=codes.max() + 1)[codes] > 1
+    first = np.zeros(len(codes), dtype=bool)
+    first[np.unique(codes, return_index=True)[1]] = True
+    return conflicting, ~first & ~conflicting
 
 
 def split_kind(config: SplitConfig) -> str:
