@@ -429,3 +429,42 @@ def test_a_broken_label_validity_config_fails_at_resolution(tmp_path: Path) -> N
         resolve_profile(root, "tiny_quick")
     cfg.unlink()  # no file: the defaults (the label map's group keys are still names)
     assert resolve_profile(root, "tiny_quick", ["filters.mask_names=true"]).group_names["LR"] == ["LR"]
+
+
+UNDER_PEPM_RUN = """
+import json, sys
+from pathlib import Path
+from pepm_assets.core import diagnostics, side_worker, training
+from pepm_assets.core.config import resolve_profile
+root = Path(sys.argv[1])
+params = resolve_profile(root, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]", "seed=7"])
+spec = params.model_specs["tfidf_svm_quick"]
+calls = []
+real = diagnostics.diagnose
+diagnostics.diagnose = lambda *a, **k: calls.append(1) or real(*a, **k)
+assert side_worker.start(root, "sqlite:///" + str(root / "side.db"))
+training.commit_model(root, training.train_model(params, "tfidf_svm_quick", spec, root))
+result = training.evaluate_model(params, "tfidf_svm_quick", spec, root, n_boot=20)
+side_worker.stop()
+print("RESULT", json.dumps({"here": len(calls), "split_version": result["split_version"], "warnings": result["label_validity_warnings"]}))
+"""
+
+
+def test_under_pepm_run_the_views_diagnostics_are_computed_in_its_side_worker(named_copy: Path) -> None:
+    """With the side worker of `pepm run` started (core/side_worker.py), the fit's diagnostics go
+    there: the command's process computes none and the evaluation reads what the worker wrote."""
+    import subprocess
+    import sys
+
+    named = named_copy
+    params, _ = build_stamped_view(named, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]", "seed=7"])
+    stages.build_formats(params, named)
+    cache = diagnostics.cache_path(params, named)
+    cache.unlink(missing_ok=True)
+    out = subprocess.run([sys.executable, "-c", UNDER_PEPM_RUN, str(named)], capture_output=True, text=True, timeout=300)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert out.returncode == 0 and line, out.stdout[-2000:] + out.stderr[-2000:]
+    got = json.loads(line.removeprefix("RESULT "))
+    assert got["here"] == 0  # computed in the worker's process, not the command's
+    assert json.loads(cache.read_text(encoding="utf-8"))["key"]["split_version"] == got["split_version"]
+    assert any("'vote'" in w for w in got["warnings"])
