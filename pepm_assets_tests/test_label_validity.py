@@ -468,3 +468,24 @@ def test_under_pepm_run_the_views_diagnostics_are_computed_in_its_side_worker(na
     assert got["here"] == 0  # computed in the worker's process, not the command's
     assert json.loads(cache.read_text(encoding="utf-8"))["key"]["split_version"] == got["split_version"]
     assert any("'vote'" in w for w in got["warnings"])
+
+
+def test_a_big_view_keeps_its_diagnostics_in_the_commands_process(named_copy: Path, monkeypatch) -> None:
+    """The side worker takes the diagnostics of a small view only: a big one would sit there in a
+    second copy while the fit holds its own (MPT x40: the command's peak memory 2.7 -> 3.5 GB)."""
+    import threading
+
+    from pepm_assets.core import side_worker
+
+    named = named_copy
+    params, _ = build_stamped_view(named, "tiny_quick", ["families=[sklearn]", "models=[tfidf_svm_quick]", "seed=8"])
+    target = diagnostics.cache_path(params, named)
+    monkeypatch.setattr(side_worker, "running", lambda: True)  # as under `pepm run`
+    diagnostics.view_diagnostics_ahead(params, named, diagnostics.AHEAD_IN_WORKER_MAX_DOCS + 1)
+    big = diagnostics._AHEAD.pop(target)
+    big.join()
+    assert isinstance(big, threading.Thread)
+    diagnostics.view_diagnostics_ahead(params, named, diagnostics.AHEAD_IN_WORKER_MAX_DOCS)
+    small = diagnostics._AHEAD.pop(target)
+    assert isinstance(small, side_worker.Pending)
+    small.result()

@@ -809,20 +809,25 @@ def view_diagnostics(
 _AHEAD: dict[Path, threading.Thread | Pending] = {}  # cache file -> the thread (or side worker call) computing it
 
 
-def view_diagnostics_ahead(params: ResolvedParams, root: Path) -> None:
+AHEAD_IN_WORKER_MAX_DOCS = 20_000  # train documents; above, the worker's copy of the view would add to the fit's peak memory
+
+
+def view_diagnostics_ahead(params: ResolvedParams, root: Path, n_train: int) -> None:
     """Start `view_diagnostics` (without terms) for the evaluation to find in its cache. Training
-    calls it as a fit that ranks its own terms starts. Under `pepm run`, in its side worker
-    (core/side_worker.py): on the other core for the whole fit (MPT 1x: 0.2 s taken off the
-    command's fit, where a thread shared the GIL with it). Elsewhere in a thread: scikit-learn's
-    solvers release the GIL, so it runs on another core meanwhile (MPT x10: 1.3 s of the
-    evaluation, during LinearSVC's 3.5 s). An error is left for the evaluation's own call to raise."""
+    calls it as a fit that ranks its own terms starts, on `n_train` documents. Under `pepm run`,
+    for a small view, in its side worker (core/side_worker.py): on the other core for the whole
+    fit (MPT 1x: a thread shared the GIL with the fit's 0.8 s). Else in a thread, which keeps one
+    copy of the view in memory (MPT x40 through the worker: peak memory of the command 2.7 -> 3.5
+    GB): scikit-learn's solvers release the GIL, so it runs on another core meanwhile (MPT x10:
+    1.3 s of the evaluation, during LinearSVC's 3.5 s). An error is left for the evaluation's own
+    call to raise."""
     from . import side_worker
 
     target = cache_path(params, root)
     running = _AHEAD.get(target)
     if isinstance(running, threading.Thread) and running.is_alive():
         return
-    if side_worker.running():
+    if side_worker.running() and n_train <= AHEAD_IN_WORKER_MAX_DOCS:
         _AHEAD[target] = side_worker.call(_ahead, params, root)
         return
     _AHEAD[target] = thread = threading.Thread(target=_ahead, args=(params, root), name=f"pepm diagnostics {target.parent}")

@@ -165,7 +165,7 @@ def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Pa
     started, started_at = time.perf_counter(), now_iso()
     seeds = (meta_view["split"].get("repeats") or {}).get("seeds", [params.seed])
     if family.ranks_terms:  # the evaluation's label-validity diagnostics, computed beside the fit
-        diagnostics.view_diagnostics_ahead(params, root)
+        diagnostics.view_diagnostics_ahead(params, root, len(train))
     with atomic_dir(target) as tmp:
         if corpus_sets is not None:
             info, by_corpus = _fit_by_corpus(params, family, data, corpus_sets, tmp)
