@@ -115,7 +115,7 @@ LAUNCHED_BY: Setting[str] = Setting(
 )
 SIDE_WORKER: Setting[str] = Setting(
     "PEPM_SIDE_WORKER",
-    "`off`: `pepm run` logs to MLflow and draws its figures in its own process instead of a side worker started at its start (core/side_worker.py)",
+    "`off`: `pepm run` logs to MLflow, draws its figures and computes a small view's diagnostics in its own process instead of a side worker started at its start (core/side_worker.py)",
     "on",
     _choice("on", "off"),
     "on",

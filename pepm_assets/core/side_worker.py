@@ -6,8 +6,9 @@ configuration is valid, before it imports Dagster: the imports then run on the o
 main process imports Dagster, parses and splits (at nice 10: the command's own processes get the
 cores first). The steps' `Tracker` calls are forwarded to the worker (`tracker`), which logs them
 with a real `Tracker` and returns the same run ids, in the same order, as logging in process would;
-the report figures are drawn there (`call(draw, ...)`: the same functions writing the same files)
-while the caller goes on, and the caller waits for them before it uses them. It is not started
+the report figures are drawn there (`call(draw, ...)`: the same functions writing the same files),
+and a small view's label-validity diagnostics computed beside the fit (core/diagnostics.py), while
+the caller goes on, and the caller waits for them before it uses them. It is not started
 where MLflow is already imported (a long-lived process, a test session: logging and drawing in
 process is then the cheaper way). If the worker cannot start or dies, the work is done in process,
 so a broken store still fails with MLflow's own error. The worker's output goes to
