@@ -93,6 +93,12 @@ def test_validate_reads_configs_without_dagster_or_pandas(project: Path) -> None
     assert {"pydantic", "yaml"} <= imported <= CONFIG_LIBRARIES, imported  # it did read the configs, and imported nothing else
 
 
+def _script(project: Path, code: str) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter, in the repository, on `project`."""
+    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_pepm_run_starts_its_side_worker_before_it_imports_dagster(project: Path) -> None:
     """The worker imports MLflow on the other core while this process imports Dagster
     (core/side_worker.py): checking the stage name must not import Dagster first."""
@@ -102,8 +108,7 @@ def test_pepm_run_starts_its_side_worker_before_it_imports_dagster(project: Path
         "side_worker.start = start\nfrom pepm_assets.cli import app\n"
         "sys.argv = ['pepm', 'run', '--stage', 'pipeline', '-p', 'tiny_quick']\napp()\n"
     )
-    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    out = _script(project, code)
     assert out.returncode == 0 and "DAGSTER_IMPORTED False" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
@@ -123,8 +128,7 @@ def test_pepm_run_imports_dagster_without_collecting_and_freezes_it(project: Pat
         "    runner.run_stage = run_stage\n    return got\n"
         "cli._instance = instance\nsys.argv = ['pepm', 'run', '--stage', 'prepare', '-p', 'tiny_quick']\ncli.app()\n"
     )
-    env = {**os.environ, "PEPM_ROOT": str(project), "DAGSTER_HOME": str(project / ".dagster")}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    out = _script(project, code)
     got = re.search(r"DURING (\d+) FROZEN (\d+) ENABLED (\w+)", out.stdout)
     assert out.returncode == 0 and got, out.stdout[-2000:] + out.stderr[-2000:]
     assert got.group(1) == "0"  # not one collection while Dagster was imported
