@@ -801,8 +801,10 @@ def view_diagnostics(
     was computed for the split on disk and this config, else computed and written there. Waits for
     a computation of that file that `view_diagnostics_ahead` started."""
     ahead = _AHEAD.pop(cache_path(params, root), None)
-    if ahead is not None:
-        ahead.join() if isinstance(ahead, threading.Thread) else ahead.result()
+    if isinstance(ahead, threading.Thread):
+        ahead.join()
+    elif ahead is not None:
+        ahead.result()  # the side worker's call
     return _view_diagnostics(params, root, with_terms, config)
 
 
