@@ -134,8 +134,9 @@ class TestDagsterUI:
             # the nodes' live data (latest event, checks) arrives after the layout: view_split's checks all passed
             n_checks = sum(1 for c in graph.asset_check_keys if c.asset_key == dg.AssetKey("view_split"))
             split_node = nodes.filter(has=page.get_by_text("view_split", exact=True))
-            expect(split_node.get_by_text(f"{n_checks} / {n_checks} Passed", exact=True)).to_be_visible()
-            expect(nodes.get_by_text(re.compile(r"^Loading"))).to_have_count(0)
+            # (expect's own 5 s are not the page's timeout: a loaded machine took longer)
+            expect(split_node.get_by_text(f"{n_checks} / {n_checks} Passed", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(nodes.get_by_text(re.compile(r"^Loading"))).to_have_count(0, timeout=UI_TIMEOUT_MS)
         shoot(page, tmp_path / "dagster_asset_graph.png")
 
     def test_partition_page_shows_the_materialization_metadata(self, project: Project, dagster_ui, page, tmp_path: Path) -> None:
