@@ -167,8 +167,8 @@ def evaluate(
 
 
 def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> None:
+    from .core import collector, side_worker
     from .core import progress as step_progress
-    from .core import side_worker
     from .core.config import ConfigError, resolve_profile
 
     try:
@@ -177,8 +177,6 @@ def _run_stage(root: Path, stage: str, profile: str, overrides: list[str]) -> No
         _fail(str(exc))
     if stage != "prepare":  # MLflow's import and store on the other core while Dagster is imported (core/side_worker.py)
         side_worker.start(root)
-    from .core import collector
-
     with collector.long_lived():  # Dagster's import and the instance, kept to the command's end
         from .defs import runner
 

@@ -21,7 +21,6 @@ SQLAlchemy (`_exit_at_once`), which the command would otherwise wait ~1 s for.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import sys
 from collections.abc import Callable
@@ -132,16 +131,17 @@ def _warm(root: str, uri: str) -> None:
     with open(log, "ab") as out:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
-    _tracker((root, uri, EXPERIMENT))._mlflow()  # the import, the store's tables, the experiment
-    from mlflow.tracking.context import registry
-
-    registry.resolve_tags({})  # a run's first tags import GitPython (0.15 s): here, not in the first training's logging
-    from . import plotting, reports, training  # noqa: F401  (the figures' modules: `call` sends their functions by name)
-
-    plotting.warm()  # matplotlib's import and first drawing, before a figure is asked for
     collector.tune_process()
-    gc.collect()
-    gc.freeze()  # what the warm-up built (MLflow, SQLAlchemy, matplotlib) lives as long as the worker: no full collection walks it
+    # what the warm-up builds (MLflow, SQLAlchemy, matplotlib) lives as long as the worker: not
+    # collected while built, then frozen, so that no full collection walks it during a figure
+    with collector.long_lived():
+        _tracker((root, uri, EXPERIMENT))._mlflow()  # the import, the store's tables, the experiment
+        from mlflow.tracking.context import registry
+
+        registry.resolve_tags({})  # a run's first tags import GitPython (0.15 s): here, not in the first training's logging
+        from . import plotting, reports, training  # noqa: F401  (the figures' modules: `call` sends their functions by name)
+
+        plotting.warm()  # matplotlib's import and first drawing, before a figure is asked for
     from multiprocessing import util
 
     util.Finalize(None, _exit_at_once, exitpriority=-1_000)  # the last finalizer run as the worker process ends

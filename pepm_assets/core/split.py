@@ -93,9 +93,9 @@ def _duplicate_masks(keys: pd.Series, labels: pd.Series) -> tuple[np.ndarray, np
     label_codes, label_values = pd.factorize(labels)
     if not len(codes):
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
-    labelled = label_codes >= 0
-    pairs = np.unique(codes[labelled].astype(np.int64) * len(label_values) + label_codes[labelled])
-    conflicting = np.bincount(pairs // max(1, len(label_values)), minlength=codes.max() + 1)[codes] > 1
+    labelled, n_labels = label_codes >= 0, max(1, len(label_values))
+    pairs = np.unique(codes[labelled].astype(np.int64) * n_labels + label_codes[labelled])  # distinct (key, label)
+    conflicting = np.bincount(pairs // n_labels, minlength=codes.max() + 1)[codes] > 1
     first = np.zeros(len(codes), dtype=bool)
     first[np.unique(codes, return_index=True)[1]] = True
     return conflicting, ~first & ~conflicting
