@@ -160,8 +160,7 @@ def make_stores(base: Path, dagster_yaml: Path) -> tuple[dict[str, str], dict[st
             instance.get_runs(limit=1)
         dagster_s = time.perf_counter() - started
         started = time.perf_counter()
-        mlflow.set_tracking_uri(env["PEPM_MLFLOW_URI"])
-        mlflow.search_experiments()
+        mlflow.MlflowClient(env["PEPM_MLFLOW_URI"]).search_experiments()  # not the process-wide URI: the CLI row's env
         mlflow_s = time.perf_counter() - started
     return env, {"dagster_instance": dagster_s, "mlflow_db": mlflow_s}
 

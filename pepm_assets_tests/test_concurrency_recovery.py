@@ -47,10 +47,13 @@ PEPM_STATUS = BARRIER.format(
 MLFLOW_LOG = BARRIER.format(
     imports="import mlflow\nfrom pepm_assets.core.tracking import Tracker",
     body="""
-def log(mlflow, experiment_id):
-    with mlflow.start_run(experiment_id=experiment_id, tags={"n": sys.argv[3]}):
-        mlflow.log_metric("m", 1.0)
-Tracker(Path(sys.argv[4]))._log(log)""",
+tracker = Tracker(Path(sys.argv[4]))
+def log(mlflow, experiment_id):  # through a client of the tracker's store, as Tracker's own calls
+    client = mlflow.MlflowClient(tracker.uri)
+    run = client.create_run(experiment_id, tags={"n": sys.argv[3]})
+    client.log_metric(run.info.run_id, "m", 1.0)
+    client.set_terminated(run.info.run_id)
+tracker._log(log)""",
 )
 
 

@@ -362,9 +362,11 @@ while not go.exists():
 tracker = Tracker(root, experiment="eight")
 parent = tracker.start_parent(f"eight/run_{n}", {"dagster_run_id": n}, {"axis.n": n})
 mlflow, experiment_id = tracker._mlflow()
+client = mlflow.MlflowClient(tracker.uri)  # the tracker's store, as its own calls
 for stage in ("train", "evaluate"):
-    with mlflow.start_run(experiment_id=experiment_id, tags={"mlflow.parentRunId": parent, "stage": stage}):
-        mlflow.log_metric("macro_f1", 0.5)
+    run = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent, "stage": stage})
+    client.log_metric(run.info.run_id, "macro_f1", 0.5)
+    client.set_terminated(run.info.run_id)
 tracker.end_parent(parent, "FINISHED", {"macro_f1": 0.5})
 """
 

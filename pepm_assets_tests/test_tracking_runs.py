@@ -247,3 +247,24 @@ def test_call_runs_in_the_worker_and_else_here(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
     assert out.returncode == 0 and "OK" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_logging_leaves_the_callers_mlflow_settings_alone(slow_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pepm called from a notebook or a benchmark must not point that process's own MLflow (and,
+    through MLFLOW_TRACKING_URI, every process it starts afterwards) at pepm's store: the runs land
+    in the tracker's store, while the caller's tracking URI and environment stay as they were."""
+    import os
+
+    import mlflow
+
+    root, params, meta, _ = slow_model
+    own = f"sqlite:///{tmp_path / 'callers_own.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own)  # the caller's own store, as MLflow's docs set it
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)  # what set_tracking_uri sets
+    tracker = Tracker(tmp_path / "pepm", uri=f"sqlite:///{tmp_path / 'pepm' / 'mlflow.db'}")
+    model_dir = ProjectPaths(root).model_dir(params.dataset_id, params.view, "sklearn", MODEL)
+    logged = tracker.log_training(meta, params.model_dump(mode="json"), model_dir, {"dagster_run_id": "r1", "version": "v1"})
+    assert _client(tracker).get_run(logged["run_id"]).data.tags["stage"] == "train"  # in pepm's store
+    assert tracker.set_champion(params.dataset_id, params.view, MODEL, "v1")["run_id"] == logged["run_id"]  # its registry too
+    assert mlflow.get_tracking_uri() == own
+    assert os.environ["MLFLOW_TRACKING_URI"] == own

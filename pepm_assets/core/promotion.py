@@ -138,8 +138,9 @@ def promote(
     model, gates = model_gates(root, dataset_id, view, family, model_id)
     gates += drift_gates(root, dataset_id, view)
     name = registered_name(dataset_id, view, model_id)
-    mlflow, _ = Tracker(root, uri)._mlflow()
-    client = mlflow.MlflowClient()
+    tracker = Tracker(root, uri)
+    mlflow, _ = tracker._mlflow()
+    client = mlflow.MlflowClient(tracker.uri)
     version = None
     if model is not None:
         found = _retry(lambda: client.search_model_versions(f"name = '{name}' and tags.version = '{model['version']}'"))

@@ -227,14 +227,17 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             sqlite_settings.install()
-        mlflow.set_tracking_uri(self.uri)
+        # every call names the store (a client of self.uri), none sets MLflow's process-wide URI:
+        # that would repoint the caller's own MLflow, and, through MLFLOW_TRACKING_URI, the
+        # processes it starts afterwards, at pepm's store
         key = (self.uri, self.experiment)
         if key not in _EXPERIMENT_IDS:
             with _first_use_lock(self.uri):  # the store's tables, then the experiment, made once
-                experiment = mlflow.get_experiment_by_name(self.experiment)
+                client = mlflow.MlflowClient(self.uri)
+                experiment = client.get_experiment_by_name(self.experiment)
                 if experiment is None:
                     artifacts = (self.root / "mlruns" / "artifacts").resolve().as_uri() if self.uri.startswith("sqlite") else None
-                    _EXPERIMENT_IDS[key] = _retry(lambda: mlflow.create_experiment(self.experiment, artifact_location=artifacts))
+                    _EXPERIMENT_IDS[key] = _retry(lambda: client.create_experiment(self.experiment, artifact_location=artifacts))
                 else:
                     _EXPERIMENT_IDS[key] = experiment.experiment_id
         return mlflow, _EXPERIMENT_IDS[key]
@@ -257,7 +260,7 @@ class Tracker:
         name = champion_name(dataset_id, view)
 
         def log(mlflow: Any, _experiment_id: str) -> dict[str, str] | None:
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             own = client.search_model_versions(f"name = '{name}.{model_id}' and tags.version = '{model_version}'")
             if not own:
                 return None
@@ -291,7 +294,7 @@ class Tracker:
         are logged: a sweep run's, one per Dagster run (dagster-mlflow's model). Ended by end_parent."""
 
         def log(mlflow: Any, experiment_id: str) -> str:
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             run = client.create_run(experiment_id, tags={**with_links(tags), "mlflow.runName": run_name})
             client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in _flatten(params).items()])
             return run.info.run_id
@@ -302,7 +305,7 @@ class Tracker:
         """FINISHED or FAILED, with the run's summary metrics and last tags."""
 
         def log(mlflow: Any, _experiment_id: str) -> None:
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             now = int(time.time() * 1000)
             client.log_batch(
                 run_id,
@@ -322,7 +325,7 @@ class Tracker:
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
         def log(mlflow: Any, experiment_id: str) -> dict[str, str]:
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             start, end = span_ms(meta_model, "train_seconds")
             run_name = f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}"
             run = _open_run(mlflow, client, experiment_id, run_name, {**tags, "stage": "train"}, start)
@@ -343,7 +346,7 @@ class Tracker:
             source = f"{run.info.artifact_uri}/model"
             if not register:
                 return {"run_id": run.info.run_id}
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             try:  # cheaper than searching first (a search scans the registry)
                 client.create_registered_model(name, description="pepm model (see meta_model.json in the artifacts)")
             except mlflow.exceptions.MlflowException as exc:
@@ -382,7 +385,7 @@ class Tracker:
         version, scored_on = tags.get("version"), _dataset_tags(meta_eval)["eval_dataset_id"]
 
         def log(mlflow: Any, experiment_id: str) -> str:
-            client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient(self.uri)
             if version:  # this evaluation (its lineage version: same fit, same job set, same scores) logged already?
                 query = (
                     f"tags.version = '{version}' and tags.stage = 'evaluate' and tags.eval_dataset_id = '{scored_on}' "
