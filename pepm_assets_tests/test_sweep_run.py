@@ -294,13 +294,16 @@ def test_backoff_replans_with_smaller_caps_and_records_them(sweep_project) -> No
         "oom_backoff",
         "run: {repeats: 1, base_seed: 5}\nsafety: {enable_hard_ram_limit: true, hard_limit_mb: 40}\n"
         "oom_policy: {on_oom: backoff, backoff_factor: 0.5}\n"
-        "axes: [{name: cap, type: choice, values: [{label: c100, overrides: {hardware.max_train_docs.sklearn: 100}}]}]\n",
+        "axes: [{name: cap, type: choice, values: [{label: c16, overrides: {hardware.max_train_docs.sklearn: 16}}]}]\n",
     )
     _sweep(root, path)
     (row,) = _runs(root, "oom_backoff")
-    # the first try and three backoffs (100 -> 50 -> 25 -> 12 documents), each still over 40 MB
+    # the first try and three backoffs (16 -> 8 -> 4 -> 2 documents), each still over 40 MB. Every
+    # cap is below the view's 19 train documents, so a backoff halves it whether the watchdog stopped
+    # the run before its split or after (when it is above, the train set's size is halved:
+    # test_sweep_plan.py::test_backoff_overrides)
     assert row["status"] == "oom" and row["attempt"] == "4", row
-    assert json.loads(row["train_caps_json"]) == {"sklearn": 12}
+    assert json.loads(row["train_caps_json"]) == {"sklearn": 2}
     with (root / "superior" / "oom_backoff" / "plan.tsv").open(encoding="utf-8") as fh:
         assert len(fh.read().splitlines()) == 2  # re-planned in place: still one planned run
 
