@@ -48,8 +48,7 @@ MLFLOW_LOG = BARRIER.format(
     imports="import mlflow\nfrom pepm_assets.core.tracking import Tracker",
     body="""
 tracker = Tracker(Path(sys.argv[4]))
-def log(mlflow, experiment_id):  # through a client of the tracker's store, as Tracker's own calls
-    client = mlflow.MlflowClient(tracker.uri)
+def log(mlflow, client, experiment_id):  # the client of the tracker's store
     run = client.create_run(experiment_id, tags={"n": sys.argv[3]})
     client.log_metric(run.info.run_id, "m", 1.0)
     client.set_terminated(run.info.run_id)

@@ -227,9 +227,6 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             sqlite_settings.install()
-        # every call names the store (a client of self.uri), none sets MLflow's process-wide URI:
-        # that would repoint the caller's own MLflow, and, through MLFLOW_TRACKING_URI, the
-        # processes it starts afterwards, at pepm's store
         key = (self.uri, self.experiment)
         if key not in _EXPERIMENT_IDS:
             with _first_use_lock(self.uri):  # the store's tables, then the experiment, made once
@@ -242,9 +239,13 @@ class Tracker:
                     _EXPERIMENT_IDS[key] = experiment.experiment_id
         return mlflow, _EXPERIMENT_IDS[key]
 
-    def _log(self, log: Callable[[Any, str], T]) -> T:
+    def _log(self, log: Callable[[Any, Any, str], T]) -> T:
+        """`log(mlflow, client, experiment_id)`, retried while the store is busy. The client names
+        this tracker's store: nothing sets MLflow's process-wide URI, which would repoint the
+        caller's own MLflow, and through MLFLOW_TRACKING_URI the processes it starts afterwards."""
         mlflow, experiment_id = self._mlflow()
-        return _retry(lambda: log(mlflow, experiment_id))
+        client = mlflow.MlflowClient(self.uri)
+        return _retry(lambda: log(mlflow, client, experiment_id))
 
     def run_url(self, run_id: str) -> str:
         """The page of an MLflow run of this tracker's experiment in the MLflow UI (PEPM_MLFLOW_UI_URL)."""
@@ -259,8 +260,7 @@ class Tracker:
         registered (MLflow was off when it ran)."""
         name = champion_name(dataset_id, view)
 
-        def log(mlflow: Any, _experiment_id: str) -> dict[str, str] | None:
-            client = mlflow.MlflowClient(self.uri)
+        def log(mlflow: Any, client: Any, _experiment_id: str) -> dict[str, str] | None:
             own = client.search_model_versions(f"name = '{name}.{model_id}' and tags.version = '{model_version}'")
             if not own:
                 return None
@@ -293,8 +293,7 @@ class Tracker:
         """An MLflow run that stays open while its children (trainings, evaluations: `parent_run_id`)
         are logged: a sweep run's, one per Dagster run (dagster-mlflow's model). Ended by end_parent."""
 
-        def log(mlflow: Any, experiment_id: str) -> str:
-            client = mlflow.MlflowClient(self.uri)
+        def log(mlflow: Any, client: Any, experiment_id: str) -> str:
             run = client.create_run(experiment_id, tags={**with_links(tags), "mlflow.runName": run_name})
             client.log_batch(run.info.run_id, params=[mlflow.entities.Param(k, v) for k, v in _flatten(params).items()])
             return run.info.run_id
@@ -304,8 +303,7 @@ class Tracker:
     def end_parent(self, run_id: str, status: str, metrics: dict[str, float], tags: dict[str, str] | None = None) -> None:
         """FINISHED or FAILED, with the run's summary metrics and last tags."""
 
-        def log(mlflow: Any, _experiment_id: str) -> None:
-            client = mlflow.MlflowClient(self.uri)
+        def log(mlflow: Any, client: Any, _experiment_id: str) -> None:
             now = int(time.time() * 1000)
             client.log_batch(
                 run_id,
@@ -324,8 +322,7 @@ class Tracker:
         registry that `pepm promote` reads)."""
         name = f"pepm.{meta_model['dataset_id']}.{meta_model['view']}.{meta_model['model_id']}"
 
-        def log(mlflow: Any, experiment_id: str) -> dict[str, str]:
-            client = mlflow.MlflowClient(self.uri)
+        def log(mlflow: Any, client: Any, experiment_id: str) -> dict[str, str]:
             start, end = span_ms(meta_model, "train_seconds")
             run_name = f"train {meta_model['model_id']} {meta_model['dataset_id']}/{meta_model['view']}"
             run = _open_run(mlflow, client, experiment_id, run_name, {**tags, "stage": "train"}, start)
@@ -346,7 +343,6 @@ class Tracker:
             source = f"{run.info.artifact_uri}/model"
             if not register:
                 return {"run_id": run.info.run_id}
-            client = mlflow.MlflowClient(self.uri)
             try:  # cheaper than searching first (a search scans the registry)
                 client.create_registered_model(name, description="pepm model (see meta_model.json in the artifacts)")
             except mlflow.exceptions.MlflowException as exc:
@@ -384,8 +380,7 @@ class Tracker:
 
         version, scored_on = tags.get("version"), _dataset_tags(meta_eval)["eval_dataset_id"]
 
-        def log(mlflow: Any, experiment_id: str) -> str:
-            client = mlflow.MlflowClient(self.uri)
+        def log(mlflow: Any, client: Any, experiment_id: str) -> str:
             if version:  # this evaluation (its lineage version: same fit, same job set, same scores) logged already?
                 query = (
                     f"tags.version = '{version}' and tags.stage = 'evaluate' and tags.eval_dataset_id = '{scored_on}' "
