@@ -124,6 +124,19 @@ def test_tsv_round_trip_keeps_every_value_as_written(tmp_path: Path) -> None:
     assert list(header_only.columns) == list(df.columns) and len(header_only) == 0
 
 
+def test_a_tsv_read_of_some_columns_gives_them_as_the_whole_read_does(tmp_path: Path) -> None:
+    """Only the asked columns the file has, in the file's order, with the values of a whole read."""
+    import pandas as pd
+
+    from pepm_assets.core.prepare import read_tsv_file, write_tsv
+
+    df = pd.DataFrame({"doc_id": ["a", "b"], "speaker": ["X", "Y"], "n_tokens": [2, 3], "text": ["un\tdeux", "trois"]})
+    path = write_tsv(df, tmp_path / "train.tsv")
+    some = read_tsv_file(path, {"text", "n_tokens", "doc_id", "not_a_column"})
+    assert list(some.columns) == ["doc_id", "n_tokens", "text"]
+    assert some.to_dict("records") == read_tsv_file(path)[["doc_id", "n_tokens", "text"]].to_dict("records")
+
+
 def test_tsv_round_trip_of_texts_longer_than_a_read_block(tmp_path: Path) -> None:
     """Several MB, quoted newlines everywhere, one text longer than Arrow's default 1 MiB block."""
     import pandas as pd

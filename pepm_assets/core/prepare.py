@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -510,29 +511,32 @@ def write_tsv(df: pd.DataFrame, target: Path) -> Path:
 TSV_INT_COLUMNS = ("n_tokens", "source_line")
 
 
-def read_tsv(params: ResolvedParams, root: Path, split: str) -> pd.DataFrame:
-    """train.tsv, job.tsv or valid.tsv of a prepared view."""
-    return read_tsv_file(ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv")
+def read_tsv(params: ResolvedParams, root: Path, split: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """train.tsv, job.tsv or valid.tsv of a prepared view (`columns`: only those the file has)."""
+    return read_tsv_file(ProjectPaths(root).view_dir(params.dataset_id, params.view) / f"{split}.tsv", columns)
 
 
-def _tsv_options(path: Path, block_size: int) -> dict[str, Any]:
+def _tsv_options(path: Path, block_size: int, wanted: Iterable[str] | None = None) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         columns = fh.readline().rstrip("\n").split("\t")
     types = {name: pa.int64() if name in TSV_INT_COLUMNS else pa.string() for name in columns}
+    keep = None if wanted is None else set(wanted)
+    include = [] if keep is None else [name for name in columns if name in keep]  # []: every column
     return {
         "read_options": pcsv.ReadOptions(use_threads=False, block_size=block_size),
         "parse_options": pcsv.ParseOptions(delimiter="\t", newlines_in_values=True),
         "convert_options": pcsv.ConvertOptions(
-            column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False
+            column_types=types, strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False, include_columns=include
         ),
     }
 
 
-def read_tsv_file(path: Path) -> pd.DataFrame:
+def read_tsv_file(path: Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """A TSV of `write_tsv`: every column a string (an empty field is "", never NaN; a date stays
     text) except the counts. Parsed by Arrow's C++ reader (3x pandas' own), on this thread, with
-    quoted newlines allowed and the whole file as one block (a text is never split between two)."""
-    return pcsv.read_csv(path, **_tsv_options(path, max(1 << 20, path.stat().st_size + 1))).to_pandas()
+    quoted newlines allowed and the whole file as one block (a text is never split between two).
+    `columns`: only those of them the file has, in the file's order (the others are not converted)."""
+    return pcsv.read_csv(path, **_tsv_options(path, max(1 << 20, path.stat().st_size + 1), columns)).to_pandas()
 
 
 HEAD_BLOCK = 1 << 22  # bytes Arrow parses at a time when only the first rows of a TSV are read

@@ -134,17 +134,25 @@ def _single_split_note(spec: ModelSpec, family: families.Family, requested: int)
     )
 
 
+def _train_columns(params: ResolvedParams, family: families.Family) -> set[str] | None:
+    """What training reads of train.tsv: the family's columns (None: all), the document ids, the
+    label, the dataset's source field (merge_mode separate) and the split's group_by (spaCy's dev slice)."""
+    if family.train_columns is None:
+        return None
+    return {"doc_id", "label", params.dataset.source_field, *family.train_columns, *filter(None, [params.split.group_by])}
+
+
 def train_model(params: ResolvedParams, model_id: str, spec: ModelSpec, root: Path) -> dict[str, Any]:
     """Fit `model_id` on train.tsv (capped by the hardware preset) into models/<ds>/<view>/<family>/<id>/."""
     paths = ProjectPaths(root)
-    train = read_tsv(params, root, "train")  # the job set never reaches a fit
+    family = families.build(spec.family, spec.params)
+    train = read_tsv(params, root, "train", _train_columns(params, family))  # the job set never reaches a fit
     view_stamp, _ = prepared_split(params, root)
     meta_view = _read_json(paths.view_dir(params.dataset_id, params.view) / "meta_view.json")
     meta_formats = _read_json(paths.processed_dir(params.dataset_id, params.view) / "meta_formats.json")
     inputs = lineage.model_inputs(params, model_id, spec)
     cap = params.hardware.cap(spec.family)
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train  # train.tsv is shuffled (seeded)
-    family = families.build(spec.family, spec.params)
     labels = sorted(meta_formats["labels"])
     # merge_mode separate refuses a family that reads a pooled pre-built format before looking for it
     corpus_sets = _corpus_train_sets(params, spec, family, train, cap) if params.dataset.merge_mode == "separate" else None

@@ -13,6 +13,7 @@ from . import PROBABILITY, ClassScores, Family, TrainData
 
 class CheckFamily(Family):
     reads = "tsv"
+    train_columns = ("text", "label")
 
     def fit(self, data: TrainData, model_dir: Path) -> dict[str, Any]:
         train = data.train

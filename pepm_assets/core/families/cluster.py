@@ -29,6 +29,7 @@ class ClusterParams(FamilyParams):
 
 class ClusterFamily(Family):
     reads = "tsv"
+    train_columns = ("text", "label")
     hardware_fields = ()
     params_model = ClusterParams
     supervised = False

@@ -119,6 +119,7 @@ def class_ratio(labels: list[str]) -> float:
 
 class SklearnFamily(Family):
     reads = "tsv"
+    train_columns = ("text", "label")
     hardware_fields = ()
     params_model = SklearnParams
     ranks_terms = True  # top_terms.json, written by `fit`
