@@ -215,3 +215,24 @@ def test_the_params_hash_reads_non_ascii_values_as_utf8(tmp_path: Path) -> None:
     blob = json.dumps(params.hashed_part(), sort_keys=True, ensure_ascii=False)
     assert not blob.isascii()
     assert params.params_hash == hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def test_a_config_read_again_is_its_current_content_in_a_copy_of_its_own(tmp_path: Path) -> None:
+    """load_yaml keeps the parse of the bytes it read: an edit (even of the same length, within the
+    file system's clock tick) is read as edited, a caller that changes what it got changes nobody
+    else's copy, and a file that does not parse fails on every read."""
+    import os
+
+    path = tmp_path / "p.yml"
+    path.write_text("view: left_right\nmodels: [a, b]\n", encoding="utf-8")
+    stat = path.stat()
+    first = load_yaml(path)
+    first["models"].append("changed by a caller")
+    assert load_yaml(path) == {"view": "left_right", "models": ["a", "b"]}
+    path.write_text("view: right_left\nmodels: [a, b]\n", encoding="utf-8")  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same modification time
+    assert load_yaml(path)["view"] == "right_left"
+    path.write_text("view: [unclosed\n", encoding="utf-8")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="invalid YAML"):
+            load_yaml(path, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import threading
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -105,11 +106,30 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return sizes[id(node)]
 
 
+_PARSED: dict[bytes, dict[str, Any]] = {}  # a file's bytes -> what they parse to (content-keyed: an edit is a miss)
+_PARSED_LOCK = threading.Lock()  # the label-validity diagnostics load configs in a thread beside the fit
+PARSED_KEPT = 128
+
+
 def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
+    """The mapping a config file holds. The parse of the same bytes is kept (a copy is returned):
+    resolving a profile reads the same ~25 files several times, ~150 parses in a 1x pipeline."""
     shown = _rel(path, root) if root else str(path)
     if not path.is_file():
         raise ConfigError(shown, None, "file not found")
     raw = path.read_bytes()
+    with _PARSED_LOCK:
+        data = _PARSED.get(raw)
+    if data is None:
+        data = _parse(raw, shown)  # a file that does not parse raises here, every time it is read
+        with _PARSED_LOCK:
+            if len(_PARSED) >= PARSED_KEPT:
+                _PARSED.pop(next(iter(_PARSED)))
+            _PARSED[raw] = data
+    return copy.deepcopy(data)  # callers may change what they get
+
+
+def _parse(raw: bytes, shown: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
