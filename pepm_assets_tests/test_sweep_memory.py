@@ -52,12 +52,15 @@ def _alloc(step: int, total: int, pause: float = 0.05, code: int = 0, hold: floa
 
 def test_a_child_over_the_limit_is_stopped_and_reported_oom(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "run.log"
-    result = memory.run_watched(_alloc(20, 300), 150, log, **FAST)
+    # the child holds its 300 MB for 30 s once allocated: stopped within 5 s, it was stopped by the
+    # watch, whether during the allocation or after it (a watch thread that the machine delays
+    # past the 0.75 s of allocating, seen once in CI, must not fail the test)
+    result = memory.run_watched(_alloc(20, 300, hold=30), 150, log, **FAST)
     assert result.oom and result.returncode == memory.OOM_RETURNCODE == 99
     assert result.rss_at_kill_mb is not None and result.rss_at_kill_mb > 150
     assert result.peak_mb >= result.rss_at_kill_mb and result.seconds < 5
     text = log.read_text()
-    assert text.startswith("allocating") and "done" not in text  # the child's own output, then ours
+    assert text.startswith("allocating")  # the child's own output, then ours
     assert text.rstrip().endswith(f"pepm: hard RAM limit: process tree RSS {result.rss_at_kill_mb:.0f} MB > 150 MB, stopped")
 
 
