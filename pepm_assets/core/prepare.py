@@ -378,11 +378,12 @@ def _write_repeats(params: ResolvedParams, paths: ProjectPaths, pool: pd.DataFra
     return out
 
 
-def read_repeat(params: ResolvedParams, root: Path, repeat: int, name: str) -> pd.DataFrame:
-    """train.tsv, job.tsv or valid.tsv of repeat r of a prepared view (0: the canonical split's)."""
+def read_repeat(params: ResolvedParams, root: Path, repeat: int, name: str, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """train.tsv, job.tsv or valid.tsv of repeat r of a prepared view (0: the canonical split's;
+    `columns`: only those the file has)."""
     if repeat == 0:
-        return read_tsv(params, root, name)
-    return read_tsv_file(repeat_dir(ProjectPaths(root).view_dir(params.dataset_id, params.view), repeat) / f"{name}.tsv")
+        return read_tsv(params, root, name, columns)
+    return read_tsv_file(repeat_dir(ProjectPaths(root).view_dir(params.dataset_id, params.view), repeat) / f"{name}.tsv", columns)
 
 
 def _write_split(

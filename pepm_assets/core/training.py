@@ -272,7 +272,7 @@ def _fit_repeat(
     the repeat's seed, into <model>/repeats/r<repeat>/. Returns its facts for meta_model.json."""
     started = time.perf_counter()
     own = params.model_copy(update={"seed": seed})  # the repeat is the split the profile gives with this seed
-    train = read_repeat(params, root, repeat, "train")
+    train = read_repeat(params, root, repeat, "train", _train_columns(params, family))  # as the canonical fit reads it
     used = train.iloc[:cap] if cap is not None and len(train) > cap else train
     sub = model_dir / REPEATS / f"r{repeat}"
     sub.mkdir(parents=True)
