@@ -1,5 +1,6 @@
-"""Build of pepm's compiled modules (the TEI column walker, the dedup text keys, the n-gram counter);
-everything else is in pyproject.toml. Each has a pure-Python reference that the tests compare it with."""
+"""Build of pepm's compiled modules (the TEI column walker, the dedup text keys, the n-gram counter,
+the frame-stack chunk keeper); everything else is in pyproject.toml. Each has a pure-Python
+reference (for the chunk keeper: Python's own allocator) that the tests compare it with."""
 
 import lxml
 from Cython.Build import cythonize
@@ -11,6 +12,7 @@ setup(
             Extension("pepm_assets.core.tei._walk", ["pepm_assets/core/tei/_walk.pyx"], include_dirs=lxml.get_include()),
             Extension("pepm_assets.core._textkey", ["pepm_assets/core/_textkey.pyx"]),
             Extension("pepm_assets.core.families._ngrams", ["pepm_assets/core/families/_ngrams.pyx"], language="c++"),
+            Extension("pepm_assets.core._frame_chunks", ["pepm_assets/core/_frame_chunks.pyx"]),
         ],
         language_level=3,
     ),

@@ -178,6 +178,7 @@ def test_unset_or_empty_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
         "PEPM_TEXT_KEY": "compiled",
         "PEPM_REGEX_CACHE": None,
         "PEPM_NGRAMS": "compiled",
+        "PEPM_FRAME_CHUNKS": "compiled",
         "PEPM_SWEEP_EXECUTOR": "in_process",
         "PEPM_CELERY_BROKER": None,
         "PEPM_CELERY_BACKEND": None,

@@ -24,6 +24,8 @@ import gc
 import threading
 from collections.abc import Iterator
 
+from . import frame_chunks
+
 YOUNG_THRESHOLD = 10_000  # allocations between two young collections (Python's default: 700)
 _TUNED = False
 _FROZEN = 0  # older_objects_left_alone blocks open (nested, or in several threads)
@@ -32,13 +34,15 @@ _LOCK = threading.Lock()
 
 def tune_process() -> None:
     """For a process that pepm owns and that ends with its work (the CLI, a sweep's run worker):
-    fewer young collections, and none at exit (the operating system frees the memory)."""
+    fewer young collections, and none at exit (the operating system frees the memory); freed
+    frame-stack chunks kept for reuse (core/frame_chunks.py)."""
     global _TUNED
     if _TUNED:
         return
     _TUNED = True
     gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     atexit.register(gc.freeze)
+    frame_chunks.keep_for_process()
 
 
 @contextlib.contextmanager

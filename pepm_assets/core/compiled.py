@@ -1,7 +1,8 @@
 """pepm's compiled modules (Cython, built by `pip install -e .` through setup.py) and the switch to
-their pure-Python references: the TEI column walker, the dedup text keys, the word n-gram counter.
-Each reference gives the same results (the tests compare them) and is used when the module is not
-built, or when its setting (core/settings.py) says `python`."""
+their pure-Python references: the TEI column walker, the dedup text keys, the word n-gram counter
+(and the frame-stack chunk keeper, whose reference is Python's own allocator). Each reference gives
+the same results (the tests compare them) and is used when the module is not built, or when its
+setting (core/settings.py) says `python`."""
 
 from __future__ import annotations
 

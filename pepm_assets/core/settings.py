@@ -168,6 +168,13 @@ NGRAMS: Setting[str] = Setting(
     "compiled",
 )
 
+FRAME_CHUNKS: Setting[str] = Setting(
+    "PEPM_FRAME_CHUNKS",
+    "`python`: Python's frame-stack chunks are mapped afresh each time (its own allocator) instead of kept for reuse (core/frame_chunks.py)",
+    "compiled (python when the module is not built)",
+    _choice("compiled", "python"),
+    "compiled",
+)
 SWEEP_EXECUTOR: Setting[str] = Setting(
     "PEPM_SWEEP_EXECUTOR",
     "where a sweep run's step executes: in the run's own process, or as a Celery task on a worker of another host (docs/multihost.md)",
@@ -196,6 +203,7 @@ ALL: tuple[Setting, ...] = (
     TEXT_KEY,
     REGEX_CACHE,
     NGRAMS,
+    FRAME_CHUNKS,
     SWEEP_EXECUTOR,
     CELERY_BROKER,
     CELERY_BACKEND,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ..core import collector, lineage, settings
+from ..core import collector, frame_chunks, lineage, settings
 from ..core.asset_names import EVALUATION, MODEL, asset_name, key_path, model_asset, parse, step_key
 from ..core.config import ResolvedParams, resolve_on_dataset, resolve_profile
 from ..core.locks import views_locks
@@ -248,7 +248,11 @@ def run_stage(
     report = StageReport(params=params)
     tags = params_tags(params)
     key = view_key(params.dataset_id, params.view)
-    with views_locks(root, [(p.dataset_id, p.view) for p in partitions]), collector.older_objects_left_alone():  # core/collector.py
+    with (
+        views_locks(root, [(p.dataset_id, p.view) for p in partitions]),
+        collector.older_objects_left_alone(),  # core/collector.py
+        frame_chunks.kept(),  # no mmap/munmap each time a call crosses a frame-stack chunk's edge
+    ):
         step("versions")
         expected = lineage.Expected(root)
         models = params.model_specs
