@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pepm_assets.core import collector
+from pepm_assets.core import collector, frame_chunks
 from pepm_assets.definitions import build_definitions
 from pepm_assets.defs import runner
 
@@ -24,19 +24,19 @@ class _Node:
         self.me = self  # a cycle: only the collector frees it
 
 
-def test_a_stage_leaves_the_callers_collector_as_it_found_it(project: Path, dagster_instance: dg.DagsterInstance) -> None:
+def test_a_stage_leaves_the_callers_collector_and_allocator_as_it_found_them(project: Path, dagster_instance: dg.DagsterInstance) -> None:
     threshold = gc.get_threshold()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and not frame_chunks.stats()["installed"]
     seen: list[int] = []
-    runner.run_stage(
-        project,
-        "prepare",
-        "tiny_quick",
-        [],
-        dagster_instance,
-        build_definitions(project),
-        on_step=lambda _: seen.append(gc.get_freeze_count()),
-    )
+    chunks_kept: list[bool] = []
+
+    def on_step(_: str) -> None:
+        seen.append(gc.get_freeze_count())
+        chunks_kept.append(bool(frame_chunks.stats()["installed"]))
+
+    runner.run_stage(project, "prepare", "tiny_quick", [], dagster_instance, build_definitions(project), on_step=on_step)
+    assert chunks_kept and all(chunks_kept)  # frame-stack chunks kept for reuse during the stage (core/frame_chunks.py)
+    assert not frame_chunks.stats()["installed"]  # and Python's own allocator back after it
     assert seen and all(n > 0 for n in seen)  # during the stage, the objects alive before it are left alone
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == threshold  # and handed back after it
     old = _Node()
@@ -71,7 +71,7 @@ def test_garbage_made_inside_the_block_is_collected_and_the_block_undoes_itself(
 
 TUNED = """
 import atexit, gc, json, sys
-from pepm_assets.core import collector
+from pepm_assets.core import collector, frame_chunks
 facts = {}
 
 def report():  # registered before tune_process: runs after its gc.freeze (atexit runs the last registered first)

@@ -1,6 +1,7 @@
 """core/frame_chunks.py: a call depth going back and forth across a frame-stack chunk's edge costs
 no fresh memory (no mmap, no page faults) while the chunks are kept, and keeping them never
-outlives what it is for: a stage run in process hands the caller's allocator back."""
+outlives what it is for (a stage run in process hands the caller's allocator back:
+test_collector.py's stage test)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
-
 from pepm_assets.core import frame_chunks
-from pepm_assets.definitions import build_definitions
-from pepm_assets.defs import runner
 
 CALLS, DEPTHS = 2_000, 400  # 800,000 calls; at least 2 of the 400 depths put _leaf's frame across a chunk's edge
 
@@ -66,23 +63,6 @@ def test_the_callers_allocator_is_back_after_the_outermost_block_with_the_kept_c
             _at_depth(200, 10)
         assert frame_chunks.stats()["installed"]  # the inner block's end did not end the outer's
     assert frame_chunks.stats() | {"reused": 0, "passed": 0} == {"installed": False, "reused": 0, "passed": 0, "kept": 0}
-
-
-def test_a_stage_keeps_chunks_while_it_runs_and_hands_the_callers_allocator_back(
-    project: Path, dagster_instance: dg.DagsterInstance
-) -> None:
-    seen: list[bool] = []
-    runner.run_stage(
-        project,
-        "prepare",
-        "tiny_quick",
-        [],
-        dagster_instance,
-        build_definitions(project),
-        on_step=lambda _: seen.append(bool(frame_chunks.stats()["installed"])),
-    )
-    assert seen and all(seen)
-    assert not frame_chunks.stats()["installed"]
 
 
 PROCESS = """
