@@ -1,89 +1,87 @@
 """core/frame_chunks.py: a call depth going back and forth across a frame-stack chunk's edge costs
 no fresh memory (no mmap, no page faults) while the chunks are kept, and keeping them never
 outlives what it is for (a stage run in process hands the caller's allocator back:
-test_collector.py's stage test)."""
+test_collector.py's stage test).
+
+Each case runs in a fresh interpreter: the test session's own process may keep its chunks for good
+(a test that runs the CLI in process tunes it as a process pepm owns, `collector.tune_process`)."""
 
 from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
-from pepm_assets.core import frame_chunks
+SWEEP = """
+import json, resource, sys
+from pepm_assets.core import collector, frame_chunks
 
-CALLS, DEPTHS = 2_000, 400  # 800,000 calls; at least 2 of the 400 depths put _leaf's frame across a chunk's edge
+CALLS, DEPTHS = 2_000, 400  # 800,000 calls; at least 2 of the 400 depths put the leaf's frame across a chunk's edge
 
+# a leaf whose frame is larger than at_depth's: as the depth grows by one at_depth frame at a time,
+# some depth leaves less room in the chunk than the leaf needs, whatever the stack below
+names = ", ".join(f"v{i}" for i in range(64))
+scope = {}
+exec(f"def leaf():\\n    {names} = range(64)\\n", scope)
+leaf = scope["leaf"]
 
-def _wide_function(n_locals: int):
-    """A function whose frame is larger than _at_depth's: as the depth grows by one _at_depth frame
-    at a time, some depth leaves less room in the chunk than it needs, whatever the stack below."""
-    names = ", ".join(f"v{i}" for i in range(n_locals))
-    scope: dict = {}
-    exec(f"def leaf():\n    {names} = range({n_locals})\n", scope)
-    return scope["leaf"]
-
-
-_leaf = _wide_function(64)
-
-
-def _at_depth(n: int, calls: int) -> None:
+def at_depth(n, calls):
     if n:
-        return _at_depth(n - 1, calls)
+        return at_depth(n - 1, calls)
     for _ in range(calls):
-        _leaf()  # at those depths, its frame is the first of a new chunk: pushed and popped `calls` times
+        leaf()  # at those depths, its frame is the first of a new chunk: pushed and popped `calls` times
 
-
-def _page_faults_of_the_sweep() -> int:
+def page_faults_of_the_sweep():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for depth in range(DEPTHS):
-        _at_depth(depth, CALLS)
+        at_depth(depth, CALLS)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-
-def test_a_call_depth_crossing_a_chunk_edge_again_and_again_costs_no_fresh_memory_while_chunks_are_kept() -> None:
-    assert frame_chunks.applies()  # built by `pip install -e .`, GIL enabled
-    own_allocator = _page_faults_of_the_sweep()
-    with frame_chunks.kept():
-        reused = frame_chunks.stats()["reused"]
-        kept = _page_faults_of_the_sweep()
-        reused = frame_chunks.stats()["reused"] - reused
-    # Python's own allocator maps a fresh chunk each time (the reproduction: >= 1 page fault each)
-    assert own_allocator >= 2 * CALLS, own_allocator
-    assert kept < 200, kept  # a few for the chunks first mapped, none per crossing
-    assert reused >= 2 * CALLS, reused  # the crossings were served by the kept chunks
-
-
-def test_the_callers_allocator_is_back_after_the_outermost_block_with_the_kept_chunks_given_back() -> None:
-    assert not frame_chunks.stats()["installed"]
-    with frame_chunks.kept():
-        with frame_chunks.kept():
-            _at_depth(200, 10)
-        assert frame_chunks.stats()["installed"]  # the inner block's end did not end the outer's
-    assert frame_chunks.stats() | {"reused": 0, "passed": 0} == {"installed": False, "reused": 0, "passed": 0, "kept": 0}
-
-
-PROCESS = """
-import json, sys
-from pepm_assets.core import collector, frame_chunks
+facts = {"applies": frame_chunks.applies(), "calls": CALLS, "own_allocator": page_faults_of_the_sweep()}
 with frame_chunks.kept():
-    pass
-after_block = frame_chunks.stats()["installed"]
-collector.tune_process()
-with frame_chunks.kept():
-    pass
-json.dump({"after_block": after_block, "after_tuning_and_a_block": frame_chunks.stats()["installed"]}, open(sys.argv[1], "w"))
+    with frame_chunks.kept():  # nested: the inner block's end does not end the outer's
+        at_depth(200, 10)
+    facts["installed_after_inner_block"] = frame_chunks.stats()["installed"]
+    reused = frame_chunks.stats()["reused"]
+    facts["kept"] = page_faults_of_the_sweep()
+    facts["reused"] = frame_chunks.stats()["reused"] - reused
+after = frame_chunks.stats()
+facts["after_block"] = {"installed": after["installed"], "kept": after["kept"]}
+if "--tune" in sys.argv:
+    collector.tune_process()
+    with frame_chunks.kept():
+        pass
+    facts["after_tuning_and_a_block"] = frame_chunks.stats()["installed"]
+json.dump(facts, open(sys.argv[1], "w"))
 """
 
 
-def test_a_process_pepm_owns_keeps_chunks_to_its_end_unless_the_setting_says_python(tmp_path: Path) -> None:
-    def run(setting: str) -> dict:
-        target = tmp_path / f"{setting}.json"
-        env = {**os.environ, "PEPM_FRAME_CHUNKS": setting}
-        subprocess.run([sys.executable, "-c", PROCESS, str(target)], check=True, timeout=60, env=env)
-        return json.loads(target.read_text(encoding="utf-8"))
+def _run(tmp_path: Path, *args: str, setting: str = "compiled") -> dict:
+    target = tmp_path / f"facts_{setting}.json"
+    env = {**os.environ, "PEPM_FRAME_CHUNKS": setting}
+    subprocess.run([sys.executable, "-c", SWEEP, str(target), *args], check=True, timeout=120, env=env)
+    return json.loads(target.read_text(encoding="utf-8"))
 
-    assert run("compiled") == {"after_block": False, "after_tuning_and_a_block": True}
-    assert run("python") == {"after_block": False, "after_tuning_and_a_block": False}
+
+def test_a_call_depth_crossing_a_chunk_edge_again_and_again_costs_no_fresh_memory_while_chunks_are_kept(tmp_path: Path) -> None:
+    facts = _run(tmp_path)
+    assert facts["applies"]  # built by `pip install -e .`, GIL enabled
+    # Python's own allocator maps a fresh chunk each time (the reproduction: >= 1 page fault each)
+    assert facts["own_allocator"] >= 2 * facts["calls"], facts
+    assert facts["kept"] < 200, facts  # a few for the chunks first mapped, none per crossing
+    assert facts["reused"] >= 2 * facts["calls"], facts  # the crossings were served by the kept chunks
+
+
+def test_the_callers_allocator_is_back_after_the_outermost_block_with_the_kept_chunks_given_back(tmp_path: Path) -> None:
+    facts = _run(tmp_path)
+    assert facts["installed_after_inner_block"] is True
+    assert facts["after_block"] == {"installed": False, "kept": 0}
+
+
+def test_a_process_pepm_owns_keeps_chunks_to_its_end_unless_the_setting_says_python(tmp_path: Path) -> None:
+    assert _run(tmp_path, "--tune")["after_tuning_and_a_block"] is True
+    python = _run(tmp_path, "--tune", setting="python")
+    assert python["after_tuning_and_a_block"] is False and python["installed_after_inner_block"] is False
+    assert python["kept"] >= 2 * python["calls"]  # Python's own allocation: every crossing maps afresh
