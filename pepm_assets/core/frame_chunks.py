@@ -1,7 +1,9 @@
 """Python's frame stack without a system call pair each time a call crosses a chunk's edge.
 
 CPython (3.11 on) keeps the frames of running functions in 16 KiB chunks taken from its arena
-allocator (mmap) and gives a chunk back (munmap) as soon as the last frame in it returns. Code
+allocator (mmap) and gives a chunk back (munmap) as soon as the last frame in it returns (CPython
+gh-142183: the 3.13 and 3.14 releases since March 2026 cache one chunk per thread, which ends the
+thrash there and leaves this module little to keep; 3.11 and 3.12 do not). Code
 whose call depth goes back and forth across a chunk's edge, a loop calling a function there, pays
 an mmap, a munmap and fresh zeroed pages (page faults) on every call. Which loops do depends on how
 deep they run, so it moves with any change of the call stack above them. strace of a 1x `pepm run`
