@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
@@ -54,33 +52,10 @@ json.dump({{"seconds": result["seconds"]}}, open(sys.argv[3], "w"))
 """
 
 
-def _children() -> resource.struct_rusage:
-    return resource.getrusage(resource.RUSAGE_CHILDREN)
-
-
 def run_cli(base: Path, corpus: Path, variant: str) -> dict:
-    """The pipeline through the CLI, fresh project and stores: wall, CPU and page faults of its tree."""
-    root = base / "project"
-    bp.make_project(root, corpus)
-    env, _ = bp.make_stores(base, bp.REPO / "dagster.yaml")
-    env = {**os.environ, **env, "PEPM_ROOT": str(root), "PEPM_FRAME_CHUNKS": variant, "COLUMNS": "200"}
-    before, started = _children(), time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pepm_assets.cli", "run", "--stage", "pipeline", "-p", bp.PROFILE],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall, after = time.perf_counter() - started, _children()
-    if proc.returncode != 0:
-        raise RuntimeError(f"pepm CLI ({variant}) exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return {
-        "wall_s": wall,
-        "user_s": after.ru_utime - before.ru_utime,
-        "sys_s": after.ru_stime - before.ru_stime,
-        "page_faults": after.ru_minflt - before.ru_minflt,
-    }
+    """bench_pipeline's CLI measure: wall, CPU and page faults of the command's process tree."""
+    got = bp.run_pepm_cli(base, corpus, bp.REPO / "dagster.yaml", env={"PEPM_FRAME_CHUNKS": variant})
+    return {"wall_s": got["seconds"], **{k: got[k] for k in ("user_s", "sys_s", "page_faults")}}
 
 
 def run_in_process(base: Path, corpus: Path, variant: str) -> dict:

@@ -5,9 +5,9 @@ with the file named), validation errors that name the dotted key, the common con
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
-import threading
 import types
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -106,9 +106,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
     return sizes[id(node)]
 
 
-_PARSED: dict[bytes, dict[str, Any]] = {}  # a file's bytes -> what they parse to (content-keyed: an edit is a miss)
-_PARSED_LOCK = threading.Lock()  # the label-validity diagnostics load configs in a thread beside the fit
-PARSED_KEPT = 128
+PARSED_KEPT = 128  # parses kept, keyed by a file's bytes (an edit is a miss) and its shown name
 
 
 def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
@@ -117,18 +115,11 @@ def load_yaml(path: Path, root: Path | None = None) -> dict[str, Any]:
     shown = _rel(path, root) if root else str(path)
     if not path.is_file():
         raise ConfigError(shown, None, "file not found")
-    raw = path.read_bytes()
-    with _PARSED_LOCK:
-        data = _PARSED.get(raw)
-    if data is None:
-        data = _parse(raw, shown)  # a file that does not parse raises here, every time it is read
-        with _PARSED_LOCK:
-            if len(_PARSED) >= PARSED_KEPT:
-                _PARSED.pop(next(iter(_PARSED)))
-            _PARSED[raw] = data
-    return copy.deepcopy(data)  # callers may change what they get
+    # a file that does not parse raises on every read (lru_cache keeps results, not errors)
+    return copy.deepcopy(_parse(path.read_bytes(), shown))  # callers may change what they get
 
 
+@functools.lru_cache(maxsize=PARSED_KEPT)
 def _parse(raw: bytes, shown: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
