@@ -810,10 +810,11 @@ def bench(
         help="extract (TEI parsing vs plain iterparse) | pipeline (whole pipeline vs a plain scikit-learn script) "
         "| storage (Dagster storages on pepm commands) | drift (a drift report vs Evidently by hand) "
         "| sweep (parallel 1 vs 2, one sweep run vs the plain script, --resume) "
-        "| scale (pepm run vs the plain script at 40x: wall, peak tree memory, per step; the spaCy format's seconds)",
+        "| scale (pepm run vs the plain script at 40x: wall, peak tree memory, per step; the spaCy format's seconds) "
+        "| counting (TF-IDF fit + transform: pepm's fast counting vs scikit-learn's)",
     ),
     corpus: str | None = typer.Option(None, help="corpus to measure (extract, pipeline, storage; default mpt)"),
-    replicas: int | None = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10, scale 40)"),
+    replicas: int | None = typer.Option(None, help="largest replication factor (default: extract 20, pipeline 10, scale 40, counting 5)"),
 ) -> None:
     """Benchmarks with their plain baselines measured in the same run (benchmarks/)."""
     root = _root()

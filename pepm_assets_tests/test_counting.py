@@ -77,7 +77,7 @@ def test_same_vocabulary_and_matrix_as_scikit_learn(make, monkeypatch: pytest.Mo
         got = parallel.fit_transform(train)
         got_job = parallel.transform(job)
     assert calls == [3]  # the fit was counted in 3 chunks and merged
-    assert parallel.vocabulary_ == plain.vocabulary_
+    assert [(k, v, type(v)) for k, v in parallel.vocabulary_.items()] == [(k, v, type(v)) for k, v in plain.vocabulary_.items()]
     for a, b in ((expected, got), (expected_job, got_job)):
         assert type(a) is type(b) and a.shape == b.shape and a.indices.dtype == b.indices.dtype
         assert (a != b).nnz == 0
@@ -133,6 +133,8 @@ WORD_VECTORIZERS = [
     dict(ngram_range=(1, 2), lowercase=False),
     dict(ngram_range=(1, 2), strip_accents="unicode"),
     dict(ngram_range=(1, 2), binary=True, dtype=np.float32),
+    dict(ngram_range=(1, 2), max_features=300),
+    dict(ngram_range=(1, 3), max_df=0.2, max_features=5000),
 ]
 
 
@@ -146,10 +148,11 @@ def _assert_same(plain: CountVectorizer, fast: CountVectorizer, train: list, job
     expected, expected_job = plain.fit_transform(train), plain.transform(job)
     with pc.fast_counting([fast], n_jobs=1):
         got, got_job = fast.fit_transform(train), fast.transform(job)
-    assert list(fast.vocabulary_.items()) == list(plain.vocabulary_.items())
+    assert [(k, v, type(v)) for k, v in fast.vocabulary_.items()] == [(k, v, type(v)) for k, v in plain.vocabulary_.items()]
     for a, b in ((expected, got), (expected_job, got_job)):
         assert type(a) is type(b) and a.dtype == b.dtype and a.shape == b.shape and a.indices.dtype == b.indices.dtype
         assert (a != b).nnz == 0
+    assert pickle.dumps(fast.vocabulary_) == pickle.dumps(plain.vocabulary_)  # same key order, same value types
 
 
 @pytest.mark.parametrize("params", WORD_VECTORIZERS, ids=str)
