@@ -10,6 +10,9 @@ from .atomic import atomic_path
 
 
 def figure(width: float, height: float, layout: str | None = "constrained"):
+    """A Figure on the Agg canvas, outside pyplot (no global state). Report figures give their
+    titles a position (`set_title(..., y=1.0)`, where nothing sits above the axes): matplotlib
+    otherwise searches for one at every draw, from the extents of every tick label."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -43,9 +46,10 @@ def wrap_title(title: str, width_in: float, fontsize: float) -> str:
 
 
 def save_png(fig, target: Path, dpi: int = 110) -> Path:
-    """Written atomically (a reader never sees half a PNG)."""
+    """Written atomically (a reader never sees half a PNG). zlib level 1, not PIL's 6: the same
+    pixels, files ~10 % larger, and the encoding a quarter of a report figure's time less."""
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return target
 
 
@@ -90,7 +94,7 @@ def reliability_figure(calibration: dict, title: str, n_classes: int = 2):
     kind = "" if calibration.get("scores", "probability") == "probability" else " (softmax of margins: not probabilities)"
     ece, brier = calibration.get("ece"), calibration.get("brier")
     stats = f"ECE {ece:.3f} ({n_bins} bins) · Brier {brier:.3f}" if ece is not None and brier is not None else "no documents"
-    top.set_title(f"{wrap_title(title, 5.2, 9)}\n{stats}{kind}", fontsize=9)
+    top.set_title(f"{wrap_title(title, 5.2, 9)}\n{stats}{kind}", fontsize=9, y=1.0)  # placed: see figure()
     top.legend(loc="upper left", fontsize=7)
     bottom.bar([b["lower"] for b in bins], [b["n"] for b in bins], width=width, align="edge", color="#8c8c8c", edgecolor="#555555")
     peak = max([b["n"] for b in bins] + [1])

@@ -540,7 +540,7 @@ def leaderboard_figure(table: pd.DataFrame):
         ax.set_ylabel("model", fontsize=8.5)
         n_job = int(g["n_job"].iloc[0])
         control = "".join(f" · control {c.model_id} {c.macro_f1:.3f}" for c in controls.itertuples(index=False))
-        ax.set_title(f"{dataset_id} / {view} · {n_job} job documents · {g['split'].iloc[0]}{control}", fontsize=9.5, loc="left")
+        ax.set_title(f"{dataset_id} / {view} · {n_job} job documents · {g['split'].iloc[0]}{control}", fontsize=9.5, loc="left", y=1.0)
         if bars.empty:
             ax.text(0.5, 0, "only the control was evaluated", ha="center", va="center", fontsize=8, color="#555555")
     handles = [Patch(color=colours[f], label=f) for f in sorted(set(table["family"]) - {BASELINE_FAMILY})]
