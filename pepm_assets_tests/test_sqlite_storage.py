@@ -56,6 +56,33 @@ def test_a_database_created_meanwhile_by_someone_else_gets_dagsters_init(tmp_pat
     storage.dispose()
 
 
+def test_an_existing_database_is_initialised_by_dagster_only_without_its_alembic_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stamped database (the index, an old run's) is opened as it is, by every new storage; one
+    without a stamp (an empty file someone left) still gets Dagster's own _initdb, tables included."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    first = EngineCachingEventLogStorage(str(tmp_path))
+    assert _count_events(first, "run_a") == 0
+    first.dispose()
+    (tmp_path / "run_b.db").write_bytes(b"")
+    dagster_inits: list[str] = []
+    real = SqliteEventLogStorage._initdb
+
+    def spy(self, engine, for_index_shard=False):
+        dagster_inits.append(Path(engine.url.database).name)
+        return real(self, engine, for_index_shard=for_index_shard)
+
+    monkeypatch.setattr(SqliteEventLogStorage, "_initdb", spy)
+    second = EngineCachingEventLogStorage(str(tmp_path))
+    assert _count_events(second, "run_a") == 0 and second.get_all_run_ids()  # the index and run_a: stamped, opened as they are
+    assert dagster_inits == []
+    assert _count_events(second, "run_b") == 0  # no "no such table": Dagster made the tables
+    assert dagster_inits == ["run_b.db"]
+    second.dispose()
+
+
 def _pragma(conn, name: str):
     return conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
 
