@@ -8,7 +8,8 @@ rotating order within each repeat:
 
 - `scikit-learn`: the vectorizer as scikit-learn runs it;
 - `counting`: inside `fast_counting`, with scikit-learn's own pruning and sorting after the
-  counting (strategies 1 and 2 of counting.py: compiled word n-grams, or counting on processes);
+  counting (strategies 1 and 2 of counting.py: compiled word n-grams, which leave the terms
+  outside [min_df, max_df] out already, or counting on processes);
 - `pepm`: `fast_counting` as pepm fits (strategy 3 too: pruning and sorting with NumPy).
 
 Each variant's vocabulary (keys, values, key order) and matrices must equal scikit-learn's: the

@@ -222,6 +222,15 @@ def test_compiled_counter_keeps_scikit_learns_errors_and_fallbacks() -> None:
         v.fit(["a b", "! ?"])
     with pytest.raises(ValueError, match="np.nan is an invalid document"), pc.fast_counting([v := CountVectorizer()], n_jobs=1):
         v.fit(["un texte", np.nan])
+    # the pruning errors: min_df above max_df, and thresholds that leave no term
+    for params, message in (
+        (dict(min_df=3, max_df=2), "max_df corresponds to < documents than min_df"),
+        (dict(min_df=2), "no terms remain"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            CountVectorizer(**params).fit(["aa bb", "cc dd", "ee ff"])
+        with pytest.raises(ValueError, match=message), pc.fast_counting([v := CountVectorizer(**params)], n_jobs=1):
+            v.fit(["aa bb", "cc dd", "ee ff"])
     bytes_docs = [t.encode("utf-8") for t in _texts(30, 7)]
     _assert_same(CountVectorizer(), CountVectorizer(), bytes_docs, bytes_docs[:5])
     for params in (
@@ -247,3 +256,5 @@ def test_compiled_counter_matches_scikit_learn_on_the_shipped_corpora(shipped_co
         texts += pa.concat_tables(b.docs for b in batches)["text"].to_pylist()[:4000]
     assert len(texts) > 7000
     _assert_same(CountVectorizer(ngram_range=(1, 2)), CountVectorizer(ngram_range=(1, 2)), texts[::2], texts[1::2])
+    pruned = dict(ngram_range=(1, 3), min_df=2, max_df=0.5, sublinear_tf=True)  # most n-grams pruned: never made strings
+    _assert_same(TfidfVectorizer(**pruned), TfidfVectorizer(**pruned), texts[1::2], texts[::2])

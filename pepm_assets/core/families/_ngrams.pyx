@@ -11,6 +11,8 @@ Python string is made only the first time a term is met (it is the vocabulary's 
 numbered in scikit-learn's order (a document's unigrams in order, then its bigrams, ...), so the
 vocabulary dict, the rows and the counts are the ones scikit-learn builds; `test_counting.py`
 compares them value for value. n-grams longer than 2 are built as strings, as scikit-learn does.
+Fitting (`count_word_ngrams_deferred`), a term is a token id or a pair of them until the caller
+asks for the strings of the terms it keeps (`_Counter.terms`): min_df drops most bigrams first.
 """
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM
@@ -42,6 +44,8 @@ cdef extern from "Python.h":
 cdef enum:
     UNSEEN = -2   # a token whose unigram was never looked up in the vocabulary
     ABSENT = -1   # a term not in a fixed vocabulary (transform): not counted
+    UNIGRAM = -1  # deferred: a feature that is one token
+    LONGER = -2   # deferred: a feature that is an n-gram longer than 2 (its string in long_terms)
 
 cdef int64_t MAX_TOKENS = (<int64_t>1) << 31
 
@@ -125,10 +129,17 @@ cdef class _Counter:
     cdef vector[int32_t] values
     cdef vector[int64_t] indptr
     cdef int64_t doc_no
+    # deferred (fitting without a vocabulary): features are numbered as met, their strings made on demand (`terms`)
+    cdef bint deferred
+    cdef vector[int64_t] first                     # feature -> its token id (unigram, bigram), or its index in long_terms
+    cdef vector[int64_t] second                    # feature -> the bigram's second token id; UNIGRAM or LONGER
+    cdef list long_terms                           # the n-grams longer than 2, as strings (deduplicated by `vocabulary`)
 
-    def __cinit__(self, dict vocabulary, bint fixed):
+    def __cinit__(self, dict vocabulary, bint fixed, bint deferred=False):
         self.vocabulary = vocabulary
         self.fixed = fixed
+        self.deferred = deferred
+        self.long_terms = []
         self.token_strings = []
         self.token_ids.reserve(1 << 14)
         _grow(&self.bigram, 1 << 16)
@@ -140,12 +151,57 @@ cdef class _Counter:
         free(self.bigram.features)
 
     cdef int64_t feature(self, str term) except -3:
-        """The feature number of a term: the vocabulary's, or (fitting) the next one."""
+        """The feature number of a term: the vocabulary's, or (fitting) the next one. Deferred, the
+        vocabulary holds the longer n-grams only, and every feature is numbered by `_new`."""
         cdef PyObject* found
+        cdef int64_t f
         if self.fixed:
             found = PyDict_GetItemWithError(self.vocabulary, term)
             return ABSENT if found == NULL else <int64_t><object>found
-        return <int64_t><object>PyDict_SetDefault(self.vocabulary, term, PyDict_Size(self.vocabulary))
+        if not self.deferred:
+            return <int64_t><object>PyDict_SetDefault(self.vocabulary, term, PyDict_Size(self.vocabulary))
+        f = <int64_t><object>PyDict_SetDefault(self.vocabulary, term, <int64_t>self.first.size())
+        if f == <int64_t>self.first.size():
+            self._new(len(self.long_terms), LONGER)
+            self.long_terms.append(term)
+        return f
+
+    cdef inline int64_t _new(self, int64_t first, int64_t second):
+        self.first.push_back(first)
+        self.second.push_back(second)
+        return self.first.size() - 1
+
+    cdef int64_t unigram_feature(self, int64_t a) except -3:
+        if self.deferred:
+            return self._new(a, UNIGRAM)
+        return self.feature(<str>PyList_GET_ITEM(self.token_strings, a))
+
+    cdef int64_t bigram_feature(self, int64_t a, int64_t b) except -3:
+        if self.deferred:
+            return self._new(a, b)
+        return self.feature(_join2(<str>PyList_GET_ITEM(self.token_strings, a), <str>PyList_GET_ITEM(self.token_strings, b)))
+
+    @property
+    def n_features(self) -> int:
+        return self.first.size()
+
+    def terms(self, const int64_t[::1] features):
+        """The strings of these features (deferred counting), in this order: scikit-learn's terms."""
+        cdef Py_ssize_t i
+        cdef int64_t f, a, b
+        cdef list out = [None] * features.shape[0]
+        for i in range(features.shape[0]):
+            f = features[i]
+            if f < 0 or <size_t>f >= self.first.size():
+                raise IndexError(f"feature {f} of {self.first.size()}")
+            a, b = self.first[f], self.second[f]
+            if b == UNIGRAM:
+                out[i] = <str>PyList_GET_ITEM(self.token_strings, a)
+            elif b == LONGER:
+                out[i] = <str>PyList_GET_ITEM(self.long_terms, a)
+            else:
+                out[i] = _join2(<str>PyList_GET_ITEM(self.token_strings, a), <str>PyList_GET_ITEM(self.token_strings, b))
+        return out
 
     cdef void tokenize(self, str text) except *:
         """doc_tokens = ids of the tokens of text (maximal runs of word characters, length >= 2)."""
@@ -210,7 +266,7 @@ cdef class _Counter:
                 a = self.doc_tokens[i]
                 f = self.unigram[a]
                 if f == UNSEEN:
-                    f = self.feature(<str>PyList_GET_ITEM(self.token_strings, a))
+                    f = self.unigram_feature(a)
                     self.unigram[a] = f
                 self.count(f)
         if min_n <= 2 <= max_n:
@@ -219,7 +275,7 @@ cdef class _Counter:
                 key = (a << 32) | b
                 j = _slot(&self.bigram, key)
                 if self.bigram.keys[j] == -1:
-                    f = self.feature(_join2(<str>PyList_GET_ITEM(self.token_strings, a), <str>PyList_GET_ITEM(self.token_strings, b)))
+                    f = self.bigram_feature(a, b)
                     self.bigram.keys[j] = key
                     self.bigram.features[j] = f
                     self.bigram.used += 1
@@ -241,14 +297,26 @@ def count_word_ngrams(documents, preprocess, decode, int min_n, int max_n, dict 
     """Rows of n-gram counts of `documents`, as CSR arrays (indices int64, counts int32, indptr
     int64); `decode` and `preprocess` are the vectorizer's own (`decode`, `build_preprocessor()`).
     Fitting (`fixed` false), new terms are added to `vocabulary` in scikit-learn's order."""
+    return _count(_Counter(vocabulary, fixed), documents, preprocess, decode, min_n, max_n)[:3]
+
+
+def count_word_ngrams_deferred(documents, preprocess, decode, int min_n, int max_n):
+    """Fitting without a vocabulary: the same rows, features numbered in scikit-learn's order, and
+    no string made for a term yet: (indices, values, indptr, counter), where `counter.terms(ids)`
+    makes the strings of the features the caller keeps (min_df prunes most bigrams) and
+    `counter.n_features` is the number of distinct terms."""
+    return _count(_Counter({}, False, True), documents, preprocess, decode, min_n, max_n)
+
+
+cdef tuple _count(_Counter counter, documents, preprocess, decode, int min_n, int max_n):
     if min_n < 1 or max_n >= 1 << 31:
         raise ValueError(f"ngram_range ({min_n}, {max_n})")
-    cdef _Counter counter = _Counter(vocabulary, fixed)
     for doc in documents:
         counter.document(_exact_str(preprocess(decode(doc))), min_n, max_n)
     return (_array(counter.indices.data(), counter.indices.size(), np.int64),
             _array(counter.values.data(), counter.values.size(), np.int32),
-            _array(counter.indptr.data(), counter.indptr.size(), np.int64))
+            _array(counter.indptr.data(), counter.indptr.size(), np.int64),
+            counter)
 
 
 cdef str _exact_str(object text):

@@ -8,7 +8,9 @@ after it by a third (3):
 1. Compiled counting (`_ngrams.pyx`) for the built-in word analyzer with the default
    `token_pattern` and no stop words (what pepm's sklearn and cluster families use): 2-3x faster,
    in one process (splitting it over processes was slower at every size measured, 0.8M to 27M
-   characters: merging the chunks' vocabularies costs as much as the counting saved).
+   characters: merging the chunks' vocabularies costs as much as the counting saved). Fitting, it
+   numbers the terms without making their strings, drops those outside [min_df, max_df], and makes
+   strings for the rest only (with word bigrams and min_df=2, a third of the terms counted).
 2. Any other vectorizer (characters, a custom tokenizer, stop words), or all of them when the
    module is not built (`PEPM_NGRAMS=python` forces that), counts with scikit-learn's own
    `_count_vocab`, on several processes for inputs of `min_chars` characters or more: the
@@ -17,9 +19,9 @@ after it by a third (3):
    appearance, as in one serial pass). Forking and shipping the counts back costs tens of
    milliseconds, which pays off above ~1M characters (about a second of serial counting).
 3. After counting, scikit-learn prunes (min_df, max_df, max_features) and numbers the terms in
-   sorted order with a Python loop over every counted term (`_limit_features`, `_sort_features`):
-   with word bigrams most counted terms are pruned, and the loops were a third of a fit on MPT.
-   Inside the block the same two steps run with NumPy (the same masks, order and errors).
+   sorted order with Python loops over the terms (`_limit_features`, `_sort_features`): a third of
+   a fit on MPT. Inside the block the same two steps run with NumPy (the same masks, order, value
+   types and errors).
 
 scikit-learn's own code does the rest (idf, the model). Same vocabulary (key order and value
 types included), same matrix, same model: tested value for value against the plain vectorizer,
@@ -38,6 +40,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from numbers import Integral
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -100,17 +103,30 @@ def _serial(vectorizer: Any, documents: list, fixed_vocab: bool):
 
 
 def _compiled_count(vectorizer: Any, documents: list, fixed_vocab: bool):
-    """scikit-learn's `_count_vocab`, its n-gram loop compiled; the rest as scikit-learn does it."""
+    """scikit-learn's `_count_vocab`, its n-gram loop compiled; the rest as scikit-learn does it.
+    Fitting, the terms outside [min_df, max_df] are left out already (`_document_frequency_kept`):
+    scikit-learn's pruning then keeps every term it is given, and ends where it would have."""
     import scipy.sparse as sp
     from sklearn.feature_extraction import text
 
-    vocabulary = vectorizer.vocabulary_ if fixed_vocab else {}
     min_n, max_n = vectorizer.ngram_range
-    indices, values, indptr = _ngrams.count_word_ngrams(
-        documents, vectorizer.build_preprocessor(), vectorizer.decode, min_n, max_n, vocabulary, fixed_vocab
-    )
-    if not fixed_vocab and not vocabulary:
-        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+    preprocess = vectorizer.build_preprocessor()
+    if fixed_vocab:
+        vocabulary = vectorizer.vocabulary_
+        indices, values, indptr = _ngrams.count_word_ngrams(documents, preprocess, vectorizer.decode, min_n, max_n, vocabulary, True)
+    else:
+        indices, values, indptr, counter = _ngrams.count_word_ngrams_deferred(documents, preprocess, vectorizer.decode, min_n, max_n)
+        if not counter.n_features:
+            raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
+        kept = _document_frequency_kept(vectorizer, indices, counter.n_features, len(indptr) - 1)
+        if kept is not None:
+            entries = kept[indices]
+            indices = (np.cumsum(kept) - 1)[indices[entries]]  # old column -> new, order kept
+            values = values[entries]
+            indptr = np.concatenate(([0], np.cumsum(entries)))[indptr]
+        # terms are made here only, for the features kept: most of a fit's bigrams never become strings
+        terms = counter.terms(np.flatnonzero(kept) if kept is not None else np.arange(counter.n_features))
+        vocabulary = dict(zip(terms, range(len(terms))))
     index_dtype = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
     X = sp.csr_array(
         (values.astype(np.intc, copy=False), indices.astype(index_dtype), indptr.astype(index_dtype)),
@@ -120,6 +136,17 @@ def _compiled_count(vectorizer: Any, documents: list, fixed_vocab: bool):
     X.sort_indices()
     align = getattr(text, "_align_api_if_sparse", None)  # scikit-learn >= 1.8: csr_array or csr_matrix per its config
     return vocabulary, (align(X) if align is not None else sp.csr_matrix(X))
+
+
+def _document_frequency_kept(vectorizer: Any, indices: np.ndarray, n_features: int, n_doc: int) -> np.ndarray | None:
+    """Which features scikit-learn's min_df / max_df keep (its thresholds, from the same number of
+    documents); None where it keeps all, or where it will raise (max_df below min_df, nothing
+    kept): its own error then comes from its own code."""
+    high = vectorizer.max_df if isinstance(vectorizer.max_df, Integral) else vectorizer.max_df * n_doc
+    low = vectorizer.min_df if isinstance(vectorizer.min_df, Integral) else vectorizer.min_df * n_doc
+    dfs = np.bincount(indices, minlength=n_features)  # a counted row holds a term once
+    kept = (dfs >= low) & (dfs <= high)
+    return None if high < low or kept.all() or not kept.any() else kept
 
 
 class _Counted(NamedTuple):
@@ -168,9 +195,9 @@ def _count_vocab(vectorizer: Any, jobs: int, min_chars: int, raw_documents, fixe
 
 def _limit_features(X, vocabulary: dict[str, int], high=None, low=None, limit=None):
     """scikit-learn's `CountVectorizer._limit_features` (min_df, max_df, max_features: the same
-    mask, the same error), its loop over every counted term done with NumPy: with n-grams and
-    min_df=2 most terms go (185,405 counted for 58,753 kept on MPT's left/right train set), and
-    the loop was 0.07-0.19 s of a 0.7 s fit. The vocabulary keeps its key order (first appearance)."""
+    mask, the same error), its loop over every term done with NumPy (counted with scikit-learn's
+    own code, MPT's left/right train set has 185,405 terms for 58,753 kept, and the loop was
+    0.07-0.19 s of a 0.7 s fit). The vocabulary keeps its key order (first appearance)."""
     dfs = np.bincount(X.indices, minlength=X.shape[1])  # a counted row holds a term once
     mask = np.ones(len(dfs), dtype=bool)
     if high is not None:
