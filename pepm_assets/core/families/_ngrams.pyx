@@ -313,10 +313,15 @@ cdef tuple _count(_Counter counter, documents, preprocess, decode, int min_n, in
         raise ValueError(f"ngram_range ({min_n}, {max_n})")
     for doc in documents:
         counter.document(_exact_str(preprocess(decode(doc))), min_n, max_n)
-    return (_array(counter.indices.data(), counter.indices.size(), np.int64),
+    rows = (_array(counter.indices.data(), counter.indices.size(), np.int64),
             _array(counter.values.data(), counter.values.size(), np.int32),
-            _array(counter.indptr.data(), counter.indptr.size(), np.int64),
-            counter)
+            _array(counter.indptr.data(), counter.indptr.size(), np.int64))
+    # copied out: the counter's own rows go now (a deferred counter lives on for `terms`)
+    vector[int64_t]().swap(counter.indices)
+    vector[int32_t]().swap(counter.values)
+    vector[int64_t]().swap(counter.indptr)
+    vector[Seen]().swap(counter.seen)
+    return (*rows, counter)
 
 
 cdef str _exact_str(object text):

@@ -111,28 +111,31 @@ def _compiled_count(vectorizer: Any, documents: list, fixed_vocab: bool):
 
     min_n, max_n = vectorizer.ngram_range
     preprocess = vectorizer.build_preprocessor()
+    columns = None  # fitting: the features kept, where min_df / max_df drop some
     if fixed_vocab:
         vocabulary = vectorizer.vocabulary_
         indices, values, indptr = _ngrams.count_word_ngrams(documents, preprocess, vectorizer.decode, min_n, max_n, vocabulary, True)
+        n_features = len(vocabulary)
     else:
         indices, values, indptr, counter = _ngrams.count_word_ngrams_deferred(documents, preprocess, vectorizer.decode, min_n, max_n)
-        if not counter.n_features:
+        n_features = counter.n_features
+        if not n_features:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-        kept = _document_frequency_kept(vectorizer, indices, counter.n_features, len(indptr) - 1)
-        if kept is not None:
-            entries = kept[indices]
-            indices = (np.cumsum(kept) - 1)[indices[entries]]  # old column -> new, order kept
-            values = values[entries]
-            indptr = np.concatenate(([0], np.cumsum(entries)))[indptr]
+        kept = _document_frequency_kept(vectorizer, indices, n_features, len(indptr) - 1)
+        columns = np.flatnonzero(kept) if kept is not None else None
         # terms are made here only, for the features kept: most of a fit's bigrams never become strings
-        terms = counter.terms(np.flatnonzero(kept) if kept is not None else np.arange(counter.n_features))
+        terms = counter.terms(columns if columns is not None else np.arange(n_features))
+        del counter
         vocabulary = dict(zip(terms, range(len(terms))))
     index_dtype = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
     X = sp.csr_array(
         (values.astype(np.intc, copy=False), indices.astype(index_dtype), indptr.astype(index_dtype)),
-        shape=(len(indptr) - 1, len(vocabulary)),
+        shape=(len(indptr) - 1, n_features),
         dtype=vectorizer.dtype,
     )
+    del indices, values, indptr
+    if columns is not None:
+        X = X[:, columns]  # the kept entries only, in their order (what scikit-learn's pruning copies too)
     X.sort_indices()
     align = getattr(text, "_align_api_if_sparse", None)  # scikit-learn >= 1.8: csr_array or csr_matrix per its config
     return vocabulary, (align(X) if align is not None else sp.csr_matrix(X))
