@@ -110,9 +110,7 @@ def main() -> int:
     for column in ("case", "model", "documents", *VARIANTS, "counting / scikit-learn", "pepm / scikit-learn", "same output"):
         table.add_column(column)
     for case, corpus in corpora.items():
-        docs = plain.read_mpt(corpus)
-        docs = docs[docs["text"].str.split().str.len() >= 3].drop_duplicates("text")
-        train, job = plain.train_test_split(docs["text"], train_size=0.8, stratify=docs["label"], random_state=42)
+        _, train, job, _, _ = plain.filter_and_split(plain.read_mpt(corpus))
         train, job = train.tolist(), job.tolist()
         for model_id in args.models.split(","):
             times: dict[str, list[float]] = {v: [] for v in VARIANTS}

@@ -99,14 +99,18 @@ def read_mpt(corpus_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["label", "text"])
 
 
+def filter_and_split(docs: pd.DataFrame, seed: int = 42, train_prop: float = 0.8, min_tokens: int = 3):
+    """(kept docs, train texts, job texts, train labels, job labels): texts of at least `min_tokens`
+    whitespace tokens, exact duplicates dropped, a split stratified by label."""
+    docs = docs[docs["text"].str.split().str.len() >= min_tokens].drop_duplicates("text")
+    return docs, *train_test_split(docs["text"], docs["label"], train_size=train_prop, stratify=docs["label"], random_state=seed)
+
+
 def full_pipeline(corpus_dir, seed: int = 42, out: Path | None = None, train_prop: float = 0.8, min_tokens: int = 3) -> dict:
     started = time.perf_counter()
     docs = read_mpt(Path(corpus_dir))
     n_read, read_s = len(docs), time.perf_counter() - started
-    docs = docs[docs["text"].str.split().str.len() >= min_tokens].drop_duplicates("text")
-    train_x, job_x, train_y, job_y = train_test_split(
-        docs["text"], docs["label"], train_size=train_prop, stratify=docs["label"], random_state=seed
-    )
+    docs, train_x, job_x, train_y, job_y = filter_and_split(docs, seed, train_prop, min_tokens)
     split_s = time.perf_counter() - started - read_s
     pred = fit_predict(train_x, train_y, job_x, seed)
     result = {

@@ -12,6 +12,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+
+def shipped_docs(shipped_corpora: Path, corpus_id: str):
+    """Every document of a shipped corpus (the `shipped_corpora` fixture's folder), as pepm parses
+    it with the repo's corpus config: one Arrow table."""
+    import pyarrow as pa
+
+    from pepm_assets.core import corpus
+    from pepm_assets.core.config import load_common
+    from pepm_assets.core.tei.dialects import build
+
+    cfg = load_common(REPO).corpora[corpus_id]
+    dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
+    return pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))
+
+
 LEFT_WORDS = ["égalité", "droits", "couples", "familles", "progrès", "amour", "reconnaissance", "liberté"]
 RIGHT_WORDS = ["filiation", "enfant", "nature", "tradition", "référendum", "père", "mère", "société"]
 

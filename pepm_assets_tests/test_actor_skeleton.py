@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,19 +53,12 @@ def test_the_skeleton_reads_back_as_the_entries_it_was_written_from(corpus: str,
 
 
 def test_the_skeleton_of_the_shipped_corpora_reads_back_and_keeps_the_label_maps_layout(shipped_corpora: Path, tmp_path: Path) -> None:
-    from pepm_assets.core import corpus
-    from pepm_assets.core.config import load_common
-    from pepm_assets_tests.fixtures import REPO
+    from pepm_assets_tests.fixtures import REPO, shipped_docs
 
     label_map = labels.load_label_map(REPO / "configs" / "label_maps" / "ideology.yml", REPO)
     for corpus_id in ("mpt", "an_debats", "an_amendements"):
-        cfg = load_common(REPO).corpora[corpus_id]
-        from pepm_assets.core.tei.dialects import build
-
-        dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
-        docs = pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))
         docs_file = tmp_path / f"{corpus_id}.parquet"
-        pd.DataFrame(docs.to_pandas()).to_parquet(docs_file)
+        pq.write_table(shipped_docs(shipped_corpora, corpus_id), docs_file)
         _, yml, table = actors.write_actor_files(corpus_id, docs_file, label_map, tmp_path)
         text = yml.read_text(encoding="utf-8")
         assert yaml.safe_load(text) == {"actors": {corpus_id: actors.skeleton_entries(table)}}

@@ -8,7 +8,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
@@ -243,17 +242,11 @@ def test_compiled_counter_keeps_scikit_learns_errors_and_fallbacks() -> None:
 
 
 def test_compiled_counter_matches_scikit_learn_on_the_shipped_corpora(shipped_corpora: Path) -> None:
-    from pepm_assets.core import corpus
-    from pepm_assets.core.config import load_common
-    from pepm_assets.core.tei.dialects import build
-    from pepm_assets_tests.fixtures import REPO
+    from pepm_assets_tests.fixtures import shipped_docs
 
     texts = []
     for corpus_id in ("mpt", "an_debats", "an_amendements"):
-        cfg = load_common(REPO).corpora[corpus_id]
-        dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
-        batches = corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob))
-        texts += pa.concat_tables(b.docs for b in batches)["text"].to_pylist()[:4000]
+        texts += shipped_docs(shipped_corpora, corpus_id)["text"].to_pylist()[:4000]
     assert len(texts) > 7000
     _assert_same(CountVectorizer(ngram_range=(1, 2)), CountVectorizer(ngram_range=(1, 2)), texts[::2], texts[1::2])
     pruned = dict(ngram_range=(1, 3), min_df=2, max_df=0.5, sublinear_tf=True)  # most n-grams pruned: never made strings

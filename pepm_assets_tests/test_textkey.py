@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from pepm_assets.core import _textkey, corpus, split
-from pepm_assets.core.config import load_common
-from pepm_assets.core.tei.dialects import build
-from pepm_assets_tests.fixtures import REPO
+from pepm_assets.core import _textkey, split
+from pepm_assets_tests.fixtures import shipped_docs
 
 EDGE_CASES = [
     "",
@@ -102,11 +99,7 @@ def test_a_separator_the_compiled_tables_cannot_hold_is_refused() -> None:
 
 @pytest.mark.parametrize("corpus_id", ["mpt", "an_debats", "an_amendements"])
 def test_both_text_keys_agree_on_the_shipped_corpus(shipped_corpora: Path, corpus_id: str) -> None:
-    cfg = load_common(REPO).corpora[corpus_id]
-    dialect = build(corpus_id, shipped_corpora / corpus_id, cfg.dialect, cfg.dialect_options)
-    texts = pa.concat_tables(b.docs for b in corpus.read_batches(dialect, corpus.corpus_files(shipped_corpora / corpus_id, cfg.glob)))[
-        "text"
-    ].to_pylist()
+    texts = shipped_docs(shipped_corpora, corpus_id)["text"].to_pylist()
     assert len(texts) > 1000
     assert split.text_keys(texts, "compiled") == split.text_keys(texts, "python")
 

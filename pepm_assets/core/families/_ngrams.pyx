@@ -7,14 +7,15 @@ scikit-learn finds the tokens with a regex, builds every n-gram as a new string 
 in a dict: ~75 µs per MPT speech, most of a fit. Here the tokens are found in C (sre's `\\w` is
 `Py_UNICODE_ISALNUM` or "_", so `\\b\\w\\w+\\b` is every maximal run of such characters of length >= 2),
 each distinct token and each distinct pair of tokens is looked up in a C++ hash table, and a
-Python string is made only the first time a term is met (it is the vocabulary's key). Terms are
-numbered in scikit-learn's order (a document's unigrams in order, then its bigrams, ...), so the
-vocabulary dict, the rows and the counts are the ones scikit-learn builds; `test_counting.py`
-compares them value for value. n-grams longer than 2 are built as strings, as scikit-learn does.
-Fitting (`count_word_ngrams_deferred`), a term is a token id or a pair of them until the caller
-asks for the strings of the terms it keeps (`_Counter.terms`): min_df drops most bigrams first.
+Python string is made only where one is needed. Fitting (`count_word_ngrams_deferred`), terms are
+numbered in scikit-learn's order (a document's unigrams in order, then its bigrams, ...) and stay
+a token id or a pair of them until the caller asks for the strings of the terms it keeps
+(`_Counter.terms`: min_df drops most bigrams first); transforming (`count_word_ngrams`), each
+distinct token and pair is looked up in the vocabulary once. The vocabulary, the rows and the
+counts are the ones scikit-learn builds; `test_counting.py` compares them value for value.
+n-grams longer than 2 are built as strings, as scikit-learn does.
 """
-from cpython.dict cimport PyDict_GetItemWithError, PyDict_Size
+from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_Substring
@@ -117,8 +118,8 @@ cdef int _grow(PairTable* t, size_t capacity) except -1:
 
 cdef class _Counter:
     """One counting pass: tokens and pairs seen so far, and the rows being built."""
-    cdef dict vocabulary
-    cdef bint fixed
+    cdef dict vocabulary                           # transforming: the fitted one; fitting: the longer n-grams' numbers
+    cdef bint fixed                                # transforming (else fitting, deferred)
     cdef unordered_map[string, int64_t] token_ids  # token (UCS-4 code points as bytes) -> token id
     cdef list token_strings                        # token id -> its Python string
     cdef vector[int64_t] unigram                   # token id -> feature (UNSEEN, ABSENT or >= 0)
@@ -129,16 +130,14 @@ cdef class _Counter:
     cdef vector[int32_t] values
     cdef vector[int64_t] indptr
     cdef int64_t doc_no
-    # deferred (fitting without a vocabulary): features are numbered as met, their strings made on demand (`terms`)
-    cdef bint deferred
+    # fitting: features are numbered as met, their strings made on demand (`terms`)
     cdef vector[int64_t] first                     # feature -> its token id (unigram, bigram), or its index in long_terms
     cdef vector[int64_t] second                    # feature -> the bigram's second token id; UNIGRAM or LONGER
     cdef list long_terms                           # the n-grams longer than 2, as strings (deduplicated by `vocabulary`)
 
-    def __cinit__(self, dict vocabulary, bint fixed, bint deferred=False):
+    def __cinit__(self, dict vocabulary, bint fixed):
         self.vocabulary = vocabulary
         self.fixed = fixed
-        self.deferred = deferred
         self.long_terms = []
         self.token_strings = []
         self.token_ids.reserve(1 << 14)
@@ -151,15 +150,13 @@ cdef class _Counter:
         free(self.bigram.features)
 
     cdef int64_t feature(self, str term) except -3:
-        """The feature number of a term: the vocabulary's, or (fitting) the next one. Deferred, the
-        vocabulary holds the longer n-grams only, and every feature is numbered by `_new`."""
+        """The feature number of a term: the vocabulary's, or (fitting: an n-gram longer than 2, the
+        others are numbered by `_new` without a string) its own or the next one."""
         cdef PyObject* found
         cdef int64_t f
         if self.fixed:
             found = PyDict_GetItemWithError(self.vocabulary, term)
             return ABSENT if found == NULL else <int64_t><object>found
-        if not self.deferred:
-            return <int64_t><object>PyDict_SetDefault(self.vocabulary, term, PyDict_Size(self.vocabulary))
         f = <int64_t><object>PyDict_SetDefault(self.vocabulary, term, <int64_t>self.first.size())
         if f == <int64_t>self.first.size():
             self._new(len(self.long_terms), LONGER)
@@ -172,12 +169,12 @@ cdef class _Counter:
         return self.first.size() - 1
 
     cdef int64_t unigram_feature(self, int64_t a) except -3:
-        if self.deferred:
+        if not self.fixed:
             return self._new(a, UNIGRAM)
         return self.feature(<str>PyList_GET_ITEM(self.token_strings, a))
 
     cdef int64_t bigram_feature(self, int64_t a, int64_t b) except -3:
-        if self.deferred:
+        if not self.fixed:
             return self._new(a, b)
         return self.feature(_join2(<str>PyList_GET_ITEM(self.token_strings, a), <str>PyList_GET_ITEM(self.token_strings, b)))
 
@@ -186,7 +183,7 @@ cdef class _Counter:
         return self.first.size()
 
     def terms(self, const int64_t[::1] features):
-        """The strings of these features (deferred counting), in this order: scikit-learn's terms."""
+        """The strings of these features (fitting), in this order: scikit-learn's terms."""
         cdef Py_ssize_t i
         cdef int64_t f, a, b
         cdef list out = [None] * features.shape[0]
@@ -293,11 +290,11 @@ cdef class _Counter:
         self.doc_no += 1
 
 
-def count_word_ngrams(documents, preprocess, decode, int min_n, int max_n, dict vocabulary, bint fixed):
-    """Rows of n-gram counts of `documents`, as CSR arrays (indices int64, counts int32, indptr
-    int64); `decode` and `preprocess` are the vectorizer's own (`decode`, `build_preprocessor()`).
-    Fitting (`fixed` false), new terms are added to `vocabulary` in scikit-learn's order."""
-    return _count(_Counter(vocabulary, fixed), documents, preprocess, decode, min_n, max_n)[:3]
+def count_word_ngrams(documents, preprocess, decode, int min_n, int max_n, dict vocabulary):
+    """Rows of counts of `documents` in the features of a fitted `vocabulary` (terms outside it are
+    not counted), as CSR arrays (indices int64, counts int32, indptr int64); `decode` and
+    `preprocess` are the vectorizer's own (`decode`, `build_preprocessor()`)."""
+    return _count(_Counter(vocabulary, True), documents, preprocess, decode, min_n, max_n)[:3]
 
 
 def count_word_ngrams_deferred(documents, preprocess, decode, int min_n, int max_n):
@@ -305,7 +302,7 @@ def count_word_ngrams_deferred(documents, preprocess, decode, int min_n, int max
     no string made for a term yet: (indices, values, indptr, counter), where `counter.terms(ids)`
     makes the strings of the features the caller keeps (min_df prunes most bigrams) and
     `counter.n_features` is the number of distinct terms."""
-    return _count(_Counter({}, False, True), documents, preprocess, decode, min_n, max_n)
+    return _count(_Counter({}, False), documents, preprocess, decode, min_n, max_n)
 
 
 cdef tuple _count(_Counter counter, documents, preprocess, decode, int min_n, int max_n):
@@ -316,7 +313,7 @@ cdef tuple _count(_Counter counter, documents, preprocess, decode, int min_n, in
     rows = (_array(counter.indices.data(), counter.indices.size(), np.int64),
             _array(counter.values.data(), counter.values.size(), np.int32),
             _array(counter.indptr.data(), counter.indptr.size(), np.int64))
-    # copied out: the counter's own rows go now (a deferred counter lives on for `terms`)
+    # copied out: the counter's own rows go now (a fitting counter lives on for `terms`)
     vector[int64_t]().swap(counter.indices)
     vector[int32_t]().swap(counter.values)
     vector[int64_t]().swap(counter.indptr)
