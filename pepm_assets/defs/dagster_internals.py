@@ -37,6 +37,10 @@ What each is for:
 - owners on the observed sources (defs/catalog.py): an observable source asset is a `SourceAsset`,
   which takes no owners and which `map_asset_specs` refuses; `create_external_asset_from_source_asset`
   is what `Definitions` turns it into anyway, an asset definition whose spec takes them.
+- the compute logs (defs/compute_logs.py, named in dagster.yaml): Dagster's local compute log
+  manager, subclassed to change how a capture mirrors the files to the terminal (a thread, not
+  `tail` processes), with the captured-log types its `capture_logs` yields and the folder Dagster
+  puts the logs in by default (`compute_logs_directory`), so that the UI reads them as before.
 - the instance's storage (defs/sqlite_storage.py, named in dagster.yaml): Dagster's own SQLite
   storage classes, subclassed to keep one engine and one connection per database file where
   Dagster opens both per write (benchmarks/bench_storage.py measures what that saves), and the
@@ -60,10 +64,13 @@ from dagster._core.definitions.data_version import (
 )
 from dagster._core.definitions.external_asset import create_external_asset_from_source_asset
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.instance.ref import compute_logs_directory
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.polling_event_watcher import SqlPollingEventWatcher
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -93,14 +100,18 @@ __all__ = [
     "DATA_VERSION_TAG",
     "DEFAULT_DAEMON_ERROR_INTERVAL_SECONDS",
     "DEFAULT_HEARTBEAT_INTERVAL_SECONDS",
+    "IO_TYPE_EXTENSION",
     "QUEUED_RUN_COORDINATOR",
     "REPOSITORY_LABEL_TAG",
     "SINGLETON_REPOSITORY_NAME",
     "SQLITE_BUSY_TIMEOUT_SECONDS",
     "AssetGraphView",
     "CachingStaleStatusResolver",
+    "CapturedLogContext",
+    "ComputeIOType",
     "DagsterSqliteStorage",
     "DagsterStorage",
+    "LocalComputeLogManager",
     "QueuedRunCoordinatorDaemon",
     "RegisteredCodeLocationOrigin",
     "RemoteJobOrigin",
@@ -116,6 +127,7 @@ __all__ = [
     "_event_logs_directory",
     "_runs_directory",
     "_schedule_directory",
+    "compute_logs_directory",
     "create_daemon_of_type",
     "create_external_asset_from_source_asset",
     "create_remote_run",

@@ -418,14 +418,12 @@ def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
     config = yaml.safe_load(source.read_text(encoding="utf-8")) if source.is_file() else {}
     config = _explicit_home(config or {}, str(home))
     config.setdefault("storage", {"sqlite": {"base_dir": str(home)}})
-    config.setdefault(
-        "compute_logs",
-        {
-            "module": "dagster._core.storage.local_compute_log_manager",
-            "class": "LocalComputeLogManager",
-            "config": {"base_dir": str(home / "storage")},
-        },
+    logs = config.setdefault(
+        "compute_logs", {"module": "dagster._core.storage.local_compute_log_manager", "class": "LocalComputeLogManager"}
     )
+    if isinstance(logs, dict) and logs.get("class") in ("LocalComputeLogManager", "ThreadMirroredComputeLogManager"):
+        # explicit: this instance's own folder is not DAGSTER_HOME, where these put their logs by default
+        logs["config"] = {"base_dir": str(home / "storage"), **(logs.get("config") or {})}
     config.setdefault(
         "local_artifact_storage",
         {"module": "dagster._core.storage.root", "class": "LocalArtifactStorage", "config": {"base_dir": str(home)}},
