@@ -76,9 +76,9 @@ def mirrored(stream: IO, path: str) -> Iterator[None]:
         original = os.dup(fd)
         stop = threading.Event()
         copier = threading.Thread(target=_copy, args=(reader, original, stop), name=f"pepm compute log {fd}", daemon=True)
-        os.dup2(log.fileno(), fd)
+        copier.start()
         try:
-            copier.start()
+            os.dup2(log.fileno(), fd)
             yield
         finally:
             with contextlib.suppress(ValueError, OSError):  # a stream closed within the block
