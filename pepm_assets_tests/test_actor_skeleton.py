@@ -65,3 +65,14 @@ def test_the_skeleton_of_the_shipped_corpora_reads_back_and_keeps_the_label_maps
         lines = text.splitlines()
         assert len(lines) == 3 + table["speaker"].nunique() > 10  # one line per actor, as in ideology_actors.yml
         assert all(line.startswith("    ") and line.endswith("}") for line in lines[3:])
+
+
+def test_a_long_speaker_key_does_not_push_the_other_lines_mappings_to_its_length() -> None:
+    """The mappings start in one column after the usual keys (MPT has a 57-character pseudo-speaker
+    among 454 keys whose 95th percentile is 29): a longer key gets one space after it."""
+    long = "Plusieurs_députés_du_groupe_SRC_et_du_groupe_écologiste"
+    entries = {"Jean_Dupont": {"group": "SRC"}, "Marie_Curie_Sklodowska": {"group": "UMP"}, long: {"group": None}}
+    lines = actors.skeleton_text("mpt", entries).splitlines()[3:]
+    starts = [line.index("{") for line in lines]
+    assert starts[0] == starts[1] == len("    Marie_Curie_Sklodowska: ")
+    assert lines[2] == f"    {long}: {{group: null}}"

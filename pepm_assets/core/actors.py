@@ -60,12 +60,17 @@ def skeleton_entries(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
     }
 
 
+SKELETON_ALIGN_MAX = 32  # characters of a speaker key (with its colon) that the skeleton's columns make room for
+
+
 def skeleton_text(corpus_id: str, entries: dict[str, dict[str, Any]]) -> str:
     """The skeleton as YAML in ideology_actors.yml's own layout, one flow mapping per actor (a line
     to copy), written directly: the same document as `yaml.safe_load` reads it, at a tenth of
     PyYAML's dump time (~0.03 s per corpus pipeline on MPT)."""
     keys = [_scalar(speaker) + ":" for speaker in entries]
-    width = max(map(len, keys), default=0)
+    # the mappings aligned after the usual keys; a longer one (MPT's "Plusieurs_députés_du_groupe_...")
+    # is followed by one space rather than pushing every line to its length
+    width = max((len(k) for k in keys if len(k) <= SKELETON_ALIGN_MAX), default=0)
     lines = [
         f"# Generated from corpus {corpus_id!r}; copy the actors that need a correction into configs/label_maps/ideology_actors.yml",
         "actors:",
