@@ -422,7 +422,7 @@ def instance_yaml(root: Path, home: Path, limits: dict[str, Any]) -> str:
         "compute_logs", {"module": "dagster._core.storage.local_compute_log_manager", "class": "LocalComputeLogManager"}
     )
     if isinstance(logs, dict) and logs.get("class") in ("LocalComputeLogManager", "ThreadMirroredComputeLogManager"):
-        # explicit: this instance's own folder is not DAGSTER_HOME, where these put their logs by default
+        # explicit: the daemon's instance lives in the sweep's folder, its logs in the project's instance folder
         logs["config"] = {"base_dir": str(home / "storage"), **(logs.get("config") or {})}
     config.setdefault(
         "local_artifact_storage",
