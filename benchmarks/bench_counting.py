@@ -31,7 +31,6 @@ import types
 from pathlib import Path
 
 import bench_common  # noqa: E402  (benchmarks/, on sys.path: the scripts run as files)
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -46,11 +45,16 @@ console = Console(soft_wrap=True)
 
 
 def vectorizers_of(model_id: str):
-    """A fresh TF-IDF block of the model, as pepm's sklearn family builds it, and its vectorizers."""
-    from pepm_assets.core.families.sklearn import SklearnParams, _vectorizers, build_pipeline
+    """A fresh TF-IDF block of the model, as pepm's sklearn family builds it (models.yml read and
+    validated as a run reads it), and its vectorizers."""
+    from pepm_assets.core import families
+    from pepm_assets.core.config import load_common
+    from pepm_assets.core.families.sklearn import _vectorizers, build_pipeline
 
-    params = yaml.safe_load((REPO / "configs" / "common" / "models.yml").read_text(encoding="utf-8"))["models"][model_id]["params"]
-    pipeline = build_pipeline(SklearnParams(**params), 42, None)
+    spec = load_common(REPO).models[model_id]
+    if spec.family != "sklearn":
+        raise SystemExit(f"bench counting: --models {model_id} is of the {spec.family!r} family; it measures sklearn models only")
+    pipeline = build_pipeline(families.build(spec.family, spec.params).params, 42, None)
     return pipeline.named_steps["tfidf"], _vectorizers(pipeline)
 
 

@@ -3,6 +3,7 @@ writes it, lands in the files the UI reads and on the terminal, without a proces
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pepm_assets.defs import compute_logs
 from .fixtures import REPO
 
 STEP = """
-import os, subprocess, sys
+import json, os, subprocess, sys
 import dagster as dg
 
 @dg.asset
@@ -36,8 +37,8 @@ with dg.DagsterInstance.get() as instance:
     key = manager.build_log_key_for_run(result.run_id, captured.dagster_event.event_specific_data.file_key)
     print("MANAGER", type(manager).__name__, file=sys.__stderr__)
     data = manager.get_log_data(key)
-    print("UI-stdout", repr(data.stdout.decode()), file=sys.__stderr__)
-    print("UI-stderr", repr(data.stderr.decode()), file=sys.__stderr__)
+    print("UI-stdout", json.dumps(data.stdout.decode()), file=sys.__stderr__)
+    print("UI-stderr", json.dumps(data.stderr.decode()), file=sys.__stderr__)
 """
 
 
@@ -60,8 +61,8 @@ def test_a_steps_output_reaches_the_ui_files_and_the_terminal_and_no_process_is_
     expected = ["one: print", "two: file descriptor 1", "three: a child process", "children during the capture: 0"]
     ui_out = next(line for line in out.stderr.splitlines() if line.startswith("UI-stdout "))
     ui_err = next(line for line in out.stderr.splitlines() if line.startswith("UI-stderr "))
-    assert eval(ui_out.removeprefix("UI-stdout ")).splitlines() == expected  # noqa: S307  (our own repr)
-    assert "four: file descriptor 2" in eval(ui_err.removeprefix("UI-stderr "))  # noqa: S307
+    assert json.loads(ui_out.removeprefix("UI-stdout ")).splitlines() == expected
+    assert "four: file descriptor 2" in json.loads(ui_err.removeprefix("UI-stderr "))
     assert [line for line in out.stdout.splitlines() if line in expected] == expected  # mirrored, in order
     assert "four: file descriptor 2" in out.stderr.splitlines()
 

@@ -113,10 +113,9 @@ class EngineCachingEventLogStorage(SqliteEventLogStorage):
         has no hard links) Dagster's own _initdb runs, which creates what is missing."""
         target = Path(engine.url.database or "")
         if for_index_shard or not target.name or target.exists():
-            if not for_index_shard and target.name and _stamped(engine):
-                return  # what Dagster's _initdb concludes too, without loading Alembic's scripts
-            super()._initdb(engine, for_index_shard=for_index_shard)
-            return
+            if for_index_shard or not target.name or not _stamped(engine):
+                super()._initdb(engine, for_index_shard=for_index_shard)
+            return  # stamped: what Dagster's _initdb concludes too, without loading Alembic's scripts
         tmp = new_sibling_file(target)  # the mode SQLite would give the database
         try:
             with open(tmp, "wb") as fh:
