@@ -31,9 +31,11 @@ setup: $(VENV)/.installed $(DVC)
 demo: setup
 	$(PEPM) demo
 
-# the browser tests need Debian's chromium: install_browser.sh installs it (apt, as root) or says why it cannot
+# the browser tests need Debian's chromium, the multi-host engine test PostgreSQL, Redis and the
+# dagster-postgres / dagster-celery pins: the two scripts install them (apt, as root) or say why they cannot
 test: setup
 	bash pepm_assets_tests/install_browser.sh $(VENV)
+	bash pepm_assets_tests/install_engine.sh $(VENV)
 	$(VENV)/bin/python -m pytest -q
 
 lint: setup
